@@ -1,0 +1,44 @@
+"""The ``hotham`` console script.
+
+Each module of this package that defines ``register(subparsers)`` contributes subcommands;
+``register`` adds its parsers and sets ``func`` (called with the parsed args, returns an exit
+code or None). Adding a command is adding a module here.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ..errors import HothamError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    parser = argparse.ArgumentParser(prog="hotham", description="Learned Kohn-Sham Hamiltonians from OpenMX data.")
+    parser.add_argument("--version", action="version", version=f"hotham {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        rc = args.func(args)
+    except HothamError as exc:
+        print(f"hotham {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

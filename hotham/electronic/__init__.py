@@ -1,0 +1,1 @@
+"""Electronic structure from real-space blocks: H(k), S(k), eigenproblems, bands, DOS, states."""

@@ -1,0 +1,69 @@
+"""Reading and writing block operators: ``read(path)`` and ``write(path, op, format=...)``.
+
+Formats behind one door, as in ASE:
+
+* an OpenMX run folder, or its ``.scfout`` (optionally ``.scfout.gz``) with the ``.out`` beside it;
+* a folder in the legacy DeepH-pack layout (``hamiltonians.h5``, ``overlaps.h5``, ``*.dat``, ``info.json``);
+* a hotham HDF5 file (:mod:`hotham.io.hdf5`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import FormatError
+from ..operator import BlockOperator
+from . import hdf5
+
+__all__ = ["read", "write", "read_openmx_band", "detect_format"]
+
+
+def detect_format(path) -> str:
+    """'openmx', 'deeph' or 'hotham' for a path; FormatError if none fits."""
+    p = Path(path)
+    if not p.exists():
+        raise FormatError(p, "no such file or folder")
+    if p.is_dir():
+        if (p / "hamiltonians.h5").exists() or (p / "overlaps.h5").exists():
+            return "deeph"
+        if any(p.glob("*.scfout")) or any(p.glob("*.scfout.gz")):
+            return "openmx"
+        raise FormatError(p, "folder holds neither an OpenMX run (*.scfout) nor DeepH data (hamiltonians.h5)")
+    name = p.name.lower()
+    if name.endswith(".scfout") or name.endswith(".scfout.gz"):
+        return "openmx"
+    if hdf5.is_hotham_file(p):
+        return "hotham"
+    raise FormatError(p, "unknown file type: expected an OpenMX .scfout, a DeepH folder or a hotham HDF5 file")
+
+
+def read(path, format: str | None = None, **kwargs) -> BlockOperator:
+    """Read a :class:`BlockOperator` (eV, Angstrom, internal orbital convention) from ``path``."""
+    fmt = format or detect_format(path)
+    if fmt == "hotham":
+        return hdf5.load(path)
+    if fmt == "openmx":
+        from ..parsers.openmx import read_openmx
+        return read_openmx(path, **kwargs)
+    if fmt == "deeph":
+        from ..parsers.deeph import read_deeph
+        return read_deeph(path, **kwargs)
+    raise ValueError(f"unknown format {fmt!r} (known: openmx, deeph, hotham)")
+
+
+def write(path, op: BlockOperator, format: str = "hotham", **kwargs) -> None:
+    """Write ``op`` to ``path`` as a hotham HDF5 file or a DeepH folder (atomically)."""
+    if format == "hotham":
+        return hdf5.save(path, op, **kwargs)
+    if format == "deeph":
+        from ..parsers.deeph import write_deeph
+        return write_deeph(path, op, **kwargs)
+    raise ValueError(f"cannot write format {format!r} (known: hotham, deeph)")
+
+
+def read_openmx_band(path):
+    """OpenMX ``.Band`` file -> ``(kpts [nk, 3] fractional, eigenvalues [nspin, nk, nband] eV, info)``.
+
+    See :func:`hotham.parsers.openmx.band.read_band` for details."""
+    from ..parsers.openmx.band import read_band
+    return read_band(path)

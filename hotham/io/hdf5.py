@@ -1,0 +1,134 @@
+"""hotham's own HDF5 format for :class:`~hotham.operator.BlockOperator`.
+
+One operator is one HDF5 group::
+
+    attrs:    format = "hotham-blocks", version = 1, spin, fermi_level (eV), source,
+              basis (JSON: shells and labels per species), meta (JSON)
+    numbers   int   [N]        atomic numbers
+    positions float [N, 3]     Angstrom
+    cell      float [3, 3]     Angstrom, rows = lattice vectors
+    pbc       bool  [3]
+    edge_i, edge_j int [E];  edge_R int [E, 3]
+    H         flat blocks (see hotham.operator), absent if not known; eV
+    S         flat overlap blocks, absent if not known
+
+A dataset file holds many such groups under ``/structures/<name>``; a single-operator file
+holds one group at the root. Files are written to a temporary name and renamed, so a crash
+never leaves a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+
+import h5py
+import numpy as np
+from ase import Atoms
+
+from ..basis import Basis
+from ..errors import FormatError, UnsupportedVersionError
+from ..operator import BlockOperator
+
+FORMAT = "hotham-blocks"
+VERSION = 1
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_group(g: h5py.Group, op: BlockOperator, compression: str | None = None) -> None:
+    """Write one operator into an (empty) HDF5 group."""
+    g.attrs["format"] = FORMAT
+    g.attrs["version"] = VERSION
+    g.attrs["spin"] = op.spin
+    g.attrs["fermi_level"] = float(op.fermi_level)
+    g.attrs["source"] = str(op.source)
+    g.attrs["basis"] = json.dumps(op.basis.to_dict())
+    g.attrs["meta"] = json.dumps(op.meta)
+    a = op.atoms
+    g["numbers"] = a.numbers.astype(np.int64)
+    g["positions"] = a.positions.astype(np.float64)
+    g["cell"] = np.asarray(a.cell, dtype=np.float64)
+    g["pbc"] = np.asarray(a.pbc, dtype=bool)
+    g["edge_i"] = op.edge_i
+    g["edge_j"] = op.edge_j
+    g["edge_R"] = op.edge_R
+    kw = {"compression": compression} if compression else {}
+    if op.H is not None:
+        g.create_dataset("H", data=op.H, **kw)
+    if op.S is not None:
+        g.create_dataset("S", data=op.S, **kw)
+
+
+def read_group(g: h5py.Group, path=None) -> BlockOperator:
+    """Read one operator from an HDF5 group written by :func:`write_group`."""
+    path = path or g.file.filename
+    fmt = g.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt != FORMAT:
+        raise FormatError(path, f"group {g.name!r} is not a hotham block operator (format attribute {fmt!r})")
+    version = int(g.attrs.get("version", -1))
+    if version != VERSION:
+        raise UnsupportedVersionError(path, f"hotham-blocks version {version}; this hotham reads version {VERSION}")
+    try:
+        atoms = Atoms(numbers=g["numbers"][()], positions=g["positions"][()], cell=g["cell"][()], pbc=g["pbc"][()])
+        return BlockOperator(
+            atoms=atoms,
+            basis=Basis.from_dict(json.loads(g.attrs["basis"])),
+            edge_i=g["edge_i"][()], edge_j=g["edge_j"][()], edge_R=g["edge_R"][()],
+            H=g["H"][()] if "H" in g else None,
+            S=g["S"][()] if "S" in g else None,
+            spin=str(g.attrs["spin"]),
+            fermi_level=float(g.attrs["fermi_level"]),
+            source=str(g.attrs["source"]),
+            meta=json.loads(g.attrs["meta"]),
+        )
+    except KeyError as exc:
+        raise FormatError(path, f"group {g.name!r} lacks {exc}") from None
+
+
+def save(path, op: BlockOperator, compression: str | None = None) -> None:
+    """Write one operator to ``path`` (atomically)."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            write_group(f, op, compression)
+
+
+def load(path) -> BlockOperator:
+    """Read a single-operator hotham HDF5 file."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise FormatError(path, f"not a readable HDF5 file ({exc})") from None
+    with f:
+        if "structures" in f and "format" not in f.attrs:
+            names = list(f["structures"])
+            if len(names) != 1:
+                raise FormatError(path, f"a dataset of {len(names)} structures; use hotham.dataset.Dataset to read it")
+            return read_group(f["structures"][names[0]], path)
+        return read_group(f, path)
+
+
+def is_hotham_file(path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT or "structures" in f
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""The Hot-Ham network: Gaunt tensor products, SO(2) convolution, equivariant readout."""

@@ -1,0 +1,345 @@
+"""The central type of hotham: a structure with its real-space operator blocks.
+
+Block ``(i, j, R)`` is <phi_i(r - t_i)| H |phi_j(r - t_j - R)>: atom i in the home cell, atom j
+in the cell translated by the integer lattice vector R (cell vectors are the *rows* of
+``atoms.cell``, so the image of j sits at ``positions[j] + R @ cell``). On-site blocks are the
+edges with ``i == j`` and ``R == 0``. Both halves of every Hermitian pair are stored,
+H_ji(-R) = H_ij(R)^dagger, and code that sums blocks (H(k) assembly) must add each stored
+block exactly once.
+
+Blocks are stored flat, one after another in edge order, each row-major with shape
+``(n_orb(i), n_orb(j))`` (no padding to the largest basis); ``offsets[e]`` is where block e
+starts. Spin comes in three flavours:
+
+===========  ==========================  ====================================================
+``spin``     ``H``                       block of edge e
+===========  ==========================  ====================================================
+none         float64 ``[nnz]``           ``H[off[e]:off[e+1]].reshape(n_i, n_j)``
+collinear    float64 ``[2, nnz]``        ``H[s, off[e]:off[e+1]]``, s = 0 up, 1 down
+soc          complex128 ``[4 nnz]``      ``H[4 off[e]:4 off[e+1]].reshape(2 n_i, 2 n_j)``,
+                                         spin-major: rows (up orbitals, down orbitals)
+===========  ==========================  ====================================================
+
+``S`` is always the spin-less float64 ``[nnz]`` overlap (for ``soc`` the spinor overlap is
+S (x) 1). Energies are eV, lengths Angstrom.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from ase import Atoms
+
+from .basis import Basis
+from .errors import HothamError, StructureError
+
+SPIN_MODES = ("none", "collinear", "soc")
+
+
+def _spin_factor(spin: str) -> int:
+    return 2 if spin == "soc" else 1
+
+
+@dataclass(eq=False)
+class BlockOperator:
+    """A structure (``ase.Atoms``, Angstrom) with its real-space H (eV) and S blocks.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Species, positions, cell (rows = lattice vectors) and pbc.
+    basis : Basis
+        Orbital shells per species (see :mod:`hotham.basis`).
+    edge_i, edge_j : int array [E]
+        Home-cell atom indices of each block.
+    edge_R : int array [E, 3]
+        Lattice translation of atom j's image.
+    H : array or None
+        Hamiltonian blocks, flat (layout in the module docstring). ``None`` for a structure
+        whose blocks are still to be predicted.
+    S : float array [nnz] or None
+        Overlap blocks, flat, same layout as spin-less H.
+    spin : {"none", "collinear", "soc"}
+    fermi_level : float
+        DFT chemical potential, eV (NaN if unknown).
+    source : str
+        Where the data came from (a path, "model:...", ...).
+    meta : dict
+        Free-form JSON-serialisable provenance: OpenMX basis labels, valence electrons, ...
+    """
+
+    atoms: Atoms
+    basis: Basis
+    edge_i: np.ndarray
+    edge_j: np.ndarray
+    edge_R: np.ndarray
+    H: np.ndarray | None = None
+    S: np.ndarray | None = None
+    spin: str = "none"
+    fermi_level: float = float("nan")
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.spin not in SPIN_MODES:
+            raise HothamError(f"spin must be one of {SPIN_MODES}, got {self.spin!r}")
+        self.edge_i = np.ascontiguousarray(self.edge_i, dtype=np.int64)
+        self.edge_j = np.ascontiguousarray(self.edge_j, dtype=np.int64)
+        self.edge_R = np.ascontiguousarray(np.reshape(self.edge_R, (-1, 3)), dtype=np.int64)
+        if not (len(self.edge_i) == len(self.edge_j) == len(self.edge_R)):
+            raise StructureError("edge_i, edge_j and edge_R must have the same length")
+        n = len(self.atoms)
+        if len(self.edge_i) and (min(self.edge_i.min(), self.edge_j.min()) < 0
+                                 or max(self.edge_i.max(), self.edge_j.max()) >= n):
+            raise StructureError(f"edge atom index out of range for {n} atoms")
+        # fail early on species without basis
+        self.basis.counts(self.atoms.get_chemical_symbols())
+        if self.H is not None:
+            dtype = np.complex128 if self.spin == "soc" else np.float64
+            self.H = np.ascontiguousarray(self.H, dtype=dtype)
+            want = self.h_shape
+            if self.H.shape != want:
+                raise StructureError(f"H has shape {self.H.shape}, the edges and basis need {want}")
+        if self.S is not None:
+            self.S = np.ascontiguousarray(self.S, dtype=np.float64)
+            if self.S.shape != (self.nnz,):
+                raise StructureError(f"S has shape {self.S.shape}, the edges and basis need {(self.nnz,)}")
+
+    # ------------------------------------------------------------------ sizes and offsets
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_i)
+
+    @cached_property
+    def orbital_counts(self) -> np.ndarray:
+        """Spin-less orbitals per atom, int [N]."""
+        return self.basis.counts(self.atoms.get_chemical_symbols())
+
+    @cached_property
+    def orbital_offsets(self) -> np.ndarray:
+        """First orbital of each atom in the spin-less orbital list, int [N + 1]."""
+        return np.concatenate([[0], np.cumsum(self.orbital_counts)]).astype(np.int64)
+
+    @property
+    def n_orbitals(self) -> int:
+        """Spin-less orbitals in the home cell (the size of S(k))."""
+        return int(self.orbital_offsets[-1])
+
+    @property
+    def spin_factor(self) -> int:
+        """2 for spinor (soc) blocks, else 1."""
+        return _spin_factor(self.spin)
+
+    @cached_property
+    def block_shapes(self) -> np.ndarray:
+        """Spin-less (n_orb(i), n_orb(j)) of every edge, int [E, 2]."""
+        n = self.orbital_counts
+        return np.stack([n[self.edge_i], n[self.edge_j]], axis=1)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Start of each spin-less block in the flat arrays, int [E + 1]."""
+        sizes = self.block_shapes[:, 0] * self.block_shapes[:, 1]
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    @property
+    def nnz(self) -> int:
+        """Number of spin-less block elements (length of S)."""
+        return int(self.offsets[-1])
+
+    @property
+    def h_shape(self) -> tuple[int, ...]:
+        if self.spin == "collinear":
+            return (2, self.nnz)
+        return (self.spin_factor ** 2 * self.nnz,)
+
+    # ------------------------------------------------------------------ blocks
+    def h_block(self, e: int, spin: int = 0) -> np.ndarray:
+        """View of the H block of edge e: (n_i, n_j), or (2 n_i, 2 n_j) for soc."""
+        ni, nj = self.block_shapes[e]
+        if self.spin == "soc":
+            return self.H[4 * self.offsets[e]:4 * self.offsets[e + 1]].reshape(2 * ni, 2 * nj)
+        h = self.H[spin] if self.spin == "collinear" else self.H
+        return h[self.offsets[e]:self.offsets[e + 1]].reshape(ni, nj)
+
+    def s_block(self, e: int) -> np.ndarray:
+        """View of the S block of edge e, (n_i, n_j)."""
+        ni, nj = self.block_shapes[e]
+        return self.S[self.offsets[e]:self.offsets[e + 1]].reshape(ni, nj)
+
+    def find_edge(self, i: int, j: int, R=(0, 0, 0)) -> int:
+        """Index of block (i, j, R); KeyError if absent."""
+        key = self._edge_keys(np.array([i]), np.array([j]), np.asarray(R, dtype=np.int64).reshape(1, 3))[0]
+        pos = np.searchsorted(self._sorted_keys[0], key)
+        if pos < self.n_edges and self._sorted_keys[0][pos] == key:
+            return int(self._sorted_keys[1][pos])
+        raise KeyError(f"no block (i={i}, j={j}, R={tuple(R)})")
+
+    # ------------------------------------------------------------------ geometry
+    def edge_vectors(self) -> np.ndarray:
+        """r_j + R @ cell - r_i for every edge, Angstrom, [E, 3]."""
+        pos = self.atoms.positions
+        return pos[self.edge_j] + self.edge_R @ np.asarray(self.atoms.cell) - pos[self.edge_i]
+
+    def edge_lengths(self) -> np.ndarray:
+        return np.linalg.norm(self.edge_vectors(), axis=1)
+
+    # ------------------------------------------------------------------ element layout
+    @cached_property
+    def _rmax(self) -> int:
+        return int(np.abs(self.edge_R).max()) if self.n_edges else 0
+
+    def _edge_keys(self, i, j, R) -> np.ndarray:
+        """One int64 per (i, j, R), for vectorised lookups."""
+        w = 2 * max(self._rmax, int(np.abs(R).max()) if len(R) else 0) + 1
+        n = self.n_atoms
+        k = i.astype(np.int64) * n + j
+        for c in range(3):
+            k = k * w + (R[:, c] + w // 2)
+        return k
+
+    @cached_property
+    def _sorted_keys(self):
+        keys = self._edge_keys(self.edge_i, self.edge_j, self.edge_R)
+        order = np.argsort(keys, kind="stable")
+        if self.n_edges and np.any(np.diff(keys[order]) == 0):
+            raise StructureError("duplicate blocks: the same (i, j, R) appears more than once")
+        return keys[order], order
+
+    @cached_property
+    def reverse_edges(self) -> np.ndarray:
+        """For every edge (i, j, R), the index of its Hermitian partner (j, i, -R), int [E].
+
+        Raises StructureError naming a block whose partner is missing.
+        """
+        sk, order = self._sorted_keys
+        want = self._edge_keys(self.edge_j, self.edge_i, -self.edge_R)
+        pos = np.clip(np.searchsorted(sk, want), 0, max(self.n_edges - 1, 0))
+        ok = sk[pos] == want if self.n_edges else np.zeros(0, bool)
+        if not np.all(ok):
+            e = int(np.flatnonzero(~ok)[0])
+            raise StructureError(
+                f"block (i={self.edge_i[e]}, j={self.edge_j[e]}, R={tuple(self.edge_R[e])}) has no "
+                f"Hermitian partner (j, i, -R); {int((~ok).sum())} blocks lack one")
+        return order[pos]
+
+    def element_layout(self, spin_factor: int = 1):
+        """Global position of every flat block element.
+
+        Returns ``(edge, row, col)``, int arrays of length ``spin_factor**2 * nnz``: the edge
+        each element belongs to and its row/column in the home-cell orbital list (spinor index
+        spin-major: row = s * n_orbitals + orbital for spin_factor 2). This is what H(k)
+        assembly scatters into.
+        """
+        return self._layout(spin_factor)[:3]
+
+    def _layout(self, sf: int):
+        cache = self.__dict__.setdefault("_layout_cache", {})
+        if sf in cache:
+            return cache[sf]
+        ni = sf * self.block_shapes[:, 0]
+        nj = sf * self.block_shapes[:, 1]
+        sizes = ni * nj
+        off = np.concatenate([[0], np.cumsum(sizes)])
+        edge = np.repeat(np.arange(self.n_edges), sizes)
+        local = np.arange(off[-1]) - off[edge]
+        a, b = np.divmod(local, nj[edge])
+        # spinor index -> (spin, orbital) inside the block, spin-major
+        n_i, n_j = self.block_shapes[edge, 0], self.block_shapes[edge, 1]
+        sa, oa = np.divmod(a, n_i)
+        sb, ob = np.divmod(b, n_j)
+        norb = self.n_orbitals
+        row = sa * norb + self.orbital_offsets[self.edge_i[edge]] + oa
+        col = sb * norb + self.orbital_offsets[self.edge_j[edge]] + ob
+        # partner of element (e, a, b) is (rev(e), b, a)
+        rev = self.reverse_edges[edge] if self.n_edges else edge
+        partner = off[rev] + b * ni[edge] + a
+        cache[sf] = (edge, row, col, partner)
+        return cache[sf]
+
+    def partner_index(self, spin_factor: int = 1) -> np.ndarray:
+        """Flat index of the Hermitian partner of every element: X[p] is (X_ji(-R)^T)[a, b]."""
+        return self._layout(spin_factor)[3]
+
+    # ------------------------------------------------------------------ physics checks
+    def hermiticity_error(self, which: str = "H") -> float:
+        """max |X_ij(R) - X_ji(-R)^dagger| over all elements (eV for H)."""
+        X = self.H if which == "H" else self.S
+        if X is None:
+            raise HothamError(f"operator has no {which}")
+        p = self.partner_index(self.spin_factor if which == "H" else 1)
+        if X.size == 0:
+            return 0.0
+        return float(np.max(np.abs(X - X[..., p].conj())))
+
+    def symmetrized(self) -> "BlockOperator":
+        """Copy with X <- (X_ij(R) + X_ji(-R)^dagger) / 2 for H and S: exactly Hermitian."""
+        out = self.copy()
+        if self.H is not None:
+            p = self.partner_index(self.spin_factor)
+            out.H = 0.5 * (self.H + self.H[..., p].conj())
+        if self.S is not None:
+            p = self.partner_index(1)
+            out.S = 0.5 * (self.S + self.S[p])
+        return out
+
+    def check(self, h_tol: float = 1e-7, s_tol: float = 1e-8) -> dict:
+        """Validate shapes, finiteness and Hermitian pairing.
+
+        Tolerances are absolute (eV for H); OpenMX's own blocks pair to ~1e-8 eV.
+        Returns the measured errors; raises StructureError on violation.
+        """
+        report = {}
+        for name, X, tol in (("H", self.H, h_tol), ("S", self.S, s_tol)):
+            if X is None:
+                continue
+            if not np.all(np.isfinite(X)):
+                raise StructureError(f"{name} contains NaN or inf ({self.source or 'operator'})")
+            err = self.hermiticity_error(name)
+            report[f"{name}_hermiticity"] = err
+            if err > tol:
+                raise StructureError(
+                    f"{name} is not Hermitian: max |{name}_ij(R) - {name}_ji(-R)^dagger| = {err:.3e} > {tol:.1e}"
+                    f" ({self.source or 'operator'})")
+        onsite = (self.edge_i == self.edge_j) & np.all(self.edge_R == 0, axis=1)
+        if onsite.sum() != self.n_atoms:
+            raise StructureError(f"expected one on-site block per atom, found {int(onsite.sum())} "
+                                 f"for {self.n_atoms} atoms ({self.source or 'operator'})")
+        return report
+
+    # ------------------------------------------------------------------ construction helpers
+    def copy(self) -> "BlockOperator":
+        out = copy.copy(self)
+        out.__dict__ = {k: v for k, v in self.__dict__.items()}
+        out.atoms = self.atoms.copy()
+        out.meta = copy.deepcopy(self.meta)
+        for name in ("H", "S"):
+            X = getattr(self, name)
+            setattr(out, name, None if X is None else X.copy())
+        return out
+
+    def with_blocks(self, H=None, S=None, *, spin=None, source=None) -> "BlockOperator":
+        """Same structure and edges, new blocks (e.g. a model's prediction)."""
+        return BlockOperator(self.atoms.copy(), self.basis, self.edge_i, self.edge_j, self.edge_R,
+                             H=H, S=S if S is not None else self.S, spin=spin or self.spin,
+                             fermi_level=self.fermi_level, source=source or self.source,
+                             meta=copy.deepcopy(self.meta))
+
+    def onsite_edges(self) -> np.ndarray:
+        """Edge index of the on-site block of every atom, int [N]."""
+        onsite = np.flatnonzero((self.edge_i == self.edge_j) & np.all(self.edge_R == 0, axis=1))
+        out = np.full(self.n_atoms, -1, dtype=np.int64)
+        out[self.edge_i[onsite]] = onsite
+        return out
+
+    def __repr__(self) -> str:
+        f = self.atoms.get_chemical_formula()
+        return (f"BlockOperator({f}, {self.n_atoms} atoms, {self.n_edges} blocks, "
+                f"{self.n_orbitals} orbitals, spin={self.spin}, {self.basis}, "
+                f"E_F={self.fermi_level:.4f} eV, source={self.source!r})")

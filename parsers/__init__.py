@@ -1,0 +1,1 @@
+"""Parsers of DFT codes' outputs into hotham.BlockOperator (installed as hotham.parsers)."""

@@ -1,0 +1,1 @@
+"""OpenMX: .scfout (binary H, S), .out, input .dat and .Band files."""

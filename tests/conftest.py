@@ -1,0 +1,42 @@
+"""Shared fixtures. Real OpenMX data live in tests/data (copied from ../shared/data so a fresh
+clone is self-contained)."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import graphene
+
+from hotham.basis import Basis
+from hotham.operator import BlockOperator
+
+DATA = Path(__file__).parent / "data"
+
+
+def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> BlockOperator:
+    """A random but exactly Hermitian operator on all (i, j, R) with |R_a| <= rmax in-plane."""
+    rng = np.random.default_rng(seed)
+    if atoms is None:
+        atoms = graphene(a=2.46, vacuum=7.5)
+        atoms.pbc = True
+    basis = basis or Basis({"C": (0, 0, 1, 1, 2)})
+    n = len(atoms)
+    Rs = [R for R in itertools.product(range(-rmax, rmax + 1), range(-rmax, rmax + 1), [0])]
+    ei, ej, eR = zip(*[(i, j, R) for i in range(n) for j in range(n) for R in Rs])
+    op = BlockOperator(atoms, basis, np.array(ei), np.array(ej), np.array(eR), spin=spin)
+    nnz = op.nnz
+    H = rng.normal(size=op.h_shape) if spin != "soc" else rng.normal(size=op.h_shape) + 1j * rng.normal(size=op.h_shape)
+    S = rng.normal(size=nnz) * 0.05
+    op = op.with_blocks(H=H, S=S, spin=spin)
+    op = op.symmetrized()
+    # make S(k) safely positive definite: identity on-site
+    for e in op.onsite_edges():
+        op.s_block(e)[...] = np.eye(op.block_shapes[e][0])
+    return op
+
+
+@pytest.fixture
+def rand_op():
+    return random_operator()

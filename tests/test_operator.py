@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from hotham import io
+from hotham.errors import StructureError, BasisError
+from hotham.so3 import rotate_operator, random_rotation, wigner_D, spherical_harmonics
+from conftest import random_operator
+
+
+@pytest.mark.parametrize("spin", ["none", "collinear", "soc"])
+def test_hermitian_pairing_and_roundtrip(tmp_path, spin):
+    op = random_operator(spin=spin, seed=3)
+    rep = op.check(h_tol=0, s_tol=0)
+    assert rep["H_hermiticity"] == 0.0
+    # partner of partner is identity; reverse of reverse is identity
+    p = op.partner_index(op.spin_factor)
+    assert np.array_equal(p[p], np.arange(len(p)))
+    assert np.array_equal(op.reverse_edges[op.reverse_edges], np.arange(op.n_edges))
+    io.write(tmp_path / "op.h5", op)
+    back = io.read(tmp_path / "op.h5")
+    assert back.spin == spin
+    assert np.array_equal(back.H, op.H) and np.array_equal(back.S, op.S)
+    assert np.array_equal(back.edge_R, op.edge_R)
+    assert back.basis.shells == op.basis.shells
+
+
+def test_block_views_and_lookup():
+    op = random_operator(seed=1)
+    e = op.find_edge(0, 1, (1, 0, 0))
+    r = op.find_edge(1, 0, (-1, 0, 0))
+    assert np.allclose(op.h_block(e), op.h_block(r).T)
+    assert op.h_block(e).shape == (13, 13)
+    with pytest.raises(KeyError):
+        op.find_edge(0, 1, (5, 0, 0))
+
+
+def test_non_hermitian_detected():
+    op = random_operator(seed=2)
+    op.H[5] += 1.0
+    with pytest.raises(StructureError, match="not Hermitian"):
+        op.check()
+
+
+def test_missing_partner_and_species():
+    op = random_operator(seed=2)
+    keep = np.arange(op.n_edges) != op.find_edge(0, 1, (1, 0, 0))
+    from hotham.operator import BlockOperator
+    cut = BlockOperator(op.atoms, op.basis, op.edge_i[keep], op.edge_j[keep], op.edge_R[keep])
+    with pytest.raises(StructureError, match="no Hermitian partner"):
+        cut.reverse_edges
+    from hotham.basis import Basis
+    with pytest.raises(BasisError, match="'C' has no basis"):
+        BlockOperator(op.atoms, Basis({"B": (0,)}), op.edge_i, op.edge_j, op.edge_R)
+
+
+def test_wigner_D_is_representation():
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(7, 3))
+    for improper in (False, True):
+        Q = random_rotation(rng, improper=improper)
+        for l in range(4):
+            D = wigner_D(l, Q)
+            lhs = spherical_harmonics(l, r @ Q.T).numpy()
+            rhs = spherical_harmonics(l, r).numpy() @ D.T
+            assert np.abs(lhs - rhs).max() < 1e-12
+            assert np.abs(D @ D.T - np.eye(2 * l + 1)).max() < 1e-12
+
+
+@pytest.mark.parametrize("spin", ["none", "soc"])
+def test_rotation_composes(spin):
+    op = random_operator(spin=spin, seed=4)
+    rng = np.random.default_rng(1)
+    Q1, Q2 = random_rotation(rng), random_rotation(rng)
+    a = rotate_operator(rotate_operator(op, Q1), Q2)
+    b = rotate_operator(op, Q2 @ Q1)
+    assert np.abs(a.H - b.H).max() < 1e-10
+    assert np.abs(a.atoms.positions - b.atoms.positions).max() < 1e-12
+    assert a.hermiticity_error() < 1e-12

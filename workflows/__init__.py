@@ -1,0 +1,1 @@
+"""Structure generators and DFT workflows (installed as hotham.workflows)."""
