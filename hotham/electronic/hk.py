@@ -11,15 +11,23 @@ on the gauge; eigenvectors differ from the atom-position gauge by the phases exp
 Every stored block is added exactly once (both halves of a Hermitian pair are stored, so the
 sum is Hermitian by itself when the blocks are). For ``spin="soc"`` matrices are 2N x 2N,
 spin-major (all up orbitals, then all down), and S(k) is S (x) 1.
+
+Memory: the sparsity pattern is built per *atom pair* (i, j) (all R of a pair land in the same
+dense n_i x n_j patch), so the pattern costs O(pairs + orbitals) integers, and the values are
+scattered edge-chunk by edge-chunk: a 10^4-atom cell needs little beyond the CSR matrix itself.
+At k-points where every phase is real (Gamma and other time-reversal-invariant points, 2k
+integer) ``real=True`` gives real symmetric float64 matrices (half the memory, and a real
+factorisation in the shift-invert solver).
 """
 from __future__ import annotations
-
-from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..operator import BlockOperator
+
+#: block elements handled per vectorised step of the sparse assembly
+CHUNK_ELEMENTS = 1 << 22
 
 
 def as_kpoints(kpts) -> np.ndarray:
@@ -34,81 +42,227 @@ def phase_factors(op: BlockOperator, kpts) -> np.ndarray:
     return np.exp(2j * np.pi * (k @ op.edge_R.T))
 
 
+def is_real_kpoint(op: BlockOperator, k, tol: float = 1e-12) -> bool:
+    """True when every phase exp(2 pi i k.R) of the operator is +-1 (e.g. Gamma, M): H(k) and
+    S(k) are then real symmetric."""
+    x = 2.0 * (op.edge_R @ np.asarray(k, dtype=np.float64).reshape(3))
+    return bool(np.all(np.abs(x - np.round(x)) < tol)) if len(x) else True
+
+
+class _PairPattern:
+    """CSR pattern of the spin-less N_orb x N_orb matrix: one dense patch per atom pair (i, j).
+
+    Row r = orbital a of atom i holds, for every pair (i, j) in increasing j, the n_j columns of
+    atom j. ``slots(edges)`` gives the CSR data position of every element of those edges.
+    """
+
+    def __init__(self, op: BlockOperator):
+        N = op.n_atoms
+        nor = op.orbital_counts
+        key = op.edge_i * N + op.edge_j
+        pairs, self.pair_of_edge = np.unique(key, return_inverse=True)
+        pi, pj = np.divmod(pairs, N)
+        # offset of pair p inside a row of atom i: cumulative n_j of earlier pairs of i
+        width = nor[pj]
+        csum = np.concatenate([[0], np.cumsum(width)])
+        first = np.searchsorted(pi, np.arange(N))            # first pair of each atom (pairs sorted by i)
+        self.pair_colstart = csum[:-1] - csum[first[pi]]
+        row_len = np.bincount(pi, weights=width, minlength=N).astype(np.int64)
+        n = op.n_orbitals
+        atom_of_row = np.repeat(np.arange(N), nor)
+        self.indptr = np.concatenate([[0], np.cumsum(row_len[atom_of_row])]).astype(np.int64)
+        # columns: each row of atom i repeats the template of atom i (its pairs' column ranges)
+        tmpl = np.repeat(op.orbital_offsets[pj] - csum[:-1], width) + np.arange(csum[-1])
+        tstart = csum[first]
+        nnz = int(self.indptr[-1])
+        idx_dtype = np.int32 if max(nnz, n) < 2**31 - 1 else np.int64
+        self.indices = np.empty(nnz, dtype=idx_dtype)
+        rows = np.arange(n)
+        step = max(1, CHUNK_ELEMENTS // max(1, int(row_len.max(initial=1))))
+        for r0 in range(0, n, step):                          # chunked only to bound temporaries
+            r = rows[r0:r0 + step]
+            lens = row_len[atom_of_row[r]]
+            start = self.indptr[r0]
+            pos = np.arange(self.indptr[r[-1] + 1] - start) - np.repeat(self.indptr[r] - start, lens)
+            self.indices[start:start + len(pos)] = tmpl[np.repeat(tstart[atom_of_row[r]], lens) + pos]
+        self.n = n
+        self.nnz = nnz
+        # edges ordered so that, chunk by chunk, no two edges of a chunk share a pair
+        order = np.argsort(self.pair_of_edge, kind="stable")
+        sp_ = self.pair_of_edge[order]
+        rank = np.arange(len(order)) - np.searchsorted(sp_, sp_)
+        self.edge_order = order[np.argsort(rank, kind="stable")]
+        self.edge_rank = np.sort(rank)
+        self.op = op
+
+    def chunks(self):
+        """Edge index arrays; no pair repeats inside one (so ``data[slots] += v`` is safe)."""
+        op = self.op
+        sizes = op.block_shapes[:, 0] * op.block_shapes[:, 1]
+        order, rank = self.edge_order, self.edge_rank
+        cum = np.concatenate([[0], np.cumsum(sizes[order])])
+        bounds = set(np.flatnonzero(np.diff(rank)) + 1)
+        start = 0
+        while start < len(order):
+            stop = int(np.searchsorted(cum, cum[start] + CHUNK_ELEMENTS, side="right")) - 1
+            stop = max(stop, start + 1)
+            nxt = [b for b in bounds if start < b < stop] if bounds else []
+            if nxt:
+                stop = min(nxt)
+            yield order[start:stop]
+            start = stop
+
+    def slots(self, edges: np.ndarray):
+        """(element index into the spin-less flat arrays, CSR data slot, local row a, local col b,
+        edge of element) for every element of ``edges``."""
+        op = self.op
+        ni, nj = op.block_shapes[edges, 0], op.block_shapes[edges, 1]
+        sizes = ni * nj
+        e = np.repeat(edges, sizes)
+        local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        njr = op.block_shapes[e, 1]
+        a, b = np.divmod(local, njr)
+        row = op.orbital_offsets[op.edge_i[e]] + a
+        slot = self.indptr[row] + self.pair_colstart[self.pair_of_edge[e]] + b
+        return op.offsets[e] + local, slot, a, b, e
+
+
 class Assembler:
     """Cached sparsity pattern of H(k) and S(k) for one operator.
 
-    The pattern (distinct (row, col) pairs over all R) and the slot of every block element in
-    it are computed once; each k then costs two ``np.bincount`` over the block elements.
+    The pattern (one dense patch per atom pair, all R summed into it) is computed once; each k
+    then costs one pass over the block elements, in chunks of :data:`CHUNK_ELEMENTS`.
 
     Examples
     --------
     >>> asm = Assembler(op)
     >>> Hk, Sk = asm.H(k), asm.S(k)            # scipy.sparse.csr_matrix, complex
+    >>> A = asm.shifted([0, 0, 0], 1.5, real=True)   # H - 1.5 S at Gamma, float64 CSR
     >>> Hd = asm.dense([[0, 0, 0], [0.5, 0, 0]])  # [nk, n, n] ndarray
     """
 
     def __init__(self, op: BlockOperator):
         self.op = op
+        self._pp = None
 
     @property
     def size(self) -> int:
         """Dimension of H(k): spin-less orbitals, times 2 for soc."""
         return self.op.n_orbitals * self.op.spin_factor
 
-    def _pattern(self, sf: int):
-        cache = self.__dict__.setdefault("_patterns", {})
-        if sf not in cache:
-            edge, row, col = self.op.element_layout(sf)
-            n = self.op.n_orbitals * sf
-            keys = row * n + col
-            uniq, slot = np.unique(keys, return_inverse=True)
-            r, c = np.divmod(uniq, n)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])
-            cache[sf] = (edge, slot, c, indptr, uniq, n)
-        return cache[sf]
+    @property
+    def pattern(self) -> _PairPattern:
+        if self._pp is None:
+            self._pp = _PairPattern(self.op)
+        return self._pp
 
-    def _values(self, which: str, spin: int) -> tuple[np.ndarray, int]:
+    # ------------------------------------------------------------------ values
+    def _values(self, which: str, spin: int):
         op = self.op
         if which == "S":
-            return op.S, 1
+            if op.S is None:
+                raise ValueError(f"operator has no S ({op.source or 'operator'})")
+            return op.S
         if op.H is None:
             raise ValueError(f"operator has no H ({op.source or 'operator'})")
         if op.spin == "collinear":
-            return op.H[spin], 1
-        return op.H, op.spin_factor
+            return op.H[spin]
+        return op.H
 
-    def _sum(self, X: np.ndarray, sf: int, k: np.ndarray) -> np.ndarray:
-        edge, slot, _, _, uniq, _ = self._pattern(sf)
-        theta = 2 * np.pi * (self.op.edge_R @ k)
-        c, s = np.cos(theta)[edge], np.sin(theta)[edge]
-        m = len(uniq)
-        if np.iscomplexobj(X):
-            re = np.bincount(slot, weights=X.real * c - X.imag * s, minlength=m)
-            im = np.bincount(slot, weights=X.real * s + X.imag * c, minlength=m)
-        else:
-            re = np.bincount(slot, weights=X * c, minlength=m)
-            im = np.bincount(slot, weights=X * s, minlength=m)
-        return re + 1j * im
+    def _spin_blocks(self, which: str):
+        """(s, t) spinor sub-blocks to assemble: [(0, 0)] unless H of a soc operator."""
+        if which == "H" and self.op.spin == "soc":
+            return [(0, 0), (0, 1), (1, 0), (1, 1)]
+        return [(0, 0)]
 
-    def matrix(self, k, which: str = "H", spin: int = 0) -> sp.csr_matrix:
-        """X(k) as a complex CSR matrix for one fractional k [3]. ``which`` is "H" or "S";
-        ``spin`` picks the channel of collinear data (0 up, 1 down)."""
+    def _assemble(self, k, terms, real: bool, st=(0, 0)):
+        """Spin-less-pattern CSR data of sum_c coef_c X_c(k) for one spinor sub-block ``st``.
+
+        ``terms`` is a list of (which, spin, coefficient)."""
+        pp = self.pattern
+        op = self.op
         k = np.asarray(k, dtype=np.float64).reshape(3)
-        X, sf = self._values(which, spin)
-        _, _, cols, indptr, _, n = self._pattern(sf)
-        data = self._sum(X, sf, k)
-        M = sp.csr_matrix((data, cols, indptr), shape=(n, n))
-        if which == "S" and self.op.spin == "soc":
-            M = sp.kron(sp.identity(2, format="csr"), M, format="csr")
-        return M
+        theta = 2 * np.pi * (op.edge_R @ k)
+        if real:
+            phase = np.round(np.cos(theta))
+            data = np.zeros(pp.nnz, dtype=np.float64)
+        else:
+            phase = np.exp(1j * theta)
+            data = np.zeros(pp.nnz, dtype=np.complex128)
+        s, t = st
+        vals = [(self._values(w, sp_), w, c) for w, sp_, c in terms]
+        for edges in pp.chunks():
+            flat, slot, a, b, e = pp.slots(edges)
+            acc = 0
+            for X, w, c in vals:
+                if w == "H" and op.spin == "soc":
+                    ni, nj = op.block_shapes[e, 0], op.block_shapes[e, 1]
+                    x = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
+                else:
+                    x = X[flat]
+                    if w == "S" and s != t:
+                        continue
+                acc = acc + c * x
+            if real:
+                if np.iscomplexobj(acc):
+                    acc = acc.real
+                data[slot] += acc * phase[e]
+            else:
+                data[slot] += acc * phase[e]
+        return data
 
-    def H(self, k, spin: int = 0) -> sp.csr_matrix:
-        """H(k), eV, complex CSR [n, n] (2N x 2N for soc)."""
-        return self.matrix(k, "H", spin)
+    def _csr(self, datas, dtype):
+        pp = self.pattern
+        mats = [sp.csr_matrix((d, pp.indices, pp.indptr), shape=(pp.n, pp.n), dtype=dtype) for d in datas]
+        if len(mats) == 1:
+            return mats[0]
+        return sp.bmat([[mats[0], mats[1]], [mats[2], mats[3]]], format="csr")
 
-    def S(self, k) -> sp.csr_matrix:
-        """S(k), complex CSR [n, n] (S (x) 1 for soc)."""
-        return self.matrix(k, "S")
+    def combination(self, k, terms, real: bool = False) -> sp.csr_matrix:
+        """sum of coefficient * X(k) over ``terms`` [(which "H"/"S", spin channel, coefficient)]
+        as one CSR matrix (size :attr:`size`)."""
+        if real and self.op.spin == "soc":
+            real = False  # spin-orbit H(k) is complex even at Gamma
+        dtype = np.float64 if real else np.complex128
+        if self.op.spin == "soc":
+            blocks = [(0, 0), (0, 1), (1, 0), (1, 1)]
+        else:
+            blocks = [(0, 0)]
+        datas = [self._assemble(k, terms, real, st) for st in blocks]
+        return self._csr(datas, dtype)
+
+    def matrix(self, k, which: str = "H", spin: int = 0, real: bool = False) -> sp.csr_matrix:
+        """X(k) as a CSR matrix for one fractional k [3]. ``which`` is "H" or "S"; ``spin``
+        picks the channel of collinear data (0 up, 1 down). Complex unless ``real`` (only valid
+        where :func:`is_real_kpoint`)."""
+        return self.combination(k, [(which, spin, 1.0)], real=real)
+
+    def H(self, k, spin: int = 0, real: bool = False) -> sp.csr_matrix:
+        """H(k), eV, CSR [n, n] (2N x 2N for soc)."""
+        return self.matrix(k, "H", spin, real)
+
+    def S(self, k, real: bool = False) -> sp.csr_matrix:
+        """S(k), CSR [n, n] (S (x) 1 for soc)."""
+        return self.matrix(k, "S", 0, real)
+
+    def shifted(self, k, sigma: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
+        """H(k) - sigma S(k) (eV) in one pass, without forming H and S separately."""
+        return self.combination(k, [("H", spin, 1.0), ("S", 0, -float(sigma))], real=real)
+
+    # ------------------------------------------------------------------ dense, batched over k
+    def _dense_map(self):
+        if getattr(self, "_dmap", None) is None:
+            pp = self.pattern
+            flat, slot = [], []
+            for edges in pp.chunks():
+                f, s_, _, _, _ = pp.slots(edges)
+                flat.append(f)
+                slot.append(s_)
+            flat, slot = np.concatenate(flat), np.concatenate(slot)
+            rows = np.repeat(np.arange(pp.n), np.diff(pp.indptr))
+            dense_pos = rows * pp.n + pp.indices           # slot -> position in the n x n matrix
+            self._dmap = (flat, slot, dense_pos)
+        return self._dmap
 
     def dense(self, kpts, which: str = "H", spin: int = 0) -> np.ndarray:
         """X(k) for a batch of k as dense complex [nk, n, n], vectorised over k and blocks.
@@ -116,15 +270,33 @@ class Assembler:
         Memory nk * n^2 complex numbers: meant for small cells (bands of primitive cells).
         """
         k = as_kpoints(kpts)
-        X, sf = self._values(which, spin)
-        edge, slot, _, _, uniq, n = self._pattern(sf)
-        # C[u, e] = sum of the elements of edge e landing in slot u  -> data = C @ phases
-        C = sp.csr_matrix((X, (slot, edge)), shape=(len(uniq), self.op.n_edges))
-        data = C @ np.exp(2j * np.pi * (self.op.edge_R @ k.T))  # [n_slots, nk]
-        out = np.zeros((len(k), n * n), dtype=np.complex128)
-        out[:, uniq] = data.T
-        out = out.reshape(len(k), n, n)
-        if which == "S" and self.op.spin == "soc":
+        op = self.op
+        pp = self.pattern
+        flat, slot, dense_pos = self._dense_map()
+        n = pp.n
+        ph = np.exp(2j * np.pi * (op.edge_R @ k.T))          # [E, nk]
+        edge_of_flat = np.repeat(np.arange(op.n_edges), np.diff(op.offsets))
+        X = self._values(which, spin)
+
+        def one(x):
+            # C[u, e] = sum of the elements of edge e landing in slot u  -> data = C @ phases
+            C = sp.csr_matrix((x, (slot, edge_of_flat[flat])), shape=(pp.nnz, op.n_edges))
+            data = C @ ph                                    # [nnz, nk]
+            out = np.zeros((len(k), n * n), dtype=np.complex128)
+            out[:, dense_pos] = data.T
+            return out.reshape(len(k), n, n)
+
+        if which == "H" and op.spin == "soc":
+            ni, nj = op.block_shapes[edge_of_flat[flat], 0], op.block_shapes[edge_of_flat[flat], 1]
+            a, b = np.divmod(flat - op.offsets[edge_of_flat[flat]], nj)
+            out = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
+            for s in (0, 1):
+                for t in (0, 1):
+                    x = X[4 * op.offsets[edge_of_flat[flat]] + (s * ni + a) * (2 * nj) + t * nj + b]
+                    out[:, s * n:(s + 1) * n, t * n:(t + 1) * n] = one(x)
+            return out
+        out = one(X[flat])
+        if which == "S" and op.spin == "soc":
             full = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
             full[:, :n, :n] = out
             full[:, n:, n:] = out

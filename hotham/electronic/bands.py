@@ -1,0 +1,178 @@
+"""Band structures on high-symmetry paths.
+
+The path is chosen automatically from the cell with ase's ``Cell.bandpath`` (Setyawan-Curtarolo
+special points, returned in the basis of the cell as given); slabs (a non-periodic direction, or
+a cell vector across a vacuum gap) get the 2D in-plane path (e.g. G-M-K-G for hexagonal
+layers). A user path is a string of special-point letters ("GMKG", "," breaks a path) or a list
+of fractional k-points joined by straight segments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import HothamError
+from ..operator import BlockOperator
+from .solve import solve
+
+#: vacuum (Angstrom) along a cell vector above which a cell counts as a slab
+SLAB_VACUUM = 5.0
+
+
+def slab_axis(atoms, vacuum: float = SLAB_VACUUM) -> int | None:
+    """Index of the non-periodic cell vector of a slab (pbc False, or atoms leave a gap of more
+    than ``vacuum`` Angstrom along a cell vector perpendicular to the other two), else None."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.sum() == 2:
+        return int(np.flatnonzero(~pbc)[0])
+    cell = np.asarray(atoms.cell)
+    frac = atoms.get_scaled_positions(wrap=True)
+    for ax in (2, 0, 1):
+        others = [a for a in range(3) if a != ax]
+        c = cell[ax]
+        if any(abs(np.dot(c, cell[o])) > 1e-6 * np.linalg.norm(c) * np.linalg.norm(cell[o]) for o in others):
+            continue
+        f = np.sort(frac[:, ax])
+        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
+        if gaps.max() * np.linalg.norm(c) > vacuum:
+            return ax
+    return None
+
+
+@dataclass
+class KPath:
+    """k-points along a path: ``kpts`` [nk, 3] fractional, ``x`` [nk] cumulative length (1/Angstrom,
+    2 pi included), ``special_x`` and ``labels`` of the special points."""
+    kpts: np.ndarray
+    x: np.ndarray
+    special_x: np.ndarray
+    labels: list = field(default_factory=list)
+
+
+def _linear_axis(atoms, kpts):
+    rec = 2 * np.pi * np.asarray(atoms.cell.reciprocal())
+    d = np.linalg.norm(np.diff(kpts @ rec, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(d)])
+
+
+def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
+    """A band path for ``atoms``.
+
+    ``path`` None: automatic (2D in-plane path for slabs); a string of special points ("GMKG");
+    or an array [m, 3] of fractional corner points joined by straight lines (``labels`` names
+    them). ``npoints`` is the total number of k-points (about; corners always included).
+    """
+    if path is None or isinstance(path, str):
+        pbc = [True, True, True]
+        ax = slab_axis(atoms)
+        if ax is not None:
+            pbc[ax] = False
+        try:
+            bp = atoms.cell.bandpath(path, npoints=npoints, pbc=pbc)
+        except Exception as exc:  # ase raises plain ValueError/KeyError for unknown points
+            raise HothamError(f"cannot build the band path {path!r} for this cell: {exc}") from None
+        x, X, lab = bp.get_linear_kpoint_axis()
+        lab = [("Γ" if s == "G" else s) for s in lab]
+        return KPath(np.asarray(bp.kpts, dtype=float), np.asarray(x), np.asarray(X), lab)
+    corners = np.asarray(path, dtype=float).reshape(-1, 3)
+    if len(corners) < 2:
+        raise HothamError("a band path needs at least two corner points")
+    rec = 2 * np.pi * np.asarray(atoms.cell.reciprocal())
+    seg = np.linalg.norm(np.diff(corners @ rec, axis=0), axis=1)
+    per = np.maximum(2, np.round(npoints * seg / max(seg.sum(), 1e-12)).astype(int))
+    pts = [np.linspace(corners[s], corners[s + 1], per[s], endpoint=(s == len(seg) - 1))
+           for s in range(len(seg))]
+    kpts = np.concatenate(pts)
+    x = _linear_axis(atoms, kpts)
+    special_x = np.concatenate([[0.0], np.cumsum(seg)])
+    lab = list(labels) if labels is not None else [str(tuple(np.round(c, 3))) for c in corners]
+    return KPath(kpts, x, special_x, lab)
+
+
+@dataclass
+class BandStructure:
+    """Bands along a path: ``energies`` [nk, nb] eV (absolute, not shifted), ``fermi_level`` eV."""
+    path: KPath
+    energies: np.ndarray
+    fermi_level: float
+    spin: np.ndarray | None = None
+
+    def save_txt(self, fname) -> None:
+        """Plain text a user can ``np.loadtxt``: columns k1 k2 k3 x E_1 .. E_nb (eV), header
+        with the Fermi level and special points."""
+        from ..io.hdf5 import atomic_path
+        head = (f"hotham bands; fermi_level_eV {self.fermi_level:.10f}\n"
+                f"special_x {' '.join(f'{v:.8f}' for v in self.path.special_x)}\n"
+                f"labels {' '.join(self.path.labels)}\n"
+                "columns: k1 k2 k3 (fractional) x (1/Angstrom) then energies (eV, absolute)")
+        with atomic_path(fname) as tmp:
+            np.savetxt(tmp, np.column_stack([self.path.kpts, self.path.x, self.energies]), header=head,
+                       fmt="%.10f")
+
+    def save_hdf5(self, fname) -> None:
+        import h5py
+        from ..io.hdf5 import atomic_path
+        with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
+            f["kpts"] = self.path.kpts
+            f["x"] = self.path.x
+            f["energies"] = self.energies
+            f["special_x"] = self.path.special_x
+            f.attrs["labels"] = np.array(self.path.labels, dtype="S")
+            f.attrs["fermi_level"] = self.fermi_level
+            f.attrs["units"] = "eV, k fractional, x 1/Angstrom"
+            if self.spin is not None:
+                f["spin"] = self.spin
+
+    def plot(self, fname=None, window=(-5.0, 5.0), ax=None, color="k", label=None, shift=True, **kw):
+        """Bands relative to the Fermi level (``shift``) within ``window`` (eV); saves to
+        ``fname`` (PNG/PDF by extension) when given. Returns the axes."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(5, 4.5))
+        e0 = self.fermi_level if (shift and np.isfinite(self.fermi_level)) else 0.0
+        E = self.energies - e0
+        styles = ["-", "--"]
+        groups = [(None, np.arange(E.shape[1]))] if self.spin is None else \
+            [(s, np.flatnonzero(self.spin == s)) for s in np.unique(self.spin)]
+        for gi, (s, cols) in enumerate(groups):
+            lines = ax.plot(self.path.x, E[:, cols], color=color, lw=1.0, ls=styles[gi % 2], **kw)
+            if label is not None:
+                lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
+        for xs in self.path.special_x:
+            ax.axvline(xs, color="0.6", lw=0.6)
+        ax.axhline(0.0 if e0 else (self.fermi_level if np.isfinite(self.fermi_level) else 0.0),
+                   color="0.4", lw=0.6, ls=":")
+        ax.set_xticks(self.path.special_x)
+        ax.set_xticklabels(self.path.labels)
+        ax.set_xlim(self.path.x[0], self.path.x[-1])
+        if window is not None:
+            ax.set_ylim(*window)
+        ax.set_ylabel("E - E_F (eV)" if e0 else "E (eV)")
+        if own:
+            fig.tight_layout()
+            if fname:
+                _savefig(fig, fname)
+            plt.close(fig)
+        return ax
+
+
+def _savefig(fig, fname):
+    from pathlib import Path
+    from ..io.hdf5 import atomic_path
+    suffix = Path(fname).suffix.lstrip(".") or "png"
+    with atomic_path(fname) as tmp:
+        fig.savefig(tmp, format=suffix, dpi=150)
+
+
+def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int | None = None,
+                   around: float | None = None, spin: int | None = None, labels=None,
+                   **solver_kw) -> BandStructure:
+    """Bands of ``op`` on a path (see :func:`band_path`); all bands, or the ``n`` nearest
+    ``around`` (eV, default the Fermi level; sparse solver for large cells)."""
+    kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
+    eig = solve(op, kp.kpts, n=n, around=around, spin=spin, **solver_kw)
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)

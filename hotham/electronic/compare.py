@@ -1,0 +1,158 @@
+"""Model against reference: bands on the same path, and blocks edge by edge.
+
+Band comparison: both band sets are shifted by their own Fermi level (``align="fermi"``), or
+the model's by a constant chosen to minimise the MAE inside the window (``align="fit"``,
+the median of the differences), or not at all (``align="none"``). The MAE is taken over band
+energies whose *reference* value lies inside ``window`` (eV, relative to the reference Fermi
+level), bands matched by index (both sorted ascending, same count).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import HothamError
+from ..operator import BlockOperator
+
+
+@dataclass
+class BandComparison:
+    """Result of :func:`compare_bands`; energies in eV, MAE/max in meV."""
+    x: np.ndarray
+    model: np.ndarray          # [nk, nb], aligned, relative to the reference E_F
+    reference: np.ndarray      # [nk, nb], relative to the reference E_F
+    window: tuple
+    shift: float               # eV added to the model (after its own E_F shift)
+    mae_meV: float
+    max_meV: float
+    n_values: int
+    special_x: np.ndarray | None = None
+    labels: list | None = None
+
+    def summary(self) -> str:
+        return (f"band MAE {self.mae_meV:.3f} meV, max {self.max_meV:.3f} meV over {self.n_values} energies "
+                f"within [{self.window[0]:+.2f}, {self.window[1]:+.2f}] eV of E_F (model shift "
+                f"{self.shift * 1e3:+.3f} meV)")
+
+    def plot(self, fname=None, ax=None, labels=("model", "DFT")):
+        """Overlay: reference solid black, model dashed red, window shaded."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(5, 4.5))
+        r = ax.plot(self.x, self.reference, color="k", lw=1.2)
+        m = ax.plot(self.x, self.model, color="tab:red", lw=1.0, ls="--")
+        r[0].set_label(labels[1])
+        m[0].set_label(labels[0])
+        ax.axhspan(*self.window, color="tab:blue", alpha=0.06, lw=0)
+        ax.axhline(0, color="0.4", ls=":", lw=0.6)
+        if self.special_x is not None:
+            for xs in self.special_x:
+                ax.axvline(xs, color="0.6", lw=0.6)
+            ax.set_xticks(self.special_x)
+            ax.set_xticklabels(self.labels or [])
+        ax.set_xlim(self.x[0], self.x[-1])
+        lo, hi = self.window
+        ax.set_ylim(lo - 1.0, hi + 1.0)
+        ax.set_ylabel("E - E_F (eV)")
+        ax.set_title(f"MAE {self.mae_meV:.2f} meV in window", fontsize=9)
+        ax.legend(fontsize=8, loc="upper right")
+        if own:
+            fig.tight_layout()
+            if fname:
+                from .bands import _savefig
+                _savefig(fig, fname)
+            plt.close(fig)
+        return ax
+
+
+def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: float, ref_fermi: float,
+                  window=(-2.0, 2.0), align: str = "fermi", x=None, special_x=None,
+                  labels=None) -> BandComparison:
+    """Compare band energies [nk, nb] (eV, absolute) on the same k-points."""
+    model = np.asarray(model, float)
+    reference = np.asarray(reference, float)
+    if model.shape != reference.shape:
+        raise HothamError(f"band arrays differ in shape: model {model.shape}, reference {reference.shape}")
+    ref = reference - ref_fermi
+    if align in ("fermi", "fit"):
+        if not np.isfinite(model_fermi):
+            model_fermi = ref_fermi
+        mod = model - model_fermi
+    elif align == "none":
+        mod = model - ref_fermi
+    else:
+        raise HothamError(f"unknown alignment {align!r} (fermi, fit, none)")
+    lo, hi = window
+    inside = (ref >= lo) & (ref <= hi)
+    if not inside.any():
+        raise HothamError(f"no reference band energy inside the window [{lo}, {hi}] eV around E_F")
+    shift = float(np.median((ref - mod)[inside])) if align == "fit" else 0.0
+    mod = mod + shift
+    d = np.abs(mod - ref)[inside]
+    x = np.arange(len(ref), dtype=float) if x is None else np.asarray(x, float)
+    return BandComparison(x, mod, ref, (lo, hi), shift, 1e3 * float(d.mean()), 1e3 * float(d.max()),
+                          int(inside.sum()), special_x, labels)
+
+
+def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=None, *, npoints: int = 150,
+                           window=(-2.0, 2.0), align: str = "fermi", spin=None) -> BandComparison:
+    """Bands of two operators of the same structure on one path (auto path by default)."""
+    from .bands import band_path
+    from .solve import eigenvalues
+    kp = band_path(reference.atoms, path, npoints)
+    em = eigenvalues(model, kp.kpts, spin=spin)
+    er = eigenvalues(reference, kp.kpts, spin=spin)
+    ef_r = reference.fermi_level
+    if not np.isfinite(ef_r):
+        raise HothamError(f"the reference ({reference.source}) has no Fermi level")
+    return compare_bands(em, er, model_fermi=model.fermi_level, ref_fermi=ef_r, window=window, align=align,
+                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
+
+
+def block_mae(a: BlockOperator, b: BlockOperator, which: str = "H") -> dict:
+    """Element-wise MAE between the blocks of two operators on the same structure (meV for H).
+
+    Blocks are matched by (i, j, R); blocks present in only one operator are counted, not
+    compared. Returns {"mae", "max", "n_blocks", "only_a", "only_b", "per_pair": {"C-C": mae}}.
+    """
+    if a.n_atoms != b.n_atoms or a.atoms.get_chemical_symbols() != b.atoms.get_chemical_symbols():
+        raise HothamError("block comparison needs the same atoms in the same order")
+    if a.orbital_counts.tolist() != b.orbital_counts.tolist():
+        raise HothamError("block comparison needs the same basis on both operators")
+    if a.spin != b.spin and which == "H":
+        raise HothamError(f"spin modes differ: {a.spin} vs {b.spin}")
+    Xa, Xb = (a.H, b.H) if which == "H" else (a.S, b.S)
+    if Xa is None or Xb is None:
+        raise HothamError(f"both operators need {which} blocks")
+    sf = a.spin_factor if which == "H" else 1
+    idx_b = np.full(a.n_edges, -1)
+    # vectorised matching through b's sorted keys
+    keys_a = b._edge_keys(a.edge_i, a.edge_j, a.edge_R)
+    sk, order = b._sorted_keys
+    pos = np.clip(np.searchsorted(sk, keys_a), 0, max(b.n_edges - 1, 0))
+    hit = sk[pos] == keys_a
+    idx_b[hit] = order[pos[hit]]
+    ea = np.flatnonzero(hit)
+    eb = idx_b[hit]
+    # element gather: same block shapes by construction
+    sizes = (sf * sf) * a.block_shapes[ea, 0] * a.block_shapes[ea, 1]
+    local = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ia = np.repeat(sf * sf * a.offsets[ea], sizes) + local
+    ib = np.repeat(sf * sf * b.offsets[eb], sizes) + local
+    da = Xa[..., ia]
+    db = Xb[..., ib]
+    diff = np.abs(da - db).reshape(-1, len(ia)).mean(axis=0) if Xa.ndim == 2 else np.abs(da - db)
+    scale = 1e3 if which == "H" else 1.0
+    sym = np.array(a.atoms.get_chemical_symbols())
+    pair = np.char.add(np.char.add(sym[a.edge_i[ea]], "-"), sym[a.edge_j[ea]])
+    pair_el = np.repeat(pair, sizes)
+    per_pair = {p: scale * float(diff[pair_el == p].mean()) for p in np.unique(pair)}
+    return {"mae": scale * float(diff.mean()) if diff.size else float("nan"),
+            "max": scale * float(diff.max()) if diff.size else float("nan"),
+            "units": "meV" if which == "H" else "1",
+            "n_blocks": int(len(ea)), "only_a": int((~hit).sum()), "only_b": int(b.n_edges - len(set(eb.tolist()))),
+            "per_pair": per_pair}

@@ -1,0 +1,198 @@
+"""Density of states on a Monkhorst-Pack mesh and the Fermi level from the electron count.
+
+DOS(E) = sum_k w_k sum_n g(E - e_nk) per spin-less cell, states / eV, with g a normalised
+Gaussian (``sigma`` = standard deviation, eV) or Lorentzian (``sigma`` = half width, eV).
+Spin-degenerate operators (spin "none") count 2 electrons per band; soc and each collinear
+channel count 1. Projected DOS use Mulliken weights (sum over projections = total DOS).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..errors import HothamError
+from ..operator import BlockOperator
+from .bands import slab_axis
+from .solve import solve
+from .states import atom_weights, l_weights, orbital_weights, species_weights
+
+K_B = 8.617333262e-5  # eV / K
+
+
+def monkhorst_pack(atoms, mesh) -> np.ndarray:
+    """Fractional MP mesh [n1 n2 n3, 3] (Gamma-centred for odd n, as ase). A scalar ``mesh``
+    gives n x n x n, or n x n x 1 for slabs."""
+    from ase.dft.kpoints import monkhorst_pack as mp
+    if np.ndim(mesh) == 0:
+        ax = slab_axis(atoms)
+        mesh = [int(mesh)] * 3
+        if ax is not None:
+            mesh[ax] = 1
+    return mp(mesh)
+
+
+def electron_count(op: BlockOperator) -> float:
+    """Valence electrons of the cell from ``op.meta["valence_electrons"]`` (a total, or a dict per
+    element from the OpenMX input). HothamError if absent."""
+    v = op.meta.get("valence_electrons")
+    if v is None:
+        raise HothamError(f"the number of electrons is unknown ({op.source or 'operator'} has no "
+                          "valence_electrons in its metadata): give it explicitly")
+    if isinstance(v, dict):
+        try:
+            return float(sum(v[s] for s in op.atoms.get_chemical_symbols()))
+        except KeyError as exc:
+            raise HothamError(f"no valence electron count for species {exc}") from None
+    return float(v)
+
+
+def occupancy(op: BlockOperator) -> float:
+    """Electrons per band: 2 for spin 'none', 1 for soc or a collinear channel."""
+    return 2.0 if op.spin == "none" else 1.0
+
+
+def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: float = 2.0,
+                temperature: float = 300.0) -> float:
+    """Chemical potential (eV) with sum_k w_k sum_n occ f((e_nk - mu)/kT) = n_electrons.
+
+    ``energies`` [nk, nb] (all spin channels concatenated along nb), ``weights`` [nk] summing
+    to 1 (default uniform). Fermi-Dirac at ``temperature`` (K); in a gap the root is where the
+    count is reached (mid-gap at low T for a symmetric gap)."""
+    e = np.asarray(energies, dtype=float)
+    w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
+    if n_electrons > occ * e.shape[1] or n_electrons < 0:
+        raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
+    kT = max(K_B * temperature, 1e-6)
+
+    def count(mu):
+        x = np.clip((e - mu) / kT, -200, 200)
+        return float(occ * np.sum(w[:, None] / (1.0 + np.exp(x)))) - n_electrons
+
+    lo, hi = e.min() - 1.0, e.max() + 1.0
+    return float(brentq(count, lo, hi, xtol=1e-10))
+
+
+def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, sigma: float,
+            kind: str = "gaussian") -> np.ndarray:
+    """sum_i weights[i, ...] g(E - levels[i]) on ``e_grid`` -> [nE, ...] (vectorised in chunks)."""
+    levels = np.ravel(levels)
+    W = np.reshape(weights, (len(levels), -1))
+    out = np.zeros((len(e_grid), W.shape[1]))
+    step = max(1, int(2e7 // max(len(e_grid), 1)))
+    for s in range(0, len(levels), step):
+        d = e_grid[:, None] - levels[None, s:s + step]
+        if kind == "gaussian":
+            g = np.exp(-0.5 * (d / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        elif kind == "lorentzian":
+            g = (sigma / np.pi) / (d * d + sigma * sigma)
+        else:
+            raise HothamError(f"unknown smearing {kind!r} (gaussian, lorentzian)")
+        out += g @ W[s:s + step]
+    return out.reshape((len(e_grid),) + np.shape(weights)[1:])
+
+
+@dataclass
+class DOS:
+    """``energies`` [nE] eV, ``total`` [nE] states/eV/cell (both spins), ``projected`` {name: [nE]},
+    ``fermi_level`` eV, and the eigenvalues on the mesh ``levels`` [nk, nb]."""
+    energies: np.ndarray
+    total: np.ndarray
+    fermi_level: float
+    projected: dict = field(default_factory=dict)
+    levels: np.ndarray | None = None
+
+    def save_txt(self, fname) -> None:
+        """Columns E (eV), total, then each projection; loadable with np.loadtxt."""
+        from ..io.hdf5 import atomic_path
+        names = list(self.projected)
+        cols = [self.energies, self.total] + [self.projected[n] for n in names]
+        head = (f"hotham dos; fermi_level_eV {self.fermi_level:.10f}\n"
+                f"columns: E_eV total {' '.join(names)} (states/eV/cell)")
+        with atomic_path(fname) as tmp:
+            np.savetxt(tmp, np.column_stack(cols), header=head, fmt="%.8e")
+
+    def plot(self, fname=None, window=(-5.0, 5.0), ax=None):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(5, 4))
+        e0 = self.fermi_level if np.isfinite(self.fermi_level) else 0.0
+        x = self.energies - e0
+        ax.fill_between(x, self.total, color="0.85", label="total")
+        ax.plot(x, self.total, color="k", lw=1.0)
+        for name, y in self.projected.items():
+            ax.plot(x, y, lw=1.0, label=name)
+        ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
+        if window is not None:
+            ax.set_xlim(*window)
+            m = (x >= window[0]) & (x <= window[1])
+            if m.any():
+                ax.set_ylim(0, 1.05 * self.total[m].max())
+        ax.set_xlabel("E - E_F (eV)" if np.isfinite(self.fermi_level) else "E (eV)")
+        ax.set_ylabel("DOS (states / eV / cell)")
+        ax.legend(fontsize=8)
+        if own:
+            fig.tight_layout()
+            if fname:
+                from .bands import _savefig
+                _savefig(fig, fname)
+            plt.close(fig)
+        return ax
+
+
+def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussian",
+        project: str | None = None, energies=None, n_electrons: float | None = None,
+        fermi: float | None = None, temperature: float = 300.0, de: float | None = None) -> DOS:
+    """Total (and projected) DOS on a Monkhorst-Pack ``mesh``.
+
+    ``project``: None, "species", "l" (per species and angular momentum) or "atom".
+    Fermi level: ``fermi`` if given, else from ``n_electrons`` (default from the operator's
+    valence electrons) on the same mesh, else ``op.fermi_level``.
+    ``energies``: the grid (eV), default spacing ``de`` (sigma / 4) spanning the bands +- 5 sigma.
+    """
+    k = monkhorst_pack(op.atoms, mesh)
+    need_vec = project is not None
+    chans = [0, 1] if op.spin == "collinear" else [None]
+    levels, wts = [], []
+    for s in chans:
+        eig = solve(op, k, spin=s, vectors=need_vec)
+        levels.append(eig.energies)
+        if need_vec:
+            wts.append(orbital_weights(op, k, eig.vectors, s or 0))
+    E = np.concatenate(levels, axis=1)                   # [nk, nb_total]
+    occ = occupancy(op)
+    if fermi is None:
+        try:
+            ne = electron_count(op) if n_electrons is None else float(n_electrons)
+            fermi = fermi_level(E, ne, occ=occ, temperature=temperature)
+        except HothamError:
+            if n_electrons is not None or not np.isfinite(op.fermi_level):
+                raise
+            fermi = float(op.fermi_level)
+    if energies is None:
+        de = sigma / 4 if de is None else float(de)
+        lo, hi = E.min() - 5 * sigma, E.max() + 5 * sigma
+        grid = np.linspace(lo, hi, min(int(np.ceil((hi - lo) / de)) + 1, 200_001))
+    else:
+        grid = np.asarray(energies, dtype=float)
+    nk = len(k)
+    total = occ * broaden(grid, E, np.full(E.size, 1.0 / nk), sigma, kind)
+    proj = {}
+    if need_vec:
+        w = np.concatenate(wts, axis=1)                  # [nk, nb_total, n_orb]
+        if project == "species":
+            g, names = species_weights(op, w)
+        elif project == "l":
+            g, names = l_weights(op, w)
+        elif project == "atom":
+            g = atom_weights(op, w)
+            names = [f"{i}:{s}" for i, s in enumerate(op.atoms.get_chemical_symbols())]
+        else:
+            raise HothamError(f"unknown projection {project!r} (species, l, atom)")
+        pd = occ * broaden(grid, E, g.reshape(E.size, -1) / nk, sigma, kind)
+        proj = {n: pd[:, i] for i, n in enumerate(names)}
+    return DOS(grid, total, float(fermi), proj, E)

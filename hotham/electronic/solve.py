@@ -1,0 +1,244 @@
+"""The generalised eigenproblem H(k) c = e S(k) c, dense or sparse shift-invert.
+
+* dense: LAPACK through numpy/scipy, all bands, batched over k (Cholesky of S(k), then the
+  standard Hermitian problem L^-1 H L^-H). Used when the matrix size is at most ``dense_max``
+  and all bands are wanted (or ``n`` is given but the problem is small).
+* sparse: ARPACK shift-invert (``scipy.sparse.linalg.eigsh`` with an ``OPinv``) around a
+  target energy sigma, giving the ``n`` eigenpairs nearest sigma. The matrix H(k) - sigma S(k)
+  is assembled in one pass and factorised with SuperLU; the fill-reducing column ordering of
+  the first k is kept and reused at every later k (the sparsity pattern does not depend on k),
+  so only the numerical factorisation is repeated. At k-points with real phases (Gamma, 2k
+  integer) the matrices are real symmetric and the factorisation is real.
+
+An overlap that is not positive definite raises :class:`OverlapError` with the k-point and
+the smallest eigenvalue of S(k), not a LAPACK trace.
+
+Collinear spin: ``spin=0`` / ``spin=1`` solve one channel; ``spin=None`` (the default) solves
+both and concatenates them along the band axis, up bands first (each half ascending), so a
+collinear operator with N orbitals gives 2N bands.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..errors import HothamError
+from ..operator import BlockOperator
+from .factor import factorizer
+from .hk import Assembler, as_kpoints, is_real_kpoint
+
+#: largest matrix solved densely when all bands are asked for (or by default when n is given)
+DENSE_MAX = 2000
+
+
+class OverlapError(HothamError, np.linalg.LinAlgError):
+    """S(k) is not positive definite: names the k-point and the smallest eigenvalue."""
+
+    def __init__(self, k, min_eig: float, source: str = ""):
+        self.k = np.asarray(k, dtype=float)
+        self.min_eig = float(min_eig)
+        where = f" ({source})" if source else ""
+        super().__init__(f"overlap S(k) is not positive definite at k = {np.array2string(self.k, precision=6)}"
+                         f" (fractional): smallest eigenvalue {self.min_eig:.3e}{where}")
+
+
+class SolverError(HothamError):
+    """The sparse eigensolver did not converge or was asked for too many states."""
+
+
+@dataclass
+class Eigen:
+    """Eigenpairs at a set of k-points.
+
+    energies : float [nk, nb], eV, ascending per k
+    vectors : complex [nk, n, nb] or None (columns S-orthonormal: c^H S c = 1)
+    kpts : float [nk, 3], fractional
+    spin : channel index per band block (collinear ``spin=None``: [nb] with 0 then 1), or None
+    """
+    energies: np.ndarray
+    vectors: np.ndarray | None
+    kpts: np.ndarray
+    spin: np.ndarray | None = None
+
+
+def _channels(op: BlockOperator, spin):
+    if op.spin == "collinear":
+        return [0, 1] if spin is None else [int(spin)]
+    if spin not in (None, 0):
+        raise HothamError(f"spin={spin!r} is only meaningful for collinear operators (this one is {op.spin})")
+    return [0]
+
+
+def _min_overlap_eig(S: np.ndarray) -> float:
+    return float(np.linalg.eigvalsh(S)[0])
+
+
+def dense_eigh(Hk: np.ndarray, Sk: np.ndarray, kpts, vectors: bool = False, source: str = ""):
+    """Batched H c = e S c for dense [nk, n, n] matrices. Returns (e [nk, n], c [nk, n, n] or None)."""
+    Hk = 0.5 * (Hk + np.conj(np.swapaxes(Hk, -1, -2)))
+    Sk = 0.5 * (Sk + np.conj(np.swapaxes(Sk, -1, -2)))
+    try:
+        L = np.linalg.cholesky(Sk)
+    except np.linalg.LinAlgError:
+        # find the offending k-point for the message
+        for q in range(len(Sk)):
+            try:
+                np.linalg.cholesky(Sk[q])
+            except np.linalg.LinAlgError:
+                raise OverlapError(as_kpoints(kpts)[q], _min_overlap_eig(Sk[q]), source) from None
+        raise
+    n = Hk.shape[-1]
+    eye = np.broadcast_to(np.eye(n, dtype=Hk.dtype), Hk.shape)
+    Linv = np.linalg.solve(L, eye)                       # L^-1, batched (triangular, small n)
+    A = Linv @ Hk @ np.conj(np.swapaxes(Linv, -1, -2))
+    A = 0.5 * (A + np.conj(np.swapaxes(A, -1, -2)))
+    if not vectors:
+        return np.linalg.eigvalsh(A), None
+    e, y = np.linalg.eigh(A)
+    c = np.conj(np.swapaxes(Linv, -1, -2)) @ y           # c = L^-H y
+    return e, c
+
+
+class ShiftInvert:
+    """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by ARPACK shift-invert.
+
+    ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed, else SuperLU), "pardiso"
+    or "superlu" (see :mod:`hotham.electronic.factor`). The ordering of the first
+    factorisation is reused at every later k (same sparsity pattern). Eigenvalues are the
+    Rayleigh quotients c^H H c / c^H S c of the converged vectors (exact to second order in
+    the residual, so an inexact factorisation does not shift them).
+    Memory: the CSR of H - sigma S, of H and S, and the factors (which dominate).
+    """
+
+    def __init__(self, op: BlockOperator, sigma: float, assembler: Assembler | None = None,
+                 spin: int = 0, tol: float = 0.0, backend: str = "auto"):
+        if not np.isfinite(sigma):
+            raise HothamError("shift-invert needs a finite target energy: give `around` "
+                              "(the operator has no Fermi level)")
+        self.op = op
+        self.sigma = float(sigma)
+        self.asm = assembler or Assembler(op)
+        self.spin = spin
+        self.tol = tol
+        self.factor = factorizer(backend)
+
+    @property
+    def backend(self) -> str:
+        return self.factor.name
+
+    def solve(self, k, n: int, vectors: bool = False):
+        """The ``n`` eigenpairs nearest sigma at fractional k: (e [n] ascending, c [size, n] or None)."""
+        k = np.asarray(k, dtype=np.float64).reshape(3)
+        real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
+        size = self.asm.size
+        if n >= size - 1:
+            raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
+        dtype = np.float64 if real else np.complex128
+        A = self.asm.shifted(k, self.sigma, self.spin, real=real)
+        try:
+            self.factor.factor(A)
+        except RuntimeError as exc:  # singular factor: sigma is an eigenvalue
+            raise SolverError(f"H - sigma S is singular at k = {k} (sigma = {self.sigma} eV is an eigenvalue?): "
+                              f"{exc}; shift `around` slightly") from None
+        del A
+        fac = self.factor
+        OPinv = spla.LinearOperator((size, size), dtype=dtype,
+                                    matvec=lambda b: np.asarray(fac.solve(np.asarray(b, dtype=dtype).ravel())).ravel())
+        H = self.asm.H(k, self.spin, real=real)
+        S = self.asm.S(k, real=real)
+        v0 = np.random.default_rng(0).standard_normal(size).astype(dtype)
+        try:
+            if real:
+                e, c = spla.eigsh(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=self.tol)
+            else:
+                e, c = spla.eigs(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=self.tol)
+        except spla.ArpackNoConvergence as exc:
+            raise SolverError(f"shift-invert around {self.sigma:.4f} eV did not converge at k = {k}: {exc}") from None
+        Sc = S @ c
+        nrm = np.real(np.einsum("ij,ij->j", c.conj(), Sc))
+        e = np.real(np.einsum("ij,ij->j", c.conj(), H @ c)) / nrm   # Rayleigh quotients
+        order = np.argsort(e)
+        e = e[order]
+        if not vectors:
+            return e, None
+        c = (c[:, order] / np.sqrt(nrm[order])).astype(np.complex128)
+        return e, c
+
+
+def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
+          spin: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
+          method: str = "auto", backend: str = "auto") -> Eigen:
+    """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
+
+    ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
+    ``op.fermi_level``): dense (then cut) when the matrix is at most ``dense_max``, otherwise
+    sparse shift-invert (``method`` "dense" / "sparse" forces one; ``backend`` picks the sparse
+    factorisation, see :mod:`hotham.electronic.factor`). Collinear operators: see the
+    module docstring (``spin=None`` concatenates up and down). Returns :class:`Eigen`.
+    """
+    k = as_kpoints(kpts)
+    asm = Assembler(op)
+    size = asm.size
+    chans = _channels(op, spin)
+    if n is not None:
+        n = int(n)
+        if n < 1 or n > size:
+            raise HothamError(f"n = {n} states requested, the problem has {size}")
+    if method == "auto":
+        method = "dense" if (n is None or size <= dense_max) else "sparse"
+    if method == "sparse" and n is None:
+        raise HothamError("the sparse solver needs n (number of states near `around`)")
+    target = op.fermi_level if around is None else float(around)
+    if n is not None and not np.isfinite(target):
+        raise HothamError("n states near `around` requested but `around` is not given and the operator "
+                          f"has no Fermi level ({op.source or 'operator'})")
+    E, C = [], []
+    for s in chans:
+        if method == "dense":
+            e_all, c_all = [], []
+            batch = max(1, int(2e8 // (16 * size * size * 4)))   # bound memory of the batch
+            for q0 in range(0, len(k), batch):
+                kq = k[q0:q0 + batch]
+                e, c = dense_eigh(asm.dense(kq, "H", s), asm.dense(kq, "S"), kq, vectors, op.source)
+                if n is not None:
+                    idx = _nearest(e, target, n)
+                    e = np.take_along_axis(e, idx, 1)
+                    if c is not None:
+                        c = np.take_along_axis(c, idx[:, None, :], 2)
+                e_all.append(e)
+                c_all.append(c)
+            E.append(np.concatenate(e_all))
+            C.append(np.concatenate(c_all) if vectors else None)
+        elif method == "sparse":
+            si = ShiftInvert(op, target, asm, spin=s, backend=backend)
+            es, cs = zip(*[si.solve(kq, n, vectors) for kq in k])
+            E.append(np.stack(es))
+            C.append(np.stack(cs) if vectors else None)
+        else:
+            raise HothamError(f"unknown method {method!r} (auto, dense, sparse)")
+    energies = np.concatenate(E, axis=1)
+    vecs = np.concatenate(C, axis=2) if vectors else None
+    spin_idx = np.repeat(chans, [E[0].shape[1]] * len(chans)) if op.spin == "collinear" else None
+    return Eigen(energies, vecs, k, spin_idx)
+
+
+def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:
+    """Indices [nk, n] of the n eigenvalues nearest target, kept in ascending energy order."""
+    idx = np.argsort(np.abs(e - target), axis=1, kind="stable")[:, :n]
+    return np.sort(idx, axis=1)
+
+
+def eigenvalues(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
+                spin: int | None = None, **kwargs) -> np.ndarray:
+    """Band energies (eV) at fractional k-points ``kpts`` [nk, 3], shape [nk, nbands].
+
+    All bands (dense LAPACK) when ``n`` is None; else the ``n`` eigenvalues nearest ``around``
+    (eV, default ``op.fermi_level``), through sparse shift-invert for matrices larger than
+    :data:`DENSE_MAX`. Collinear operators: ``spin`` 0/1 picks a channel, ``None`` gives
+    [up bands | down bands] concatenated (2 x nbands). SOC: 2N spinor bands.
+    """
+    return solve(op, kpts, n=n, around=around, spin=spin, **kwargs).energies

@@ -1,0 +1,191 @@
+"""Wavefunctions: eigenvectors at chosen k and bands, Mulliken weights, where a state lives.
+
+Mulliken weight of state c on orbital mu: w_mu = Re(conj(c_mu) (S(k) c)_mu); the weights of a
+state sum to 1 (c is S-normalised). Atom and shell weights sum the orbitals of each atom /
+each (atom, shell). For soc the two spin components of an orbital are added.
+Eigenvectors are in the lattice gauge of :mod:`hotham.electronic.hk`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import HothamError
+from ..operator import BlockOperator
+from .hk import Assembler, as_kpoints
+from .solve import solve
+
+
+def orbital_weights(op: BlockOperator, kpts, vectors: np.ndarray, spin: int = 0) -> np.ndarray:
+    """Mulliken weights [nk, nb, n_orbitals] (spin-less orbitals) of S-normalised ``vectors``
+    [nk, size, nb] at fractional ``kpts``."""
+    k = as_kpoints(kpts)
+    asm = Assembler(op)
+    out = []
+    for q in range(len(k)):
+        c = vectors[q]
+        Sc = asm.S(k[q]) @ c
+        w = np.real(np.conj(c) * Sc)                      # [size, nb]
+        if op.spin == "soc":
+            n = op.n_orbitals
+            w = w[:n] + w[n:]
+        out.append(w.T)
+    return np.stack(out)
+
+
+def _group(op: BlockOperator, w: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Sum the last axis (orbitals) of w into groups ``labels`` [n_orbitals] (0..G-1)."""
+    G = int(labels.max()) + 1
+    M = np.zeros((op.n_orbitals, G))
+    M[np.arange(op.n_orbitals), labels] = 1.0
+    return w @ M
+
+
+def orbital_atom(op: BlockOperator) -> np.ndarray:
+    """Atom of every spin-less orbital, int [n_orbitals]."""
+    return np.repeat(np.arange(op.n_atoms), op.orbital_counts)
+
+
+def orbital_l(op: BlockOperator) -> np.ndarray:
+    """Angular momentum of every spin-less orbital, int [n_orbitals]."""
+    return np.concatenate([op.basis.orbital_l(s) for s in op.atoms.get_chemical_symbols()])
+
+
+def shell_labels(op: BlockOperator):
+    """(shell index of every orbital [n_orbitals], names like "3:Mo:d1" per shell)."""
+    idx, names, base = [], [], 0
+    for a, sym in enumerate(op.atoms.get_chemical_symbols()):
+        for s, (l, m) in enumerate(op.basis.shell_list(sym)):
+            idx.append(np.full(2 * l + 1, base))
+            names.append(f"{a}:{sym}:{'spdfgh'[l]}{m + 1}")
+            base += 1
+    return np.concatenate(idx), names
+
+
+def atom_weights(op, w):
+    """Mulliken weights per atom [..., N] from orbital weights [..., n_orbitals]."""
+    return _group(op, w, orbital_atom(op))
+
+
+def species_weights(op, w):
+    """(weights per species [..., n_species], species names)."""
+    sym = np.array(op.atoms.get_chemical_symbols())
+    names = list(dict.fromkeys(sym))
+    lab = np.array([names.index(s) for s in sym])[orbital_atom(op)]
+    return _group(op, w, lab), names
+
+
+def l_weights(op, w):
+    """(weights per (species, l) [..., G], names like "Mo-d")."""
+    sym = np.array(op.atoms.get_chemical_symbols())[orbital_atom(op)]
+    ls = orbital_l(op)
+    keys = [f"{s}-{'spdfgh'[l]}" for s, l in zip(sym, ls)]
+    names = list(dict.fromkeys(keys))
+    lab = np.array([names.index(k) for k in keys])
+    return _group(op, w, lab), names
+
+
+@dataclass
+class States:
+    """Eigenpairs at chosen k and bands: ``energies`` [nk, nb] eV, ``vectors`` [nk, size, nb],
+    ``weights`` (Mulliken per orbital) [nk, nb, n_orbitals], ``bands`` the band indices (all-band
+    numbering, 0-based) or None when the states are the n nearest a target energy."""
+    op: BlockOperator
+    kpts: np.ndarray
+    energies: np.ndarray
+    vectors: np.ndarray
+    weights: np.ndarray
+    bands: np.ndarray | None = None
+
+    @property
+    def atom_weights(self) -> np.ndarray:
+        """[nk, nb, N]."""
+        return atom_weights(self.op, self.weights)
+
+    @property
+    def shell_weights(self):
+        """([nk, nb, n_shells], shell names)."""
+        idx, names = shell_labels(self.op)
+        return _group(self.op, self.weights, idx), names
+
+    def save_hdf5(self, fname) -> None:
+        """Eigenvectors, energies and weights to HDF5 (atomic write). Datasets: kpts [nk, 3],
+        energies [nk, nb] (eV), vectors [nk, size, nb] complex (lattice gauge, S-normalised),
+        orbital_weights, atom_weights; attrs fermi_level, source."""
+        import h5py
+        from ..io.hdf5 import atomic_path
+        with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
+            f["kpts"] = self.kpts
+            f["energies"] = self.energies
+            f["vectors"] = self.vectors
+            f["orbital_weights"] = self.weights
+            f["atom_weights"] = self.atom_weights
+            sw, names = self.shell_weights
+            f["shell_weights"] = sw
+            f.attrs["shell_names"] = np.array(names, dtype="S")
+            if self.bands is not None:
+                f["bands"] = self.bands
+            f["positions"] = self.op.atoms.positions
+            f["cell"] = np.asarray(self.op.atoms.cell)
+            f["numbers"] = self.op.atoms.numbers
+            f.attrs["fermi_level"] = float(self.op.fermi_level)
+            f.attrs["source"] = str(self.op.source)
+            f.attrs["gauge"] = "lattice: c_(i a)(k) multiplies exp(2 pi i k.R) phi_(i a)(r - t_i - R)"
+
+    def plot_atoms(self, fname=None, k: int = 0, band: int = 0, ax=None, scale: float = 400.0):
+        """Top view of the cell with each atom's disc area proportional to the state's weight on
+        it (the "where does the flat band live" picture). Returns the axes."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        w = self.atom_weights[k, band]
+        pos = self.op.atoms.positions
+        own = ax is None
+        if own:
+            fig, ax = plt.subplots(figsize=(5.5, 5))
+        ax.scatter(pos[:, 0], pos[:, 1], s=4, c="0.7", zorder=1)
+        sc = ax.scatter(pos[:, 0], pos[:, 1], s=scale * w / max(w.max(), 1e-300), c=pos[:, 2],
+                        cmap="coolwarm", alpha=0.8, edgecolors="k", linewidths=0.3, zorder=2)
+        cell = np.asarray(self.op.atoms.cell)
+        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]) @ cell[:2, :2]
+        ax.plot(corners[:, 0], corners[:, 1], color="0.5", lw=0.8)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (Å)")
+        ax.set_ylabel("y (Å)")
+        e = self.energies[k, band] - (self.op.fermi_level if np.isfinite(self.op.fermi_level) else 0.0)
+        kk = self.kpts[k]
+        ax.set_title(f"state {band if self.bands is None else self.bands[band]} at k = "
+                     f"({kk[0]:.3g}, {kk[1]:.3g}, {kk[2]:.3g}), E - E_F = {e:.3f} eV", fontsize=9)
+        plt.colorbar(sc, ax=ax, label="z (Å)", shrink=0.8)
+        if own:
+            fig.tight_layout()
+            if fname:
+                from .bands import _savefig
+                _savefig(fig, fname)
+            plt.close(fig)
+        return ax
+
+
+def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around: float | None = None,
+           spin: int = 0, **solver_kw) -> States:
+    """Eigenvectors and Mulliken weights at fractional ``kpts``.
+
+    ``bands``: indices into the ascending list of all bands (dense solve); or ``n`` states nearest
+    ``around`` (eV, default E_F; sparse for large cells). Collinear: one channel (``spin``).
+    """
+    if op.spin != "collinear":
+        spin = None if spin in (None, 0) else spin
+    if bands is not None and n is not None:
+        raise HothamError("give either bands or n, not both")
+    eig = solve(op, kpts, n=n, around=around, spin=spin, vectors=True, **solver_kw)
+    e, c = eig.energies, eig.vectors
+    b = None
+    if bands is not None:
+        b = np.atleast_1d(np.asarray(bands, dtype=int))
+        if b.min() < -e.shape[1] or b.max() >= e.shape[1]:
+            raise HothamError(f"band index out of range: the problem has {e.shape[1]} bands")
+        b = b % e.shape[1]
+        e, c = e[:, b], c[:, :, b]
+    w = orbital_weights(op, eig.kpts, c, spin or 0)
+    return States(op, eig.kpts, e, c, w, b)

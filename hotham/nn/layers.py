@@ -1,0 +1,130 @@
+"""Equivariant building blocks on features laid out as ``[..., C, (L+1)^2]``.
+
+A feature tensor holds C channels of every irrep l = 0..L, the last axis ordered
+(l=0; l=1, m=-1..1; l=2, m=-2..2; ...) in hotham's internal real-SH basis (see
+:mod:`hotham.so3`; it is e3nn's irrep basis, so e3nn's Clebsch-Gordan tensors apply as they are).
+Features of "even" type transform with parity (-1)^l (like Y_l(r)); "odd" type with (-1)^(l+1)
+(pseudo-scalars, pseudo-vectors, ...). Only the last SO(2) layer produces odd features.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def n_coeffs(lmax: int) -> int:
+    """(lmax+1)^2, the length of the last axis of a feature tensor."""
+    return (lmax + 1) ** 2
+
+
+def l_of_index(lmax: int) -> torch.Tensor:
+    """l of every coefficient, long [(lmax+1)^2]."""
+    return torch.cat([torch.full((2 * l + 1,), l, dtype=torch.long) for l in range(lmax + 1)])
+
+
+def mlp(sizes, act=nn.SiLU, last_act: bool = False) -> nn.Sequential:
+    """Plain MLP: Linear, act, ..., Linear (no activation after the last layer unless asked)."""
+    layers = []
+    for k in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2 or last_act:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class EquivariantLinear(nn.Module):
+    """Per-l channel mixing ``[..., C_in, K] -> [..., C_out, K]`` (one C_in x C_out matrix per l,
+    shared by the 2l+1 components, so it commutes with every rotation and with inversion).
+    ``bias`` adds a learned constant to the l = 0 channels (only allowed on even features)."""
+
+    def __init__(self, c_in: int, c_out: int, lmax: int, bias: bool = True):
+        super().__init__()
+        self.lmax = lmax
+        self.weight = nn.Parameter(torch.randn(lmax + 1, c_in, c_out) / math.sqrt(c_in))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.register_buffer("lidx", l_of_index(lmax), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.einsum("...ck,kcd->...dk", x, self.weight[self.lidx])
+        if self.bias is not None:
+            out = torch.cat([out[..., :1] + self.bias[:, None], out[..., 1:]], dim=-1)
+        return out
+
+
+class Gate(nn.Module):
+    """Gate nonlinearity (paper eq. 7): even scalars -> SiLU, odd scalars -> tanh (odd
+    function, keeps the parity), every l >= 1 component scaled by sigmoid of a learned linear
+    function of invariant (even) scalars, one gate per channel and l."""
+
+    def __init__(self, channels: int, lmax: int, gate_channels: int | None = None):
+        super().__init__()
+        self.lmax = lmax
+        self.gates = nn.Linear(gate_channels or channels, channels * max(lmax, 1))
+        self.register_buffer("lidx", l_of_index(lmax), persistent=False)
+
+    def forward(self, x: torch.Tensor, scalars: torch.Tensor | None = None, odd: bool = False) -> torch.Tensor:
+        """x [..., C, K]; ``scalars`` [..., C_g] invariant gate inputs (default: x's own l=0,
+        only valid for even x)."""
+        if scalars is None:
+            if odd:
+                raise ValueError("odd features need even scalars to gate them")
+            scalars = x[..., 0]
+        s = torch.tanh(x[..., :1]) if odd else nn.functional.silu(x[..., :1])
+        if self.lmax == 0:
+            return s
+        g = torch.sigmoid(self.gates(scalars)).unflatten(-1, (x.shape[-2], self.lmax))  # [..., C, L]
+        return torch.cat([s, x[..., 1:] * g[..., self.lidx[1:] - 1]], dim=-1)
+
+
+class EquivariantLayerNorm(nn.Module):
+    """Equivariant layer norm (paper eqs. 8-9): per l, divide by the mean over channels of the
+    component norm |x_{c,l}| and multiply by a learned per-channel scale; the l = 0 channels are
+    first centred (mean over channels removed) and, for even features, get a learned bias.
+
+    ``eps`` floors the denominator. Components that symmetry forbids (e.g. l = 1 on an
+    inversion-symmetric site) are rounding noise, which the division amplifies by up to 1/eps; 1e-3
+    keeps that at ~1e-13 relative in float64 (~1e-4 in float32) while features are O(1)."""
+
+    def __init__(self, channels: int, lmax: int, bias: bool = True, eps: float = 1e-3):
+        super().__init__()
+        self.lmax, self.eps = lmax, eps
+        self.scale = nn.Parameter(torch.ones(lmax + 1, channels))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for l in range(self.lmax + 1):
+            xl = x[..., l * l:(l + 1) ** 2]
+            if l == 0:
+                xl = xl - xl.mean(dim=-2, keepdim=True)
+            norm = xl.norm(dim=-1, keepdim=True).mean(dim=-2, keepdim=True)  # [..., 1, 1]
+            xl = xl / (norm + self.eps) * self.scale[l][:, None]
+            if l == 0 and self.bias is not None:
+                xl = xl + self.bias[:, None]
+            parts.append(xl)
+        return torch.cat(parts, dim=-1)
+
+
+def to_e3nn(x: torch.Tensor, lmax: int) -> torch.Tensor:
+    """[..., C, K] -> e3nn layout [..., C*1 + C*3 + ...] (irreps 'Cx0 + Cx1 + ...', channel-major
+    inside each irrep)."""
+    return torch.cat([x[..., l * l:(l + 1) ** 2].flatten(-2) for l in range(lmax + 1)], dim=-1)
+
+
+def from_e3nn(y: torch.Tensor, channels: int, lmax: int) -> torch.Tensor:
+    """Inverse of :func:`to_e3nn`."""
+    parts, k = [], 0
+    for l in range(lmax + 1):
+        n = channels * (2 * l + 1)
+        parts.append(y[..., k:k + n].unflatten(-1, (channels, 2 * l + 1)))
+        k += n
+    return torch.cat(parts, dim=-1)
+
+
+def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean of ``src`` rows [E, ...] grouped by ``index`` [E] into [n, ...] (empty groups -> 0)."""
+    out = src.new_zeros((n,) + src.shape[1:]).index_add_(0, index, src)
+    count = torch.zeros(n, dtype=src.dtype, device=src.device).index_add_(0, index, torch.ones_like(index, dtype=src.dtype))
+    return out / count.clamp(min=1).view((n,) + (1,) * (src.dim() - 1))

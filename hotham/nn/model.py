@@ -1,0 +1,146 @@
+"""The Hot-Ham network: embedding, Gaunt message passing, SO(2) last layer, Wigner-Eckart readout.
+
+    model = HotHam(HotHamConfig(species={"C": (0, 0, 1, 1, 2)}, lmax=4))
+    pred = model.predict(op)            # BlockOperator with H (eV) predicted, S kept
+    H = model(build_graph([op1, op2], model.species, model.shells))   # flat, for training
+
+The output is exactly Hermitian: every block is averaged with the transpose of its partner,
+H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2.
+"""
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, field_validator
+from torch import nn
+
+from .. import so3
+from .conv import ConvLayer, SO2Layer
+from .embedding import Embedding
+from .graph import GraphBatch, build_graph
+from .radial import RadialBasis, cosine_cutoff
+from .readout import BlockReadout
+from .so2 import edge_frame_wigner
+
+
+class HotHamConfig(BaseModel):
+    """Hyper-parameters of :class:`HotHam` (JSON-serialisable; checkpoints carry it).
+
+    species: symbol -> orbital shell l's in storage order (e.g. OpenMX C6.0-s2p2d1 -> 0,0,1,1,2).
+    lmax: L of the hidden irreps l = 0..L (the readout needs L >= l1 + l2 of every shell pair).
+    channels: C, channels per irrep. layers: Gaunt/e3nn message-passing layers before the final
+    SO(2) layer. conv: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "fourier" or
+    "grid". radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
+    hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    species: dict[str, tuple[int, ...]] = {"C": (0, 0, 1, 1, 2)}
+    lmax: int = 4
+    channels: int = 32
+    layers: int = 3
+    conv: Literal["gaunt", "e3nn"] = "gaunt"
+    gaunt_method: Literal["fourier", "grid"] = "fourier"
+    radial_basis: Literal["chebyshev", "bessel", "gaussian"] = "chebyshev"
+    n_radial: int = 16
+    r_cut: float = 12.0
+    hidden: int = 64
+    output_scale: float = 1.0
+
+    @field_validator("lmax", "channels", "n_radial", "hidden")
+    @classmethod
+    def _positive(cls, v):
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("layers")
+    @classmethod
+    def _nonneg(cls, v):
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @classmethod
+    def from_basis(cls, basis, **kw) -> "HotHamConfig":
+        """Config for a :class:`hotham.basis.Basis` (all its species)."""
+        return cls(species={s: tuple(ls) for s, ls in basis.shells.items()}, **kw)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+class HotHam(nn.Module):
+    """E(3)-equivariant Hamiltonian model; see the module docstring and :class:`HotHamConfig`."""
+
+    def __init__(self, config: HotHamConfig | None = None, **kw):
+        super().__init__()
+        config = config or HotHamConfig(**kw)
+        self.config = config
+        self.species = sorted(config.species)
+        self.shells = {s: tuple(config.species[s]) for s in self.species}
+        C, L, nr = config.channels, config.lmax, config.n_radial
+        self.radial = RadialBasis(nr, config.r_cut, config.radial_basis)
+        self.embedding = Embedding(len(self.species), C, L, nr, config.hidden)
+        self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.conv, config.gaunt_method)
+                                     for _ in range(config.layers)])
+        self.last = SO2Layer(C, L, nr, config.hidden)
+        self.onsite = BlockReadout(C, L, self.species, self.shells, "onsite")
+        self.hopping = BlockReadout(C, L, self.species, self.shells, "hopping")
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def graph(self, ops) -> GraphBatch:
+        """GraphBatch of one or several BlockOperators, on the model's device and dtype."""
+        p = next(self.parameters())
+        return build_graph(ops, self.species, self.shells, dtype=p.dtype).to(p.device, p.dtype)
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order."""
+        L = self.config.lmax
+        vec = batch.edge_vec
+        r = vec.norm(dim=-1)
+        rbf = self.radial(r)
+        Y = torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1)
+        dst, src = batch.edge_dst, batch.edge_src
+        _, v, e = self.embedding(batch.species, dst, src, rbf, cosine_cutoff(r, self.config.r_cut), Y)
+        for layer in self.layers:
+            v, e = layer(v, e, dst, src, rbf, Y)
+        D = edge_frame_wigner(vec, L)
+        v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D)
+        out = vec.new_zeros(batch.nnz)
+        out = self.onsite(v_even, v_odd, batch.onsite, out)
+        out = self.hopping(e_even, e_odd, batch.hopping, out)
+        # exact Hermiticity: a + b and b + a are the same floating-point number
+        out = 0.5 * (out + out[batch.partner])
+        return out * self.config.output_scale
+
+    @torch.no_grad()
+    def predict(self, op):
+        """BlockOperator with the predicted spin-less H (float64, eV); S and the edges are kept."""
+        H = self.forward(self.graph([op])).detach().to("cpu", torch.float64).numpy()
+        return op.with_blocks(H=H, S=op.S, spin="none", source=f"model:hotham({op.source})" if op.source else "model:hotham")
+
+    def predict_many(self, ops) -> list:
+        """Batched :meth:`predict` over several structures."""
+        with torch.no_grad():
+            H = self.forward(self.graph(list(ops))).detach().to("cpu", torch.float64).numpy()
+        splits = np.cumsum([op.nnz for op in ops])[:-1]
+        return [op.with_blocks(H=h, S=op.S, spin="none", source="model:hotham") for op, h in zip(ops, np.split(H, splits))]
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict:
+        """State for torch.save: {"config": JSON dict, "state_dict": ...}."""
+        return {"config": json.loads(self.config.model_dump_json()), "state_dict": self.state_dict()}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "HotHam":
+        model = cls(HotHamConfig(**ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"])
+        return model

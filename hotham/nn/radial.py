@@ -1,0 +1,43 @@
+"""Radial bases of the edge length r (Angstrom), all multiplied by the smooth cosine cutoff
+f_c(r) = (cos(pi r / r_cut) + 1) / 2 for r < r_cut, 0 beyond (Hot-Ham paper)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def cosine_cutoff(r: torch.Tensor, r_cut: float) -> torch.Tensor:
+    """(cos(pi r / r_cut) + 1) / 2 inside r_cut, 0 outside; r [...] in Angstrom."""
+    return torch.where(r < r_cut, 0.5 * (torch.cos(math.pi * r / r_cut) + 1), torch.zeros_like(r))
+
+
+class RadialBasis(nn.Module):
+    """r [E] (Angstrom) -> [E, n] basis values times the cosine cutoff.
+
+    kind "chebyshev": T_k(2 r / r_cut - 1), k = 0..n-1 (default, Hot-Ham);
+    "bessel": sqrt(2 / r_cut) sin(k pi r / r_cut) / r, k = 1..n;
+    "gaussian": exp(-(r - mu_k)^2 / (2 w^2)), mu_k evenly spaced on [0, r_cut], w their spacing.
+    """
+
+    def __init__(self, n: int = 16, r_cut: float = 12.0, kind: str = "chebyshev"):
+        super().__init__()
+        if kind not in ("chebyshev", "bessel", "gaussian"):
+            raise ValueError(f"unknown radial basis {kind!r} (chebyshev, bessel, gaussian)")
+        self.n, self.r_cut, self.kind = n, float(r_cut), kind
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        rc = self.r_cut
+        k = torch.arange(self.n, dtype=r.dtype, device=r.device)
+        r1 = r[..., None]
+        if self.kind == "chebyshev":
+            x = (2 * r1 / rc - 1).clamp(-1, 1)
+            b = torch.cos(k * torch.arccos(x))
+        elif self.kind == "bessel":
+            b = math.sqrt(2 / rc) * torch.sin((k + 1) * math.pi * r1 / rc) / r1.clamp(min=1e-9)
+        else:
+            mu = k * rc / max(self.n - 1, 1)
+            w = rc / max(self.n - 1, 1)
+            b = torch.exp(-0.5 * ((r1 - mu) / w) ** 2)
+        return b * cosine_cutoff(r1, rc)

@@ -1,0 +1,148 @@
+"""SO(2) convolution in the edge-aligned frame (eSCN / EquiformerV2 style), the last Hot-Ham layer.
+
+In hotham's internal real-SH basis (:mod:`hotham.so3`) the m = 0 component of Y_l points along
+the Cartesian z axis (internal Y(r) = e3nn Y(P r) with P r = (y, z, x), and e3nn's polar axis is
+its y, i.e. our z). Rotating the features by D(R_e)^T with R_e z = r_ij / |r_ij| therefore makes
+the edge harmonics Y(r_ij) purely m = 0, and a Clebsch-Gordan convolution x (x) Y(r_ij)
+collapses to independent 2x2 mixings of the (+m, -m) pairs across l (O(L^3) instead of O(L^6)):
+
+    even paths (l1 + l2 + l3 even, output parity (-1)^l3):
+        y_{l3,+m} = A^m_{l3 l1} x_{l1,+m},      y_{l3,-m} = A^m_{l3 l1} x_{l1,-m}
+    odd paths (output parity (-1)^(l3+1), m >= 1 only):
+        y_{l3,+m} = -B^m_{l3 l1} x_{l1,-m},     y_{l3,-m} = B^m_{l3 l1} x_{l1,+m}
+
+(signs read off e3nn's wigner_3j with m2 = 0 and checked in tests/test_nn_so2.py against a
+full e3nn TensorProduct). The weights A, B depend on the edge length through an MLP.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+
+@lru_cache(maxsize=None)
+def _generators64(l: int) -> torch.Tensor:
+    """e3nn's so(3) generators of degree l in float64 (e3nn builds them in the default dtype)."""
+    from e3nn.o3._wigner import so3_generators
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return so3_generators(l).to(torch.float64)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def edge_angles(vec: torch.Tensor):
+    """Angles (alpha, beta) [E] with R(alpha, beta, 0) e3nn_y = P r / |r| for internal vectors r [E, 3].
+
+    beta = atan2(sqrt(x^2 + z^2), y) in e3nn coordinates, accurate at the poles (acos is not);
+    along +-z (internal) alpha = atan2(0, 0) = 0, a valid choice since the SO(2) layer does not
+    depend on the rotation about the edge.
+    """
+    v = vec[..., [1, 2, 0]]  # e3nn coordinates
+    x, y, z = v.unbind(-1)
+    beta = torch.atan2(torch.sqrt(x * x + z * z), y)
+    alpha = torch.atan2(x, z)
+    return alpha, beta
+
+
+def edge_frame_wigner(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    """Per-l Wigner matrices D_l(R_e) [E, 2l+1, 2l+1] of the rotation R_e taking internal z to the
+    edge direction: Y_l(r_e) = D_l(R_e) Y_l(z). Rotate features into the edge frame with D^T."""
+    alpha, beta = edge_angles(vec)
+    out = []
+    for l in range(lmax + 1):
+        X = _generators64(l).to(dtype=vec.dtype, device=vec.device)
+        D = torch.matrix_exp(alpha[:, None, None] * X[1]) @ torch.matrix_exp(beta[:, None, None] * X[0])
+        out.append(D)
+    return out
+
+
+def rotate(x: torch.Tensor, D: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
+    """Apply D (or D^T if ``inverse``) per l to features x [E, C, (L+1)^2]."""
+    parts = []
+    for l, Dl in enumerate(D):
+        xl = x[..., l * l:(l + 1) ** 2]
+        eq = "eij,eci->ecj" if inverse else "eij,ecj->eci"
+        parts.append(torch.einsum(eq, Dl, xl))
+    return torch.cat(parts, dim=-1)
+
+
+class SO2Convolution(nn.Module):
+    """Depthwise SO(2) convolution of edge-frame features (channel c only talks to channel c, like
+    e3nn's "uvu" tensor product; mix channels with an EquivariantLinear afterwards).
+
+    ``forward(x, weights)``: x [E, C, K] already rotated into the edge frame, weights
+    [E, C, n_weights] (from a radial MLP) -> (y_even, y_odd), both [E, C, K], still in the edge
+    frame. y_odd's l = 0 part is identically zero (no m = 0 odd path).
+    """
+
+    def __init__(self, lmax: int):
+        super().__init__()
+        self.lmax = lmax
+        L = lmax
+        # index of component (l, m) in the flat (L+1)^2 axis
+        for m in range(L + 1):
+            ls = torch.arange(m, L + 1)
+            self.register_buffer(f"pos{m}", ls * ls + ls + m, persistent=False)
+            self.register_buffer(f"neg{m}", ls * ls + ls - m, persistent=False)
+        # weights: A^m [n_m, n_m] for m = 0..L, B^m for m = 1..L, n_m = L + 1 - m
+        self.sizes_A = [(L + 1 - m) ** 2 for m in range(L + 1)]
+        self.sizes_B = [(L + 1 - m) ** 2 for m in range(1, L + 1)]
+        self.n_weights = sum(self.sizes_A) + sum(self.sizes_B)
+
+    def split_weights(self, w: torch.Tensor):
+        """[..., n_weights] -> (A list over m = 0..L, B list over m = 1..L), each [..., n_m, n_m]
+        indexed [l3 - m, l1 - m]."""
+        chunks = torch.split(w, self.sizes_A + self.sizes_B, dim=-1)
+        L = self.lmax
+        A = [c.unflatten(-1, (L + 1 - m, L + 1 - m)) for m, c in enumerate(chunks[:L + 1])]
+        B = [c.unflatten(-1, (L + 1 - m, L + 1 - m)) for m, c in zip(range(1, L + 1), chunks[L + 1:])]
+        return A, B
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor):
+        A, B = self.split_weights(weights)
+        y_even = torch.zeros_like(x)
+        y_odd = torch.zeros_like(x)
+        for m in range(self.lmax + 1):
+            pos, neg = getattr(self, f"pos{m}"), getattr(self, f"neg{m}")
+            xp = x[..., pos]
+            y_even[..., pos] = torch.einsum("ecij,ecj->eci", A[m], xp)
+            if m == 0:
+                continue
+            xn = x[..., neg]
+            y_even[..., neg] = torch.einsum("ecij,ecj->eci", A[m], xn)
+            y_odd[..., pos] = -torch.einsum("ecij,ecj->eci", B[m - 1], xn)
+            y_odd[..., neg] = torch.einsum("ecij,ecj->eci", B[m - 1], xp)
+        return y_even, y_odd
+
+
+def so2_weights_from_cg(path_weights: dict, lmax: int, dtype=torch.float64) -> torch.Tensor:
+    """SO(2) weights equivalent to a Clebsch-Gordan convolution sum_paths w (x_l1 (x) Y_l2(r))_l3.
+
+    ``path_weights[(l1, l2, l3)]`` are tensors [..., C] multiplying e3nn's ``wigner_3j(l1, l2, l3)``
+    contraction with Y in the internal 'integral' normalisation (Y_l2(z) = sqrt((2 l2 + 1)/4 pi)
+    at m = 0). Returns [..., C, n_weights] for :class:`SO2Convolution`. Used by the tests and to
+    initialise the SO(2) layer from a trained CG convolution.
+    """
+    from e3nn import o3
+    conv = SO2Convolution(lmax)
+    shape = next(iter(path_weights.values())).shape
+    A = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(lmax + 1)]
+    B = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(1, lmax + 1)]
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for (l1, l2, l3), w in path_weights.items():
+            C = o3.wigner_3j(l1, l2, l3)[:, l2, :].T.to(dtype) * math.sqrt((2 * l2 + 1) / (4 * math.pi))  # [m3, m1]
+            for m in range(min(l1, l3) + 1):
+                if (l1 + l2 + l3) % 2 == 0:
+                    A[m][..., l3 - m, l1 - m] += w * C[l3 + m, l1 + m]
+                elif m > 0:
+                    B[m - 1][..., l3 - m, l1 - m] += w * C[l3 - m, l1 + m]
+    finally:
+        torch.set_default_dtype(old)
+    return torch.cat([a.flatten(-2) for a in A] + [b.flatten(-2) for b in B], dim=-1)

@@ -1,0 +1,332 @@
+"""Training, checkpoints and prediction with the Hot-Ham model.
+
+    from hotham.train import TrainConfig, train, load_predictor
+    result = train("set.h5", "model.pt", model={"lmax": 4, "channels": 16}, config=TrainConfig(epochs=200))
+    pred = load_predictor("model.pt").predict(op)      # BlockOperator with predicted H (eV)
+
+Targets are the DFT blocks in eV minus an *equivariant on-site baseline*: for every species and
+pair of its shells with equal l, the data-set mean of tr(block)/(2l+1) times the identity
+(c * 1 is invariant under D_l (.) D_l^T, so the baseline breaks no symmetry). The network learns
+the residual; predictions add the baseline back. The loss is the Hot-Ham paper's: mean absolute
+error plus root-mean-square error over all block elements.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from .basis import Basis
+from .errors import FormatError, HothamError
+from .metrics import BlockErrors
+from .operator import BlockOperator
+
+CHECKPOINT_FORMAT = "hotham-model"
+CHECKPOINT_VERSION = 1
+
+
+class TrainingError(HothamError):
+    """Training cannot go on: NaN targets or a diverging loss (the message says where)."""
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings (JSON-serialisable; stored in the checkpoint).
+
+    epochs: passes over the training split. lr: Adam learning rate. batch_size: structures per
+    step. target: "H" (eV) or "S" (an overlap model for structures without DFT). device: "auto"
+    (CUDA when present), "cpu" or "cuda". dtype: float32 or float64. lr_patience / lr_factor /
+    min_lr: ReduceLROnPlateau on the validation loss. max_minutes: wall-clock limit (None = none).
+    grad_clip: max gradient norm. seed: batching and initialisation.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = 100
+    lr: float = 5e-3
+    batch_size: int = 1
+    target: Literal["H", "S"] = "H"
+    device: str = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    lr_patience: int = 10
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    max_minutes: float | None = None
+    grad_clip: float = 10.0
+    seed: int = 0
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------------------------- baseline
+@dataclass
+class OnsiteBaseline:
+    """Equivariant on-site baseline: ``values[species]`` = list of ``(shell_a, shell_b, c)``,
+    c the mean diagonal value (eV for H) of the (a, b) sub-block of on-site blocks, l_a == l_b."""
+
+    values: dict = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, ops, which: str = "H") -> "OnsiteBaseline":
+        sums: dict = {}
+        for op in ops:
+            X = getattr(op, which)
+            symbols = op.atoms.get_chemical_symbols()
+            for a, e in enumerate(op.onsite_edges()):
+                s = symbols[a]
+                blk = X[op.offsets[e]:op.offsets[e + 1]].reshape(op.block_shapes[e])
+                for (ka, kb, sl_a, sl_b, l) in _equal_l_shell_pairs(op.basis.shells[s]):
+                    key = (s, ka, kb)
+                    sums.setdefault(key, []).append(np.trace(blk[sl_a, sl_b]) / (2 * l + 1))
+        values: dict = {}
+        for (s, ka, kb), v in sorted(sums.items()):
+            # (a, b) and (b, a) get one value, so the baseline is exactly Hermitian
+            both = v + sums[(s, kb, ka)]
+            values.setdefault(s, []).append((ka, kb, float(np.mean(both))))
+        return cls(values)
+
+    def flat(self, op: BlockOperator) -> np.ndarray:
+        """Baseline blocks of ``op`` in its flat layout (zeros off-site), float64 [nnz]."""
+        out = np.zeros(op.nnz)
+        symbols = op.atoms.get_chemical_symbols()
+        for a, e in enumerate(op.onsite_edges()):
+            s = symbols[a]
+            if s not in self.values:
+                continue
+            blk = out[op.offsets[e]:op.offsets[e + 1]].reshape(op.block_shapes[e])
+            pairs = {(ka, kb): (sl_a, sl_b) for ka, kb, sl_a, sl_b, _ in _equal_l_shell_pairs(op.basis.shells[s])}
+            for ka, kb, c in self.values[s]:
+                sl_a, sl_b = pairs[(ka, kb)]
+                sub = blk[sl_a, sl_b]
+                np.fill_diagonal(sub, c)
+                blk[sl_a, sl_b] = sub
+        return out
+
+    def to_dict(self) -> dict:
+        return {s: [list(v) for v in vals] for s, vals in self.values.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OnsiteBaseline":
+        return cls({s: [(int(a), int(b), float(c)) for a, b, c in vals] for s, vals in d.items()})
+
+
+def _equal_l_shell_pairs(shells):
+    """(index a, index b, slice a, slice b, l) for every ordered pair of shells with equal l."""
+    starts = np.concatenate([[0], np.cumsum([2 * l + 1 for l in shells])])
+    out = []
+    for a, la in enumerate(shells):
+        for b, lb in enumerate(shells):
+            if la == lb:
+                out.append((a, b, slice(starts[a], starts[a + 1]), slice(starts[b], starts[b + 1]), la))
+    return out
+
+
+# ---------------------------------------------------------------------------------- predictor
+class Predictor:
+    """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges."""
+
+    def __init__(self, model, baseline: OnsiteBaseline, target: str = "H", info: dict | None = None):
+        self.model = model
+        self.baseline = baseline
+        self.target = target
+        self.info = info or {}
+
+    @property
+    def basis(self) -> Basis:
+        return Basis(self.model.shells, self.info.get("basis_labels", {}))
+
+    def predict_flat(self, op: BlockOperator) -> np.ndarray:
+        """Predicted blocks of ``op`` (flat, float64, eV for H)."""
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
+        return out + self.baseline.flat(op)
+
+    def predict(self, op: BlockOperator) -> BlockOperator:
+        """Copy of ``op`` with the predicted target; the other matrix is kept."""
+        X = self.predict_flat(op)
+        src = f"model:{self.info.get('path', 'hotham')}"
+        if self.target == "H":
+            return op.with_blocks(H=X, S=op.S, spin="none", source=src)
+        out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
+        return out
+
+    def save(self, path, extra: dict | None = None) -> None:
+        ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "target": self.target,
+                "model": self.model.checkpoint(), "baseline": self.baseline.to_dict(), **self.info, **(extra or {})}
+        ckpt.pop("path", None)
+        _atomic_torch_save(ckpt, path)
+
+
+def _atomic_torch_save(obj, path) -> None:
+    from .io.hdf5 import atomic_path
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_predictor(path, device: str = "auto") -> Predictor:
+    """Load a checkpoint written by :func:`train`."""
+    from .nn.model import HotHam
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for foreign/corrupt files
+        raise FormatError(path, f"not a readable hotham model checkpoint ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise FormatError(path, "not a hotham model checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads {CHECKPOINT_VERSION}")
+    model = HotHam.from_checkpoint(ckpt["model"])
+    dev = resolve_device(device)
+    model = model.to(dev)
+    info = {k: v for k, v in ckpt.items() if k not in ("model", "baseline", "format", "version", "target")}
+    info["path"] = os.fspath(path)
+    return Predictor(model, OnsiteBaseline.from_dict(ckpt["baseline"]), ckpt.get("target", "H"), info)
+
+
+# ---------------------------------------------------------------------------------- training
+def _loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Hot-Ham loss: MAE + RMSE over all elements (eV)."""
+    d = pred - target
+    return d.abs().mean() + torch.sqrt((d * d).mean() + 1e-30)
+
+
+def _batches(names: list[str], size: int, rng: np.random.Generator) -> list[list[str]]:
+    order = [names[i] for i in rng.permutation(len(names))]
+    return [order[k:k + size] for k in range(0, len(order), size)]
+
+
+def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
+    """Block errors (meV) of a predictor on operators with DFT blocks; see hotham.metrics."""
+    which = which or predictor.target
+    acc = BlockErrors()
+    for op in ops:
+        acc.add(predictor.predict(op), op, which)
+    return acc.report()
+
+
+def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
+          log: Callable[[str], None] = print) -> dict:
+    """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
+
+    ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
+    :class:`hotham.nn.model.HotHamConfig` (lmax, channels, layers, conv, gaunt_method, ...).
+    Returns ``{"history": [...], "val": report, "test": report, "parameters": int}``; the same
+    goes into the checkpoint and into ``<out_path>.json``.
+    """
+    from .dataset import Dataset
+    from .nn.model import HotHam, HotHamConfig
+
+    cfg = config or TrainConfig()
+    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    which = cfg.target
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    device = resolve_device(cfg.device)
+
+    split = {k: ds.split(k) for k in ("train", "val", "test")}
+    if not split["train"]:
+        raise TrainingError(f"{ds.path}: the training split is empty")
+    if not split["val"]:
+        log("note: empty validation split; monitoring the training split instead")
+        split["val"] = list(split["train"])
+    ops = {name: ds[name] for name in set(split["train"]) | set(split["val"]) | set(split["test"])}
+    for name, op in ops.items():
+        X = getattr(op, which)
+        if X is None:
+            raise TrainingError(f"{ds.path}: structure {name} has no {which}")
+        if op.spin != "none" and which == "H":
+            raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}; the model learns spin-less H")
+        if not np.all(np.isfinite(X)):
+            raise TrainingError(f"{ds.path}: structure {name} has NaN/inf in its {which} blocks")
+
+    basis = ds.basis
+    max_edge = max(float(op.edge_lengths().max()) for op in ops.values())
+    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {})})
+    if mcfg.r_cut < max_edge:
+        raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
+    net = HotHam(mcfg).to(device=device, dtype=dtype)
+    baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
+        f"layers={mcfg.layers}, conv={mcfg.conv}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
+
+    def target_of(names):
+        return torch.as_tensor(np.concatenate([getattr(ops[n], which) - baseline.flat(ops[n]) for n in names]),
+                               dtype=dtype, device=device)
+
+    # graphs are built once: fixed batches, shuffled in order every epoch
+    train_batches = _batches(split["train"], cfg.batch_size, rng)
+    cache = {tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in train_batches}
+    val_batches = [[n] for n in split["val"]]
+    cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
+
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
+                                                       min_lr=cfg.min_lr)
+    history, best, best_state = [], math.inf, None
+    t0 = time.time()
+    info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
+            "dataset": os.fspath(ds.path), "r_max": max_edge}
+    for epoch in range(1, cfg.epochs + 1):
+        net.train()
+        tr_loss, tr_mae, n_el = 0.0, 0.0, 0
+        for k in rng.permutation(len(train_batches)):
+            b = tuple(train_batches[k])
+            g, y = cache[b]
+            pred = net(g)
+            loss = _loss(pred, y)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{ds.path}: loss became {loss.item()} at epoch {epoch} on {', '.join(b)}; "
+                                    f"lower the learning rate (now {opt.param_groups[0]['lr']:.2e})")
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            tr_loss += loss.item() * y.numel()
+            tr_mae += (pred - y).abs().sum().item()
+            n_el += y.numel()
+        net.eval()
+        with torch.no_grad():
+            v_loss, v_mae, v_n = 0.0, 0.0, 0
+            for b in val_batches:
+                g, y = cache[tuple(b)]
+                pred = net(g)
+                v_loss += _loss(pred, y).item() * y.numel()
+                v_mae += (pred - y).abs().sum().item()
+                v_n += y.numel()
+        v_loss /= v_n
+        sched.step(v_loss)
+        rec = {"epoch": epoch, "train_loss": tr_loss / n_el, "train_mae_meV": 1000 * tr_mae / n_el,
+               "val_loss": v_loss, "val_mae_meV": 1000 * v_mae / v_n, "lr": opt.param_groups[0]["lr"],
+               "time_s": time.time() - t0}
+        history.append(rec)
+        if v_loss < best:
+            best = v_loss
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            Predictor(net, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+        log(f"epoch {epoch:4d}  train MAE {rec['train_mae_meV']:9.3f} meV  val MAE {rec['val_mae_meV']:9.3f} meV"
+            f"  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s" + ("  *" if v_loss == best else ""))
+        if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+            log(f"stopping: {cfg.max_minutes} minute limit reached")
+            break
+    net.load_state_dict(best_state)
+    pred = Predictor(net, baseline, which, info)
+    result = {"history": history, "parameters": net.n_parameters,
+              "val": evaluate(pred, [ops[n] for n in split["val"]]),
+              "test": evaluate(pred, [ops[n] for n in split["test"]]) if split["test"] else None}
+    pred.save(out_path, {"history": history, "metrics": {"val": result["val"], "test": result["test"]}})
+    from .io.hdf5 import atomic_path
+    with atomic_path(Path(os.fspath(out_path) + ".json")) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1))
+    return result

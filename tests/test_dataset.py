@@ -1,0 +1,243 @@
+"""Training-set builder and reader on real DeepH data (tests/data/deeph) and written operators."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import h5py
+import numpy as np
+import pytest
+from ase import Atoms
+
+import hotham.io as hio
+from hotham.basis import Basis
+from hotham.cli import main
+from hotham.dataset import Dataset, build_dataset, split_names
+from hotham.errors import BasisError, FormatError
+from hotham.parsers.deeph import write_deeph
+from conftest import DATA, random_operator
+
+DEEPH = DATA / "deeph"
+MONO = DEEPH / "graphene_mono_2x2" / "000"
+BILAYER = DEEPH / "bilayer_graphene_slid_1x1" / "000"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Data set from the two real DeepH folders plus a broken copy (element.dat missing)."""
+    tmp = tmp_path_factory.mktemp("ds")
+    broken = tmp / "broken" / "b000"
+    shutil.copytree(BILAYER, broken)
+    (broken / "element.dat").chmod(0o644)
+    (broken / "element.dat").unlink()
+    out = tmp / "set.h5"
+    report = build_dataset([DEEPH, tmp / "broken"], out, seed=3, progress=False)
+    return out, report, broken
+
+
+def test_build_reports_and_skips_broken(built):
+    out, report, broken = built
+    assert report.names == ["deeph__bilayer_graphene_slid_1x1__000", "deeph__graphene_mono_2x2__000"]
+    assert len(report.skipped) == 1
+    path, reason = report.skipped[0]
+    assert path == str(broken) and "element.dat" in reason and "missing" in reason
+    assert report.species == ["C"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask     # not mkstemp's 0600
+    ds = Dataset(out)
+    assert len(ds) == 2 and ds.names == report.names
+    assert ds.skipped == [(str(broken), reason)]
+    assert ds.basis.shells == {"C": (0, 0, 1, 1, 2)} and ds.basis.labels == {"C": "C6.0-s2p2d1"}
+    # a data set is not a single operator: hotham.io.read says where to go
+    with pytest.raises(FormatError, match="Dataset"):
+        hio.read(out)
+
+
+def test_read_back_equals_sources(built):
+    out, report, _ = built
+    with Dataset(out) as ds:
+        for k, name in enumerate(ds.names):
+            src = hio.read(ds.source(name))
+            for op in (ds[name], ds[k]):
+                for attr in ("H", "S", "edge_i", "edge_j", "edge_R"):
+                    np.testing.assert_array_equal(getattr(op, attr), getattr(src, attr))
+                np.testing.assert_array_equal(op.atoms.positions, src.atoms.positions)
+                np.testing.assert_array_equal(np.asarray(op.atoms.cell), np.asarray(src.atoms.cell))
+                assert op.fermi_level == src.fermi_level and op.basis.shells == src.basis.shells
+        assert sum(ds[n].n_edges for n in ds.names) == report.n_edges
+        with pytest.raises(KeyError):
+            ds["nope"]
+
+
+def test_stats_match_numpy(built):
+    out, _, _ = built
+    ds = Dataset(out)
+    ops = [hio.read(ds.source(n)) for n in ds.names]
+    H = np.concatenate([op.H for op in ops])
+    S = np.concatenate([op.S for op in ops])
+    st = ds.stats["C-C"]
+    assert st["H"]["blocks"] == st["S"]["blocks"] == sum(op.n_edges for op in ops)
+    assert st["H"]["elements"] == H.size
+    np.testing.assert_allclose([st["H"]["mean"], st["H"]["std"], st["H"]["max_abs"]],
+                               [H.mean(), H.std(), np.abs(H).max()], rtol=1e-12)
+    np.testing.assert_allclose([st["S"]["mean"], st["S"]["std"], st["S"]["max_abs"]],
+                               [S.mean(), S.std(), np.abs(S).max()], rtol=1e-12)
+    # longest edge, from positions, cell and R directly
+    longest = max(np.linalg.norm(op.atoms.positions[op.edge_j] + op.edge_R @ op.atoms.cell[:]
+                                 - op.atoms.positions[op.edge_i], axis=1).max() for op in ops)
+    assert ds.max_edge_length == pytest.approx(longest, rel=1e-12)
+    assert ds.max_edge_length_pairs["C-C"] == pytest.approx(longest, rel=1e-12)
+    assert np.isnan(ds.cutoff)
+
+
+def test_split_reproducible_disjoint_complete(built):
+    names = [f"s{k:03d}" for k in range(50)]
+    a = split_names(names, (0.8, 0.1, 0.1), seed=7)
+    assert a == split_names(list(reversed(names)), (0.8, 0.1, 0.1), seed=7)   # order of sources irrelevant
+    assert a != split_names(names, (0.8, 0.1, 0.1), seed=8)
+    assert [len(a[k]) for k in ("train", "val", "test")] == [40, 5, 5]
+    together = a["train"] + a["val"] + a["test"]
+    assert sorted(together) == names and len(set(together)) == 50
+    # cut points are the rounded cumulative fractions: 50 * (0.5, 0.75) -> 25, 38 (round half to even)
+    assert [len(v) for v in split_names(names, (2, 1, 1), seed=0).values()] == [25, 13, 12]
+    out, report, _ = built
+    ds = Dataset(out)
+    want = split_names(ds.names, (0.8, 0.1, 0.1), seed=3)
+    assert {k: ds.split(k) for k in ("train", "val", "test")} == want == report.split
+
+
+def test_cutoff_keeps_pairs_and_onsite(tmp_path):
+    out = tmp_path / "cut.h5"
+    report = build_dataset([MONO], out, cutoff=3.0, progress=False)
+    src = hio.read(MONO)
+    op = Dataset(out)[0]
+    d_src = src.edge_lengths()
+    assert op.n_edges == int((d_src <= 3.0).sum()) < src.n_edges
+    assert op.edge_lengths().max() <= 3.0 and report.max_edge_length <= 3.0
+    op.check(h_tol=1e-6, s_tol=1e-8)           # on-site blocks and Hermitian partners all still there
+    for e in range(0, op.n_edges, 17):
+        f = src.find_edge(op.edge_i[e], op.edge_j[e], op.edge_R[e])
+        np.testing.assert_array_equal(op.h_block(e), src.h_block(f))
+    assert Dataset(out).cutoff == 3.0
+
+
+def _hbn(basis=None, seed=2):
+    a = 2.5
+    atoms = Atoms("BN", scaled_positions=[(1 / 3, 2 / 3, 0.5), (2 / 3, 1 / 3, 0.5)],
+                  cell=[[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, 15.0]], pbc=True)
+    return random_operator(atoms=atoms, basis=basis or Basis({"B": (0, 0, 1, 1, 2), "N": (0, 1, 2)}), seed=seed)
+
+
+def test_mixed_chemistry(tmp_path):
+    write_deeph(tmp_path / "src" / "hbn", _hbn())
+    out = tmp_path / "mixed.h5"
+    report = build_dataset([tmp_path / "src", MONO], out, progress=False)
+    assert report.species == ["B", "C", "N"] and not report.skipped
+    ds = Dataset(out)
+    assert ds.basis.shells == {"B": (0, 0, 1, 1, 2), "C": (0, 0, 1, 1, 2), "N": (0, 1, 2)}
+    assert set(ds.stats) == {"B-B", "B-N", "N-B", "N-N", "C-C"}
+    hbn = hio.read(tmp_path / "src" / "hbn")
+    bn = (hbn.edge_i == 0) & (hbn.edge_j == 1)
+    x = np.concatenate([hbn.h_block(e).ravel() for e in np.flatnonzero(bn)])
+    st = ds.stats["B-N"]["H"]
+    assert st["blocks"] == bn.sum() and st["elements"] == x.size == bn.sum() * 13 * 9
+    np.testing.assert_allclose([st["mean"], st["std"], st["max_abs"]], [x.mean(), x.std(), np.abs(x).max()], rtol=1e-12)
+    np.testing.assert_array_equal(ds["src__hbn"].H, hbn.H)
+
+
+def test_conflicting_basis_fails_and_leaves_no_file(tmp_path):
+    atoms = hio.read(MONO).atoms[:2]
+    write_deeph(tmp_path / "odd", random_operator(atoms=atoms, basis=Basis({"C": (0, 1)})))
+    out = tmp_path / "bad.h5"
+    with pytest.raises(BasisError, match=r"element C.*odd") as exc:
+        build_dataset([MONO, tmp_path / "odd"], out, progress=False)
+    assert str(MONO) in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd"]      # no set, no temp file
+
+
+def test_non_hermitian_and_empty_sources_skipped(tmp_path):
+    op = _hbn()
+    H = op.H.copy()
+    H[op.offsets[op.find_edge(0, 1)]] += 0.01                           # break one element of a pair
+    write_deeph(tmp_path / "src" / "bad", op.with_blocks(H=H))
+    write_deeph(tmp_path / "src" / "good", op)
+    (tmp_path / "empty").mkdir()
+    report = build_dataset([tmp_path / "src", tmp_path / "empty"], tmp_path / "s.h5", progress=False)
+    assert report.names == ["src__good"]
+    reasons = dict(report.skipped)
+    assert "not Hermitian" in reasons[str(tmp_path / "src" / "bad")]
+    assert "holds no" in reasons[str(tmp_path / "empty")]
+
+
+def test_dataset_rejects_foreign_file(tmp_path):
+    hio.write(tmp_path / "one.h5", random_operator())
+    with pytest.raises(FormatError, match="not a hotham data set"):
+        Dataset(tmp_path / "one.h5")
+    with h5py.File(tmp_path / "x.h5", "w"):
+        pass
+    with pytest.raises(FormatError):
+        Dataset(tmp_path / "x.h5")
+
+
+def test_cli_build_and_info(tmp_path, capsys):
+    out = tmp_path / "cli.h5"
+    rc = main(["dataset", "build", str(DEEPH), str(tmp_path / "nothing"), "-o", str(out),
+               "--split", "0.5", "0.5", "0", "--seed", "1", "--cutoff", "5", "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "structures: 2" in text and "skipped 1" in text and "no such file" in text
+    ds = Dataset(out)
+    assert [len(ds.split(k)) for k in ("train", "val", "test")] == [1, 1, 0] and ds.cutoff == 5.0
+    assert main(["dataset", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2 structures" in text and "C-C" in text
+    assert main(["dataset", "info", str(tmp_path / "nothing.h5")]) == 2
+
+
+OPENMX = DATA / "openmx"
+
+
+def test_openmx_runs_and_deeph_folders_together(tmp_path):
+    out = tmp_path / "mx.h5"
+    report = build_dataset([OPENMX / "graphene_prim", OPENMX / "hbn_prim", MONO], out, progress=False)
+    assert report.names == ["000", "graphene_prim", "hbn_prim"] and not report.skipped
+    ds = Dataset(out)
+    assert ds.species == ["B", "C", "N"]
+    assert ds.basis.labels == {"B": "B7.0-s2p2d1", "C": "C6.0-s2p2d1", "N": "N6.0-s2p2d1"}
+    for name in ds.names:
+        src = hio.read(ds.source(name))
+        np.testing.assert_array_equal(ds[name].H, src.H)
+        np.testing.assert_array_equal(ds[name].S, src.S)
+        np.testing.assert_array_equal(ds[name].edge_R, src.edge_R)
+
+
+def test_spin_orbit_set_and_spin_filter(tmp_path):
+    out = tmp_path / "soc.h5"
+    report = build_dataset([OPENMX], out, spin="soc", progress=False)
+    assert report.names == ["openmx__mos2_prim_soc"]
+    reasons = dict(report.skipped)
+    assert "spin 'none', the data set takes 'soc'" in reasons[str(OPENMX / "mos2_prim")]
+    assert "spin 'collinear'" in reasons[str(OPENMX / "graphene_prim_spin")]
+    ds = Dataset(out)
+    assert ds.spin == "soc"
+    op = hio.read(OPENMX / "mos2_prim_soc")
+    np.testing.assert_array_equal(ds[0].H, op.H)
+    # spin-orbit statistics pool real and imaginary parts of the (2 n_i, 2 n_j) blocks
+    sym = np.array(op.atoms.get_chemical_symbols())
+    ms = (sym[op.edge_i] == "Mo") & (sym[op.edge_j] == "S")
+    h = np.concatenate([op.h_block(e).ravel() for e in np.flatnonzero(ms)])
+    x = np.concatenate([h.real, h.imag])
+    st = ds.stats["Mo-S"]["H"]
+    np.testing.assert_allclose([st["mean"], st["std"], st["max_abs"]], [x.mean(), x.std(), np.abs(x).max()],
+                               rtol=1e-12)
+
+
+def test_nothing_readable_writes_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "none.h5"
+    assert main(["dataset", "build", str(tmp_path / "empty"), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no structure could be read" in err and "holds no" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert main(["dataset"]) == 1

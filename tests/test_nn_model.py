@@ -1,0 +1,164 @@
+"""Hot-Ham network, float64 with random weights: E(3) equivariance of every predicted block
+(rotation + inversion, via hotham.so3.rotate_operator), translation and permutation invariance,
+exact Hermiticity, mixed species in one batch, config round trip."""
+import itertools
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import graphene
+
+from hotham import so3
+from hotham.basis import Basis
+from hotham.nn import HotHam, HotHamConfig
+from hotham.nn.graph import build_graph
+from hotham.operator import BlockOperator
+
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _edges_op(atoms, basis, rmax=1):
+    n = len(atoms)
+    Rs = list(itertools.product(range(-rmax, rmax + 1), range(-rmax, rmax + 1), [0]))
+    ei, ej, eR = zip(*[(i, j, R) for i in range(n) for j in range(n) for R in Rs])
+    return BlockOperator(atoms, basis, np.array(ei), np.array(ej), np.array(eR))
+
+
+def graphene_op():
+    atoms = graphene(a=2.46, vacuum=7.5)
+    atoms.pbc = True
+    atoms.positions += [0.1, -0.2, 0.3]  # off the symmetric position: no accidental zeros
+    return _edges_op(atoms, Basis({"C": (0, 0, 1, 1, 2)}))
+
+
+def mos2_op():
+    a = 3.19
+    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, 15.0]]
+    frac = [[0, 0, 0.5], [1 / 3, 2 / 3, 0.5 + 1.56 / 15], [1 / 3, 2 / 3, 0.5 - 1.58 / 15]]
+    atoms = Atoms("MoS2", scaled_positions=frac, cell=cell, pbc=True)
+    atoms.positions[1] += [0.05, 0.0, 0.02]  # break the mirror symmetry a little
+    return _edges_op(atoms, Basis({"Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)}))
+
+
+def _model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=0):
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # L = 2 leaves out d-d irreps l3 = 3, 4 (expected warning)
+        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, conv=conv,
+                                      gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0)
+        model = HotHam(cfg).double()
+    # random weights: make every bias and scale non-trivial so nothing vanishes by construction
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name or "scale" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+CASES = [("fourier", "gaunt", 2), ("fourier", "gaunt", 4), ("fourier", "gaunt", 6),
+         ("grid", "gaunt", 2), ("grid", "gaunt", 4), ("grid", "gaunt", 6), ("fourier", "e3nn", 2)]
+
+
+@pytest.mark.parametrize("method,conv,lmax", CASES)
+@pytest.mark.parametrize("make_op", [graphene_op, mos2_op], ids=["graphene", "mos2"])
+def test_rotation_inversion_equivariance(make_op, method, conv, lmax):
+    op = make_op()
+    model = _model(op, lmax, conv, method)
+    pred = model.predict(op)
+    rng = np.random.default_rng(lmax)
+    for improper in (False, True):
+        Q = so3.random_rotation(rng, improper=improper)
+        want = so3.rotate_operator(pred, Q)
+        got = model.predict(so3.rotate_operator(op, Q))
+        assert _rel(got.H, want.H) < 1e-9, (improper, _rel(got.H, want.H))
+    assert pred.hermiticity_error() == 0.0
+    # every block is non-trivial (the readout reaches every orbital pair it can)
+    assert np.abs(pred.H).max() > 1e-3
+
+
+def test_equivariance_on_real_openmx_graph():
+    """Bilayer graphene from OpenMX: the DFT's own 330 blocks, interlayer edges exactly along z
+    (the pole of the edge frame)."""
+    from pathlib import Path
+
+    from hotham.io import read
+    op = read(Path(__file__).parent / "data/openmx/bilayer_graphene_ab_prim/bilayer_graphene_ab_prim.scfout.gz")
+    model = _model(op, 4, layers=2)
+    pred = model.predict(op)
+    assert pred.hermiticity_error() == 0.0
+    rng = np.random.default_rng(7)
+    for improper in (False, True):
+        Q = so3.random_rotation(rng, improper=improper)
+        assert _rel(model.predict(so3.rotate_operator(op, Q)).H, so3.rotate_operator(pred, Q).H) < 1e-9
+
+
+def test_translation_and_permutation_invariance():
+    op = mos2_op()
+    model = _model(op, 4, layers=2)
+    pred = model.predict(op)
+    # translation (no wrapping: edges keep their R)
+    moved = op.copy()
+    moved.atoms.positions += [1.3, -0.7, 2.1]
+    assert _rel(model.predict(moved).H, pred.H) < 1e-12
+    # permutation of atoms (and of the edge order)
+    perm = np.array([2, 0, 1])  # new atom k is old atom perm[k]
+    inv = np.argsort(perm)
+    order = np.random.default_rng(0).permutation(op.n_edges)
+    atoms = op.atoms[perm]
+    pop = BlockOperator(atoms, op.basis, inv[op.edge_i[order]], inv[op.edge_j[order]], op.edge_R[order])
+    ppred = model.predict(pop)
+    for e_new, e_old in enumerate(order):
+        np.testing.assert_allclose(ppred.h_block(e_new), pred.h_block(e_old), rtol=0, atol=1e-12 * np.abs(pred.H).max())
+
+
+def test_batch_of_mixed_structures_equals_single_predictions():
+    g, m = graphene_op(), mos2_op()
+    basis = Basis({"C": (0, 0, 1, 1, 2), "Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)})
+    g = BlockOperator(g.atoms, basis, g.edge_i, g.edge_j, g.edge_R)
+    m = BlockOperator(m.atoms, basis, m.edge_i, m.edge_j, m.edge_R)
+    torch.manual_seed(0)
+    model = HotHam(HotHamConfig.from_basis(basis, lmax=4, channels=4, layers=1, n_radial=6, hidden=8)).double()
+    batch = model.predict_many([m, g, m])
+    singles = [model.predict(x) for x in (m, g, m)]
+    for b, s in zip(batch, singles):
+        assert _rel(b.H, s.H) < 1e-12
+        assert b.hermiticity_error() == 0.0
+
+
+def test_unknown_species_and_wrong_basis_raise():
+    from hotham.errors import BasisError
+    op = graphene_op()
+    model = HotHam(HotHamConfig(species={"C": (0, 1)}, lmax=2, channels=2, layers=0)).double()
+    with pytest.raises(BasisError, match="basis of C"):
+        model.predict(op)
+    model = HotHam(HotHamConfig(species={"Mo": (0, 1)}, lmax=2, channels=2, layers=0)).double()
+    with pytest.raises(BasisError, match="unknown to the model"):
+        model.predict(op)
+
+
+def test_config_json_round_trip_and_checkpoint():
+    cfg = HotHamConfig.from_basis(Basis({"Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)}))
+    again = HotHamConfig(**json.loads(cfg.to_json()))
+    assert again == cfg
+    op = mos2_op()
+    model = _model(op, 4, channels=2)
+    clone = HotHam.from_checkpoint(model.checkpoint()).double()
+    np.testing.assert_array_equal(clone.predict(op).H, model.predict(op).H)
+
+
+def test_default_model_under_two_million_parameters():
+    assert HotHam(HotHamConfig()).n_parameters < 2_000_000

@@ -1,0 +1,100 @@
+"""Training, checkpoints, evaluation and prediction on the real DeepH test structures."""
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hotham import io
+from hotham.cli import main
+from hotham.dataset import Dataset, build_dataset
+from hotham.errors import FormatError
+from hotham.metrics import block_errors
+from hotham.so3 import random_rotation, rotate_operator
+from hotham.train import OnsiteBaseline, TrainConfig, TrainingError, load_predictor, train
+
+DATA = Path(__file__).parent / "data"
+TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ds") / "set.h5"
+    build_dataset([DATA / "deeph"], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m.pt"
+    result = train(dataset, out, model=TINY, config=TrainConfig(epochs=12, lr=1e-2), log=lambda s: None)
+    return out, result
+
+
+def test_onsite_baseline_is_equivariant():
+    op = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
+    base = OnsiteBaseline.fit([op])
+    Q = random_rotation(np.random.default_rng(3), improper=True)
+    b = op.with_blocks(H=base.flat(op))
+    rotated = rotate_operator(b, Q)
+    assert np.abs(rotated.H - base.flat(rotate_operator(op, Q))).max() < 1e-9  # traces of rotated blocks: round-off
+    # first s shell: the mean on-site energy; first p shell (orbitals 2..4): mean of tr/3
+    onsite = op.onsite_edges()
+    blk = base.flat(op)[op.offsets[onsite[0]]:op.offsets[onsite[0] + 1]].reshape(13, 13)
+    assert blk[0, 0] == pytest.approx(np.mean([op.h_block(k)[0, 0] for k in onsite]), abs=1e-12)
+    assert blk[3, 3] == pytest.approx(np.mean([np.trace(op.h_block(k)[2:5, 2:5]) / 3 for k in onsite]), abs=1e-12)
+    assert blk[2, 3] == 0.0  # off-diagonal inside a p shell: not part of the baseline
+
+
+def test_training_reduces_error_and_checkpoint_roundtrips(dataset, trained):
+    out, result = trained
+    hist = result["history"]
+    assert hist[-1]["train_mae_meV"] < 0.7 * hist[0]["train_mae_meV"]
+    pred = load_predictor(out)
+    ds = Dataset(dataset)
+    op = ds[ds.split("val")[0]]
+    p = pred.predict(op)
+    assert p.hermiticity_error() == 0.0
+    assert p.S is op.S or np.array_equal(p.S, op.S)
+    rep = block_errors(p, op)
+    # the checkpoint holds the best epoch, whose val MAE the history recorded
+    best = min(h["val_mae_meV"] for h in hist)
+    assert rep["all"]["mae"] == pytest.approx(best, rel=1e-4)
+    assert set(rep["orbital"]) >= {"s-s", "p-d", "d-d"} and "C-C" in rep["species"]
+    assert Path(str(out) + ".json").exists()
+
+
+def test_nan_targets_are_refused(dataset, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(Path(dataset).read_bytes())
+    with h5py.File(bad, "r+") as f:
+        name = sorted(f["structures"])[0]
+        H = f["structures"][name]["H"]
+        H[3] = np.nan
+    with pytest.raises(TrainingError, match=f"{name}.*NaN"):
+        train(bad, tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=1), log=lambda s: None)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_foreign_checkpoint(tmp_path):
+    p = tmp_path / "x.pt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(FormatError, match="x.pt"):
+        load_predictor(p)
+    torch.save({"foo": 1}, p)
+    with pytest.raises(FormatError, match="not a hotham model checkpoint"):
+        load_predictor(p)
+
+
+def test_cli_evaluate_and_predict(dataset, trained, tmp_path, capsys):
+    out, _ = trained
+    assert main(["evaluate", str(out), str(dataset), "--split", "val"]) == 0
+    text = capsys.readouterr().out
+    assert "MAE" in text and "per orbital pair" in text
+    src = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
+    assert main(["predict", str(out), str(src), "-o", str(tmp_path / "p.h5")]) == 0
+    p = io.read(tmp_path / "p.h5")
+    ref = io.read(src)
+    assert np.array_equal(p.edge_R, ref.edge_R) and np.array_equal(p.S, ref.S)
+    assert p.hermiticity_error() == 0.0

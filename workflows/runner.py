@@ -1,0 +1,196 @@
+"""Run OpenMX on prepared folders: several in parallel, resumable, with convergence and wall
+time recorded; or emit a SLURM job-array script for a cluster.
+
+A run folder holds one ``<name>.dat``. The command comes from the ``command`` argument or the
+environment variable ``HOTHAM_OPENMX`` (e.g. ``"mpirun -np 4 openmx"``); the input file name
+is appended and the command runs inside the folder, stdout going to ``<name>.std``. The
+outcome is written to ``run.json`` (status converged / not_converged / failed, SCF steps, last
+NormRD, chemical potential, wall time, exit code). A folder whose run.json says converged and
+whose .scfout exists is skipped on the next call (resume).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hotham.errors import FormatError, HothamError
+
+_SCF = re.compile(r"^\s*SCF=\s*(\d+)\s+NormRD=\s*([-+0-9.eE]+)", re.M)
+_CHEMP = re.compile(r"Chemical potential \(Hartree\)\s+([-+0-9.eE]+)")
+
+
+class OpenMXNotFound(HothamError):
+    """No OpenMX command configured."""
+
+
+@dataclass
+class RunResult:
+    folder: str
+    name: str
+    status: str              # converged | not_converged | failed | skipped
+    returncode: int | None = None
+    wall_time_s: float | None = None
+    scf_steps: int | None = None
+    last_NormRD: float | None = None
+    chemical_potential_hartree: float | None = None
+    message: str = ""
+
+
+def openmx_command(command=None) -> list[str]:
+    """The OpenMX command as a list: ``command`` or env HOTHAM_OPENMX."""
+    cmd = command or os.environ.get("HOTHAM_OPENMX")
+    if not cmd:
+        raise OpenMXNotFound("no OpenMX command: set HOTHAM_OPENMX (e.g. 'mpirun -np 4 openmx') or pass --command")
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+
+def find_input(folder) -> Path:
+    """The single ``.dat`` input of a run folder."""
+    folder = Path(folder)
+    dats = sorted(folder.glob("*.dat"))
+    if len(dats) != 1:
+        raise FormatError(folder, f"expected one OpenMX .dat input in the folder, found {len(dats)}")
+    return dats[0]
+
+
+def parse_out(path, max_iter: int | None = None) -> dict:
+    """Convergence facts from an OpenMX ``.out``: finished (timing section present), SCF
+    steps, last NormRD, chemical potential (Hartree), converged (finished and fewer SCF
+    steps than scf.maxIter, read from the input echo when ``max_iter`` is None)."""
+    text = Path(path).read_text(errors="replace")
+    steps = _SCF.findall(text)
+    if max_iter is None:
+        m = re.search(r"^\s*scf\.maxIter\s+(\d+)", text, re.M | re.I)
+        max_iter = int(m.group(1)) if m else None
+    chem = _CHEMP.search(text)
+    finished = "Elapsed.Time" in text or "Computational Time" in text
+    n = int(steps[-1][0]) if steps else 0
+    conv = bool(finished and n > 0 and (max_iter is None or n < max_iter))
+    return {"finished": finished, "scf_steps": n, "last_NormRD": float(steps[-1][1]) if steps else None,
+            "chemical_potential_hartree": float(chem.group(1)) if chem else None, "converged": conv}
+
+
+def is_done(folder) -> bool:
+    """True when run.json says converged and the .scfout is there."""
+    folder = Path(folder)
+    rec = folder / "run.json"
+    if not rec.is_file():
+        return False
+    try:
+        st = json.loads(rec.read_text())
+    except (OSError, ValueError):
+        return False
+    return st.get("status") == "converged" and (folder / f"{st.get('name', '')}.scfout").is_file()
+
+
+def _record(folder: Path, res: RunResult) -> None:
+    from hotham.io.hdf5 import atomic_path
+    with atomic_path(folder / "run.json") as tmp:
+        Path(tmp).write_text(json.dumps(asdict(res), indent=1))
+
+
+def run_one(folder, command=None, *, timeout: float | None = None, resume: bool = True) -> RunResult:
+    """Run OpenMX in ``folder`` (see module doc); never raises for a failed run."""
+    folder = Path(folder)
+    dat = find_input(folder)
+    name = dat.stem
+    if resume and is_done(folder):
+        st = json.loads((folder / "run.json").read_text())
+        st["status"] = "skipped"
+        st["message"] = "already converged"
+        return RunResult(**{k: st.get(k) for k in RunResult.__dataclass_fields__})
+    cmd = openmx_command(command) + [dat.name]
+    t0 = time.perf_counter()
+    try:
+        with open(folder / f"{name}.std", "w") as std:
+            proc = subprocess.run(cmd, cwd=folder, stdout=std, stderr=subprocess.STDOUT, timeout=timeout)
+        rc, msg = proc.returncode, ""
+    except subprocess.TimeoutExpired:
+        rc, msg = None, f"timed out after {timeout} s"
+    except OSError as exc:
+        rc, msg = None, f"cannot start {cmd[0]!r}: {exc}"
+    wall = time.perf_counter() - t0
+    res = _classify(folder, name, rc, wall, msg)
+    _record(folder, res)
+    return res
+
+
+def run_many(folders, command=None, *, parallel: int = 1, resume: bool = True,
+             timeout: float | None = None) -> list[RunResult]:
+    """Run every folder, ``parallel`` at a time (each run's own MPI processes come from the
+    command). Results in the order of ``folders``."""
+    folders = [Path(f) for f in folders]
+    openmx_command(command)  # fail early when nothing is configured
+    with ThreadPoolExecutor(max_workers=max(1, int(parallel))) as pool:
+        return list(pool.map(lambda f: run_one(f, command, timeout=timeout, resume=resume), folders))
+
+
+def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-openmx", time_limit: str = "12:00:00",
+                       ntasks: int = 4, cpus_per_task: int = 1, partition: str | None = None,
+                       max_parallel: int | None = None, extra_sbatch=()) -> Path:
+    """Write a SLURM job-array script running one folder per array task (list of folders in
+    ``<path>.folders``); finished folders (run.json converged) are skipped by the script."""
+    from hotham.io.hdf5 import atomic_path
+    folders = [Path(f).resolve() for f in folders]
+    if not folders:
+        raise HothamError("no run folders for the job array")
+    path = Path(path)
+    listing = path.with_name(path.name + ".folders")
+    cmd = command or os.environ.get("HOTHAM_OPENMX") or "srun openmx"
+    arr = f"0-{len(folders) - 1}" + (f"%{max_parallel}" if max_parallel else "")
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array={arr}",
+             f"#SBATCH --ntasks={ntasks}", f"#SBATCH --cpus-per-task={cpus_per_task}", f"#SBATCH --time={time_limit}",
+             f"#SBATCH --output={job_name}-%A_%a.log"]
+    if partition:
+        lines.append(f"#SBATCH --partition={partition}")
+    lines += [f"#SBATCH {x}" for x in extra_sbatch]
+    lines += ["set -uo pipefail", f"export OMP_NUM_THREADS={cpus_per_task}",
+              f'folder=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(listing))})',
+              'cd "$folder"',
+              'if [ -f run.json ] && grep -q \'"status": "converged"\' run.json; then echo "done: $folder"; exit 0; fi',
+              'dat=$(ls *.dat | head -n 1); name=${dat%.dat}',
+              f'start=$(date +%s); {cmd} "$dat" > "$name.std" 2>&1; rc=$?',
+              # convergence and run.json are recorded by hotham (same logic as run_one)
+              'python -c "import sys; from hotham.workflows.runner import record_finished; '
+              'record_finished(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))" "$folder" "$rc" "$(( $(date +%s) - start ))"',
+              ""]
+    with atomic_path(listing) as tmp:
+        Path(tmp).write_text("".join(f"{f}\n" for f in folders))
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(lines))
+    os.chmod(path, 0o755)
+    return path
+
+
+def _classify(folder: Path, name: str, rc, wall: float, msg: str = "") -> RunResult:
+    res = RunResult(folder=str(folder), name=name, status="failed", returncode=rc, wall_time_s=round(wall, 3), message=msg)
+    out = folder / f"{name}.out"
+    if out.is_file():
+        facts = parse_out(out)
+        res.scf_steps, res.last_NormRD = facts["scf_steps"], facts["last_NormRD"]
+        res.chemical_potential_hartree = facts["chemical_potential_hartree"]
+        if rc == 0 and facts["converged"] and (folder / f"{name}.scfout").is_file():
+            res.status = "converged"
+        elif rc == 0 and facts["finished"]:
+            res.status = "not_converged"
+            res.message = res.message or f"SCF did not converge in {facts['scf_steps']} steps"
+        else:
+            res.message = res.message or f"OpenMX exited with {rc} before finishing (see {name}.std)"
+    else:
+        res.message = res.message or f"OpenMX exited with {rc} and wrote no {name}.out (see {name}.std)"
+    return res
+
+
+def record_finished(folder, returncode: int, wall_time_s: float) -> RunResult:
+    """Write run.json for a run made outside hotham (e.g. by the SLURM script)."""
+    folder = Path(folder)
+    res = _classify(folder, find_input(folder).stem, int(returncode), float(wall_time_s))
+    _record(folder, res)
+    return res
