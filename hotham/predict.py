@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import FormatError
+from .errors import BasisError, FormatError
 from .operator import BlockOperator
 
 
@@ -36,7 +36,10 @@ def structure_blocks(atoms, predictor, *, overlap_model=None, openmx_data=None) 
     from .overlap import overlap_operator, structure_operator
     basis = predictor.basis
     if overlap_model is None:
-        return overlap_operator(atoms, basis, data_dir=openmx_data)
+        if set(basis.labels) != set(basis.shells):
+            raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "
+                             "PAO overlap cannot be computed: pass an S model (overlap_model / --overlap-model)")
+        return overlap_operator(atoms, basis.labels, data_dir=openmx_data)
     from .train import load_predictor
     s_model = overlap_model if hasattr(overlap_model, "predict") else load_predictor(overlap_model)
     return s_model.predict(structure_operator(atoms, basis))

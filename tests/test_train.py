@@ -98,3 +98,23 @@ def test_cli_evaluate_and_predict(dataset, trained, tmp_path, capsys):
     ref = io.read(src)
     assert np.array_equal(p.edge_R, ref.edge_R) and np.array_equal(p.S, ref.S)
     assert p.hermiticity_error() == 0.0
+
+
+def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
+    """A structure file alone: OpenMX's edges from the PAO radii, S from the PAO files, and the
+    same predicted H as on the DFT's own blocks (H depends on geometry only)."""
+    from ase.io import write as ase_write
+    from hotham.predict import predict_structure
+    out, _ = trained
+    src = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
+    dft = io.read(src)
+    ase_write(tmp_path / "bilayer.xyz", dft.atoms, format="extxyz")
+    bare = predict_structure(out, tmp_path / "bilayer.xyz")
+    on_dft = predict_structure(out, dft)
+    assert bare.n_edges == dft.n_edges
+    e_bare = np.array([bare.find_edge(i, j, R) for i, j, R in zip(dft.edge_i, dft.edge_j, dft.edge_R)])
+    assert np.array_equal(np.sort(e_bare), np.arange(dft.n_edges))
+    for e in (0, 17, dft.n_edges - 1):
+        assert np.abs(bare.h_block(e_bare[e]) - on_dft.h_block(e)).max() < 1e-5
+        assert np.abs(bare.s_block(e_bare[e]) - dft.s_block(e)).max() < 1e-5  # PAO overlap vs OpenMX's grid
+    assert bare.hermiticity_error() == 0.0

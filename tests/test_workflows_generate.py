@@ -92,7 +92,7 @@ def test_phonopy_random_and_thermal():
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
     unit = PhonopyAtoms(symbols=cu.get_chemical_symbols(), cell=cu.cell[:], scaled_positions=cu.get_scaled_positions())
-    ph = Phonopy(unit, supercell_matrix=np.diag([2, 2, 2]), primitive_matrix="auto")
+    ph = Phonopy(unit, supercell_matrix=np.diag([2, 2, 2]), primitive_matrix="P")
     ph.generate_displacements(distance=0.01)
     forces = []
     for sc in ph.supercells_with_displacements:

@@ -115,22 +115,16 @@ def _folders(tmp_path, names):
     return out
 
 
-def test_parse_real_out():
-    p = INPUTS / "graphene_prim.out.gz"
-    text = gzip.open(p, "rt").read()
-    tmp = Path(__file__).parent / "data" / "openmx_inputs"
-    import tempfile
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d) / "x.out"
-        f.write_text(text)
-        facts = runner.parse_out(f)
+def test_parse_real_out(tmp_path):
+    f = tmp_path / "graphene_prim.out"
+    f.write_text(gzip.open(INPUTS / "graphene_prim.out.gz", "rt").read())
+    facts = runner.parse_out(f)
     # figures of the reference run (meta.json: 19 SCF steps, ChemP -0.138670464313 Ha, NormRD 1.002e-9)
     assert facts == {"finished": True, "scf_steps": 19, "last_NormRD": pytest.approx(1.002e-09),
                      "chemical_potential_hartree": -0.138670464313, "converged": True}
-    assert tmp.is_dir()
 
 
-def test_runner_parallel_resume_and_failures(tmp_path, fake_openmx):
+def test_runner_parallel_resume_and_failures(tmp_path, fake_openmx, monkeypatch):
     folders = _folders(tmp_path, ["ok1", "ok2", "bad", "noconv"])
     for name, tag in (("bad", "FAIL"), ("noconv", "NOCONV")):
         dat = tmp_path / "runs" / name / f"{name}.dat"
@@ -148,8 +142,11 @@ def test_runner_parallel_resume_and_failures(tmp_path, fake_openmx):
     assert (tmp_path / "runs" / "ok1" / "calls.txt").read_text().count("run") == 1
     assert (tmp_path / "runs" / "noconv" / "calls.txt").read_text().count("run") == 2
     # no command configured: a clear error
-    with pytest.raises(runner.OpenMXNotFound):
-        runner.run_many(folders, None) if "HOTHAM_OPENMX" not in __import__("os").environ else (_ for _ in ()).throw(runner.OpenMXNotFound(""))
+    monkeypatch.delenv("HOTHAM_OPENMX", raising=False)
+    with pytest.raises(runner.OpenMXNotFound, match="HOTHAM_OPENMX"):
+        runner.run_many(folders, None)
+    monkeypatch.setenv("HOTHAM_OPENMX", fake_openmx)
+    assert runner.run_one(folders[0], None, resume=False).status == "converged"
 
 
 def test_slurm_script(tmp_path):

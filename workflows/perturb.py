@@ -111,7 +111,7 @@ def phonopy_perturbations(atoms: Atoms, n: int, *, supercell=(1, 1, 1), distance
     unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell[:]),
                         scaled_positions=atoms.get_scaled_positions(wrap=False))
     sc = np.diag(supercell) if np.ndim(supercell) == 1 else np.asarray(supercell)
-    ph = Phonopy(unit, supercell_matrix=sc, primitive_matrix="auto")
+    ph = Phonopy(unit, supercell_matrix=sc, primitive_matrix="P")
     if temperature is not None:
         if force_constants is None:
             raise StructureError("displacements at a temperature need force constants")

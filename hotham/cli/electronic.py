@@ -127,7 +127,7 @@ def cmd_states(args) -> int:
     for q in range(len(kpts)):
         for b in range(st.energies.shape[1]):
             top = np.argsort(aw[q, b])[::-1][:3]
-            print(f"k={tuple(np.round(kpts[q], 4))} E-E_F={st.energies[q, b] - op.fermi_level:+.4f} eV  "
+            print(f"k=({kpts[q][0]:.4f}, {kpts[q][1]:.4f}, {kpts[q][2]:.4f}) E-E_F={st.energies[q, b] - op.fermi_level:+.4f} eV  "
                   f"largest atom weights: " + ", ".join(f"{i}:{aw[q, b, i]:.3f}" for i in top))
     print(f"states -> {pre}.h5 (eigenvectors, Mulliken weights), {pre}.{args.format}")
     return 0

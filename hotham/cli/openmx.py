@@ -1,4 +1,5 @@
-"""``hotham openmx write|run|collect``: OpenMX inputs, runs and the dataset built from them."""
+"""``hotham openmx write|run|collect|check``: OpenMX inputs, runs, the dataset built from them,
+and a check of one run (parse, Hermiticity, bands against its own ``.Band``)."""
 from __future__ import annotations
 
 import json
@@ -52,11 +53,11 @@ def _run(args):
     from ..workflows import runner
     folders = _folders(args.folders)
     if args.slurm:
-        path = runner.slurm_array_script(folders, args.slurm, args.command, ntasks=args.ntasks, time_limit=args.time,
+        path = runner.slurm_array_script(folders, args.slurm, args.openmx_cmd, ntasks=args.ntasks, time_limit=args.time,
                                          partition=args.partition, max_parallel=args.parallel)
         print(f"wrote {path} ({len(folders)} array tasks); submit with: sbatch {path}")
         return 0
-    results = runner.run_many(folders, args.command, parallel=args.parallel, resume=not args.no_resume,
+    results = runner.run_many(folders, args.openmx_cmd, parallel=args.parallel, resume=not args.no_resume,
                               timeout=args.timeout)
     bad = 0
     for r in results:
@@ -78,12 +79,33 @@ def _collect(args):
             print(f"skipping {f} (status {st})")
     if not ok:
         raise HothamError("no converged OpenMX runs to collect")
-    try:
-        from ..dataset import build_dataset
-    except ImportError as exc:
-        raise HothamError(f"hotham.dataset.build_dataset is not available ({exc})") from None
-    build_dataset([str(f) for f in ok], args.output)
-    print(f"collected {len(ok)} run(s) into {args.output}")
+    from ..dataset import build_dataset
+    report = build_dataset([str(f) for f in ok], args.output, progress=False)
+    print(report.summary())
+    print(f"collected {report.n_structures} run(s) into {args.output}")
+
+
+def _check(args):
+    from .. import io
+    from ..parsers.openmx import find_run_files, read_openmx
+    from ..parsers.openmx.band import band_deviation
+    op = read_openmx(args.run, symmetrize=args.symmetrize)
+    meta = op.meta
+    print(op)
+    print(f"SpinP_switch {meta.get('spinp_switch')}, OpenMX {meta.get('openmx_version', '?')}, "
+          f"scf steps: {meta.get('scf_steps')}, converged: {meta.get('scf_converged')}")
+    print(f"Hermitian pairing: H {op.hermiticity_error('H'):.2e} eV, S {op.hermiticity_error('S'):.2e}")
+    band = Path(args.band) if args.band else find_run_files(args.run).get("band")
+    if band is not None:
+        r = band_deviation(op, band)
+        ok = r["max_abs_eV"] < 1e-4 and r["min_eig_S"] > 0
+        print(f"bands vs {band.name}: max |dE| {r['max_abs_eV']:.2e} eV ({r['nband']} bands x {r['nk']} k x "
+              f"{r['nspin']} spin), within 5 eV of E_F {r['window_max_abs_eV']:.2e} eV, min eig S(k) "
+              f"{r['min_eig_S']:.2e}  [{'ok' if ok else 'MISMATCH'}]")
+    if args.output:
+        io.write(args.output, op)
+        print(f"wrote {args.output}")
+    return 0
 
 
 def register(subparsers) -> None:
@@ -105,7 +127,7 @@ def register(subparsers) -> None:
 
     q = sub.add_parser("run", help="run OpenMX in folders (parallel, resumable) or write a SLURM array script")
     q.add_argument("folders", nargs="+")
-    q.add_argument("--command", default=None, help="OpenMX command (default $HOTHAM_OPENMX), e.g. 'mpirun -np 4 openmx'")
+    q.add_argument("--command", dest="openmx_cmd", default=None, help="OpenMX command (default $HOTHAM_OPENMX), e.g. 'mpirun -np 4 openmx'")
     q.add_argument("--parallel", type=int, default=1, help="runs at a time (SLURM: max array tasks at a time)")
     q.add_argument("--no-resume", action="store_true", help="rerun folders that already converged")
     q.add_argument("--timeout", type=float, default=None, help="seconds per run")
@@ -119,3 +141,10 @@ def register(subparsers) -> None:
     q.add_argument("folders", nargs="+")
     q.add_argument("-o", "--output", required=True)
     q.set_defaults(func=_collect)
+
+    q = sub.add_parser("check", help="parse one run and check it: Hermiticity, bands against its .Band file")
+    q.add_argument("run", help="run folder or .scfout(.gz)")
+    q.add_argument("--band", default=None, help=".Band file (default: the one beside the run)")
+    q.add_argument("-o", "--output", default=None, help="also convert to a hotham HDF5 file")
+    q.add_argument("--symmetrize", action="store_true", help="average every block with its Hermitian partner")
+    q.set_defaults(func=_check)

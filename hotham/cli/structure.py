@@ -16,6 +16,11 @@ from ..errors import StructureError
 
 
 def _read(spec: str):
+    from ..workflows.layers import as_slab
+    return as_slab(_read_raw(spec))
+
+
+def _read_raw(spec: str):
     """A structure file (any ase format, or an OpenMX .dat) or a built-in layer name:
     graphene, hbn, or an ase.build.mx2 formula (MoS2, WS2, MoSe2, ...), optionally
     NAME:a=LATTICE."""

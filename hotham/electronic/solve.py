@@ -106,8 +106,9 @@ def dense_eigh(Hk: np.ndarray, Sk: np.ndarray, kpts, vectors: bool = False, sour
 class ShiftInvert:
     """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by ARPACK shift-invert.
 
-    ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed, else SuperLU), "pardiso"
-    or "superlu" (see :mod:`hotham.electronic.factor`). The ordering of the first
+    ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
+    else SuperLU), "pardiso" or "superlu"; ``precision`` "single" factorises in float32 (PARDISO
+    only; see :mod:`hotham.electronic.factor`). The ordering of the first
     factorisation is reused at every later k (same sparsity pattern). Eigenvalues are the
     Rayleigh quotients c^H H c / c^H S c of the converged vectors (exact to second order in
     the residual, so an inexact factorisation does not shift them).
@@ -115,7 +116,7 @@ class ShiftInvert:
     """
 
     def __init__(self, op: BlockOperator, sigma: float, assembler: Assembler | None = None,
-                 spin: int = 0, tol: float = 0.0, backend: str = "auto"):
+                 spin: int = 0, tol: float = 0.0, backend: str = "auto", precision: str = "double"):
         if not np.isfinite(sigma):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
@@ -124,7 +125,7 @@ class ShiftInvert:
         self.asm = assembler or Assembler(op)
         self.spin = spin
         self.tol = tol
-        self.factor = factorizer(backend)
+        self.factor = factorizer(backend, self.asm.size, precision)
 
     @property
     def backend(self) -> str:
@@ -158,20 +159,21 @@ class ShiftInvert:
                 e, c = spla.eigs(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=self.tol)
         except spla.ArpackNoConvergence as exc:
             raise SolverError(f"shift-invert around {self.sigma:.4f} eV did not converge at k = {k}: {exc}") from None
-        Sc = S @ c
-        nrm = np.real(np.einsum("ij,ij->j", c.conj(), Sc))
-        e = np.real(np.einsum("ij,ij->j", c.conj(), H @ c)) / nrm   # Rayleigh quotients
-        order = np.argsort(e)
-        e = e[order]
+        # Rayleigh-Ritz in the converged subspace with the exact H and S: eigenvalue errors are
+        # second order in the vectors' errors (an inexact or single-precision inverse, or
+        # ARPACK's mixing inside degenerate multiplets, does not shift them)
+        h = c.conj().T @ (H @ c)
+        m = c.conj().T @ (S @ c)
+        e, y = sla.eigh(0.5 * (h + h.conj().T), 0.5 * (m + m.conj().T))
         if not vectors:
             return e, None
-        c = (c[:, order] / np.sqrt(nrm[order])).astype(np.complex128)
+        c = (c @ y).astype(np.complex128)
         return e, c
 
 
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
           spin: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
-          method: str = "auto", backend: str = "auto") -> Eigen:
+          method: str = "auto", backend: str = "auto", precision: str = "double") -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
 
     ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
@@ -214,7 +216,7 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
             E.append(np.concatenate(e_all))
             C.append(np.concatenate(c_all) if vectors else None)
         elif method == "sparse":
-            si = ShiftInvert(op, target, asm, spin=s, backend=backend)
+            si = ShiftInvert(op, target, asm, spin=s, backend=backend, precision=precision)
             es, cs = zip(*[si.solve(kq, n, vectors) for kq in k])
             E.append(np.stack(es))
             C.append(np.stack(cs) if vectors else None)

@@ -140,7 +140,7 @@ class States:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         w = self.atom_weights[k, band]
-        pos = self.op.atoms.positions
+        pos = self.op.atoms.get_positions(wrap=True)        # draw every atom inside the cell
         own = ax is None
         if own:
             fig, ax = plt.subplots(figsize=(5.5, 5))

@@ -37,6 +37,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from scipy.fft import next_fast_len
+
 from ..so3 import spherical_harmonics
 
 __all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "gaunt_coefficients", "METHODS"]
@@ -208,20 +210,21 @@ def _fourier_matrices(L1: int, L2: int, Lout: int):
     rfft layout).
     """
     Lp, Lo = _sizes(L1, L2, Lout)
-    N_u = 2 * Lp + 1
-    N_v = max(Lp + Lo + 1, 2 * max(L1, L2) + 1)
+    # smallest lengths with only factors 2, 3, 5 (torch's FFT is much slower on other primes)
+    N_u = next_fast_len(2 * Lp + 1)
+    N_v = next_fast_len(max(Lp + Lo + 1, 2 * max(L1, L2) + 1), real=True)
 
     def to_fourier(L):
         # C[k, (u, re/im), slot]: coefficient of e^{i(uθ + kφ)} of the slot's Y_lm, u wrapped mod N_u
         c = _torus_coefficients(L)
         idx, _ = _slots(L)
-        C = np.zeros((L + 1, N_u, 2, 2 * (L + 1)))
+        C = np.zeros((L + 1, 2, N_u, 2 * (L + 1)))
         rows = np.arange(-L, L + 1) % N_u
         for k in range(L + 1):
             for s, lm in enumerate(idx[k]):
                 if lm < len(c):
-                    C[k, rows, 0, s] = c[lm, :, L + k].real
-                    C[k, rows, 1, s] = c[lm, :, L + k].imag
+                    C[k, 0, rows, s] = c[lm, :, L + k].real
+                    C[k, 1, rows, s] = c[lm, :, L + k].imag
         return C.reshape(L + 1, 2 * N_u, 2 * (L + 1))
 
     # projection: y_lm = ρ_k Re sum_u g[u, k] K_lm[u],  K_lm[u] = 2π sum_u' c_lm[u', -k] W(u + u'),
@@ -232,15 +235,16 @@ def _fourier_matrices(L1: int, L2: int, Lout: int):
     u = np.where(u <= Lp, u, u - N_u)                         # signed θ-frequency of each row
     up = np.arange(-Lo, Lo + 1)
     W = _theta_integral(u[:, None] + up[None, :])             # [N_u, u']
-    M = np.zeros((Lo + 1, N_u, 2, 2 * (Lo + 1)))
+    # M[k, (re/im, slot), u]: weights of Re g[u, k] and Im g[u, k]
+    M = np.zeros((Lo + 1, 2, 2 * (Lo + 1), N_u))
     for k in range(Lo + 1):
         rho = 1.0 if k == 0 else 2.0
         for s, lm in enumerate(idx[k]):
             if lm < len(c):
                 K = 2 * np.pi * W @ c[lm, :, Lo - k]
-                M[k, :, 0, s] = rho * K.real
-                M[k, :, 1, s] = -rho * K.imag
-    return dict(C1=to_fourier(L1), C2=to_fourier(L2), M=M.reshape(Lo + 1, 2 * N_u, 2 * (Lo + 1)),
+                M[k, 0, s] = rho * K.real
+                M[k, 1, s] = -rho * K.imag
+    return dict(C1=to_fourier(L1), C2=to_fourier(L2), M=M.reshape(Lo + 1, 4 * (Lo + 1), N_u),
                 N_u=N_u, N_v=N_v)
 
 
@@ -262,7 +266,8 @@ def gaunt_coefficients(l1: int, l2: int, l3: int) -> np.ndarray:
 
 def _gather(x: torch.Tensor, idx: torch.Tensor, L: int) -> torch.Tensor:
     """x [B, (L+1)^2] -> [k, slot, B] (batch last), zero in padding slots."""
-    xt = torch.cat([x, x.new_zeros(x.shape[0], 1)], 1).t()   # [n+1, B]
+    # transpose once (contiguous rows), then gather whole rows: far faster than a strided gather
+    xt = torch.cat([x.t(), x.new_zeros(1, x.shape[0])], 0)   # [n+1, B]
     return xt.index_select(0, idx.reshape(-1)).view(L + 1, 2 * (L + 1), x.shape[0])
 
 
@@ -285,17 +290,19 @@ def _fourier_forward(x1, x2, mats, L1, L2, Lo):
     N_u, N_v = mats["N_u"], mats["N_v"]
 
     def coefficients(x, C, idx, L):
-        f = torch.bmm(C, _gather(x, idx, L))                  # [k, (u, re/im), B]
-        f = f.view(L + 1, N_u, 2, Bn).permute(3, 1, 0, 2).contiguous()
-        return torch.view_as_complex(f)                       # [B, u, k >= 0]
+        f = torch.bmm(C, _gather(x, idx, L)).view(L + 1, 2, N_u, Bn)  # [k, re/im, u, B]
+        return torch.complex(f[:, 0], f[:, 1])                # [k >= 0, u, B], batch last
 
     # 2D convolution of the coefficient arrays = pointwise product of their inverse FFTs
-    v1 = torch.fft.irfft2(coefficients(x1, mats["C1"], mats["idx1"], L1), s=(N_u, N_v), norm="forward")
-    v2 = torch.fft.irfft2(coefficients(x2, mats["C2"], mats["idx2"], L2), s=(N_u, N_v), norm="forward")
-    g = torch.fft.rfft2(v1 * v2, norm="forward")[..., :Lo + 1]  # [B, u, k]
-    g = torch.view_as_real(g.permute(2, 0, 1).contiguous())   # [k, B, u, 2]
-    y = torch.bmm(g.reshape(Lo + 1, Bn, 2 * N_u), mats["M"])  # [k, B, slot]
-    return y.permute(1, 0, 2).reshape(Bn, -1).index_select(1, mats["inv"])
+    # (half spectrum in v = k along dim 0; values come out as [φ, θ, B])
+    fft_dims = dict(dim=(1, 0), norm="forward")
+    v1 = torch.fft.irfftn(coefficients(x1, mats["C1"], mats["idx1"], L1), s=(N_u, N_v), **fft_dims)
+    v2 = torch.fft.irfftn(coefficients(x2, mats["C2"], mats["idx2"], L2), s=(N_u, N_v), **fft_dims)
+    g = torch.fft.rfftn(v1 * v2, **fft_dims)[:Lo + 1]          # [k, u, B]: product coefficients
+    ns = 2 * (Lo + 1)
+    y = torch.bmm(mats["M"], torch.view_as_real(g).reshape(Lo + 1, N_u, 2 * Bn)).view(Lo + 1, 2, ns, Bn, 2)
+    y = y[:, 0, :, :, 0] + y[:, 1, :, :, 1]                   # Re-part and Im-part weights
+    return y.reshape(-1, Bn).index_select(0, mats["inv"]).t()
 
 
 @lru_cache(maxsize=None)

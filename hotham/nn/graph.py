@@ -38,6 +38,7 @@ class GraphBatch:
     hopping: dict = field(default_factory=dict)
     partner: torch.Tensor | None = None
     nnz_per_graph: list = field(default_factory=list)
+    cache: dict = field(default_factory=dict, repr=False)  # geometry tensors, filled by the model
 
     @property
     def n_nodes(self) -> int:

@@ -103,16 +103,12 @@ class HotHam(nn.Module):
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order."""
-        L = self.config.lmax
         vec = batch.edge_vec
-        r = vec.norm(dim=-1)
-        rbf = self.radial(r)
-        Y = torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1)
+        rbf, cut, Y, D = self._geometry(batch)
         dst, src = batch.edge_dst, batch.edge_src
-        _, v, e = self.embedding(batch.species, dst, src, rbf, cosine_cutoff(r, self.config.r_cut), Y)
+        _, v, e = self.embedding(batch.species, dst, src, rbf, cut, Y)
         for layer in self.layers:
             v, e = layer(v, e, dst, src, rbf, Y)
-        D = edge_frame_wigner(vec, L)
         v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D)
         out = vec.new_zeros(batch.nnz)
         out = self.onsite(v_even, v_odd, batch.onsite, out)
@@ -120,6 +116,28 @@ class HotHam(nn.Module):
         # exact Hermiticity: a + b and b + a are the same floating-point number
         out = 0.5 * (out + out[batch.partner])
         return out * self.config.output_scale
+
+    def _geometry(self, batch: GraphBatch):
+        """Radial basis, cutoff, edge harmonics and edge-frame Wigner matrices of a batch.
+
+        They depend on the geometry alone (no trainable parameter), so they are cached on the
+        batch: a training loop that reuses its graphs computes them once. Positions that require
+        gradients (forces) are never cached.
+        """
+        vec = batch.edge_vec
+        key = (self.config.lmax, self.config.r_cut, self.config.radial_basis, self.config.n_radial,
+               vec.dtype, vec.device)
+        hit = batch.cache.get("geometry")
+        if hit is not None and hit[0] == key and not vec.requires_grad:
+            return hit[1]
+        L = self.config.lmax
+        r = vec.norm(dim=-1)
+        geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
+               torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1),
+               edge_frame_wigner(vec, L))
+        if not vec.requires_grad:
+            batch.cache["geometry"] = (key, geo)
+        return geo
 
     @torch.no_grad()
     def predict(self, op):

@@ -26,13 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import BasisError, FormatError
+from ...errors import BasisError, FormatError, HothamError
 from ._io import read_text
 
-__all__ = ["PAO", "read_pao", "parse_pao", "find_openmx_data", "pao_file", "pao_name", "DATA_ENV"]
+__all__ = ["PAO", "OpenMXDataNotFound", "read_pao", "parse_pao", "find_openmx_data", "pao_file", "pao_name", "DATA_ENV"]
 
 #: environment variable naming an OpenMX ``DFT_DATA19`` folder (with ``PAO/`` inside)
 DATA_ENV = "HOTHAM_OPENMX_DATA"
+
+
+class OpenMXDataNotFound(HothamError, FileNotFoundError):
+    """No OpenMX ``DFT_DATA19`` folder where hotham looked (the message lists the places)."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,9 @@ def find_openmx_data(data_dir=None) -> Path:
     """The OpenMX ``DFT_DATA19`` folder (it holds ``PAO/``).
 
     Looked up, in order: ``data_dir`` if given; the environment variable
-    ``HOTHAM_OPENMX_DATA``; ``<repo>/../shared/data/openmx/DFT_DATA19`` (the checkout's sibling
-    ``shared`` folder). Raises :class:`FileNotFoundError` naming every place tried.
+    ``HOTHAM_OPENMX_DATA`` (when set it must be right); ``<repo>/../shared/data/openmx/DFT_DATA19``
+    (the checkout's sibling ``shared`` folder). Raises :class:`OpenMXDataNotFound` (a FileNotFoundError) naming every
+    place tried.
     """
     tried = []
     cands = []
@@ -153,7 +158,11 @@ def find_openmx_data(data_dir=None) -> Path:
     else:
         env = os.environ.get(DATA_ENV)
         if env:
-            cands.append((f"${DATA_ENV}", Path(env)))
+            # a variable set by the user is obeyed: a wrong one is an error, not a silent fallback
+            if not (Path(env) / "PAO").is_dir():
+                raise OpenMXDataNotFound(f"${DATA_ENV} = {env} is not an OpenMX DFT_DATA19 folder "
+                                         f"(no {Path(env) / 'PAO'} folder)")
+            return Path(env)
         import hotham
         repo = Path(hotham.__file__).resolve().parents[1]
         cands.append(("beside the checkout", repo.parent / "shared" / "data" / "openmx" / "DFT_DATA19"))
@@ -161,7 +170,7 @@ def find_openmx_data(data_dir=None) -> Path:
         if (p / "PAO").is_dir():
             return p
         tried.append(f"{p} ({how})")
-    raise FileNotFoundError(
+    raise OpenMXDataNotFound(
         "OpenMX data folder DFT_DATA19 (with PAO/ inside) not found; looked in: " + "; ".join(tried)
         + f". Set {DATA_ENV} to your OpenMX DFT_DATA19 folder.")
 

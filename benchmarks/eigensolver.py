@@ -1,0 +1,121 @@
+"""Shift-invert eigensolver on tiled real OpenMX operators (graphene, MoS2) up to ~10^4 atoms.
+
+For each system and size N (atoms): build the n x n x 1 supercell operator from the real
+primitive-cell run in tests/data/openmx (full s2p2d1 / s3p2d2 bases, OpenMX's cutoffs), then
+time (a) the assembly of H - E_F S at Gamma (real symmetric, float64) and (b) the 20
+eigenvalues nearest E_F (factorisation + ARPACK), and record the peak resident memory. Each
+measurement runs in its own process so that the peak memory is its own. The dense LAPACK
+solver (scipy.linalg.eigh(H, S), all eigenvalues) runs on the largest size it can do in
+reasonable time here (``--dense-atoms``); its time, the sparse time on the same supercell and
+their ratio are printed, and the sparse eigenvalues are checked against the dense ones.
+
+    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 python benchmarks/eigensolver.py
+    python benchmarks/eigensolver.py --systems graphene --sizes 1000 3000 --backend superlu
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "openmx"
+RUNS = {"graphene": "graphene_prim", "mos2": "mos2_prim"}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _operator(system: str, n_atoms: int):
+    import hotham.io as hio
+    from hotham.electronic import supercell_for_atoms, tile
+    prim = hio.read(DATA / RUNS[system])
+    reps = supercell_for_atoms(prim, n_atoms)
+    return prim, tile(prim, reps), reps
+
+
+def sparse_job(system, n_atoms, nev, backend, q):
+    from hotham.electronic import Assembler, ShiftInvert
+    prim, op, reps = _operator(system, n_atoms)
+    ef = prim.fermi_level + 0.013       # E_F of a semimetal is an eigenvalue at K: shift off it
+    base = _peak_mb()
+    t0 = time.perf_counter()
+    asm = Assembler(op)
+    A = asm.shifted([0, 0, 0], ef, real=True)
+    t_asm = time.perf_counter() - t0
+    nnz = A.nnz
+    del A
+    si = ShiftInvert(op, ef, asm, backend=backend)
+    t0 = time.perf_counter()
+    e, _ = si.solve([0, 0, 0], nev)
+    t_solve = time.perf_counter() - t0
+    q.put(dict(system=system, atoms=op.n_atoms, reps=reps, orbitals=asm.size, nnz=nnz, t_assemble=t_asm,
+               t_solve=t_solve, peak_mb=_peak_mb(), base_mb=base, backend=si.backend, e=e.tolist(),
+               factor_nnz=getattr(si.factor, "factor_nnz", 0)))
+
+
+def dense_job(system, n_atoms, nev, q):
+    import scipy.linalg as sla
+    from hotham.electronic import Assembler
+    prim, op, reps = _operator(system, n_atoms)
+    ef = prim.fermi_level + 0.013
+    asm = Assembler(op)
+    H = asm.H([0, 0, 0], real=True).toarray()
+    S = asm.S([0, 0, 0], real=True).toarray()
+    t0 = time.perf_counter()
+    e = sla.eigh(H, S, eigvals_only=True, driver="gvd")
+    t = time.perf_counter() - t0
+    near = np.sort(e[np.argsort(np.abs(e - ef))[:nev]])
+    q.put(dict(system=system, atoms=op.n_atoms, orbitals=asm.size, t_dense=t, peak_mb=_peak_mb(), e=near.tolist()))
+
+
+def run(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=args + (q,))
+    p.start()
+    res = q.get()
+    p.join()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--systems", nargs="+", default=["graphene", "mos2"], choices=sorted(RUNS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[1000, 3000, 10000], help="atoms (approximate)")
+    ap.add_argument("--dense-atoms", type=int, default=300, help="supercell size for the dense reference")
+    ap.add_argument("--nev", type=int, default=20)
+    ap.add_argument("--backend", default="auto", choices=("auto", "pardiso", "superlu"))
+    args = ap.parse_args(argv)
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
+          f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}")
+    for system in args.systems:
+        print(f"\n== {system} ({RUNS[system]}), {args.nev} eigenvalues nearest E_F at Gamma ==")
+        d = run(dense_job, system, args.dense_atoms, args.nev)
+        s = run(sparse_job, system, args.dense_atoms, args.nev, args.backend)
+        err = np.abs(np.array(s["e"]) - np.array(d["e"])).max()
+        print(f"dense  N={d['atoms']:6d} ({d['orbitals']} orbitals): {d['t_dense']:8.2f} s, peak {d['peak_mb']:.0f} MB")
+        print(f"sparse N={s['atoms']:6d} ({s['backend']}): {s['t_solve']:8.2f} s -> dense/sparse = "
+              f"{d['t_dense'] / s['t_solve']:.1f}x; max |e_sparse - e_dense| = {err:.2e} eV")
+        rows = []
+        for n in args.sizes:
+            r = run(sparse_job, system, n, args.nev, args.backend)
+            rows.append(r)
+            dense_est = d["t_dense"] * (r["orbitals"] / d["orbitals"]) ** 3
+            print(f"N={r['atoms']:6d} {str(r['reps']):>12} orbitals {r['orbitals']:7d} nnz(H) {r['nnz'] / 1e6:7.1f}M  "
+                  f"assemble {r['t_assemble']:7.2f} s  solve {r['t_solve']:8.2f} s  peak {r['peak_mb'] / 1024:6.2f} GB  "
+                  f"[{r['backend']}; dense extrapolated (n^3) {dense_est:9.0f} s]", flush=True)
+        if len(rows) > 1:
+            N = np.array([r["atoms"] for r in rows], float)
+            T = np.array([r["t_assemble"] + r["t_solve"] for r in rows])
+            slope = np.polyfit(np.log(N), np.log(T), 1)[0]
+            print(f"growth: time ~ N^{slope:.2f} over N = {int(N[0])}..{int(N[-1])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""DOS, Fermi level, Mulliken weights, band/block comparison, plots and the CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import hotham.io as hio
+from hotham.cli import main
+from hotham.electronic import (band_path, band_structure, block_mae, compare_bands, dos, eigenvalues,
+                               electron_count, fermi_level, monkhorst_pack, slab_axis, solve, states)
+from hotham.electronic.dos import broaden
+from hotham.errors import HothamError
+
+DATA = Path(__file__).parent / "data" / "openmx"
+
+
+@pytest.fixture(scope="module")
+def graphene():
+    return hio.read(DATA / "graphene_prim")
+
+
+@pytest.fixture(scope="module")
+def mos2():
+    return hio.read(DATA / "mos2_prim")
+
+
+def test_auto_path_is_in_plane_for_slabs(graphene):
+    assert slab_axis(graphene.atoms) == 2
+    kp = band_path(graphene.atoms, npoints=60)
+    assert kp.labels == ["Γ", "M", "K", "Γ"]
+    assert np.allclose(kp.kpts[:, 2], 0.0)
+    # the corners are OpenMX's own G, M, K (reciprocal-lattice units, 120-degree cell)
+    _, _, info = hio.read_openmx_band(DATA / "graphene_prim" / "graphene_prim.Band")
+    corner_idx = [int(np.argmin(np.abs(kp.x - sx))) for sx in kp.special_x]
+    np.testing.assert_allclose(kp.kpts[corner_idx], [[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0], [0, 0, 0]], atol=1e-9)
+    # graphene's Dirac point: the two bands at E_F touch at K
+    bs = band_structure(graphene, [[1 / 3, 1 / 3, 0], [0.5, 0, 0]], npoints=3)
+    e = np.sort(np.abs(bs.energies[0] - graphene.fermi_level))[:2]
+    assert e.max() < 0.02
+
+
+def test_fermi_level_from_electron_count(graphene, mos2):
+    # graphene: 8 valence electrons; semimetal, so E_F is pinned to the Dirac point like OpenMX's
+    assert electron_count(graphene) == 8.0
+    d = dos(graphene, 12, sigma=0.05)
+    assert abs(d.fermi_level - graphene.fermi_level) < 0.01
+    # MoS2 (26 electrons): E_F inside the gap, between the band edges of a mesh incl. K
+    e = eigenvalues(mos2, monkhorst_pack(mos2.atoms, 9))
+    ef = fermi_level(e, electron_count(mos2), occ=2.0)
+    vbm, cbm = np.sort(e.ravel())[12 * len(e) - 1], np.sort(e.ravel())[13 * len(e)]
+    assert vbm < ef < cbm and cbm - vbm > 1.5
+    with pytest.raises(HothamError, match="do not fit"):
+        fermi_level(e, 1000.0)
+
+
+def test_dos_integrates_to_state_count_and_projections_sum(mos2):
+    d = dos(mos2, 6, sigma=0.1, project="l")
+    de = d.energies[1] - d.energies[0]
+    # every band holds 2 electrons (spin-degenerate): integral = 2 * n_orbitals
+    assert abs(d.total.sum() * de - 2 * mos2.n_orbitals) < 1e-3 * mos2.n_orbitals
+    proj = np.sum(list(d.projected.values()), axis=0)
+    assert np.abs(proj - d.total).max() < 1e-8 * d.total.max()
+    assert set(d.projected) == {"Mo-s", "Mo-p", "Mo-d", "S-s", "S-p", "S-d"}
+    # the valence band top of MoS2 is Mo-d dominated (physics sanity)
+    top = (d.energies > d.fermi_level - 1.2) & (d.energies < d.fermi_level - 0.8)
+    assert d.projected["Mo-d"][top].sum() > d.projected["S-p"][top].sum()
+
+
+def test_broadening_is_normalised():
+    grid = np.linspace(-20, 20, 40001)
+    for kind, tol in (("gaussian", 1e-9), ("lorentzian", 2e-2)):
+        g = broaden(grid, np.array([0.3]), np.ones(1), 0.1, kind)
+        assert abs(g.sum() * (grid[1] - grid[0]) - 1) < tol
+    # against the direct sum of kernels at off-grid levels (FFT convolution of binned levels)
+    rng = np.random.default_rng(0)
+    lev, w = rng.uniform(-3, 3, 50), rng.uniform(0, 1, 50)
+    grid = np.linspace(-5, 5, 2001)
+    d = grid[:, None] - lev[None, :]
+    direct = {"gaussian": np.exp(-0.5 * (d / 0.1) ** 2) / (0.1 * np.sqrt(2 * np.pi)) @ w,
+              "lorentzian": (0.1 / np.pi) / (d * d + 0.01) @ w}
+    for kind, ref in direct.items():
+        assert np.abs(broaden(grid, lev, w, 0.1, kind) - ref).max() < 2e-3 * ref.max(), kind
+
+
+def test_mulliken_weights(mos2):
+    st = states(mos2, [[1 / 3, 1 / 3, 0], [0, 0, 0]], bands=[12, 13])
+    assert np.allclose(st.weights.sum(-1), 1.0, atol=1e-10)
+    aw = st.atom_weights
+    # the two S atoms are mirror images: equal weights
+    assert np.allclose(aw[..., 1], aw[..., 2], atol=1e-6)
+    # band edges at K live mostly on Mo (d_{x2-y2}, d_{xy} / d_{z2})
+    assert np.all(aw[0, :, 0] > 0.6)
+    sw, names = st.shell_weights
+    assert names[0] == "0:Mo:s1" and np.allclose(sw.sum(-1), 1.0)
+
+
+def test_states_hdf5_and_plot(tmp_path, graphene):
+    st = states(graphene, [[0.1, 0.0, 0.0]], n=2, around=graphene.fermi_level)
+    st.save_hdf5(tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5") as f:
+        c = f["vectors"][0]
+        assert f["energies"].shape == (1, 2) and c.shape == (26, 2)
+        np.testing.assert_allclose(f["atom_weights"][...].sum(-1), 1.0, atol=1e-10)
+    st.plot_atoms(tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_compare_bands_and_blocks(graphene):
+    kp = band_path(graphene.atoms, npoints=40)
+    ref = eigenvalues(graphene, kp.kpts)
+    # a rigid shift is removed by Fermi alignment; a perturbation of 10 meV shows as 10 meV MAE
+    c = compare_bands(ref + 0.5, ref, model_fermi=graphene.fermi_level + 0.5, ref_fermi=graphene.fermi_level)
+    assert c.mae_meV < 1e-9
+    c = compare_bands(ref + 0.01, ref, model_fermi=graphene.fermi_level, ref_fermi=graphene.fermi_level,
+                      window=(-3, 3))
+    assert abs(c.mae_meV - 10.0) < 1e-6 and c.n_values == int((np.abs(ref - graphene.fermi_level) <= 3).sum())
+    c = compare_bands(ref + 0.01, ref, model_fermi=graphene.fermi_level, ref_fermi=graphene.fermi_level,
+                      align="fit")
+    assert c.mae_meV < 1e-9 and abs(c.shift + 0.01) < 1e-12
+    # block MAE: perturb one block by a known amount
+    other = graphene.copy()
+    e = other.find_edge(0, 1, (0, 0, 0))
+    other.H[other.offsets[e]:other.offsets[e + 1]] += 0.002
+    r = block_mae(other, graphene)
+    n_el = graphene.nnz
+    assert abs(r["mae"] - 2.0 * 169 / n_el) < 1e-9 and abs(r["max"] - 2.0) < 1e-9
+    assert r["n_blocks"] == graphene.n_edges and r["only_a"] == 0
+
+
+def test_cli_bands_dos_states_compare(tmp_path, graphene):
+    run = str(DATA / "graphene_prim")
+    assert main(["bands", run, "--path", "openmx", "-o", str(tmp_path / "b")]) == 0
+    arr = np.loadtxt(tmp_path / "b.txt")
+    k, ev, _ = hio.read_openmx_band(DATA / "graphene_prim" / "graphene_prim.Band")
+    np.testing.assert_allclose(arr[:, :3], k, atol=1e-12)
+    assert np.abs(arr[:, 4:] - ev[0]).max() < 1e-4          # the numbers behind the plot
+    assert (tmp_path / "b.png").stat().st_size > 1000
+
+    assert main(["dos", run, "--mesh", "6", "--project", "species", "--sigma", "0.1", "-o", str(tmp_path / "d"),
+                 "--format", "pdf"]) == 0
+    d = np.loadtxt(tmp_path / "d.txt")
+    assert d.shape[1] == 3 and np.allclose(d[:, 1], d[:, 2], rtol=1e-8, atol=1e-12)   # one species: C = total
+    assert (tmp_path / "d.pdf").read_bytes()[:4] == b"%PDF"
+
+    assert main(["states", run, "--k", "0.5", "0", "0", "--bands", "3", "4", "-o", str(tmp_path / "s")]) == 0
+    with h5py.File(tmp_path / "s.h5") as f:
+        e_all = eigenvalues(graphene, [[0.5, 0, 0]])[0]
+        np.testing.assert_allclose(f["energies"][0], e_all[[3, 4]], atol=1e-10)
+
+    # compare: the model is the operator written to hotham HDF5 with a 5 meV on-site shift
+    model = graphene.copy()
+    for e in model.onsite_edges():
+        blk = model.H[model.offsets[e]:model.offsets[e + 1]].reshape(13, 13)
+        blk += 0.005 * model.s_block(e)
+    hio.write(tmp_path / "model.h5", model)
+    assert main(["compare", str(tmp_path / "model.h5"), run, "--path", "openmx", "--align", "none",
+                 "-o", str(tmp_path / "c")]) == 0
+    import json
+    out = json.loads((tmp_path / "c.json").read_text())
+    assert out["H_blocks"]["n_blocks"] == graphene.n_edges
+    # on-site 5 meV * S_onsite shifts each on-site element; bands move by ~5 meV near E_F
+    assert 2.0 < out["bands"]["mae_meV"] < 8.0
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_cli_errors_are_clean(tmp_path, capsys):
+    rc = main(["bands", str(tmp_path / "missing.h5")])
+    assert rc == 2 and "no such file" in capsys.readouterr().err
+    rc = main(["states", str(DATA / "graphene_prim")])
+    assert rc == 2 and "--bands" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""Assembly, dense/sparse eigensolvers and supercell tiling (band folding as an exact test)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hotham.io as hio
+from conftest import random_operator
+from hotham.electronic import (Assembler, OverlapError, eigenvalues, folded_kpoints, is_real_kpoint, solve,
+                               tile)
+from hotham.electronic.factor import have_pardiso
+from hotham.errors import HothamError
+
+DATA = Path(__file__).parent / "data" / "openmx"
+BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
+
+
+def _soft(op, scale=0.2):
+    """Random operator with off-site overlaps scaled down so that S(k) is positive definite."""
+    op = op.copy()
+    onsite = np.zeros(op.nnz, bool)
+    for e in op.onsite_edges():
+        onsite[op.offsets[e]:op.offsets[e + 1]] = True
+    op.S = np.where(onsite, op.S, scale * op.S)
+    return op
+
+
+def _naive(op, k, which="H", spin=0):
+    """Loop-over-blocks Bloch sum, the definition in design.md (independent of hk.py)."""
+    sf = op.spin_factor if which == "H" else 1
+    n = op.n_orbitals
+    M = np.zeros((n * sf, n * sf), complex)
+    for e in range(op.n_edges):
+        blk = op.h_block(e, spin) if which == "H" else op.s_block(e)
+        oi, oj = op.orbital_offsets[op.edge_i[e]], op.orbital_offsets[op.edge_j[e]]
+        ni, nj = op.block_shapes[e]
+        ph = np.exp(2j * np.pi * np.dot(k, op.edge_R[e]))
+        for s in range(sf):
+            for t in range(sf):
+                M[s * n + oi:s * n + oi + ni, t * n + oj:t * n + oj + nj] += ph * blk[s * ni:(s + 1) * ni,
+                                                                                    t * nj:(t + 1) * nj]
+    if which == "S" and op.spin == "soc":
+        M = np.kron(np.eye(2), M)
+    return M
+
+
+@pytest.mark.parametrize("spin", ["none", "collinear", "soc"])
+def test_assembly_matches_definition(spin):
+    op = random_operator(rmax=2, spin=spin, seed=3)
+    asm = Assembler(op)
+    k = np.array([0.13, -0.27, 0.0])
+    for which, s in [("H", 0), ("S", 0)] + ([("H", 1)] if spin == "collinear" else []):
+        ref = _naive(op, k, which, s)
+        assert np.abs(asm.matrix(k, which, s).toarray() - ref).max() < 1e-12
+        assert np.abs(asm.dense([k, -k], which, s)[0] - ref).max() < 1e-12
+    A = asm.shifted(k, 0.7).toarray()
+    assert np.abs(A - (_naive(op, k) - 0.7 * _naive(op, k, "S"))).max() < 1e-12
+    # real assembly at a time-reversal-invariant point
+    kM = np.array([0.5, 0.0, 0.0])
+    assert is_real_kpoint(op, kM) and not is_real_kpoint(op, k)
+    if spin != "soc":
+        R = asm.H(kM, real=True)
+        assert R.dtype == np.float64 and np.abs(R.toarray() - _naive(op, kM)).max() < 1e-12
+
+
+def test_tiled_graphene_folds_onto_gamma():
+    op = hio.read(DATA / "graphene_prim")
+    reps = (3, 4, 1)
+    sup = tile(op, reps)
+    assert sup.n_atoms == 24 and sup.hermiticity_error("H") < 1e-6
+    # supercell atoms are ase's repeat: positions agree with the tiled edge geometry
+    np.testing.assert_allclose(np.sort(sup.edge_lengths()), np.sort(np.tile(op.edge_lengths(), 12)), atol=1e-9)
+    e_sup = eigenvalues(sup, [[0, 0, 0]])[0]
+    e_prim = np.sort(eigenvalues(op, folded_kpoints(reps)).ravel())
+    assert np.abs(e_sup - e_prim).max() < 1e-6
+    # and at a general supercell K: k = (K + m) / n
+    K = np.array([0.3, -0.2, 0.0])
+    e_sup = eigenvalues(sup, [K])[0]
+    e_prim = np.sort(eigenvalues(op, folded_kpoints(reps, K)).ravel())
+    assert np.abs(e_sup - e_prim).max() < 1e-6
+
+
+def test_tiled_soc_and_collinear_fold():
+    for run, reps in [("mos2_prim_soc", (2, 1, 1)), ("graphene_prim_spin", (2, 2, 1))]:
+        op = hio.read(DATA / run)
+        sup = tile(op, reps)
+        e_sup = eigenvalues(sup, [[0, 0, 0]], spin=0 if op.spin == "collinear" else None)[0]
+        e_prim = np.sort(eigenvalues(op, folded_kpoints(reps), spin=0 if op.spin == "collinear" else None).ravel())
+        assert np.abs(e_sup - e_prim).max() < 1e-6, run
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sparse_equals_dense_near_fermi_on_supercell(backend):
+    op = hio.read(DATA / "mos2_prim")
+    sup = tile(op, (4, 4, 1))                          # 48 atoms, 720 orbitals
+    ks = np.array([[0.0, 0.0, 0.0], [0.21, 0.13, 0.0]])  # real (float64 LDL^T) and complex Hermitian
+    ef = op.fermi_level
+    ed = eigenvalues(sup, ks, n=16, around=ef, method="dense")
+    es = eigenvalues(sup, ks, n=16, around=ef, method="sparse", backend=backend)
+    assert np.abs(es - ed).max() < 1e-8
+    r = solve(sup, ks[1:], n=4, around=ef, method="sparse", backend=backend, vectors=True)
+    c = r.vectors[0]
+    asm = Assembler(sup)
+    H, S = asm.H(ks[1]), asm.S(ks[1])
+    resid = H @ c - (S @ c) * r.energies[0][None, :]
+    assert np.abs(resid).max() < 1e-7
+    assert np.allclose(c.conj().T @ (S @ c), np.eye(4), atol=1e-8)
+    if backend == "pardiso":
+        # single-precision LDL^T: Rayleigh-Ritz with the exact H, S keeps the eigenvalues close
+        e1 = solve(sup, ks, n=16, around=ef, method="sparse", backend=backend, precision="single").energies
+        assert np.abs(e1 - ed).max() < 1e-5
+
+
+def test_dense_eigenvectors_are_s_orthonormal():
+    op = _soft(random_operator(seed=1))
+    k = [[0.1, 0.2, 0.0]]
+    r = solve(op, k, vectors=True)
+    Hd, Sd = _naive(op, np.array(k[0])), _naive(op, np.array(k[0]), "S")
+    c = r.vectors[0]
+    assert np.allclose(c.conj().T @ Sd @ c, np.eye(len(c)), atol=1e-9)
+    assert np.abs(Hd @ c - Sd @ c * r.energies[0]).max() < 1e-9
+
+
+def test_overlap_not_positive_definite_is_reported():
+    op = random_operator(seed=0)                      # large random overlaps: S(k) indefinite somewhere
+    with pytest.raises(OverlapError) as exc:
+        eigenvalues(op, [[0.0, 0.0, 0.0], [0.1, 0.2, 0.0], [0.5, 0.0, 0.0]])
+    err = exc.value
+    w = np.linalg.eigvalsh(_naive(op, err.k, "S"))[0]
+    assert w < 0 and abs(err.min_eig - w) < 1e-10
+    assert "not positive definite" in str(err) and "k =" in str(err)
+
+
+def test_bad_requests_raise_clear_errors():
+    op = _soft(random_operator())
+    with pytest.raises(HothamError, match="Fermi level"):
+        eigenvalues(op, [[0, 0, 0]], n=3)             # no E_F and no `around`
+    with pytest.raises(HothamError, match="states requested"):
+        eigenvalues(op, [[0, 0, 0]], n=10_000, around=0.0)
+    with pytest.raises(HothamError, match="collinear"):
+        eigenvalues(op, [[0, 0, 0]], spin=1)
