@@ -6,7 +6,10 @@ edges (default 10^4), float32, one thread. Rows:
   e3nn FCTP      o3.FullyConnectedTensorProduct, Cx(0e+1o+..) x Cx(..) -> Cx(..), all paths
   e3nn uvu       channel-wise CG convolution with edge harmonics: Cx(..) x 1x(..) -> Cx(..) ('uvu')
   e3nn uuu       channel-wise CG product of two C-channel inputs ('uuu'; same inputs as the GTP rows)
-  GTP fourier    hotham.nn.gaunt_product(method="fourier"): 2D Fourier + FFT convolution
+  GTP fourier    hotham.nn.gaunt_product(method="fourier"): 2D Fourier coefficients, convolution by
+                 the convolution theorem with small real DCT/DST/DFT matrices (conv="auto" = "dft")
+  GTP four. fft  same with conv="fft" (torch.fft; only with --rows ... gtp-fourier-fft)
+  GTP four. dir  same with conv="direct" (product-to-sum tensor; only with --rows ... gtp-fourier-direct)
   GTP grid       hotham.nn.gaunt_product(method="grid"): Gauss-Legendre x uniform-phi grid
   SO(2) conv     hotham.nn.so2.SO2Convolution incl. rotation into and out of the edge frame
                  (only if hotham.nn.so2 is importable)
@@ -104,13 +107,16 @@ def run_L(L, C, E, repeats, fctp_edges, rows):
         res["e3nn uvu"] = e3nn_row(channelwise_tp(C, L, "uvu"), E, irreps(1, L).dim)
     if "uuu" in rows:
         res["e3nn uuu"] = e3nn_row(channelwise_tp(C, L, "uuu"), E, ir.dim)
-    for method in ("fourier", "grid"):
-        if f"gtp-{method}" not in rows:
+    for key, name, method, conv in (("gtp-fourier", "GTP fourier", "fourier", "auto"),
+                                    ("gtp-fourier-fft", "GTP four. fft", "fourier", "fft"),
+                                    ("gtp-fourier-direct", "GTP four. dir", "fourier", "direct"),
+                                    ("gtp-grid", "GTP grid", "grid", "auto")):
+        if key not in rows:
             continue
         x1 = torch.randn(E, C, n, generator=g, requires_grad=True)
         x2 = torch.randn(E, C, n, generator=g, requires_grad=True)
-        f, b = fwd_bwd(lambda: gaunt_product(x1, x2, L, method=method), [x1, x2], repeats)
-        res[f"GTP {method}"] = (f, b, False)
+        f, b = fwd_bwd(lambda: gaunt_product(x1, x2, L, method=method, conv=conv), [x1, x2], repeats)
+        res[name] = (f, b, False)
     if "so2" in rows and _so2 is not None:
         conv = _so2.SO2Convolution(L)
         x = torch.randn(E, C, n, generator=g, requires_grad=True)

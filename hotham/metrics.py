@@ -1,7 +1,7 @@
-"""Block-level errors between two operators on the same edges, broken down the way a physicist
+"""Block-level errors between two operators of one structure, broken down the way a physicist
 reads them: over the whole data set, per species pair and per orbital (shell) pair.
 
-All errors are in meV for H (dimensionless x 1000 for S, i.e. "milli-units").
+Errors are in meV for H and dimensionless for S; blocks are matched by (i, j, R).
 """
 from __future__ import annotations
 
@@ -32,14 +32,44 @@ def element_labels(op: BlockOperator) -> tuple[np.ndarray, np.ndarray, list[str]
     return pair_id, orb_id, list(pair_names), list(orb_names)
 
 
-class BlockErrors:
-    """Accumulates |pred - ref| over many structures; ``report()`` gives MAE and RMSE in meV."""
+def matched_elements(a: BlockOperator, b: BlockOperator, spin_factor: int = 1):
+    """Flat indices of the elements of the blocks that ``a`` and ``b`` share, matched by (i, j, R).
 
-    def __init__(self):
+    Returns ``(ia, ib, edges_a, only_a, only_b)``: element indices into a's and b's flat arrays
+    (same order), the matched edges of ``a``, and the number of blocks present in only one of them.
+    """
+    if a.n_atoms != b.n_atoms or a.atoms.get_chemical_symbols() != b.atoms.get_chemical_symbols():
+        raise ValueError(f"block comparison needs the same atoms in the same order ({a.source} vs {b.source})")
+    if a.orbital_counts.tolist() != b.orbital_counts.tolist():
+        raise ValueError(f"block comparison needs the same basis on both operators ({a.source} vs {b.source})")
+    keys_a = b._edge_keys(a.edge_i, a.edge_j, a.edge_R)
+    sk, order = b._sorted_keys
+    pos = np.clip(np.searchsorted(sk, keys_a), 0, max(b.n_edges - 1, 0))
+    hit = sk[pos] == keys_a if b.n_edges else np.zeros(a.n_edges, bool)
+    ea, eb = np.flatnonzero(hit), order[pos[hit]]
+    sf2 = spin_factor * spin_factor
+    sizes = sf2 * a.block_shapes[ea, 0] * a.block_shapes[ea, 1]
+    local = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ia = np.repeat(sf2 * a.offsets[ea], sizes) + local
+    ib = np.repeat(sf2 * b.offsets[eb], sizes) + local
+    return ia, ib, ea, int((~hit).sum()), int(b.n_edges - len(eb))
+
+
+class BlockErrors:
+    """Accumulates |pred - ref| over many structures; ``report()`` gives MAE, RMSE and max.
+
+    Units: meV for H, dimensionless for S. Blocks are matched by (i, j, R); blocks present in
+    only one operator are counted (``only_pred``, ``only_ref``), not compared.
+    """
+
+    def __init__(self, which: str = "H"):
+        self.which = which
+        self.scale = 1000.0 if which == "H" else 1.0
         self._sum = defaultdict(float)
         self._sq = defaultdict(float)
         self._n = defaultdict(int)
         self._max = defaultdict(float)
+        self.blocks = self.only_pred = self.only_ref = 0
 
     def _add(self, key, d: np.ndarray):
         self._sum[key] += float(np.abs(d).sum())
@@ -48,36 +78,39 @@ class BlockErrors:
         if d.size:
             self._max[key] = max(self._max[key], float(np.abs(d).max()))
 
-    def add(self, pred: BlockOperator, ref: BlockOperator, which: str = "H") -> None:
-        """Add one structure; ``pred`` and ``ref`` must share edges and basis."""
+    def add(self, pred: BlockOperator, ref: BlockOperator) -> None:
+        """Add one structure (same atoms and basis; edges matched by (i, j, R))."""
+        which = self.which
         a, b = getattr(pred, which), getattr(ref, which)
         if a is None or b is None:
-            raise ValueError(f"both operators need {which}")
-        if pred.n_edges != ref.n_edges or not (np.array_equal(pred.edge_i, ref.edge_i)
-                                               and np.array_equal(pred.edge_j, ref.edge_j)
-                                               and np.array_equal(pred.edge_R, ref.edge_R)):
-            raise ValueError(f"operators have different edges ({pred.source} vs {ref.source})")
-        if a.shape != b.shape:
-            raise ValueError(f"{which} shapes differ: {a.shape} vs {b.shape} (spin {pred.spin} vs {ref.spin})")
-        d = (a - b) * 1000.0  # eV -> meV
-        d = d.reshape(-1, ref.nnz) if ref.spin == "collinear" else d
+            raise ValueError(f"both operators need {which} ({pred.source} vs {ref.source})")
+        if which == "H" and pred.spin != ref.spin:
+            raise ValueError(f"spin modes differ: {pred.spin} vs {ref.spin}")
+        sf = ref.spin_factor if which == "H" else 1
+        ia, ib, ea, only_a, only_b = matched_elements(pred, ref, sf)
+        self.blocks += len(ea)
+        self.only_pred += only_a
+        self.only_ref += only_b
+        d = (a[..., ia] - b[..., ib]) * self.scale   # [n] or [2, n] for collinear
         self._add(("all",), d.ravel())
-        if ref.spin == "soc":
+        if ref.spin == "soc" and which == "H":
             return  # the breakdowns below are spin-less
-        pair_id, orb_id, pair_names, orb_names = element_labels(ref)
+        pair_id, orb_id, pair_names, orb_names = element_labels(pred)
         d2 = np.atleast_2d(d)
-        for k, name in enumerate(pair_names):
-            self._add(("species", name), d2[:, pair_id == k].ravel())
-        for k, name in enumerate(orb_names):
-            self._add(("orbital", name), d2[:, orb_id == k].ravel())
+        for ids, names, kind in ((pair_id[ia], pair_names, "species"), (orb_id[ia], orb_names, "orbital")):
+            for k, name in enumerate(names):
+                self._add((kind, name), d2[:, ids == k].ravel())
 
     def report(self) -> dict:
-        """``{"all": {...}, "species": {"C-C": {...}}, "orbital": {"s-p": {...}}}``, each entry
-        with ``mae``, ``rmse``, ``max`` (meV) and ``n`` (elements)."""
-        out: dict = {"all": {}, "species": {}, "orbital": {}}
+        """``{"all": {...}, "species": {"C-C": {...}}, "orbital": {"s-p": {...}}, "units", "blocks",
+        "only_pred", "only_ref"}``, each entry with ``mae``, ``rmse``, ``max`` and ``n`` (elements)."""
+        out: dict = {"all": {"mae": float("nan"), "rmse": float("nan"), "max": float("nan"), "n": 0},
+                     "species": {}, "orbital": {}, "units": "meV" if self.which == "H" else "1",
+                     "blocks": self.blocks, "only_pred": self.only_pred, "only_ref": self.only_ref}
         for key, n in self._n.items():
-            entry = {"mae": self._sum[key] / max(n, 1), "rmse": (self._sq[key] / max(n, 1)) ** 0.5,
-                     "max": self._max[key], "n": n}
+            if not n:
+                continue
+            entry = {"mae": self._sum[key] / n, "rmse": (self._sq[key] / n) ** 0.5, "max": self._max[key], "n": n}
             if key[0] == "all":
                 out["all"] = entry
             else:
@@ -86,16 +119,19 @@ class BlockErrors:
 
 
 def block_errors(pred: BlockOperator, ref: BlockOperator, which: str = "H") -> dict:
-    """MAE/RMSE/max (meV) between two operators on the same edges, with breakdowns."""
-    acc = BlockErrors()
-    acc.add(pred, ref, which)
+    """MAE/RMSE/max (meV for H) between two operators of one structure, with breakdowns."""
+    acc = BlockErrors(which)
+    acc.add(pred, ref)
     return acc.report()
 
 
 def format_report(rep: dict, title: str = "H") -> str:
     """Plain-text table of a :meth:`BlockErrors.report`."""
-    lines = [f"{title}: MAE {rep['all']['mae']:.3f} meV, RMSE {rep['all']['rmse']:.3f} meV, "
-             f"max {rep['all']['max']:.3f} meV over {rep['all']['n']} elements"]
+    u = rep.get("units", "meV")
+    lines = [f"{title}: MAE {rep['all']['mae']:.4g} {u}, RMSE {rep['all']['rmse']:.4g} {u}, "
+             f"max {rep['all']['max']:.4g} {u} over {rep['all']['n']} elements"]
+    if rep.get("only_pred") or rep.get("only_ref"):
+        lines.append(f"  ({rep['only_pred']} blocks only in the prediction, {rep['only_ref']} only in the reference)")
     for kind in ("species", "orbital"):
         if rep.get(kind):
             lines.append(f"  per {kind} pair:")

@@ -208,10 +208,9 @@ def _batches(names: list[str], size: int, rng: np.random.Generator) -> list[list
 
 def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
     """Block errors (meV) of a predictor on operators with DFT blocks; see hotham.metrics."""
-    which = which or predictor.target
-    acc = BlockErrors()
+    acc = BlockErrors(which or predictor.target)
     for op in ops:
-        acc.add(predictor.predict(op), op, which)
+        acc.add(predictor.predict(op), op)
     return acc.report()
 
 

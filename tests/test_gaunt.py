@@ -207,3 +207,45 @@ def test_bad_input():
         gaunt_product(torch.zeros(3, 4), torch.zeros(3, 4), 2, method="lebedev")
     with pytest.raises(ValueError, match="expected inputs"):
         GauntProduct(2, 2, 2)(torch.zeros(3, 4), torch.zeros(3, 9))
+
+
+@pytest.mark.parametrize("L1,L2,Lout", [(1, 1, 2), (2, 2, 2), (3, 1, 5), (2, 4, 1), (4, 4, 4), (5, 3, 0)])
+def test_fourier_convolution_paths_agree(L1, L2, Lout):
+    """The three ways of doing the 2D Fourier convolution (direct product-to-sum tensor, DCT/DST
+    matrices in the real cos/sin layout, torch.fft on the complex layout) give the same product."""
+    g = torch.Generator().manual_seed(7 * L1 + L2 + 100 * Lout)
+    x1 = torch.randn(3, 2, (L1 + 1) ** 2, dtype=DT, generator=g)
+    x2 = torch.randn(3, 1, (L2 + 1) ** 2, dtype=DT, generator=g)
+    fft = gaunt_product(x1, x2, Lout, conv="fft")
+    assert fft.abs().max() > 1e-2
+    for conv in ("direct", "dft", "auto"):
+        y = gaunt_product(x1, x2, Lout, conv=conv)
+        assert (y - fft).abs().max() < 1e-12 * max(1.0, fft.abs().max().item()), conv
+    with pytest.raises(ValueError, match="unknown Fourier convolution"):
+        gaunt_product(x1, x2, Lout, conv="winograd")
+
+
+@pytest.mark.parametrize("conv", ["direct", "dft", "fft"])
+def test_fourier_paths_gradcheck_and_module(conv):
+    g = torch.Generator().manual_seed(2)
+    x1 = torch.randn(2, 9, dtype=DT, generator=g, requires_grad=True)
+    x2 = torch.randn(2, 4, dtype=DT, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: gaunt_product(a, b, 2, conv=conv), (x1, x2))
+    mod = GauntProduct(2, 1, 2, conv=conv)
+    assert conv in repr(mod)
+    assert (mod(x1, x2) - gaunt_product(x1, x2, 2, method="grid")).abs().max() < 1e-12
+
+
+def test_direct_convolution_tensor_is_product_to_sum():
+    """Independent check of the direct tensor on one basis pair: cos(φ)sin(θ) x cos(φ)sin(θ)
+    = (1 + cos 2φ)(1 - cos 2θ)/4, i.e. coefficients 1/4, -1/4 (k = 0) and 1/4, -1/4 (k = 2)."""
+    from hotham.nn.gaunt import _direct_tensor
+    L = 1
+    Td, keep1, keep2 = _direct_tensor(L, L, 2)
+    # flat input index (k, ab, u) with k = 1, ab = cos, u = 1
+    p = 1 * 2 * (L + 1) + 0 * (L + 1) + 1
+    col = list(keep1).index(p) * len(keep2) + list(keep2).index(p)
+    g = Td[:, col].reshape(3, 2, 2 * L + 1)                    # [k, ab, w]
+    expect = np.zeros((3, 2, 3))
+    expect[0, 0, 0], expect[0, 0, 2], expect[2, 0, 0], expect[2, 0, 2] = 0.25, -0.25, 0.25, -0.25
+    assert np.array_equal(g, expect)

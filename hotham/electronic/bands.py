@@ -152,12 +152,20 @@ class BandStructure:
         if window is not None:
             ax.set_ylim(*window)
         ax.set_ylabel("E - E_F (eV)" if e0 else "E (eV)")
-        if own:
-            fig.tight_layout()
-            if fname:
-                _savefig(fig, fname)
-            plt.close(fig)
-        return ax
+        return finish_figure(ax, own, fname)
+
+
+def finish_figure(ax, own: bool, fname=None):
+    """Lay out, save (atomically, format from the suffix) and close a figure this module made;
+    axes handed in by the caller (``own`` False) are left alone."""
+    if own:
+        import matplotlib.pyplot as plt
+        fig = ax.figure
+        fig.tight_layout()
+        if fname:
+            _savefig(fig, fname)
+        plt.close(fig)
+    return ax
 
 
 def _savefig(fig, fname):

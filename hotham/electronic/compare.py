@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .bands import finish_figure
 
 
 @dataclass
@@ -60,13 +61,7 @@ class BandComparison:
         ax.set_ylabel("E - E_F (eV)")
         ax.set_title(f"MAE {self.mae_meV:.2f} meV in window", fontsize=9)
         ax.legend(fontsize=8, loc="upper right")
-        if own:
-            fig.tight_layout()
-            if fname:
-                from .bands import _savefig
-                _savefig(fig, fname)
-            plt.close(fig)
-        return ax
+        return finish_figure(ax, own, fname)
 
 
 def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: float, ref_fermi: float,
@@ -117,42 +112,14 @@ def block_mae(a: BlockOperator, b: BlockOperator, which: str = "H") -> dict:
     """Element-wise MAE between the blocks of two operators on the same structure (meV for H).
 
     Blocks are matched by (i, j, R); blocks present in only one operator are counted, not
-    compared. Returns {"mae", "max", "n_blocks", "only_a", "only_b", "per_pair": {"C-C": mae}}.
+    compared. Returns {"mae", "max", "units", "n_blocks", "only_a", "only_b", "per_pair": {"C-C": mae}};
+    :func:`hotham.metrics.block_errors` has the full breakdown (RMSE, orbital pairs).
     """
-    if a.n_atoms != b.n_atoms or a.atoms.get_chemical_symbols() != b.atoms.get_chemical_symbols():
-        raise HothamError("block comparison needs the same atoms in the same order")
-    if a.orbital_counts.tolist() != b.orbital_counts.tolist():
-        raise HothamError("block comparison needs the same basis on both operators")
-    if a.spin != b.spin and which == "H":
-        raise HothamError(f"spin modes differ: {a.spin} vs {b.spin}")
-    Xa, Xb = (a.H, b.H) if which == "H" else (a.S, b.S)
-    if Xa is None or Xb is None:
-        raise HothamError(f"both operators need {which} blocks")
-    sf = a.spin_factor if which == "H" else 1
-    idx_b = np.full(a.n_edges, -1)
-    # vectorised matching through b's sorted keys
-    keys_a = b._edge_keys(a.edge_i, a.edge_j, a.edge_R)
-    sk, order = b._sorted_keys
-    pos = np.clip(np.searchsorted(sk, keys_a), 0, max(b.n_edges - 1, 0))
-    hit = sk[pos] == keys_a
-    idx_b[hit] = order[pos[hit]]
-    ea = np.flatnonzero(hit)
-    eb = idx_b[hit]
-    # element gather: same block shapes by construction
-    sizes = (sf * sf) * a.block_shapes[ea, 0] * a.block_shapes[ea, 1]
-    local = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    ia = np.repeat(sf * sf * a.offsets[ea], sizes) + local
-    ib = np.repeat(sf * sf * b.offsets[eb], sizes) + local
-    da = Xa[..., ia]
-    db = Xb[..., ib]
-    diff = np.abs(da - db).reshape(-1, len(ia)).mean(axis=0) if Xa.ndim == 2 else np.abs(da - db)
-    scale = 1e3 if which == "H" else 1.0
-    sym = np.array(a.atoms.get_chemical_symbols())
-    pair = np.char.add(np.char.add(sym[a.edge_i[ea]], "-"), sym[a.edge_j[ea]])
-    pair_el = np.repeat(pair, sizes)
-    per_pair = {p: scale * float(diff[pair_el == p].mean()) for p in np.unique(pair)}
-    return {"mae": scale * float(diff.mean()) if diff.size else float("nan"),
-            "max": scale * float(diff.max()) if diff.size else float("nan"),
-            "units": "meV" if which == "H" else "1",
-            "n_blocks": int(len(ea)), "only_a": int((~hit).sum()), "only_b": int(b.n_edges - len(set(eb.tolist()))),
-            "per_pair": per_pair}
+    from ..metrics import block_errors
+    try:
+        rep = block_errors(a, b, which)
+    except ValueError as exc:
+        raise HothamError(str(exc)) from None
+    return {"mae": rep["all"]["mae"], "max": rep["all"]["max"], "units": rep["units"], "n_blocks": rep["blocks"],
+            "only_a": rep["only_pred"], "only_b": rep["only_ref"],
+            "per_pair": {p: e["mae"] for p, e in rep["species"].items()}}

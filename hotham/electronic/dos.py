@@ -14,7 +14,7 @@ from scipy.optimize import brentq
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import slab_axis
+from .bands import finish_figure, slab_axis
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
 
@@ -155,13 +155,7 @@ class DOS:
         ax.set_xlabel("E - E_F (eV)" if np.isfinite(self.fermi_level) else "E (eV)")
         ax.set_ylabel("DOS (states / eV / cell)")
         ax.legend(fontsize=8)
-        if own:
-            fig.tight_layout()
-            if fname:
-                from .bands import _savefig
-                _savefig(fig, fname)
-            plt.close(fig)
-        return ax
+        return finish_figure(ax, own, fname)
 
 
 def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussian",

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .bands import finish_figure
 from .hk import Assembler, as_kpoints
 from .solve import solve
 
@@ -158,13 +159,7 @@ class States:
         ax.set_title(f"state {band if self.bands is None else self.bands[band]} at k = "
                      f"({kk[0]:.3g}, {kk[1]:.3g}, {kk[2]:.3g}), E - E_F = {e:.3f} eV", fontsize=9)
         plt.colorbar(sc, ax=ax, label="z (Å)", shrink=0.8)
-        if own:
-            fig.tight_layout()
-            if fname:
-                from .bands import _savefig
-                _savefig(fig, fname)
-            plt.close(fig)
-        return ax
+        return finish_figure(ax, own, fname)
 
 
 def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around: float | None = None,
