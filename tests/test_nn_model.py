@@ -162,3 +162,23 @@ def test_config_json_round_trip_and_checkpoint():
 
 def test_default_model_under_two_million_parameters():
     assert HotHam(HotHamConfig()).n_parameters < 2_000_000
+
+
+def test_hopping_blocks_vanish_at_the_cutoff():
+    """H_ij(R) -> 0 where the PAOs stop overlapping: the hopping readout carries a smooth envelope."""
+    from ase import Atoms
+    from hotham.basis import Basis
+    from hotham.nn.radial import polynomial_envelope
+    from hotham.operator import BlockOperator
+    r = torch.linspace(0, 7, 701, dtype=torch.float64)
+    env = polynomial_envelope(r, 6.5)
+    assert env[0] == 1.0 and torch.all(env[r >= 6.5] == 0) and torch.all(torch.diff(env) <= 1e-15)
+    torch.manual_seed(0)
+    model = HotHam(HotHamConfig(species={"C": (0, 1, 2)}, lmax=4, channels=4, layers=1, r_cut=6.5)).double()
+    norms = []
+    for d in (2.0, 6.49):
+        atoms = Atoms("C2", positions=[[0, 0, 0], [d, 0, 0]], cell=[20, 20, 20], pbc=False)
+        op = BlockOperator(atoms, Basis({"C": (0, 1, 2)}), [0, 1, 0, 1], [0, 1, 1, 0], np.zeros((4, 3), int))
+        pred = model.predict(op)
+        norms.append(np.abs(pred.h_block(op.find_edge(0, 1))).max())
+    assert norms[0] > 1e-3 and norms[1] < 1e-6 * norms[0]

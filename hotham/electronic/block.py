@@ -66,7 +66,7 @@ def _harmonic_ritz(V, HV, SV, sigma: float, m: int):
 
 
 def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
-                       block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
+                       block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0, maxdim: int | None = None,
                        info: dict | None = None):
     """The ``n`` eigenpairs of ``H c = e S c`` nearest ``sigma`` (eV).
 
@@ -109,7 +109,7 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
             W, SW = W @ T, SW @ T
         return W, H @ W, SW
 
-    maxdim = max(4 * m, m + 2 * n)
+    maxdim = maxdim or max(4 * m, m + 2 * n)
     # search space V (S-orthonormal), grown by the preconditioned residuals (block Davidson with
     # thick restart); it starts from one shift-invert step on a random block
     V, HV, SV = s_orthonormal(inv(X.astype(dtype)), None, None)

@@ -21,7 +21,7 @@ from .. import so3
 from .conv import ConvLayer, SO2Layer
 from .embedding import Embedding
 from .graph import GraphBatch, build_graph
-from .radial import RadialBasis, cosine_cutoff
+from .radial import RadialBasis, cosine_cutoff, polynomial_envelope
 from .readout import BlockReadout
 from .so2 import edge_frame_wigner
 
@@ -105,7 +105,7 @@ class HotHam(nn.Module):
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order."""
         vec = batch.edge_vec
-        rbf, cut, Y, D = self._geometry(batch)
+        rbf, cut, Y, D, env = self._geometry(batch)
         dst, src = batch.edge_dst, batch.edge_src
         _, v, e = self.embedding(batch.species, dst, src, rbf, cut, Y)
         for layer in self.layers:
@@ -113,13 +113,14 @@ class HotHam(nn.Module):
         v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D)
         out = vec.new_zeros(batch.nnz)
         out = self.onsite(v_even, v_odd, batch.onsite, out)
-        out = self.hopping(e_even, e_odd, batch.hopping, out)
+        out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env)
         # exact Hermiticity: a + b and b + a are the same floating-point number
         out = 0.5 * (out + out[batch.partner])
         return out * self.config.output_scale
 
     def _geometry(self, batch: GraphBatch):
-        """Radial basis, cutoff, edge harmonics and edge-frame Wigner matrices of a batch.
+        """Radial basis, cutoff, edge harmonics, edge-frame Wigner matrices and the hopping
+        envelope of a batch.
 
         They depend on the geometry alone (no trainable parameter), so they are cached on the
         batch: a training loop that reuses its graphs computes them once. Positions that require
@@ -135,7 +136,7 @@ class HotHam(nn.Module):
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
                torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1),
-               edge_frame_wigner(vec, L))
+               edge_frame_wigner(vec, L), polynomial_envelope(r, self.config.r_cut))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo

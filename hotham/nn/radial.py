@@ -13,6 +13,16 @@ def cosine_cutoff(r: torch.Tensor, r_cut: float) -> torch.Tensor:
     return torch.where(r < r_cut, 0.5 * (torch.cos(math.pi * r / r_cut) + 1), torch.zeros_like(r))
 
 
+def polynomial_envelope(r: torch.Tensor, r_cut: float, p: int = 6) -> torch.Tensor:
+    """Smooth envelope 1 - (p+1)(p+2)/2 u^p + p(p+2) u^(p+1) - p(p+1)/2 u^(p+2), u = r / r_cut,
+    0 beyond r_cut (DimeNet's): ~1 at bonding distances, vanishing with p-1 continuous
+    derivatives at r_cut. Hopping blocks are multiplied by it, so a predicted H_ij(R) goes to
+    zero where the two PAOs stop overlapping, as the DFT's does."""
+    u = (r / r_cut).clamp(max=1.0)
+    env = 1 - (p + 1) * (p + 2) / 2 * u ** p + p * (p + 2) * u ** (p + 1) - p * (p + 1) / 2 * u ** (p + 2)
+    return torch.where(r < r_cut, env, torch.zeros_like(r))
+
+
 class RadialBasis(nn.Module):
     """r [E] (Angstrom) -> [E, n] basis values times the cosine cutoff.
 

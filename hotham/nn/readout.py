@@ -99,7 +99,9 @@ class BlockReadout(nn.Module):
                           f"out (their block components are predicted as 0); use L >= 2 * l_max of the basis",
                           stacklevel=3)
 
-    def forward(self, x_even, x_odd, groups: dict, out: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_even, x_odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Write the blocks of every group into the flat ``out``; ``scale`` [rows] (optional)
+        multiplies each block, biases included (the radial envelope of hopping blocks)."""
         for key, (rows, pos) in groups.items():
             a, b = (key, key) if self.kind == "onsite" else key
             name = f"{a}_{b}"
@@ -116,5 +118,7 @@ class BlockReadout(nn.Module):
                 continue
             T = getattr(self, f"T_{name}").to(out.dtype)
             block = torch.cat(coeffs, dim=1) @ T.T
+            if scale is not None:
+                block = block * scale[rows][:, None]
             out = out.index_put((pos.reshape(-1),), block.reshape(-1))
         return out
