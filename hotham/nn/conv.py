@@ -37,7 +37,7 @@ class ConvLayer(nn.Module):
     """One Gaunt (or e3nn CG) message-passing layer; see the module docstring."""
 
     def __init__(self, channels: int, lmax: int, n_radial: int, hidden: int = 64,
-                 conv: str = "gaunt", gaunt_method: str = "fourier"):
+                 conv: str = "gaunt", gaunt_method: str = "grid"):
         super().__init__()
         C, L = channels, lmax
         self.channels, self.lmax, self.kind = C, L, conv
