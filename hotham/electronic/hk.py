@@ -179,37 +179,40 @@ class Assembler:
         """Spin-less-pattern CSR data of sum_c coef_c X_c(k) for one spinor sub-block ``st``.
 
         ``terms`` is a list of (which, spin, coefficient)."""
+        return self._assemble_many(k, [terms], real, st)[0]
+
+    def _assemble_many(self, k, term_sets, real: bool, st=(0, 0)):
+        """CSR data arrays (one per entry of ``term_sets``) in a single pass over the blocks: the
+        slot computation, which dominates, is shared."""
         pp = self.pattern
         op = self.op
         k = np.asarray(k, dtype=np.float64).reshape(3)
         theta = 2 * np.pi * (op.edge_R @ k)
         if real:
             phase = np.round(np.cos(theta))
-            data = np.zeros(pp.nnz, dtype=np.float64)
         else:
             phase = np.exp(1j * theta)
-            data = np.zeros(pp.nnz, dtype=np.complex128)
+        datas = [np.zeros(pp.nnz, dtype=np.float64 if real else np.complex128) for _ in term_sets]
         s, t = st
-        vals = [(self._values(w, sp_), w, c) for w, sp_, c in terms]
+        val_sets = [[(self._values(w, sp_), w, c) for w, sp_, c in terms] for terms in term_sets]
         for edges in pp.chunks():
             flat, slot, a, b, e = pp.slots(edges)
-            acc = 0
-            for X, w, c in vals:
-                if w == "H" and op.spin == "soc":
-                    ni, nj = op.block_shapes[e, 0], op.block_shapes[e, 1]
-                    x = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
-                else:
-                    x = X[flat]
-                    if w == "S" and s != t:
-                        continue
-                acc = acc + c * x
-            if real:
-                if np.iscomplexobj(acc):
+            ph = phase[e]
+            for data, vals in zip(datas, val_sets):
+                acc = 0
+                for X, w, c in vals:
+                    if w == "H" and op.spin == "soc":
+                        ni, nj = op.block_shapes[e, 0], op.block_shapes[e, 1]
+                        x = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
+                    else:
+                        if w == "S" and s != t:
+                            continue
+                        x = X[flat]
+                    acc = acc + c * x
+                if real and np.iscomplexobj(acc):
                     acc = acc.real
-                data[slot] += acc * phase[e]
-            else:
-                data[slot] += acc * phase[e]
-        return data
+                data[slot] += acc * ph
+        return datas
 
     def _csr(self, datas, dtype):
         pp = self.pattern
@@ -244,6 +247,18 @@ class Assembler:
     def S(self, k, real: bool = False) -> sp.csr_matrix:
         """S(k), CSR [n, n] (S (x) 1 for soc)."""
         return self.matrix(k, "S", 0, real)
+
+    def pencil(self, k, sigma: float, spin: int = 0, real: bool = False):
+        """(H(k), S(k), H(k) - sigma S(k)) as CSR matrices from one pass over the blocks; without
+        spin-orbit the three share one index array (memory: one pattern, three value arrays)."""
+        if self.op.spin == "soc":
+            return self.H(k, spin), self.S(k), self.shifted(k, sigma, spin)
+        h, s_ = self._assemble_many(k, [[("H", spin, 1.0)], [("S", 0, 1.0)]], real)
+        k_ = h - float(sigma) * s_
+        pp = self.pattern
+        indptr = pp.indptr.astype(pp.indices.dtype) if pp.indptr[-1] < np.iinfo(pp.indices.dtype).max \
+            else pp.indptr
+        return tuple(sp.csr_matrix((d, pp.indices, indptr), shape=(pp.n, pp.n), copy=False) for d in (h, s_, k_))
 
     def shifted(self, k, sigma: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
         """H(k) - sigma S(k) (eV) in one pass, without forming H and S separately."""
