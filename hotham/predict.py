@@ -68,4 +68,38 @@ def predict_structure(model, source, *, overlap_model=None, openmx_data=None, de
             op = structure_blocks(read_structure(source), predictor, overlap_model=overlap_model,
                                   openmx_data=openmx_data)
             op.source = os.fspath(source)
-    return predictor.predict(op)
+    out = predictor.predict(op)
+    if out.H is not None:
+        out.fermi_level, out.meta["fermi_level_method"] = model_fermi_level(out)
+    return out
+
+
+def model_fermi_level(op: BlockOperator, max_orbitals: int = 12000, mesh=None) -> tuple[float, str]:
+    """Fermi level (eV) of a predicted operator from its electron count, and how it was found.
+
+    The k-mesh shrinks as the cell grows (about 400 atoms x k-points in all; Gamma alone for
+    large supercells, whose Brillouin zone is small); above ``max_orbitals`` the dense
+    diagonalisation it needs is not attempted and NaN is returned (give ``around`` to the
+    band tools instead). Without valence electrons in ``op.meta`` it is NaN as well.
+    ``mesh`` (n1, n2, n3) overrides the automatic Monkhorst-Pack mesh (at 300 K, as OpenMX).
+    """
+    import numpy as np
+
+    from .electronic.dos import electron_count, fermi_level, monkhorst_pack
+    from .electronic.solve import eigenvalues
+    from .errors import HothamError
+    if op.n_orbitals * op.spin_factor > max_orbitals:
+        return float("nan"), f"not computed: {op.n_orbitals} orbitals > {max_orbitals} (pass --around)"
+    try:
+        n_el = electron_count(op)
+    except HothamError as exc:
+        return float("nan"), f"not computed: {exc}"
+    if mesh is None:
+        from .electronic.bands import slab_axis
+        n = max(1, int(round(np.sqrt(400 / op.n_atoms))))
+        mesh = [n if p else 1 for p in op.atoms.pbc]
+        ax = slab_axis(op.atoms)
+        if ax is not None:
+            mesh[ax] = 1
+    kpts = monkhorst_pack(op.atoms, list(mesh))
+    return fermi_level(eigenvalues(op, kpts), n_el), f"electron count ({n_el:g}), {'x'.join(map(str, mesh))} mesh"

@@ -132,6 +132,20 @@ def _equal_l_shell_pairs(shells):
     return out
 
 
+def valence_per_species(ops) -> dict:
+    """Valence electrons per element from the structures' metadata (per-element dicts, or totals
+    of single-element structures); elements without information are left out."""
+    out: dict = {}
+    for op in ops:
+        v = op.meta.get("valence_electrons")
+        symbols = set(op.atoms.get_chemical_symbols())
+        if isinstance(v, dict):
+            out.update({s: float(x) for s, x in v.items() if s in symbols})
+        elif v is not None and len(symbols) == 1:
+            out[symbols.pop()] = float(v) / op.n_atoms
+    return out
+
+
 # ---------------------------------------------------------------------------------- predictor
 class Predictor:
     """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges."""
@@ -156,10 +170,14 @@ class Predictor:
     def predict(self, op: BlockOperator) -> BlockOperator:
         """Copy of ``op`` with the predicted target; the other matrix is kept."""
         X = self.predict_flat(op)
-        src = f"model:{self.info.get('path', 'hotham')}"
+        src = f"model:{self.info.get('path', 'hotham')}" + (f" on {op.source}" if op.source else "")
         if self.target == "H":
-            return op.with_blocks(H=X, S=op.S, spin="none", source=src)
-        out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
+            out = op.with_blocks(H=X, S=op.S, spin="none", source=src)
+        else:
+            out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
+        valence = self.info.get("valence_electrons") or {}
+        if "valence_electrons" not in out.meta and set(out.atoms.get_chemical_symbols()) <= set(valence):
+            out.meta["valence_electrons"] = {s: valence[s] for s in set(out.atoms.get_chemical_symbols())}
         return out
 
     def save(self, path, extra: dict | None = None) -> None:
@@ -276,7 +294,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     history, best, best_state = [], math.inf, None
     t0 = time.time()
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
-            "dataset": os.fspath(ds.path), "r_max": max_edge}
+            "dataset": os.fspath(ds.path), "r_max": max_edge,
+            "valence_electrons": valence_per_species(ops.values())}
     for epoch in range(1, cfg.epochs + 1):
         net.train()
         tr_loss, tr_mae, n_el = 0.0, 0.0, 0

@@ -118,3 +118,27 @@ def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
         assert np.abs(bare.h_block(e_bare[e]) - on_dft.h_block(e)).max() < 1e-5
         assert np.abs(bare.s_block(e_bare[e]) - dft.s_block(e)).max() < 1e-5  # PAO overlap vs OpenMX's grid
     assert bare.hermiticity_error() == 0.0
+
+
+def test_fermi_level_from_electron_count_matches_openmx():
+    """The E_F a prediction gets (electron count on a mesh) reproduces OpenMX's chemical potential
+    when applied to the DFT blocks themselves (slid bilayer: 16 electrons, 10x10 mesh)."""
+    from hotham.predict import model_fermi_level
+    dft = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
+    ef, how = model_fermi_level(dft, mesh=(9, 9, 1))           # OpenMX's own scf.Kgrid
+    assert abs(ef - dft.fermi_level) < 2e-3 and "electron count (16), 9x9x1 mesh" in how
+    ef, how = model_fermi_level(dft)                            # automatic 10x10: semimetal, mesh-dependent
+    assert abs(ef - dft.fermi_level) < 0.05
+    assert np.isnan(model_fermi_level(dft, max_orbitals=10)[0])
+
+
+def test_prediction_carries_valence_and_fermi_level(trained, tmp_path):
+    from ase.io import write as ase_write
+    from hotham.predict import predict_structure
+    out, _ = trained
+    dft = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
+    ase_write(tmp_path / "g.xyz", dft.atoms, format="extxyz")
+    p = predict_structure(out, tmp_path / "g.xyz")
+    assert p.meta["valence_electrons"] == {"C": 4.0}
+    assert np.isfinite(p.fermi_level) and "mesh" in p.meta["fermi_level_method"]
+    assert "g.xyz" in p.source

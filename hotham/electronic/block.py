@@ -66,13 +66,14 @@ def _harmonic_ritz(V, HV, SV, sigma: float, m: int):
 
 
 def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
-                       block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0, maxdim: int | None = None,
-                       info: dict | None = None):
+                       block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
+                       maxdim: int | None = None, info: dict | None = None):
     """The ``n`` eigenpairs of ``H c = e S c`` nearest ``sigma`` (eV).
 
     H, S : sparse (or dense) Hermitian [size, size], S positive definite; anything with ``@``.
     apply_inv : B [size, m] -> approximately (H - sigma S)^-1 B, all columns at once.
     block : Ritz vectors carried (default n + max(8, n/2): the guard vectors speed convergence).
+    maxdim : largest search space before a thick restart on the Ritz vectors (default 6 block).
     tol : residual tolerance, eV (see :data:`TOL`).
     info : if a dict, receives ``iterations``, ``inverse_columns`` (right-hand sides solved),
         ``inverse_calls`` and ``residuals`` [n] (eV).
@@ -98,18 +99,20 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
         return np.asarray(apply_inv(np.ascontiguousarray(B)), dtype=dtype).reshape(B.shape)
 
     def s_orthonormal(W, V, SV):
-        """W S-orthogonalised against the S-orthonormal V, then S-orthonormalised: (W, HW, SW)."""
+        """W S-orthogonalised against the S-orthonormal V, then S-orthonormalised: (W, HW, SW).
+        One product with S and one with H; the projections update S W linearly."""
+        SW = S @ W
         for _ in range(2):
             if V is not None:
-                W = W - V @ (SV.conj().T @ W)
-            SW = S @ W
+                C = SV.conj().T @ W
+                W, SW = W - V @ C, SW - SV @ C
             d = 1.0 / np.sqrt(np.maximum(np.einsum("ij,ij->j", W.conj(), SW).real, 1e-300))
             W, SW = W * d, SW * d
             T = _s_gram_basis(W.conj().T @ SW)
             W, SW = W @ T, SW @ T
         return W, H @ W, SW
 
-    maxdim = maxdim or max(4 * m, m + 2 * n)
+    maxdim = maxdim or 6 * m
     # search space V (S-orthonormal), grown by the preconditioned residuals (block Davidson with
     # thick restart); it starts from one shift-invert step on a random block
     V, HV, SV = s_orthonormal(inv(X.astype(dtype)), None, None)
@@ -118,8 +121,6 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
         X, HX, SX = V @ Y, HV @ Y, SV @ Y
         R = HX - SX * theta
         res = np.linalg.norm(R, axis=0) / np.maximum(np.linalg.norm(SX, axis=0), 1e-300)
-        import os
-        if os.environ.get("BDEBUG"): print(it, V.shape[1], res[:n].max(), res.max(), np.sort(theta[:n])[[0, -1]])
         if np.all(res[:n] < tol):
             break
         active = np.flatnonzero(res > tol)

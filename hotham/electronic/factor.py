@@ -124,7 +124,8 @@ class PardisoFactor:
         s.set_iparm(10, 8)   # pivot perturbation 1e-8
         s.set_iparm(11, 1)   # symmetric scaling ...
         s.set_iparm(13, 1)   # ... and weighted matching: robust 1x1/2x2 pivots for indefinite A
-        s.set_iparm(18, -1)  # report the number of nonzeros in the factor
+        s.set_iparm(18, -1)  # report the number of nonzeros in the factor ...
+        s.set_iparm(19, -1)  # ... and the MFLOP of the factorisation
         s.set_iparm(21, 1)   # Bunch-Kaufman pivoting
         s.set_iparm(28, 1 if self.precision == "single" else 0)   # factorisation in float32/complex64
 
@@ -154,6 +155,11 @@ class PardisoFactor:
     @property
     def factor_nnz(self) -> int:
         return int(self.solver.get_iparm(18)) if self.solver is not None else 0
+
+    @property
+    def factor_mflop(self) -> int:
+        """Floating-point operations of the numerical factorisation, MFLOP (PARDISO's count)."""
+        return int(self.solver.get_iparm(19)) if self.solver is not None else 0
 
     def __del__(self):
         try:

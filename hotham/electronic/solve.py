@@ -3,12 +3,17 @@
 * dense: LAPACK through numpy/scipy, all bands, batched over k (Cholesky of S(k), then the
   standard Hermitian problem L^-1 H L^-H). Used when the matrix size is at most ``dense_max``
   and all bands are wanted (or ``n`` is given but the problem is small).
-* sparse: ARPACK shift-invert (``scipy.sparse.linalg.eigsh`` with an ``OPinv``) around a
-  target energy sigma, giving the ``n`` eigenpairs nearest sigma. The matrix H(k) - sigma S(k)
-  is assembled in one pass and factorised with SuperLU; the fill-reducing column ordering of
-  the first k is kept and reused at every later k (the sparsity pattern does not depend on k),
-  so only the numerical factorisation is repeated. At k-points with real phases (Gamma, 2k
-  integer) the matrices are real symmetric and the factorisation is real.
+* sparse: shift-invert around a target energy sigma, giving the ``n`` eigenpairs nearest
+  sigma. H(k), S(k) and K = H(k) - sigma S(k) are assembled in one pass (one shared index
+  array) and K is factorised (MKL PARDISO LDL^T or SuperLU, :mod:`hotham.electronic.factor`);
+  the fill-reducing ordering of the first k is reused at every later k (the sparsity pattern
+  does not depend on k). At k-points with real phases (Gamma, 2k integer) the matrices are
+  real symmetric and the factorisation is real. Two iterations on top of the factor:
+  ``"block"`` (default, :mod:`hotham.electronic.block`): a block Davidson/LOBPCG iteration
+  preconditioned by K^-1 with exact residuals, solving ~30 right-hand sides per call, which
+  also lets PARDISO factorise in single precision (half the time and memory) without losing
+  accuracy; ``"arpack"``: ``scipy.sparse.linalg.eigsh`` shift-invert, one right-hand side per
+  call, followed by Rayleigh-Ritz with the exact H, S.
 
 An overlap that is not positive definite raises :class:`OverlapError` with the k-point and
 the smallest eigenvalue of S(k), not a LAPACK trace.
@@ -19,6 +24,7 @@ collinear operator with N orbitals gives 2N bands.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +34,7 @@ import scipy.sparse.linalg as spla
 
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .block import BlockNoConvergence, block_shift_invert
 from .factor import factorizer
 from .hk import Assembler, as_kpoints, is_real_kpoint
 
@@ -103,20 +110,36 @@ def dense_eigh(Hk: np.ndarray, Sk: np.ndarray, kpts, vectors: bool = False, sour
     return e, c
 
 
+def _blas_threads_guard():
+    """Keep OpenBLAS (numpy/scipy) single-threaded while MKL's threads run PARDISO: idle
+    OpenBLAS threads spin-wait and, on few cores, slowed the ARPACK/PARDISO loop ~3x (measured
+    in benchmarks/eigensolver.py). A no-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits={"openblas": 1})
+
+
 class ShiftInvert:
-    """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by ARPACK shift-invert.
+    """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by shift-invert.
 
     ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
-    else SuperLU), "pardiso" or "superlu"; ``precision`` "single" factorises in float32 (PARDISO
-    only; see :mod:`hotham.electronic.factor`). The ordering of the first
-    factorisation is reused at every later k (same sparsity pattern). Eigenvalues are the
-    Rayleigh quotients c^H H c / c^H S c of the converged vectors (exact to second order in
-    the residual, so an inexact factorisation does not shift them).
-    Memory: the CSR of H - sigma S, of H and S, and the factors (which dominate).
+    else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (block Davidson with exact
+    residuals, :func:`hotham.electronic.block.block_shift_invert`; the default with PARDISO) or
+    "arpack" (the default with SuperLU, whose solves gain nothing from many right-hand sides).
+    ``precision``: "single" factorises in float32 (PARDISO only), "double", or "auto" = single
+    for PARDISO with the block solver (its exact residuals converge to the exact eigenpairs
+    whatever the factor's precision), else double. ``tol``: residual tolerance of the block
+    solver, eV (default :data:`hotham.electronic.block.TOL`), or ARPACK's (0 = machine).
+    The ordering of the first factorisation is reused at every later k (same sparsity pattern).
+    Memory: H, S and H - sigma S in CSR sharing one index array, and the factor (which dominates).
     """
 
     def __init__(self, op: BlockOperator, sigma: float, assembler: Assembler | None = None,
-                 spin: int = 0, tol: float = 0.0, backend: str = "auto", precision: str = "double"):
+                 spin: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
+                 eigensolver: str = "auto"):
         if not np.isfinite(sigma):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
@@ -125,7 +148,17 @@ class ShiftInvert:
         self.asm = assembler or Assembler(op)
         self.spin = spin
         self.tol = tol
+        pardiso = factorizer(backend, self.asm.size).name == "pardiso"
+        if eigensolver == "auto":       # the block solver pays off with PARDISO's multi-RHS solves
+            eigensolver = "block" if pardiso else "arpack"
+        if eigensolver not in ("block", "arpack"):
+            raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
+        self.eigensolver = eigensolver
+        if precision == "auto":
+            precision = "single" if (pardiso and eigensolver == "block") else "double"
+        self.precision = precision
         self.factor = factorizer(backend, self.asm.size, precision)
+        self.info: dict = {}
 
     @property
     def backend(self) -> str:
@@ -139,26 +172,55 @@ class ShiftInvert:
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
         dtype = np.float64 if real else np.complex128
-        A = self.asm.shifted(k, self.sigma, self.spin, real=real)
+        t0 = time.perf_counter()
+        H, S, A = self.asm.pencil(k, self.sigma, self.spin, real=real)
+        t1 = time.perf_counter()
+        nnz = A.nnz
         try:
             self.factor.factor(A)
         except RuntimeError as exc:  # singular factor: sigma is an eigenvalue
             raise SolverError(f"H - sigma S is singular at k = {k} (sigma = {self.sigma} eV is an eigenvalue?): "
                               f"{exc}; shift `around` slightly") from None
         del A
+        t2 = time.perf_counter()
         fac = self.factor
-        OPinv = spla.LinearOperator((size, size), dtype=dtype,
-                                    matvec=lambda b: np.asarray(fac.solve(np.asarray(b, dtype=dtype).ravel())).ravel())
-        H = self.asm.H(k, self.spin, real=real)
-        S = self.asm.S(k, real=real)
+        with _blas_threads_guard():
+            if self.eigensolver == "block":
+                info = {}
+                try:
+                    e, c = block_shift_invert(H, S, self.sigma, n, fac.solve, info=info,
+                                              **({} if self.tol is None else {"tol": self.tol}))
+                except BlockNoConvergence as exc:
+                    raise SolverError(f"at k = {k}: {exc}") from None
+                c = c.astype(np.complex128) if vectors else None
+            else:
+                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
+        # timings (s) and sizes of the last solve, for benchmarks
+        self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
+                         nnz=nnz, factor_nnz=getattr(fac, "factor_nnz", None),
+                         factor_mflop=getattr(fac, "factor_mflop", None))
+        return e, c
+
+    def _arpack(self, H, S, k, n, vectors, dtype, real):
+        size = self.asm.size
+        fac = self.factor
+        calls = [0]
+
+        def matvec(b):
+            calls[0] += 1
+            return np.asarray(fac.solve(np.asarray(b, dtype=dtype).ravel())).ravel()
+
+        OPinv = spla.LinearOperator((size, size), dtype=dtype, matvec=matvec)
         v0 = np.random.default_rng(0).standard_normal(size).astype(dtype)
+        tol = self.tol or 0.0
         try:
             if real:
-                e, c = spla.eigsh(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=self.tol)
+                e, c = spla.eigsh(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=tol)
             else:
-                e, c = spla.eigs(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=self.tol)
+                e, c = spla.eigs(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=tol)
         except spla.ArpackNoConvergence as exc:
             raise SolverError(f"shift-invert around {self.sigma:.4f} eV did not converge at k = {k}: {exc}") from None
+        info = {"inverse_columns": calls[0], "inverse_calls": calls[0]}
         # Rayleigh-Ritz in the converged subspace with the exact H and S: eigenvalue errors are
         # second order in the vectors' errors (an inexact or single-precision inverse, or
         # ARPACK's mixing inside degenerate multiplets, does not shift them)
@@ -166,20 +228,21 @@ class ShiftInvert:
         m = c.conj().T @ (S @ c)
         e, y = sla.eigh(0.5 * (h + h.conj().T), 0.5 * (m + m.conj().T))
         if not vectors:
-            return e, None
-        c = (c @ y).astype(np.complex128)
-        return e, c
+            return e, None, info
+        return e, (c @ y).astype(np.complex128), info
 
 
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
           spin: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
-          method: str = "auto", backend: str = "auto", precision: str = "double") -> Eigen:
+          method: str = "auto", backend: str = "auto", precision: str = "auto",
+          eigensolver: str = "auto") -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
 
     ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
     ``op.fermi_level``): dense (then cut) when the matrix is at most ``dense_max``, otherwise
     sparse shift-invert (``method`` "dense" / "sparse" forces one; ``backend`` picks the sparse
-    factorisation, see :mod:`hotham.electronic.factor`). Collinear operators: see the
+    factorisation, see :mod:`hotham.electronic.factor`; ``eigensolver`` "block" or "arpack" and
+    ``precision``, see :class:`ShiftInvert`). Collinear operators: see the
     module docstring (``spin=None`` concatenates up and down). Returns :class:`Eigen`.
     """
     k = as_kpoints(kpts)
@@ -216,7 +279,8 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
             E.append(np.concatenate(e_all))
             C.append(np.concatenate(c_all) if vectors else None)
         elif method == "sparse":
-            si = ShiftInvert(op, target, asm, spin=s, backend=backend, precision=precision)
+            si = ShiftInvert(op, target, asm, spin=s, backend=backend, precision=precision,
+                             eigensolver=eigensolver)
             es, cs = zip(*[si.solve(kq, n, vectors) for kq in k])
             E.append(np.stack(es))
             C.append(np.stack(cs) if vectors else None)
