@@ -9,11 +9,11 @@
   the fill-reducing ordering of the first k is reused at every later k (the sparsity pattern
   does not depend on k). At k-points with real phases (Gamma, 2k integer) the matrices are
   real symmetric and the factorisation is real. Two iterations on top of the factor:
-  ``"block"`` (default, :mod:`hotham.electronic.block`): a block Davidson/LOBPCG iteration
+  ``"block"`` (opt-in, :mod:`hotham.electronic.block`): a block Davidson/LOBPCG iteration
   preconditioned by K^-1 with exact residuals, solving ~30 right-hand sides per call, which
   also lets PARDISO factorise in single precision (half the time and memory) without losing
   accuracy; ``"arpack"``: ``scipy.sparse.linalg.eigsh`` shift-invert, one right-hand side per
-  call, followed by Rayleigh-Ritz with the exact H, S.
+  call (the default), followed by Rayleigh-Ritz with the exact H, S.
 
 An overlap that is not positive definite raises :class:`OverlapError` with the k-point and
 the smallest eigenvalue of S(k), not a LAPACK trace.
@@ -127,8 +127,8 @@ class ShiftInvert:
 
     ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
     else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (block Davidson with exact
-    residuals, :func:`hotham.electronic.block.block_shift_invert`; the default with PARDISO) or
-    "arpack" (the default with SuperLU, whose solves gain nothing from many right-hand sides).
+    residuals, :func:`hotham.electronic.block.block_shift_invert`) or "arpack" (the default;
+    see the comment in ``__init__`` for the measurements behind that choice).
     ``precision``: "single" factorises in float32 (PARDISO only), "double", or "auto" = single
     for PARDISO with the block solver (its exact residuals converge to the exact eigenpairs
     whatever the factor's precision), else double. ``tol``: residual tolerance of the block
@@ -149,8 +149,11 @@ class ShiftInvert:
         self.spin = spin
         self.tol = tol
         pardiso = factorizer(backend, self.asm.size).name == "pardiso"
-        if eigensolver == "auto":       # the block solver pays off with PARDISO's multi-RHS solves
-            eigensolver = "block" if pardiso else "arpack"
+        if eigensolver == "auto":
+            # ARPACK: the block solver is faster on tiled graphene with PARDISO (108 s vs ~4 min at
+            # 10^4 atoms) but needs ~1700 right-hand sides on gapped MoS2 (972 atoms: 89 s vs ARPACK's
+            # ~130 single solves): opt in with eigensolver="block" (benchmarks/eigensolver.py)
+            eigensolver = "arpack"
         if eigensolver not in ("block", "arpack"):
             raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
         self.eigensolver = eigensolver
