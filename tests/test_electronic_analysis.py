@@ -171,3 +171,18 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert rc == 2 and "no such file" in capsys.readouterr().err
     rc = main(["states", str(DATA / "graphene_prim")])
     assert rc == 2 and "--bands" in capsys.readouterr().err
+
+
+def test_partial_spectrum_is_drawn_as_points(graphene):
+    """The n states nearest E_F are a different subset at each k: joining them by index would
+    draw false band crossings, so such band structures are plotted as points."""
+    full = band_structure(graphene, npoints=30)
+    part = band_structure(graphene, npoints=30, n=4)
+    assert not full.partial and part.partial and part.energies.shape == (30, 4)
+    # every partial energy is one of the full spectrum's at the same k
+    assert np.abs(part.energies[:, :, None] - full.energies[:, None, :]).min(axis=2).max() < 1e-8
+    ax = part.plot()
+    assert all(line.get_linestyle() == "None" for line in ax.lines if line.get_marker() == "o")
+    assert sum(line.get_marker() == "o" for line in ax.lines) == 4
+    ax = full.plot()
+    assert all(line.get_marker() in ("None", "", None) for line in ax.lines)

@@ -92,11 +92,15 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
 
 @dataclass
 class BandStructure:
-    """Bands along a path: ``energies`` [nk, nb] eV (absolute, not shifted), ``fermi_level`` eV."""
+    """Bands along a path: ``energies`` [nk, nb] eV (absolute, not shifted), ``fermi_level`` eV.
+
+    ``partial`` marks a window of the spectrum (the n states nearest an energy): its columns are
+    not the same bands at every k, so plots draw points instead of joining them by index."""
     path: KPath
     energies: np.ndarray
     fermi_level: float
     spin: np.ndarray | None = None
+    partial: bool = False
 
     def save_txt(self, fname) -> None:
         """Plain text a user can ``np.loadtxt``: columns k1 k2 k3 x E_1 .. E_nb (eV), header
@@ -139,7 +143,11 @@ class BandStructure:
         groups = [(None, np.arange(E.shape[1]))] if self.spin is None else \
             [(s, np.flatnonzero(self.spin == s)) for s in np.unique(self.spin)]
         for gi, (s, cols) in enumerate(groups):
-            lines = ax.plot(self.path.x, E[:, cols], color=color, lw=1.0, ls=styles[gi % 2], **kw)
+            if self.partial:
+                style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)
+            else:
+                style = dict(lw=1.0, ls=styles[gi % 2])
+            lines = ax.plot(self.path.x, E[:, cols], color=color, **style, **kw)
             if label is not None:
                 lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
         for xs in self.path.special_x:
@@ -183,4 +191,4 @@ def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int |
     ``around`` (eV, default the Fermi level; sparse solver for large cells)."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
     eig = solve(op, kp.kpts, n=n, around=around, spin=spin, **solver_kw)
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin, partial=n is not None)
