@@ -42,11 +42,9 @@ def matched_elements(a: BlockOperator, b: BlockOperator, spin_factor: int = 1):
         raise ValueError(f"block comparison needs the same atoms in the same order ({a.source} vs {b.source})")
     if a.orbital_counts.tolist() != b.orbital_counts.tolist():
         raise ValueError(f"block comparison needs the same basis on both operators ({a.source} vs {b.source})")
-    keys_a = b._edge_keys(a.edge_i, a.edge_j, a.edge_R)
-    sk, order = b._sorted_keys
-    pos = np.clip(np.searchsorted(sk, keys_a), 0, max(b.n_edges - 1, 0))
-    hit = sk[pos] == keys_a if b.n_edges else np.zeros(a.n_edges, bool)
-    ea, eb = np.flatnonzero(hit), order[pos[hit]]
+    idx = b.edge_index(a.edge_i, a.edge_j, a.edge_R)
+    hit = idx >= 0
+    ea, eb = np.flatnonzero(hit), idx[hit]
     sf2 = spin_factor * spin_factor
     sizes = sf2 * a.block_shapes[ea, 0] * a.block_shapes[ea, 1]
     local = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)

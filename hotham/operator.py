@@ -173,13 +173,30 @@ class BlockOperator:
         ni, nj = self.block_shapes[e]
         return self.S[self.offsets[e]:self.offsets[e + 1]].reshape(ni, nj)
 
+    def edge_index(self, i, j, R) -> np.ndarray:
+        """Index of every block (i[k], j[k], R[k]) in this operator, -1 where absent; int [K].
+
+        Vectorised lookup for matching the blocks of two operators of one structure."""
+        i, j = np.atleast_1d(np.asarray(i, dtype=np.int64)), np.atleast_1d(np.asarray(j, dtype=np.int64))
+        R = np.asarray(R, dtype=np.int64).reshape(-1, 3)
+        out = np.full(len(i), -1, dtype=np.int64)
+        if not self.n_edges:
+            return out
+        inside = ((i >= 0) & (i < self.n_atoms) & (j >= 0) & (j < self.n_atoms)
+                  & np.all(np.abs(R) <= self._rmax, axis=1))
+        keys = self._edge_keys(np.where(inside, i, 0), np.where(inside, j, 0), np.where(inside[:, None], R, 0))
+        sk, order = self._sorted_keys
+        pos = np.clip(np.searchsorted(sk, keys), 0, self.n_edges - 1)
+        hit = inside & (sk[pos] == keys)
+        out[hit] = order[pos[hit]]
+        return out
+
     def find_edge(self, i: int, j: int, R=(0, 0, 0)) -> int:
         """Index of block (i, j, R); KeyError if absent."""
-        key = self._edge_keys(np.array([i]), np.array([j]), np.asarray(R, dtype=np.int64).reshape(1, 3))[0]
-        pos = np.searchsorted(self._sorted_keys[0], key)
-        if pos < self.n_edges and self._sorted_keys[0][pos] == key:
-            return int(self._sorted_keys[1][pos])
-        raise KeyError(f"no block (i={i}, j={j}, R={tuple(R)})")
+        e = int(self.edge_index([i], [j], [R])[0])
+        if e < 0:
+            raise KeyError(f"no block (i={i}, j={j}, R={tuple(int(x) for x in R)})")
+        return e
 
     # ------------------------------------------------------------------ geometry
     def edge_vectors(self) -> np.ndarray:
@@ -197,7 +214,7 @@ class BlockOperator:
 
     def _edge_keys(self, i, j, R) -> np.ndarray:
         """One int64 per (i, j, R), for vectorised lookups."""
-        w = 2 * max(self._rmax, int(np.abs(R).max()) if len(R) else 0) + 1
+        w = 2 * self._rmax + 1  # callers pass |R| <= _rmax only, so keys are unique
         n = self.n_atoms
         k = i.astype(np.int64) * n + j
         for c in range(3):
@@ -225,7 +242,7 @@ class BlockOperator:
         if not np.all(ok):
             e = int(np.flatnonzero(~ok)[0])
             raise StructureError(
-                f"block (i={self.edge_i[e]}, j={self.edge_j[e]}, R={tuple(self.edge_R[e])}) has no "
+                f"block (i={self.edge_i[e]}, j={self.edge_j[e]}, R={tuple(self.edge_R[e].tolist())}) has no "
                 f"Hermitian partner (j, i, -R); {int((~ok).sum())} blocks lack one")
         return order[pos]
 

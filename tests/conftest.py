@@ -38,5 +38,15 @@ def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> Bloc
 
 
 @pytest.fixture
+def float64():
+    """torch's default dtype float64 for one test (exact equivariance checks), restored after."""
+    import torch
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
 def rand_op():
     return random_operator()

@@ -19,12 +19,7 @@ from hotham.operator import BlockOperator
 
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # exactness checks run in float64
 
 
 def _edges_op(atoms, basis, rmax=1):

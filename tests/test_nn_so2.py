@@ -12,12 +12,7 @@ from hotham.nn.so2 import SO2Convolution, edge_frame_wigner, rotate, so2_weights
 
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # exactness checks run in float64
 
 
 def _vectors(n, seed=0):

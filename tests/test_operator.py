@@ -32,6 +32,9 @@ def test_block_views_and_lookup():
     assert op.h_block(e).shape == (13, 13)
     with pytest.raises(KeyError):
         op.find_edge(0, 1, (5, 0, 0))
+    # vectorised lookup; R outside the stored range or atoms out of range are absent, not aliased
+    idx = op.edge_index([0, 1, 0, 0, 7], [1, 0, 1, 1, 0], [(1, 0, 0), (-1, 0, 0), (0, 3, 0), (-2, 1, 0), (0, 0, 0)])
+    assert idx.tolist() == [e, r, -1, -1, -1]
 
 
 def test_non_hermitian_detected():
