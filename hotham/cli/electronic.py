@@ -19,6 +19,18 @@ def _read(path):
     return read(path)
 
 
+def _name(path) -> str:
+    """Short name of an input for output files: a folder keeps its whole name (tbg_21.79),
+    a file loses its extensions (run.scfout.gz -> run)."""
+    p = Path(path)
+    if p.is_dir():
+        return p.resolve().name
+    name = p.name
+    for ext in (".gz", ".scfout", ".h5", ".hdf5"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return name
+
+
 def _prefix(args, default: str) -> Path:
     p = Path(args.output) if args.output else Path(default)
     return p
@@ -68,7 +80,7 @@ def cmd_bands(args) -> int:
     kp = _kpath(op, args)
     eig = solve(op, kp.kpts, n=args.n, around=args.around, spin=args.spin)
     bs = BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)
-    pre = _prefix(args, Path(args.input).stem.replace(".scfout", "") + "_bands")
+    pre = _prefix(args, _name(args.input) + "_bands")
     bs.plot(f"{pre}.{args.format}", window=tuple(args.window))
     if args.data == "txt":
         bs.save_txt(f"{pre}.txt")
@@ -85,7 +97,7 @@ def cmd_dos(args) -> int:
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
     d = dos(op, mesh, sigma=args.sigma, kind=args.smearing, project=args.project,
             n_electrons=args.electrons, fermi=args.fermi, temperature=args.temperature)
-    pre = _prefix(args, Path(args.input).stem.replace(".scfout", "") + "_dos")
+    pre = _prefix(args, _name(args.input) + "_dos")
     d.plot(f"{pre}.{args.format}", window=tuple(args.window))
     if args.data == "txt":
         d.save_txt(f"{pre}.txt")
@@ -113,7 +125,7 @@ def cmd_states(args) -> int:
     if args.bands is None and args.n is None:
         raise HothamError("give --bands (indices) or --n (states nearest --around / E_F)")
     st = states(op, kpts, bands=args.bands, n=args.n, around=args.around, spin=args.spin or 0)
-    pre = _prefix(args, Path(args.input).stem.replace(".scfout", "") + "_states")
+    pre = _prefix(args, _name(args.input) + "_states")
     st.save_hdf5(f"{pre}.h5")
     nb = min(st.energies.shape[1], 6)
     fig, axes = plt.subplots(1, nb, figsize=(4.6 * nb, 4.4), squeeze=False)
@@ -162,7 +174,7 @@ def cmd_compare(args) -> int:
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(args.window), align=args.align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
     print(cmp.summary())
-    pre = _prefix(args, Path(args.model).stem + "_vs_" + Path(args.reference).stem)
+    pre = _prefix(args, _name(args.model) + "_vs_" + _name(args.reference))
     cmp.plot(f"{pre}.{args.format}", labels=(args.model_label, args.reference_label))
     out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
                     "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": args.align}
