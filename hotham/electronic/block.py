@@ -67,7 +67,7 @@ def _harmonic_ritz(V, HV, SV, sigma: float, m: int):
 
 def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
                        block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
-                       maxdim: int | None = None, info: dict | None = None):
+                       maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None):
     """The ``n`` eigenpairs of ``H c = e S c`` nearest ``sigma`` (eV).
 
     H, S : sparse (or dense) Hermitian [size, size], S positive definite; anything with ``@``.
@@ -75,6 +75,8 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
     block : Ritz vectors carried (default n + max(8, n/2): the guard vectors speed convergence).
     maxdim : largest search space before a thick restart on the Ritz vectors (default 6 block).
     tol : residual tolerance, eV (see :data:`TOL`).
+    X0 : optional starting vectors [size, <= block] (e.g. approximate eigenvectors from another
+        solver, which are then refined); default: one shift-invert step on a random block.
     info : if a dict, receives ``iterations``, ``inverse_columns`` (right-hand sides solved),
         ``inverse_calls`` and ``residuals`` [n] (eV).
 
@@ -115,7 +117,13 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
     maxdim = maxdim or 6 * m
     # search space V (S-orthonormal), grown by the preconditioned residuals (block Davidson with
     # thick restart); it starts from one shift-invert step on a random block
-    V, HV, SV = s_orthonormal(inv(X.astype(dtype)), None, None)
+    if X0 is None:
+        V, HV, SV = s_orthonormal(inv(X.astype(dtype)), None, None)
+    else:
+        X0 = np.asarray(X0, dtype=dtype).reshape(size, -1)
+        if X0.shape[1] < m:                      # guard vectors: one shift-invert step on random ones
+            X0 = np.hstack([X0, inv(X[:, :m - X0.shape[1]].astype(dtype))])
+        V, HV, SV = s_orthonormal(X0, None, None)
     for it in range(1, maxiter + 1):
         Y, theta = _harmonic_ritz(V, HV, SV, sigma, m)
         X, HX, SX = V @ Y, HV @ Y, SV @ Y
