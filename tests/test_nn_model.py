@@ -177,3 +177,17 @@ def test_hopping_blocks_vanish_at_the_cutoff():
         pred = model.predict(op)
         norms.append(np.abs(pred.h_block(op.find_edge(0, 1))).max())
     assert norms[0] > 1e-3 and norms[1] < 1e-6 * norms[0]
+
+
+def test_chunked_inference_equals_one_shot():
+    """Message passing over edge chunks (inference on large cells) gives the same blocks."""
+    from hotham import io
+    from pathlib import Path
+    op = io.read(Path(__file__).parent / "data" / "openmx" / "bilayer_graphene_ab_prim")
+    torch.manual_seed(1)
+    model = HotHam(HotHamConfig.from_basis(op.basis, lmax=4, channels=4, layers=2, r_cut=6.5)).double()
+    g = model.graph([op])
+    with torch.no_grad():
+        one = model(g, edge_chunk=10 ** 9)
+        for chunk in (7, 100):
+            assert torch.allclose(model(g, edge_chunk=chunk), one, rtol=0, atol=1e-12)

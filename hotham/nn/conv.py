@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import EquivariantLayerNorm, EquivariantLinear, Gate, from_e3nn, mlp, scatter_mean, to_e3nn
+from .layers import (EquivariantLayerNorm, EquivariantLinear, Gate, edge_chunks, from_e3nn, in_degree, mlp, scatter_mean,
+                     scatter_sum, to_e3nn)
 from .so2 import SO2Convolution, rotate
 
 
@@ -65,8 +66,8 @@ class ConvLayer(nn.Module):
         self.norm_edge = EquivariantLayerNorm(C, L)
         self.norm_node = EquivariantLayerNorm(C, L)
 
-    def forward(self, v, e, edge_dst, edge_src, rbf, Y):
-        """v [N, C, K], e [E, C, K], rbf [E, n_radial] (cutoff included), Y [E, K] -> (v, e)."""
+    def _messages(self, v, e, edge_dst, edge_src, rbf, Y):
+        """Messages g [E, C, K] and updated edge features of a set of edges."""
         m = self.lin_in(torch.cat([v[edge_dst], v[edge_src], e], dim=-2))
         w = self.radial(rbf)
         if self.kind == "gaunt":
@@ -74,9 +75,21 @@ class ConvLayer(nn.Module):
         else:
             g = from_e3nn(self.tp(to_e3nn(m, self.lmax), Y, w), self.channels, self.lmax)
         g = self.gate(self.lin_out(g))
-        e = self.norm_edge(e + self.lin_edge(g))
-        v = self.norm_node(v + self.lin_node(scatter_mean(g, edge_dst, v.shape[0])))
-        return v, e
+        return g, self.norm_edge(e + self.lin_edge(g))
+
+    def forward(self, v, e, edge_dst, edge_src, rbf, Y, chunk: int | None = None):
+        """v [N, C, K], e [E, C, K], rbf [E, n_radial] (cutoff included), Y [E, K] -> (v, e).
+
+        ``chunk``: process at most this many edges at a time (inference on large structures;
+        the result is the same, the memory of the per-edge intermediates is bounded)."""
+        if chunk is None or e.shape[0] <= chunk:
+            g, e = self._messages(v, e, edge_dst, edge_src, rbf, Y)
+            return self.norm_node(v + self.lin_node(scatter_mean(g, edge_dst, v.shape[0]))), e
+        e_new, agg = torch.empty_like(e), None
+        for sl in edge_chunks(e.shape[0], chunk):
+            g, e_new[sl] = self._messages(v, e[sl], edge_dst[sl], edge_src[sl], rbf[sl], Y[sl])
+            agg = scatter_sum(g, edge_dst[sl], v.shape[0], agg)
+        return self.norm_node(v + self.lin_node(agg / in_degree(edge_dst, v))), e_new
 
 
 class SO2Layer(nn.Module):
@@ -100,18 +113,34 @@ class SO2Layer(nn.Module):
         self.norm = nn.ModuleDict({k: EquivariantLayerNorm(C, L, bias=not k.endswith("odd"))
                                    for k in ("edge_even", "edge_odd", "node_even", "node_odd")})
 
-    def forward(self, v, e, edge_dst, edge_src, rbf, D):
-        """D: per-l edge-frame Wigner matrices (:func:`hotham.nn.so2.edge_frame_wigner`).
-        Returns (v_even, v_odd, e_even, e_odd), each [N or E, C, K]."""
+    def _messages(self, v, e, edge_dst, edge_src, rbf, D):
+        """Even and odd messages [E, C, K] of a set of edges (D: their Wigner matrices)."""
         m = self.lin_in(torch.cat([v[edge_dst], v[edge_src], e], dim=-2))
         w = self.radial(rbf).unflatten(-1, (self.channels, self.conv.n_weights))
         ye, yo = self.conv(rotate(m, D, inverse=True), w)
         ye, yo = self.lin_even(rotate(ye, D)), self.lin_odd(rotate(yo, D))
         scalars = ye[..., 0]
-        ye, yo = self.gate_even(ye), self.gate_odd(yo, scalars=scalars, odd=True)
+        return self.gate_even(ye), self.gate_odd(yo, scalars=scalars, odd=True)
+
+    def forward(self, v, e, edge_dst, edge_src, rbf, D, chunk: int | None = None):
+        """D: per-l edge-frame Wigner matrices (:func:`hotham.nn.so2.edge_frame_wigner`).
+        Returns (v_even, v_odd, e_even, e_odd), each [N or E, C, K]. ``chunk`` as in
+        :meth:`ConvLayer.forward`."""
         n = v.shape[0]
-        e_even = self.norm["edge_even"](e + ye)
-        e_odd = self.norm["edge_odd"](yo)
-        v_even = self.norm["node_even"](v + self.lin_node_even(scatter_mean(ye, edge_dst, n)))
-        v_odd = self.norm["node_odd"](self.lin_node_odd(scatter_mean(yo, edge_dst, n)))
+        if chunk is None or e.shape[0] <= chunk:
+            ye, yo = self._messages(v, e, edge_dst, edge_src, rbf, D)
+            e_even, e_odd = self.norm["edge_even"](e + ye), self.norm["edge_odd"](yo)
+            agg_e, agg_o = scatter_mean(ye, edge_dst, n), scatter_mean(yo, edge_dst, n)
+        else:
+            e_even, e_odd, agg_e, agg_o = torch.empty_like(e), torch.empty_like(e), None, None
+            for sl in edge_chunks(e.shape[0], chunk):
+                D_sl = [d[sl] for d in D] if isinstance(D, (list, tuple)) else D[sl]
+                ye, yo = self._messages(v, e[sl], edge_dst[sl], edge_src[sl], rbf[sl], D_sl)
+                e_even[sl], e_odd[sl] = self.norm["edge_even"](e[sl] + ye), self.norm["edge_odd"](yo)
+                agg_e = scatter_sum(ye, edge_dst[sl], n, agg_e)
+                agg_o = scatter_sum(yo, edge_dst[sl], n, agg_o)
+            deg = in_degree(edge_dst, v)
+            agg_e, agg_o = agg_e / deg, agg_o / deg
+        v_even = self.norm["node_even"](v + self.lin_node_even(agg_e))
+        v_odd = self.norm["node_odd"](self.lin_node_odd(agg_o))
         return v_even, v_odd, e_even, e_odd

@@ -123,8 +123,24 @@ def from_e3nn(y: torch.Tensor, channels: int, lmax: int) -> torch.Tensor:
     return torch.cat(parts, dim=-1)
 
 
+def edge_chunks(n_edges: int, chunk: int):
+    """Slices covering range(n_edges) in pieces of at most ``chunk``."""
+    return [slice(k, min(k + chunk, n_edges)) for k in range(0, n_edges, chunk)]
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of ``src`` rows [E, ...] grouped by ``index`` [E] into [n, ...], added to ``out`` if given."""
+    out = src.new_zeros((n,) + src.shape[1:]) if out is None else out
+    return out.index_add_(0, index, src)
+
+
+def in_degree(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Edges per node (at least 1), shaped to divide node features ``like`` [n, ...]."""
+    n = like.shape[0]
+    count = torch.zeros(n, dtype=like.dtype, device=like.device).index_add_(0, index, torch.ones_like(index, dtype=like.dtype))
+    return count.clamp(min=1).view((n,) + (1,) * (like.dim() - 1))
+
+
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """Mean of ``src`` rows [E, ...] grouped by ``index`` [E] into [n, ...] (empty groups -> 0)."""
-    out = src.new_zeros((n,) + src.shape[1:]).index_add_(0, index, src)
-    count = torch.zeros(n, dtype=src.dtype, device=src.device).index_add_(0, index, torch.ones_like(index, dtype=src.dtype))
-    return out / count.clamp(min=1).view((n,) + (1,) * (src.dim() - 1))
+    return scatter_sum(src, index, n) / in_degree(index, src.new_empty((n,) + src.shape[1:]))
