@@ -122,8 +122,8 @@ class HotHam(nn.Module):
             v, e = layer(v, e, dst, src, rbf, Y, chunk=edge_chunk)
         v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D, chunk=edge_chunk)
         out = vec.new_zeros(batch.nnz)
-        out = self.onsite(v_even, v_odd, batch.onsite, out)
-        out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env)
+        out = self.onsite(v_even, v_odd, batch.onsite, out, chunk=edge_chunk)
+        out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env, chunk=edge_chunk)
         # exact Hermiticity: a + b and b + a are the same floating-point number
         out = 0.5 * (out + out[batch.partner])
         return out * self.config.output_scale

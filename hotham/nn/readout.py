@@ -21,6 +21,8 @@ import warnings
 import torch
 from torch import nn
 
+from .layers import edge_chunks
+
 
 def _w3j(l1, l2, l3) -> torch.Tensor:
     from e3nn import o3
@@ -99,26 +101,34 @@ class BlockReadout(nn.Module):
                           f"out (their block components are predicted as 0); use L >= 2 * l_max of the basis",
                           stacklevel=3)
 
-    def forward(self, x_even, x_odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_even, x_odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None,
+                chunk: int | None = None) -> torch.Tensor:
         """Write the blocks of every group into the flat ``out``; ``scale`` [rows] (optional)
-        multiplies each block, biases included (the radial envelope of hopping blocks)."""
-        for key, (rows, pos) in groups.items():
+        multiplies each block, biases included (the radial envelope of hopping blocks).
+        ``chunk``: read out at most this many blocks at a time (inference; same result)."""
+        for key, (rows_all, pos_all) in groups.items():
             a, b = (key, key) if self.kind == "onsite" else key
             name = f"{a}_{b}"
-            coeffs = []
-            xe = x_even[rows]
-            xo = x_odd[rows] if any(odd for _, odd in self.layouts[(a, b)]) else None
-            for (l3, odd), n in self.layouts[(a, b)].items():
-                x = (xo if odd else xe)[..., l3 * l3:(l3 + 1) ** 2]  # [m, C, 2l3+1]
-                c = torch.einsum("ecm,cs->esm", x, self.weights[f"{name}_{l3}_{odd}"])
-                if l3 == 0 and not odd and name in self.biases:
-                    c = c + self.biases[name][:, None]
-                coeffs.append(c.flatten(1))
-            if not coeffs:
-                continue
             T = getattr(self, f"T_{name}").to(out.dtype)
-            block = torch.cat(coeffs, dim=1) @ T.T
-            if scale is not None:
-                block = block * scale[rows][:, None]
-            out = out.index_put((pos.reshape(-1),), block.reshape(-1))
+            has_odd = any(odd for _, odd in self.layouts[(a, b)])
+            for sl in edge_chunks(len(rows_all), chunk or max(len(rows_all), 1)):
+                rows, pos = rows_all[sl], pos_all[sl]
+                coeffs = []
+                xe = x_even[rows]
+                xo = x_odd[rows] if has_odd else None
+                for (l3, odd), n in self.layouts[(a, b)].items():
+                    x = (xo if odd else xe)[..., l3 * l3:(l3 + 1) ** 2]  # [m, C, 2l3+1]
+                    c = torch.einsum("ecm,cs->esm", x, self.weights[f"{name}_{l3}_{odd}"])
+                    if l3 == 0 and not odd and name in self.biases:
+                        c = c + self.biases[name][:, None]
+                    coeffs.append(c.flatten(1))
+                if not coeffs:
+                    break
+                block = torch.cat(coeffs, dim=1) @ T.T
+                if scale is not None:
+                    block = block * scale[rows][:, None]
+                if torch.is_grad_enabled():
+                    out = out.index_put((pos.reshape(-1),), block.reshape(-1))
+                else:  # inference: write in place, no copy of the whole output per group
+                    out.index_put_((pos.reshape(-1),), block.reshape(-1))
         return out
