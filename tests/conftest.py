@@ -46,7 +46,3 @@ def float64():
     yield
     torch.set_default_dtype(old)
 
-
-@pytest.fixture
-def rand_op():
-    return random_operator()
