@@ -8,6 +8,8 @@ transforms as H' = D_l1(Q) H D_l2(Q)^T under the rigid rotation r -> Q r.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from e3nn import o3
@@ -37,14 +39,22 @@ def wigner_D(l: int, Q) -> np.ndarray:
     return _wigner_D_proper(l, _P @ R @ _P.T) * (sign ** l)
 
 
-def _wigner_D_proper(l: int, R: np.ndarray) -> np.ndarray:
-    # e3nn builds its so(3) generators in torch's default dtype: force float64 for exactness.
+@contextmanager
+def float64_default():
+    """torch's default dtype float64 inside the block, restored after. e3nn builds its so(3)
+    generators, Wigner 3j symbols and grids in the default dtype: tables meant to be exact
+    (float32 models cast them per call) are built under this."""
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        return o3.Irrep(l, 1).D_from_matrix(torch.as_tensor(R, dtype=torch.float64)).numpy()
+        yield
     finally:
         torch.set_default_dtype(old)
+
+
+def _wigner_D_proper(l: int, R: np.ndarray) -> np.ndarray:
+    with float64_default():
+        return o3.Irrep(l, 1).D_from_matrix(torch.as_tensor(R, dtype=torch.float64)).numpy()
 
 
 def shells_rotation(shells, Q) -> np.ndarray:

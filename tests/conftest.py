@@ -40,9 +40,7 @@ def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> Bloc
 @pytest.fixture
 def float64():
     """torch's default dtype float64 for one test (exact equivariance checks), restored after."""
-    import torch
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    from hotham.so3 import float64_default
+    with float64_default():
+        yield
 

@@ -34,12 +34,9 @@ def _sh(L, r):
 
 
 def _w3j(l1, l2, l3):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # e3nn builds wigner_3j in the default dtype
-    try:
+    from hotham.so3 import float64_default
+    with float64_default():  # e3nn builds wigner_3j in the default dtype
         return o3.wigner_3j(l1, l2, l3).to(DT)
-    finally:
-        torch.set_default_dtype(old)
 
 
 def path_constant(l1, l2, l3):

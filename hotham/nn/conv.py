@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..so3 import float64_default
 from .layers import (EquivariantLayerNorm, EquivariantLinear, Gate, edge_chunks, from_e3nn, in_degree, mlp, scatter_mean,
                      scatter_sum, to_e3nn)
 from .so2 import SO2Convolution, rotate
@@ -47,12 +48,8 @@ class ConvLayer(nn.Module):
             from .gaunt import GauntProduct
             # transform matrices built in float64 (they are cast to the input dtype per call), so a
             # model created under a float32 default and moved with .double() stays exact
-            old = torch.get_default_dtype()
-            torch.set_default_dtype(torch.float64)
-            try:
+            with float64_default():
                 self.tp = GauntProduct(L, L, L, gaunt_method)
-            finally:
-                torch.set_default_dtype(old)
             self.radial = mlp([n_radial, hidden, C * (L + 1)])
         elif conv == "e3nn":
             self.tp = _e3nn_tp(C, L)

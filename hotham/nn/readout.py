@@ -26,12 +26,10 @@ from .layers import edge_chunks
 
 def _w3j(l1, l2, l3) -> torch.Tensor:
     from e3nn import o3
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+
+    from ..so3 import float64_default
+    with float64_default():
         return o3.wigner_3j(l1, l2, l3).to(torch.float64)
-    finally:
-        torch.set_default_dtype(old)
 
 
 def block_layout(shells_a, shells_b, lmax: int):

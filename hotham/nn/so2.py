@@ -27,12 +27,10 @@ from torch import nn
 def _generators64(l: int) -> torch.Tensor:
     """e3nn's so(3) generators of degree l in float64 (e3nn builds them in the default dtype)."""
     from e3nn.o3._wigner import so3_generators
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+
+    from ..so3 import float64_default
+    with float64_default():
         return so3_generators(l).to(torch.float64)
-    finally:
-        torch.set_default_dtype(old)
 
 
 def edge_angles(vec: torch.Tensor):
@@ -133,9 +131,8 @@ def so2_weights_from_cg(path_weights: dict, lmax: int, dtype=torch.float64) -> t
     shape = next(iter(path_weights.values())).shape
     A = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(lmax + 1)]
     B = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(1, lmax + 1)]
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    from ..so3 import float64_default
+    with float64_default():
         for (l1, l2, l3), w in path_weights.items():
             C = o3.wigner_3j(l1, l2, l3)[:, l2, :].T.to(dtype) * math.sqrt((2 * l2 + 1) / (4 * math.pi))  # [m3, m1]
             for m in range(min(l1, l3) + 1):
@@ -143,6 +140,4 @@ def so2_weights_from_cg(path_weights: dict, lmax: int, dtype=torch.float64) -> t
                     A[m][..., l3 - m, l1 - m] += w * C[l3 + m, l1 + m]
                 elif m > 0:
                     B[m - 1][..., l3 - m, l1 - m] += w * C[l3 - m, l1 + m]
-    finally:
-        torch.set_default_dtype(old)
     return torch.cat([a.flatten(-2) for a in A] + [b.flatten(-2) for b in B], dim=-1)
