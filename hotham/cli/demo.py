@@ -34,6 +34,7 @@ def run_demo(args) -> int:
 
     from .. import io
     from ..dataset import build_dataset
+    from ..electronic.bands import kpath_from_band
     from ..electronic.compare import compare_bands
     from ..electronic.dos import electron_count, fermi_level, monkhorst_pack
     from ..electronic.solve import eigenvalues
@@ -76,11 +77,9 @@ def run_demo(args) -> int:
     n_el = electron_count(dft)
     ef_dft, ef_model = (fermi_level(eigenvalues(o, mesh), n_el) for o in (dft, pred))
     say(f"Fermi level ({n_el:.0f} electrons, 6x6 mesh): DFT {ef_dft:.4f} eV, model {ef_model:.4f} eV")
-    x = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(kpts @ np.asarray(dft.atoms.cell.reciprocal()),
-                                                              axis=0), axis=1))])
-    special = x[[0, 19, 39, 59]] if len(x) == 60 else None
-    cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=x,
-                        special_x=special, labels=["G", "M", "K", "G"])
+    kp = kpath_from_band(dft.atoms, kpts, info)
+    cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,
+                        special_x=kp.special_x, labels=kp.labels)
     say("model vs DFT bands (each at its own E_F): " + cmp.summary())
     cmp.plot(out / "tbg_bands.png", labels=("Hot-Ham", "OpenMX"))
     summary = {"val_block_mae_meV": result["val"]["all"]["mae"], "tbg_block_mae_meV": blocks["all"]["mae"],

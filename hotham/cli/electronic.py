@@ -45,7 +45,7 @@ def _band_file_near(path) -> Path | None:
 
 def _kpath(op, args):
     """KPath from --path (letters, 'openmx', or a .Band file) / auto."""
-    from ..electronic.bands import KPath, _linear_axis, band_path
+    from ..electronic.bands import band_path, kpath_from_band
     spec = args.path
     if spec and (spec == "openmx" or spec.endswith(".Band") or spec.endswith(".Band.gz")):
         from ..io import read_openmx_band
@@ -53,11 +53,7 @@ def _kpath(op, args):
         if bf is None:
             raise HothamError(f"{args.input}: no OpenMX .Band file beside the input for --path openmx")
         kpts, _, info = read_openmx_band(bf)
-        x = _linear_axis(op.atoms, kpts)
-        li = info.get("label_index")
-        sx = x[np.asarray(li)] if li is not None else x[[0, -1]]
-        labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
-        return KPath(kpts, x, sx, labels[:len(sx)])
+        return kpath_from_band(op.atoms, kpts, info)
     return band_path(op.atoms, spec, args.npoints)
 
 

@@ -56,6 +56,16 @@ def _linear_axis(atoms, kpts):
     return np.concatenate([[0.0], np.cumsum(d)])
 
 
+def kpath_from_band(atoms, kpts, info) -> KPath:
+    """:class:`KPath` of the k-points of an OpenMX ``.Band`` file (``kpts``, ``info`` as returned
+    by :func:`hotham.io.read_openmx_band`), with its own special points and labels."""
+    x = _linear_axis(atoms, kpts)
+    li = info.get("label_index")
+    sx = x[np.asarray(li)] if li is not None else x[[0, -1]]
+    labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
+    return KPath(np.asarray(kpts), x, sx, labels[:len(sx)])
+
+
 def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     """A band path for ``atoms``.
 
