@@ -94,6 +94,35 @@ class _PairPattern:
         self.edge_order = order[np.argsort(rank, kind="stable")]
         self.edge_rank = np.sort(rank)
         self.op = op
+        self._element_slots = None
+
+    def element_slots(self) -> np.ndarray:
+        """CSR data slot of every spin-less block element, in the operator's flat order (edge
+        by edge, each block row-major): int [n_elements], cached.
+
+        Built per block shape (one per species pair): the slot of element (a, b) of edge e is
+        indptr[row of orbital a of atom i_e] + (column start of pair (i_e, j_e)) + b, a broadcast
+        of an [edges, n_i] array against arange(n_j)."""
+        if self._element_slots is None:
+            op = self.op
+            out = np.empty(int(op.offsets[-1]), dtype=self.indices.dtype)
+            shapes = op.block_shapes
+            key = shapes[:, 0] * (int(shapes[:, 1].max(initial=0)) + 1) + shapes[:, 1]
+            for kv in np.unique(key):
+                group = np.flatnonzero(key == kv)
+                ni, nj = (int(x) for x in shapes[group[0]])
+                step = max(1, CHUNK_ELEMENTS // max(1, ni * nj))
+                for c0 in range(0, len(group), step):
+                    e = group[c0:c0 + step]
+                    rows = op.orbital_offsets[op.edge_i[e]][:, None] + np.arange(ni)
+                    base = self.indptr[rows] + self.pair_colstart[self.pair_of_edge[e]][:, None]
+                    slot = (base[:, :, None] + np.arange(nj)).reshape(len(e), ni * nj)
+                    if e[-1] - e[0] == len(e) - 1:           # consecutive edges: one contiguous run
+                        out[op.offsets[e[0]]:op.offsets[e[-1] + 1]] = slot.ravel()
+                    else:
+                        out[(op.offsets[e][:, None] + np.arange(ni * nj)).ravel()] = slot.ravel()
+            self._element_slots = out
+        return self._element_slots
 
     def chunks(self):
         """Edge index arrays; no pair repeats inside one (so ``data[slots] += v`` is safe)."""
@@ -192,9 +221,11 @@ class Assembler:
             phase = np.round(np.cos(theta))
         else:
             phase = np.exp(1j * theta)
-        datas = [np.zeros(pp.nnz, dtype=np.float64 if real else np.complex128) for _ in term_sets]
         s, t = st
         val_sets = [[(self._values(w, sp_), w, c) for w, sp_, c in terms] for terms in term_sets]
+        if op.spin != "soc":
+            return [self._scatter(vals, phase, real) for vals in val_sets]
+        datas = [np.zeros(pp.nnz, dtype=np.float64 if real else np.complex128) for _ in term_sets]
         for edges in pp.chunks():
             flat, slot, a, b, e = pp.slots(edges)
             ph = phase[e]
@@ -213,6 +244,32 @@ class Assembler:
                     acc = acc.real
                 data[slot] += acc * ph
         return datas
+
+    def _scatter(self, vals, phase, real: bool) -> np.ndarray:
+        """CSR data of sum_c coef_c X_c(k) (spin-less blocks) from the cached element slots:
+        one pass over the elements. Where every slot receives exactly one element (no atom pair
+        repeats with different R, as in any cell larger than twice the cutoff) it is a
+        scatter; otherwise the R images of a pair are summed by bincount."""
+        pp = self.pattern
+        slots = pp.element_slots()
+        acc = None
+        for X, _, c in vals:
+            x = X if c == 1.0 else c * X
+            acc = x if acc is None else acc + x
+        if not (real and np.all(phase == 1.0)):              # Gamma: every phase is 1
+            acc = acc * np.repeat(phase, np.diff(self.op.offsets))
+        dtype = np.float64 if real else np.complex128
+        if real and np.iscomplexobj(acc):
+            acc = acc.real
+        if len(slots) == pp.nnz:                             # a bijection elements -> slots
+            data = np.empty(pp.nnz, dtype=dtype)
+            data[slots] = acc
+            return data
+        if real:
+            return np.bincount(slots, weights=acc, minlength=pp.nnz)
+        acc = acc.astype(np.complex128, copy=False)
+        return np.bincount(slots, weights=acc.real, minlength=pp.nnz) + \
+            1j * np.bincount(slots, weights=acc.imag, minlength=pp.nnz)
 
     def _csr(self, datas, dtype):
         pp = self.pattern
@@ -248,17 +305,56 @@ class Assembler:
         """S(k), CSR [n, n] (S (x) 1 for soc)."""
         return self.matrix(k, "S", 0, real)
 
-    def pencil(self, k, sigma: float, spin: int = 0, real: bool = False):
+    def pencil(self, k, sigma: float | None, spin: int = 0, real: bool = False):
         """(H(k), S(k), H(k) - sigma S(k)) as CSR matrices from one pass over the blocks; without
-        spin-orbit the three share one index array (memory: one pattern, three value arrays)."""
+        spin-orbit the three share one index array (memory: one pattern, three value arrays).
+        ``sigma=None`` skips the third (returned as None) for callers that build it themselves."""
         if self.op.spin == "soc":
-            return self.H(k, spin), self.S(k), self.shifted(k, sigma, spin)
+            return self.H(k, spin), self.S(k), (None if sigma is None else self.shifted(k, sigma, spin))
         h, s_ = self._assemble_many(k, [[("H", spin, 1.0)], [("S", 0, 1.0)]], real)
-        k_ = h - float(sigma) * s_
+        datas = [h, s_]
+        if sigma is not None:
+            k_ = np.multiply(s_, -float(sigma))             # K = H - sigma S, one new array
+            k_ += h
+            datas.append(k_)
         pp = self.pattern
         indptr = pp.indptr.astype(pp.indices.dtype) if pp.indptr[-1] < np.iinfo(pp.indices.dtype).max \
             else pp.indptr
-        return tuple(sp.csr_matrix((d, pp.indices, indptr), shape=(pp.n, pp.n), copy=False) for d in (h, s_, k_))
+        mats = [sp.csr_matrix((d, pp.indices, indptr), shape=(pp.n, pp.n), copy=False) for d in datas]
+        return tuple(mats) if sigma is not None else (mats[0], mats[1], None)
+
+    def small_pair_mask(self, sigma: float, tol: float, spin: int = 0) -> np.ndarray | None:
+        """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space
+        blocks of H - sigma S are all below ``tol`` (eV) in magnitude, over every R; None when
+        no pair qualifies or ``tol`` <= 0.
+
+        These are the far tails of the basis functions (e.g. 1e-5 eV at the 6.2 A edge of
+        OpenMX's C6.0 orbitals). Dropping them changes H(k) - sigma S(k) by at most
+        ~(neighbours x tol), and thins the matrix enough to cut its factorisation by a quarter
+        (the separators of nested dissection shrink with the interaction range), which is what
+        :class:`hotham.electronic.solve.ShiftInvert` uses it for: as a preconditioner only,
+        while the residuals of the eigenpairs use the exact H and S."""
+        op, pp = self.op, self.pattern
+        if tol <= 0 or op.spin == "soc" or op.n_edges == 0:
+            return None
+        H, S = self._values("H", spin), self._values("S", 0)
+        edge_max = np.empty(op.n_edges)
+        step = max(1, CHUNK_ELEMENTS // int(np.diff(op.offsets).max()))
+        for e0 in range(0, op.n_edges, step):               # cache-sized chunks of whole blocks
+            e1 = min(e0 + step, op.n_edges)
+            a, b = op.offsets[e0], op.offsets[e1]
+            x = S[a:b] * -float(sigma)
+            x += H[a:b]
+            np.abs(x, out=x)
+            edge_max[e0:e1] = np.maximum.reduceat(x, op.offsets[e0:e1] - a)
+        pair_max = np.zeros(int(pp.pair_of_edge.max()) + 1)
+        np.maximum.at(pair_max, pp.pair_of_edge, edge_max)
+        small = pair_max < tol
+        if not small.any():
+            return None
+        drop = np.zeros(pp.nnz, dtype=bool)
+        drop[pp.element_slots()] = np.repeat(small[pp.pair_of_edge], np.diff(op.offsets))
+        return drop
 
     def shifted(self, k, sigma: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
         """H(k) - sigma S(k) (eV) in one pass, without forming H and S separately."""
@@ -268,12 +364,8 @@ class Assembler:
     def _dense_map(self):
         if getattr(self, "_dmap", None) is None:
             pp = self.pattern
-            flat, slot = [], []
-            for edges in pp.chunks():
-                f, s_, _, _, _ = pp.slots(edges)
-                flat.append(f)
-                slot.append(s_)
-            flat, slot = np.concatenate(flat), np.concatenate(slot)
+            slot = pp.element_slots().astype(np.int64)
+            flat = np.arange(len(slot))
             rows = np.repeat(np.arange(pp.n), np.diff(pp.indptr))
             dense_pos = rows * pp.n + pp.indices           # slot -> position in the n x n matrix
             self._dmap = (flat, slot, dense_pos)
@@ -323,3 +415,38 @@ def hk_sk(op: BlockOperator, k, spin: int = 0):
     """``(H(k), S(k))`` as sparse CSR matrices for one fractional k (lattice gauge)."""
     asm = Assembler(op)
     return asm.H(k, spin), asm.S(k)
+
+
+class SlotSelection:
+    """A fixed subset of the stored entries of CSR matrices of one pattern (e.g. the upper
+    triangle, without some atom pairs): its index arrays are built once, then every matrix of
+    that pattern costs one gather of its values.
+
+    keep : bool [nnz] over the stored entries of ``A``, the pattern's representative.
+    """
+
+    def __init__(self, A: sp.csr_matrix, keep: np.ndarray):
+        self.keep = keep
+        self.shape = A.shape
+        counts = np.add.reduceat(keep, A.indptr[:-1].astype(np.int64)) if A.nnz else np.zeros(A.shape[0], int)
+        counts[np.diff(A.indptr) == 0] = 0              # reduceat repeats the value at empty rows
+        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(A.indices.dtype)
+        self.indices = A.indices[keep]
+        self.nnz = len(self.indices)
+
+    @staticmethod
+    def upper(A: sp.csr_matrix) -> np.ndarray:
+        """bool [nnz]: stored entries of A on or above the diagonal."""
+        rows = np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
+        return A.indices >= rows
+
+    def matrix(self, data: np.ndarray) -> sp.csr_matrix:
+        """The selected entries of a matrix of the pattern, given its full data array [nnz]."""
+        return sp.csr_matrix((data[self.keep], self.indices, self.indptr), shape=self.shape, copy=False)
+
+    def combination(self, a: sp.csr_matrix, b: sp.csr_matrix, beta: float) -> sp.csr_matrix:
+        """The selected entries of a + beta b (a, b of the pattern), without forming a + beta b."""
+        x = b.data[self.keep]
+        x *= beta
+        x += a.data[self.keep]
+        return sp.csr_matrix((x, self.indices, self.indptr), shape=self.shape, copy=False)

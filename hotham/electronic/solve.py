@@ -9,11 +9,12 @@
   the fill-reducing ordering of the first k is reused at every later k (the sparsity pattern
   does not depend on k). At k-points with real phases (Gamma, 2k integer) the matrices are
   real symmetric and the factorisation is real. Two iterations on top of the factor:
-  ``"block"`` (opt-in, :mod:`hotham.electronic.block`): a block Davidson/LOBPCG iteration
-  preconditioned by K^-1 with exact residuals, solving ~30 right-hand sides per call, which
-  also lets PARDISO factorise in single precision (half the time and memory) without losing
-  accuracy; ``"arpack"``: ``scipy.sparse.linalg.eigsh`` shift-invert, one right-hand side per
-  call (the default), followed by Rayleigh-Ritz with the exact H, S.
+  ``"block"`` (the default, :mod:`hotham.electronic.block`): a block Davidson iteration
+  preconditioned by K^-1 with exact residuals, solving ~20 right-hand sides per call, which
+  also lets PARDISO factorise in single precision (half the time and memory), and leave the
+  negligible far tails of K out of the factor, without losing accuracy; ``"arpack"``:
+  ``scipy.sparse.linalg.eigsh`` shift-invert, one right-hand side per call, followed by
+  Rayleigh-Ritz with the exact H, S.
 
 An overlap that is not positive definite raises :class:`OverlapError` with the k-point and
 the smallest eigenvalue of S(k), not a LAPACK trace.
@@ -34,9 +35,13 @@ import scipy.sparse.linalg as spla
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .block import BlockNoConvergence, block_shift_invert
+from .block import TOL, TOL_VECTORS, BlockNoConvergence, block_shift_invert
 from .factor import factorizer
-from .hk import Assembler, as_kpoints, is_real_kpoint
+from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
+
+#: the block solver's preconditioner (the factorised H - sigma S) leaves out atom pairs whose
+#: blocks of H - sigma S are all below this (eV); see :meth:`Assembler.small_pair_mask`
+DROP_TOL = 1e-4
 
 #: largest matrix solved densely when all bands are asked for (or by default when n is given)
 DENSE_MAX = 2000
@@ -126,22 +131,27 @@ class ShiftInvert:
     """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by shift-invert.
 
     ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
-    else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (block Davidson with exact
-    residuals, :func:`hotham.electronic.block.block_shift_invert`) or "arpack" (the default;
-    see the comment in ``__init__`` for the measurements behind that choice).
+    else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (the default: block
+    Davidson with exact residuals, :func:`hotham.electronic.block.block_shift_invert`) or
+    "arpack" (implicitly restarted Lanczos on the exact inverse; slower here, e.g. 34 s vs 16 s
+    on 972-atom MoS2, 400 single-vector solves vs 33 block solves).
     ``precision``: "single" factorises in float32 (PARDISO only), "double", or "auto" = single
     for PARDISO with the block solver (its exact residuals converge to the exact eigenpairs
     whatever the factor's precision), else double. ARPACK with "single" (opt-in) runs on the
     float32 factor, then refines its eigenpairs by the block iteration started from them (exact
-    residuals, corrections from the same factor) to the block solver's tolerance. ``tol``: residual tolerance of the block
-    solver, eV (default :data:`hotham.electronic.block.TOL`), or ARPACK's (0 = machine).
+    residuals, corrections from the same factor) to the block solver's tolerance.
+    ``drop_tol`` (eV, block solver only): the factorised preconditioner leaves out atom pairs
+    whose blocks of H - sigma S are all below it (:meth:`Assembler.small_pair_mask`); 0 keeps
+    everything. ``tol``: residual tolerance of the block solver, eV (default
+    :data:`hotham.electronic.block.TOL` for eigenvalues only,
+    :data:`~hotham.electronic.block.TOL_VECTORS` with eigenvectors), or ARPACK's (0 = machine).
     The ordering of the first factorisation is reused at every later k (same sparsity pattern).
     Memory: H, S and H - sigma S in CSR sharing one index array, and the factor (which dominates).
     """
 
     def __init__(self, op: BlockOperator, sigma: float, assembler: Assembler | None = None,
                  spin: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
-                 eigensolver: str = "auto"):
+                 eigensolver: str = "auto", drop_tol: float = DROP_TOL):
         if not np.isfinite(sigma):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
@@ -152,10 +162,7 @@ class ShiftInvert:
         self.tol = tol
         pardiso = factorizer(backend, self.asm.size).name == "pardiso"
         if eigensolver == "auto":
-            # ARPACK: the block solver is faster on tiled graphene with PARDISO (108 s vs ~4 min at
-            # 10^4 atoms) but needs ~1700 right-hand sides on gapped MoS2 (972 atoms: 89 s vs ARPACK's
-            # ~130 single solves): opt in with eigensolver="block" (benchmarks/eigensolver.py)
-            eigensolver = "arpack"
+            eigensolver = "block"
         if eigensolver not in ("block", "arpack"):
             raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
         self.eigensolver = eigensolver
@@ -163,6 +170,8 @@ class ShiftInvert:
             precision = "single" if (pardiso and eigensolver == "block") else "double"
         self.precision = precision
         self.factor = factorizer(backend, self.asm.size, precision)
+        self.drop_tol = float(drop_tol)
+        self._sel = None
         self.info: dict = {}
 
     @property
@@ -178,14 +187,16 @@ class ShiftInvert:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
         dtype = np.float64 if real else np.complex128
         t0 = time.perf_counter()
-        H, S, A = self.asm.pencil(k, self.sigma, self.spin, real=real)
+        H, S, A = self.asm.pencil(k, self.sigma if self.op.spin == "soc" else None, self.spin, real=real)
+        nnz = H.nnz if A is None else A.nnz
+        A = self._factor_matrix(H, S, A)
         t1 = time.perf_counter()
-        nnz = A.nnz
         try:
-            self.factor.factor(A)
+            self.factor.factor(A, upper=self.factor.name == "pardiso")
         except RuntimeError as exc:  # singular factor: sigma is an eigenvalue
             raise SolverError(f"H - sigma S is singular at k = {k} (sigma = {self.sigma} eV is an eigenvalue?): "
                               f"{exc}; shift `around` slightly") from None
+        factored_nnz = A.nnz
         del A
         t2 = time.perf_counter()
         fac = self.factor
@@ -194,7 +205,7 @@ class ShiftInvert:
                 info = {}
                 try:
                     e, c = block_shift_invert(H, S, self.sigma, n, fac.solve, info=info,
-                                              **({} if self.tol is None else {"tol": self.tol}))
+                                              tol=self._block_tol(vectors))
                 except BlockNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
                 c = c.astype(np.complex128) if vectors else None
@@ -202,9 +213,34 @@ class ShiftInvert:
                 e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
         # timings (s) and sizes of the last solve, for benchmarks
         self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
-                         nnz=nnz, factor_nnz=getattr(fac, "factor_nnz", None),
+                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
                          factor_mflop=getattr(fac, "factor_mflop", None))
         return e, c
+
+    def _factor_matrix(self, H, S, A):
+        """What is factorised: the entries of K = H - sigma S (``A``, or built from H and S when
+        None) that the factorisation needs, i.e. the upper triangle for PARDISO, and for the block
+        solver without the atom pairs below ``drop_tol``; the selection is built at the first
+        k and reused (same pattern at every k)."""
+        ref = H if A is None else A
+        if self._sel is None:
+            keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
+            if self.eigensolver == "block" and self.drop_tol > 0 and A is None:
+                # the factor only preconditions the block iteration (exact residuals)
+                drop = self.asm.small_pair_mask(self.sigma, self.drop_tol, self.spin)
+                if drop is not None:
+                    keep &= ~drop
+            self._sel = SlotSelection(ref, keep)
+        if A is None:
+            return self._sel.combination(H, S, -self.sigma)
+        return self._sel.matrix(A.data)
+
+    def _block_tol(self, vectors: bool) -> float:
+        """Residual tolerance of the block iteration, eV: the user's, else looser when only
+        eigenvalues are wanted (their error is second order in the residual)."""
+        if self.tol:
+            return float(self.tol)
+        return TOL_VECTORS if vectors else TOL
 
     def _arpack(self, H, S, k, n, vectors, dtype, real):
         size = self.asm.size
@@ -235,7 +271,7 @@ class ShiftInvert:
             binfo = {}
             try:
                 e, c = block_shift_invert(H, S, self.sigma, n, lambda B: fac.solve(B), X0=c, info=binfo,
-                                          **({} if not self.tol else {"tol": self.tol}))
+                                          tol=self._block_tol(True))
             except BlockNoConvergence as exc:
                 raise SolverError(f"at k = {k}: refining ARPACK's single-precision eigenpairs: {exc}") from None
             info.update(inverse_columns=calls[0] + binfo["inverse_columns"],
