@@ -21,6 +21,8 @@ factorisation in the shift-invert solver).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -28,6 +30,8 @@ from ..operator import BlockOperator
 
 #: block elements handled per vectorised step of the sparse assembly
 CHUNK_ELEMENTS = 1 << 22
+#: from this many block elements on, independent assembly passes run in two threads
+PARALLEL_ELEMENTS = 1 << 24
 
 
 def as_kpoints(kpts) -> np.ndarray:
@@ -224,6 +228,10 @@ class Assembler:
         s, t = st
         val_sets = [[(self._values(w, sp_), w, c) for w, sp_, c in terms] for terms in term_sets]
         if op.spin != "soc":
+            if len(val_sets) > 1 and op.offsets[-1] >= PARALLEL_ELEMENTS:
+                # numpy releases the GIL in these passes: H and S are scattered side by side
+                with ThreadPoolExecutor(len(val_sets)) as pool:
+                    return list(pool.map(lambda v: self._scatter(v, phase, real), val_sets))
             return [self._scatter(vals, phase, real) for vals in val_sets]
         datas = [np.zeros(pp.nnz, dtype=np.float64 if real else np.complex128) for _ in term_sets]
         for edges in pp.chunks():
@@ -322,6 +330,15 @@ class Assembler:
             else pp.indptr
         mats = [sp.csr_matrix((d, pp.indices, indptr), shape=(pp.n, pp.n), copy=False) for d in datas]
         return tuple(mats) if sigma is not None else (mats[0], mats[1], None)
+
+    def pattern_matrix(self) -> sp.csr_matrix:
+        """The spin-less CSR pattern as a matrix with no values (data of zeros is not allocated:
+        a broadcast view), for pattern-only computations such as :class:`SlotSelection`."""
+        pp = self.pattern
+        indptr = pp.indptr.astype(pp.indices.dtype) if pp.indptr[-1] < np.iinfo(pp.indices.dtype).max \
+            else pp.indptr
+        data = np.broadcast_to(np.zeros(1, np.int8), (pp.nnz,))
+        return sp.csr_matrix((data, pp.indices, indptr), shape=(pp.n, pp.n), copy=False)
 
     def small_pair_mask(self, sigma: float, tol: float, spin: int = 0) -> np.ndarray | None:
         """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space

@@ -26,6 +26,7 @@ collinear operator with N orbitals gives 2N bands.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,7 +188,14 @@ class ShiftInvert:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
         dtype = np.float64 if real else np.complex128
         t0 = time.perf_counter()
-        H, S, A = self.asm.pencil(k, self.sigma if self.op.spin == "soc" else None, self.spin, real=real)
+        soc = self.op.spin == "soc"
+        with ThreadPoolExecutor(1) as pool:
+            # the k-independent selection of what is factorised (a pattern pass) runs beside
+            # the assembly of the values at the first k
+            sel = pool.submit(self._selection, self.asm.pattern_matrix()) if not soc and self._sel is None else None
+            H, S, A = self.asm.pencil(k, self.sigma if soc else None, self.spin, real=real)
+            if sel is not None:
+                self._sel = sel.result()
         nnz = H.nnz if A is None else A.nnz
         A = self._factor_matrix(H, S, A)
         t1 = time.perf_counter()
@@ -217,20 +225,23 @@ class ShiftInvert:
                          factor_mflop=getattr(fac, "factor_mflop", None))
         return e, c
 
+    def _selection(self, ref) -> SlotSelection:
+        """Which stored entries of K (pattern of ``ref``) are factorised: the upper triangle for
+        PARDISO; for the block solver without the atom pairs below ``drop_tol`` (the factor only
+        preconditions an iteration with exact residuals). Built once, reused at every k."""
+        keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
+        if self.eigensolver == "block" and self.drop_tol > 0 and self.op.spin != "soc":
+            drop = self.asm.small_pair_mask(self.sigma, self.drop_tol, self.spin)
+            if drop is not None:
+                keep &= ~drop
+        return SlotSelection(ref, keep)
+
     def _factor_matrix(self, H, S, A):
-        """What is factorised: the entries of K = H - sigma S (``A``, or built from H and S when
-        None) that the factorisation needs, i.e. the upper triangle for PARDISO, and for the block
-        solver without the atom pairs below ``drop_tol``; the selection is built at the first
-        k and reused (same pattern at every k)."""
+        """What is factorised (see :meth:`_selection`): built from H and S without forming all
+        of K = H - sigma S, or taken from ``A`` = K (spin-orbit)."""
         ref = H if A is None else A
         if self._sel is None:
-            keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
-            if self.eigensolver == "block" and self.drop_tol > 0 and A is None:
-                # the factor only preconditions the block iteration (exact residuals)
-                drop = self.asm.small_pair_mask(self.sigma, self.drop_tol, self.spin)
-                if drop is not None:
-                    keep &= ~drop
-            self._sel = SlotSelection(ref, keep)
+            self._sel = self._selection(ref)
         if A is None:
             return self._sel.combination(H, S, -self.sigma)
         return self._sel.matrix(A.data)
