@@ -189,6 +189,8 @@ class ShiftInvert:
         dtype = np.float64 if real else np.complex128
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
+        if not soc:
+            self.asm.pattern.element_slots()    # shared by both threads below: built once, first
         with ThreadPoolExecutor(1) as pool:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
