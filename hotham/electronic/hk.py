@@ -57,7 +57,7 @@ class _PairPattern:
     """CSR pattern of the spin-less N_orb x N_orb matrix: one dense patch per atom pair (i, j).
 
     Row r = orbital a of atom i holds, for every pair (i, j) in increasing j, the n_j columns of
-    atom j. ``slots(edges)`` gives the CSR data position of every element of those edges.
+    atom j. ``element_slots()`` gives the CSR data position of every block element.
     """
 
     def __init__(self, op: BlockOperator):
@@ -91,12 +91,6 @@ class _PairPattern:
             self.indices[start:start + len(pos)] = tmpl[np.repeat(tstart[atom_of_row[r]], lens) + pos]
         self.n = n
         self.nnz = nnz
-        # edges ordered so that, chunk by chunk, no two edges of a chunk share a pair
-        order = np.argsort(self.pair_of_edge, kind="stable")
-        sp_ = self.pair_of_edge[order]
-        rank = np.arange(len(order)) - np.searchsorted(sp_, sp_)
-        self.edge_order = order[np.argsort(rank, kind="stable")]
-        self.edge_rank = np.sort(rank)
         self.op = op
         self._element_slots = None
 
@@ -128,43 +122,12 @@ class _PairPattern:
             self._element_slots = out
         return self._element_slots
 
-    def chunks(self):
-        """Edge index arrays; no pair repeats inside one (so ``data[slots] += v`` is safe)."""
-        op = self.op
-        sizes = op.block_shapes[:, 0] * op.block_shapes[:, 1]
-        order, rank = self.edge_order, self.edge_rank
-        cum = np.concatenate([[0], np.cumsum(sizes[order])])
-        bounds = set(np.flatnonzero(np.diff(rank)) + 1)
-        start = 0
-        while start < len(order):
-            stop = int(np.searchsorted(cum, cum[start] + CHUNK_ELEMENTS, side="right")) - 1
-            stop = max(stop, start + 1)
-            nxt = [b for b in bounds if start < b < stop] if bounds else []
-            if nxt:
-                stop = min(nxt)
-            yield order[start:stop]
-            start = stop
-
-    def slots(self, edges: np.ndarray):
-        """(element index into the spin-less flat arrays, CSR data slot, local row a, local col b,
-        edge of element) for every element of ``edges``."""
-        op = self.op
-        ni, nj = op.block_shapes[edges, 0], op.block_shapes[edges, 1]
-        sizes = ni * nj
-        e = np.repeat(edges, sizes)
-        local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        njr = op.block_shapes[e, 1]
-        a, b = np.divmod(local, njr)
-        row = op.orbital_offsets[op.edge_i[e]] + a
-        slot = self.indptr[row] + self.pair_colstart[self.pair_of_edge[e]] + b
-        return op.offsets[e] + local, slot, a, b, e
-
 
 class Assembler:
     """Cached sparsity pattern of H(k) and S(k) for one operator.
 
-    The pattern (one dense patch per atom pair, all R summed into it) is computed once; each k
-    then costs one pass over the block elements, in chunks of :data:`CHUNK_ELEMENTS`.
+    The pattern (one dense patch per atom pair, all R summed into it) and the CSR slot of every
+    block element are computed once; each k then costs one scatter of the block elements.
 
     Examples
     --------
@@ -226,32 +189,34 @@ class Assembler:
         else:
             phase = np.exp(1j * theta)
         s, t = st
-        val_sets = [[(self._values(w, sp_), w, c) for w, sp_, c in terms] for terms in term_sets]
-        if op.spin != "soc":
-            if len(val_sets) > 1 and op.offsets[-1] >= PARALLEL_ELEMENTS:
-                # numpy releases the GIL in these passes: H and S are scattered side by side
-                with ThreadPoolExecutor(len(val_sets)) as pool:
-                    return list(pool.map(lambda v: self._scatter(v, phase, real), val_sets))
-            return [self._scatter(vals, phase, real) for vals in val_sets]
-        datas = [np.zeros(pp.nnz, dtype=np.float64 if real else np.complex128) for _ in term_sets]
-        for edges in pp.chunks():
-            flat, slot, a, b, e = pp.slots(edges)
-            ph = phase[e]
-            for data, vals in zip(datas, val_sets):
-                acc = 0
-                for X, w, c in vals:
-                    if w == "H" and op.spin == "soc":
-                        ni, nj = op.block_shapes[e, 0], op.block_shapes[e, 1]
-                        x = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
-                    else:
-                        if w == "S" and s != t:
-                            continue
-                        x = X[flat]
-                    acc = acc + c * x
-                if real and np.iscomplexobj(acc):
-                    acc = acc.real
-                data[slot] += acc * ph
-        return datas
+        # (values in the spin-less element order, coefficient); S has no spin off-diagonal part
+        val_sets = [[(self._component(w, sp_, st), c) for w, sp_, c in terms if not (w == "S" and s != t)]
+                    for terms in term_sets]
+        if len(val_sets) > 1 and op.offsets[-1] >= PARALLEL_ELEMENTS:
+            # numpy releases the GIL in these passes: H and S are scattered side by side
+            with ThreadPoolExecutor(len(val_sets)) as pool:
+                return list(pool.map(lambda v: self._scatter(v, phase, real), val_sets))
+        return [self._scatter(vals, phase, real) for vals in val_sets]
+
+    def _component(self, which: str, spin: int, st=(0, 0)) -> np.ndarray:
+        """Values of ``which`` in the spin-less flat element order (edge by edge, n_i x n_j
+        row-major): the stored array itself, or for spin-orbit H the spinor sub-block ``st``
+        gathered from the 2n_i x 2n_j blocks."""
+        X = self._values(which, spin)
+        op = self.op
+        if not (which == "H" and op.spin == "soc"):
+            return X
+        s, t = st
+        out = np.empty(int(op.offsets[-1]), dtype=X.dtype)
+        sizes = np.diff(op.offsets)
+        step = max(1, CHUNK_ELEMENTS // max(1, int(sizes.max(initial=1))))
+        for e0 in range(0, op.n_edges, step):               # edge chunks bound the index temporaries
+            e1 = min(e0 + step, op.n_edges)
+            e = np.repeat(np.arange(e0, e1), sizes[e0:e1])
+            ni, nj = op.block_shapes[e, 0], op.block_shapes[e, 1]
+            a, b = np.divmod(np.arange(op.offsets[e0], op.offsets[e1]) - op.offsets[e], nj)
+            out[op.offsets[e0]:op.offsets[e1]] = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
+        return out
 
     def _scatter(self, vals, phase, real: bool) -> np.ndarray:
         """CSR data of sum_c coef_c X_c(k) (spin-less blocks) from the cached element slots:
@@ -260,13 +225,15 @@ class Assembler:
         scatter; otherwise the R images of a pair are summed by bincount."""
         pp = self.pattern
         slots = pp.element_slots()
+        dtype = np.float64 if real else np.complex128
         acc = None
-        for X, _, c in vals:
+        for X, c in vals:
             x = X if c == 1.0 else c * X
             acc = x if acc is None else acc + x
+        if acc is None:                                      # e.g. the spin-flip part of S
+            return np.zeros(pp.nnz, dtype=dtype)
         if not (real and np.all(phase == 1.0)):              # Gamma: every phase is 1
             acc = acc * np.repeat(phase, np.diff(self.op.offsets))
-        dtype = np.float64 if real else np.complex128
         if real and np.iscomplexobj(acc):
             acc = acc.real
         if len(slots) == pp.nnz:                             # a bijection elements -> slots
@@ -379,13 +346,15 @@ class Assembler:
 
     # ------------------------------------------------------------------ dense, batched over k
     def _dense_map(self):
+        """(C [nnz, E] summing each edge's elements into their CSR slots, dense position of each
+        slot in the n x n matrix) for the spin-less pattern; C's values are set per matrix."""
         if getattr(self, "_dmap", None) is None:
-            pp = self.pattern
-            slot = pp.element_slots().astype(np.int64)
-            flat = np.arange(len(slot))
+            pp, op = self.pattern, self.op
+            slot = pp.element_slots()
+            edge = np.repeat(np.arange(op.n_edges), np.diff(op.offsets))
             rows = np.repeat(np.arange(pp.n), np.diff(pp.indptr))
             dense_pos = rows * pp.n + pp.indices           # slot -> position in the n x n matrix
-            self._dmap = (flat, slot, dense_pos)
+            self._dmap = (slot, edge, dense_pos)
         return self._dmap
 
     def dense(self, kpts, which: str = "H", spin: int = 0) -> np.ndarray:
@@ -396,30 +365,25 @@ class Assembler:
         k = as_kpoints(kpts)
         op = self.op
         pp = self.pattern
-        flat, slot, dense_pos = self._dense_map()
+        slot, edge, dense_pos = self._dense_map()
         n = pp.n
         ph = np.exp(2j * np.pi * (op.edge_R @ k.T))          # [E, nk]
-        edge_of_flat = np.repeat(np.arange(op.n_edges), np.diff(op.offsets))
-        X = self._values(which, spin)
 
         def one(x):
             # C[u, e] = sum of the elements of edge e landing in slot u  -> data = C @ phases
-            C = sp.csr_matrix((x, (slot, edge_of_flat[flat])), shape=(pp.nnz, op.n_edges))
+            C = sp.csr_matrix((x, (slot, edge)), shape=(pp.nnz, op.n_edges))
             data = C @ ph                                    # [nnz, nk]
             out = np.zeros((len(k), n * n), dtype=np.complex128)
             out[:, dense_pos] = data.T
             return out.reshape(len(k), n, n)
 
         if which == "H" and op.spin == "soc":
-            ni, nj = op.block_shapes[edge_of_flat[flat], 0], op.block_shapes[edge_of_flat[flat], 1]
-            a, b = np.divmod(flat - op.offsets[edge_of_flat[flat]], nj)
             out = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
             for s in (0, 1):
                 for t in (0, 1):
-                    x = X[4 * op.offsets[edge_of_flat[flat]] + (s * ni + a) * (2 * nj) + t * nj + b]
-                    out[:, s * n:(s + 1) * n, t * n:(t + 1) * n] = one(x)
+                    out[:, s * n:(s + 1) * n, t * n:(t + 1) * n] = one(self._component("H", spin, (s, t)))
             return out
-        out = one(X[flat])
+        out = one(self._component(which, spin))
         if which == "S" and op.spin == "soc":
             full = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
             full[:, :n, :n] = out
