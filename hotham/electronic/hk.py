@@ -91,6 +91,9 @@ class _PairPattern:
             self.indices[start:start + len(pos)] = tmpl[np.repeat(tstart[atom_of_row[r]], lens) + pos]
         self.n = n
         self.nnz = nnz
+        self.shape = (n, n)
+        # indptr in the index dtype of ``indices`` (scipy and torch want the two equal)
+        self.csr_indptr = self.indptr.astype(idx_dtype, copy=False)
         self.op = op
         self._element_slots = None
 
@@ -293,19 +296,8 @@ class Assembler:
             k_ += h
             datas.append(k_)
         pp = self.pattern
-        indptr = pp.indptr.astype(pp.indices.dtype) if pp.indptr[-1] < np.iinfo(pp.indices.dtype).max \
-            else pp.indptr
-        mats = [sp.csr_matrix((d, pp.indices, indptr), shape=(pp.n, pp.n), copy=False) for d in datas]
+        mats = [sp.csr_matrix((d, pp.indices, pp.csr_indptr), shape=pp.shape, copy=False) for d in datas]
         return tuple(mats) if sigma is not None else (mats[0], mats[1], None)
-
-    def pattern_matrix(self) -> sp.csr_matrix:
-        """The spin-less CSR pattern as a matrix with no values (data of zeros is not allocated:
-        a broadcast view), for pattern-only computations such as :class:`SlotSelection`."""
-        pp = self.pattern
-        indptr = pp.indptr.astype(pp.indices.dtype) if pp.indptr[-1] < np.iinfo(pp.indices.dtype).max \
-            else pp.indptr
-        data = np.broadcast_to(np.zeros(1, np.int8), (pp.nnz,))
-        return sp.csr_matrix((data, pp.indices, indptr), shape=(pp.n, pp.n), copy=False)
 
     def small_pair_mask(self, sigma: float, tol: float, spin: int = 0) -> np.ndarray | None:
         """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space
@@ -403,7 +395,9 @@ class SlotSelection:
     triangle, without some atom pairs): its index arrays are built once, then every matrix of
     that pattern costs one gather of its values.
 
-    keep : bool [nnz] over the stored entries of ``A``, the pattern's representative.
+    A : the pattern: a CSR matrix, or anything with its ``indptr``, ``indices``, ``shape``, ``nnz``
+        (e.g. :attr:`Assembler.pattern`).
+    keep : bool [nnz] over the stored entries of ``A``.
     """
 
     def __init__(self, A: sp.csr_matrix, keep: np.ndarray):

@@ -194,7 +194,7 @@ class ShiftInvert:
         with ThreadPoolExecutor(1) as pool:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
-            sel = pool.submit(self._selection, self.asm.pattern_matrix()) if not soc and self._sel is None else None
+            sel = pool.submit(self._selection, self.asm.pattern) if not soc and self._sel is None else None
             H, S, A = self.asm.pencil(k, self.sigma if soc else None, self.spin, real=real)
             if sel is not None:
                 self._sel = sel.result()
@@ -228,9 +228,10 @@ class ShiftInvert:
         return e, c
 
     def _selection(self, ref) -> SlotSelection:
-        """Which stored entries of K (pattern of ``ref``) are factorised: the upper triangle for
-        PARDISO; for the block solver without the atom pairs below ``drop_tol`` (the factor only
-        preconditions an iteration with exact residuals). Built once, reused at every k."""
+        """Which stored entries of K (pattern ``ref``: a CSR matrix or the assembler's pattern)
+        are factorised: the upper triangle for PARDISO; for the block solver without the atom
+        pairs below ``drop_tol`` (the factor only preconditions an iteration with exact
+        residuals). Built once, reused at every k."""
         keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
         if self.eigensolver == "block" and self.drop_tol > 0 and self.op.spin != "soc":
             drop = self.asm.small_pair_mask(self.sigma, self.drop_tol, self.spin)
