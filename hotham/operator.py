@@ -246,43 +246,69 @@ class BlockOperator:
                 f"Hermitian partner (j, i, -R); {int((~ok).sum())} blocks lack one")
         return order[pos]
 
+    #: block elements handled per vectorised step of the element maps (bounds their temporaries)
+    LAYOUT_CHUNK = 1 << 22
+
+    def _element_chunks(self, sf: int):
+        """The flat elements, block shape by block shape and in chunks of edges: yields
+        (edges [m], spinor shape (ni, nj), flat start of each block [m]). Every element map is
+        [m, 1] + [1, ni nj] broadcasts over one chunk, so the temporaries stay
+        ~LAYOUT_CHUNK elements whatever the size of the operator (10^8 elements for a
+        10^4-atom twisted bilayer)."""
+        shapes = self.block_shapes
+        if not self.n_edges:
+            return
+        key = shapes[:, 0] * (int(shapes.max()) + 1) + shapes[:, 1]
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        for group in np.split(order, bounds):
+            ni, nj = (sf * int(x) for x in shapes[group[0]])
+            step = max(1, self.LAYOUT_CHUNK // (ni * nj))
+            for c in range(0, len(group), step):
+                e = group[c:c + step]
+                yield e, (ni, nj), sf * sf * self.offsets[e]
+
     def element_layout(self, spin_factor: int = 1):
         """Global position of every flat block element.
 
         Returns ``(edge, row, col)``, int arrays of length ``spin_factor**2 * nnz``: the edge
         each element belongs to and its row/column in the home-cell orbital list (spinor index
-        spin-major: row = s * n_orbitals + orbital for spin_factor 2). This is what H(k)
-        assembly scatters into.
+        spin-major: row = s * n_orbitals + orbital for spin_factor 2). Computed on every call
+        (3 x 8 bytes per element): callers that only need the Hermitian partners use
+        :meth:`partner_index`.
         """
-        return self._layout(spin_factor)[:3]
-
-    def _layout(self, sf: int):
-        cache = self.__dict__.setdefault("_layout_cache", {})
-        if sf in cache:
-            return cache[sf]
-        ni = sf * self.block_shapes[:, 0]
-        nj = sf * self.block_shapes[:, 1]
-        sizes = ni * nj
-        off = np.concatenate([[0], np.cumsum(sizes)])
-        edge = np.repeat(np.arange(self.n_edges), sizes)
-        local = np.arange(off[-1]) - off[edge]
-        a, b = np.divmod(local, nj[edge])
-        # spinor index -> (spin, orbital) inside the block, spin-major
-        n_i, n_j = self.block_shapes[edge, 0], self.block_shapes[edge, 1]
-        sa, oa = np.divmod(a, n_i)
-        sb, ob = np.divmod(b, n_j)
-        norb = self.n_orbitals
-        row = sa * norb + self.orbital_offsets[self.edge_i[edge]] + oa
-        col = sb * norb + self.orbital_offsets[self.edge_j[edge]] + ob
-        # partner of element (e, a, b) is (rev(e), b, a)
-        rev = self.reverse_edges[edge] if self.n_edges else edge
-        partner = off[rev] + b * ni[edge] + a
-        cache[sf] = (edge, row, col, partner)
-        return cache[sf]
+        sf = spin_factor
+        total = sf * sf * self.nnz
+        edge, row, col = (np.empty(total, np.int64) for _ in range(3))
+        norb, first = self.n_orbitals, self.orbital_offsets
+        for e, (ni, nj), start in self._element_chunks(sf):
+            a, b = np.divmod(np.arange(ni * nj), nj)          # spinor row, column inside the block
+            # spinor index -> spin * n_orbitals + orbital (spin-major)
+            ra, cb = (a // (ni // sf)) * norb + a % (ni // sf), (b // (nj // sf)) * norb + b % (nj // sf)
+            at = (start[:, None] + np.arange(ni * nj)).ravel()
+            edge[at] = np.repeat(e, ni * nj)
+            row[at] = (first[self.edge_i[e]][:, None] + ra).ravel()
+            col[at] = (first[self.edge_j[e]][:, None] + cb).ravel()
+        return edge, row, col
 
     def partner_index(self, spin_factor: int = 1) -> np.ndarray:
-        """Flat index of the Hermitian partner of every element: X[p] is (X_ji(-R)^T)[a, b]."""
-        return self._layout(spin_factor)[3]
+        """Flat index of the Hermitian partner of every element: X[p] is (X_ji(-R)^T)[a, b].
+
+        int64 [spin_factor**2 * nnz], cached (it is used by every symmetrisation and by the
+        network's Hermitian output)."""
+        cache = self.__dict__.setdefault("_partner_cache", {})
+        if spin_factor in cache:
+            return cache[spin_factor]
+        sf = spin_factor
+        out = np.empty(sf * sf * self.nnz, np.int64)
+        rev = self.reverse_edges if self.n_edges else None
+        for e, (ni, nj), start in self._element_chunks(sf):
+            # element (a, b) of block e is element (b, a) of the partner block (nj x ni)
+            a, b = np.divmod(np.arange(ni * nj), nj)
+            at = (start[:, None] + np.arange(ni * nj)).ravel()
+            out[at] = (sf * sf * self.offsets[rev[e]][:, None] + (b * ni + a)).ravel()
+        cache[sf] = out
+        return out
 
     # ------------------------------------------------------------------ physics checks
     def hermiticity_error(self, which: str = "H") -> float:

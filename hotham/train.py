@@ -96,22 +96,32 @@ class OnsiteBaseline:
             values.setdefault(s, []).append((ka, kb, float(np.mean(both))))
         return cls(values)
 
+    def block(self, symbol: str, shells) -> np.ndarray:
+        """Baseline on-site block of one species, float64 [n_orb, n_orb] (zeros if unknown)."""
+        n = sum(2 * l + 1 for l in shells)
+        blk = np.zeros((n, n))
+        pairs = {(ka, kb): (sl_a, sl_b) for ka, kb, sl_a, sl_b, _ in _equal_l_shell_pairs(shells)}
+        for ka, kb, c in self.values.get(symbol, []):
+            sl_a, sl_b = pairs[(ka, kb)]
+            sub = blk[sl_a, sl_b]
+            np.fill_diagonal(sub, c)
+            blk[sl_a, sl_b] = sub
+        return blk
+
+    def add_to(self, op: BlockOperator, out: np.ndarray) -> np.ndarray:
+        """Add the baseline to the on-site blocks of ``out`` (float64 [nnz], ``op``'s flat layout),
+        in place, species by species; returns ``out``."""
+        symbols = np.array(op.atoms.get_chemical_symbols())
+        onsite = op.onsite_edges()
+        for s in set(symbols.tolist()) & set(self.values):
+            blk = self.block(s, op.basis.shells[s]).ravel()
+            at = op.offsets[onsite[symbols == s]][:, None] + np.arange(blk.size)
+            out[at] += blk
+        return out
+
     def flat(self, op: BlockOperator) -> np.ndarray:
         """Baseline blocks of ``op`` in its flat layout (zeros off-site), float64 [nnz]."""
-        out = np.zeros(op.nnz)
-        symbols = op.atoms.get_chemical_symbols()
-        for a, e in enumerate(op.onsite_edges()):
-            s = symbols[a]
-            if s not in self.values:
-                continue
-            blk = out[op.offsets[e]:op.offsets[e + 1]].reshape(op.block_shapes[e])
-            pairs = {(ka, kb): (sl_a, sl_b) for ka, kb, sl_a, sl_b, _ in _equal_l_shell_pairs(op.basis.shells[s])}
-            for ka, kb, c in self.values[s]:
-                sl_a, sl_b = pairs[(ka, kb)]
-                sub = blk[sl_a, sl_b]
-                np.fill_diagonal(sub, c)
-                blk[sl_a, sl_b] = sub
-        return out
+        return self.add_to(op, np.zeros(op.nnz))
 
     def to_dict(self) -> dict:
         return {s: [list(v) for v in vals] for s, vals in self.values.items()}
@@ -165,7 +175,7 @@ class Predictor:
         self.model.eval()
         with torch.no_grad():
             out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
-        return out + self.baseline.flat(op)
+        return self.baseline.add_to(op, out)
 
     def predict(self, op: BlockOperator) -> BlockOperator:
         """Copy of ``op`` with the predicted target; the other matrix is kept."""

@@ -23,8 +23,9 @@ class GraphBatch:
 
     species [N] long (index into the model's species list); node_graph [N] long (structure index);
     edge_dst [E] (i, receiver), edge_src [E] (j, sender), edge_vec [E, 3] Angstrom;
-    onsite: {species index: (atom indices [n] long, flat output positions [n, n_s^2] long)};
-    hopping: {(species a, species b): (graph edge indices [m], flat output positions [m, n_a n_b])};
+    onsite: {species index: (atom indices [n] long, flat output start of each block [n] long)};
+    hopping: {(species a, species b): (graph edge indices [m], flat output start of each block [m])}
+    (blocks are contiguous and row-major in the flat output, so a start is all the readout needs);
     partner [nnz] long: flat position of each element's Hermitian partner (X_ji(-R)^T);
     nnz_per_graph: flat output length of every structure.
     """
@@ -96,7 +97,6 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
         graph_edge = np.full(op.n_edges, -1, dtype=np.int64)
         graph_edge[hop] = edge_off + np.arange(len(hop))
         offs = op.offsets
-        sizes = np.diff(offs)
         for e_kind, sel, acc in (("on", np.flatnonzero(onsite), onsite_acc), ("hop", hop, hop_acc)):
             if not len(sel):
                 continue
@@ -106,8 +106,7 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
                     m = sel[(key_i == a) & (key_j == b)]
                     if not len(m) or (e_kind == "on" and a != b):
                         continue
-                    n = int(sizes[m[0]])
-                    pos = flat_off + offs[m][:, None] + np.arange(n)[None]
+                    pos = flat_off + offs[m]
                     if e_kind == "on":
                         acc.setdefault(int(a), []).append((node_off + ei[m], pos))
                     else:
@@ -117,12 +116,14 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
         dst_l.append(node_off + ei[hop])
         src_l.append(node_off + ej[hop])
         vec_l.append(vec)
-        partner_l.append(flat_off + op.partner_index(1))
+        # the operator's cached partner map itself when it is the only one (no second copy of
+        # an int64 array as long as H: 1.3 GB for a 10^4-atom twisted bilayer)
+        partner_l.append(op.partner_index(1) + flat_off if flat_off else op.partner_index(1))
         node_off += len(sp)
         edge_off += len(hop)
         flat_off += op.nnz
         nnz_per_graph.append(op.nnz)
-    cat = lambda xs, dt=torch.long: torch.as_tensor(np.concatenate(xs), dtype=dt)
+    cat = lambda xs, dt=torch.long: torch.as_tensor(xs[0] if len(xs) == 1 else np.concatenate(xs), dtype=dt)
     merge = lambda acc: {k: (cat([a for a, _ in v]), cat([p for _, p in v])) for k, v in acc.items()}
     return GraphBatch(species=cat(species_l), node_graph=cat(graph_l), edge_dst=cat(dst_l), edge_src=cat(src_l),
                       edge_vec=torch.as_tensor(np.concatenate(vec_l).reshape(-1, 3), dtype=dtype),

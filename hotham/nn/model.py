@@ -125,8 +125,11 @@ class HotHam(nn.Module):
         out = self.onsite(v_even, v_odd, batch.onsite, out, chunk=edge_chunk)
         out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env, chunk=edge_chunk)
         # exact Hermiticity: a + b and b + a are the same floating-point number
-        out = 0.5 * (out + out[batch.partner])
-        return out * self.config.output_scale
+        if torch.is_grad_enabled():
+            out = 0.5 * (out + out[batch.partner])
+            return out * self.config.output_scale
+        out += out[batch.partner]           # inference: in place, one temporary of length nnz
+        return out.mul_(0.5 * self.config.output_scale)
 
     def _geometry(self, batch: GraphBatch):
         """Radial basis, cutoff, edge harmonics, edge-frame Wigner matrices and the hopping

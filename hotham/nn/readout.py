@@ -71,8 +71,9 @@ class BlockReadout(nn.Module):
     """Blocks of one kind (``"onsite"``: keys are species indices, read from node features;
     ``"hopping"``: keys are (row species, column species), read from edge features).
 
-    forward(x_even, x_odd, groups, out): groups {key: (feature rows [m], flat positions [m, n_a n_b])}
-    from :class:`hotham.nn.graph.GraphBatch`; writes the blocks into ``out`` [nnz] and returns it.
+    forward(x_even, x_odd, groups, out): groups {key: (feature rows [m], flat start of each block [m])}
+    from :class:`hotham.nn.graph.GraphBatch`; writes the (row-major, contiguous) blocks into
+    ``out`` [nnz] and returns it.
     """
 
     def __init__(self, channels: int, lmax: int, species: list[str], shells: dict, kind: str):
@@ -104,13 +105,14 @@ class BlockReadout(nn.Module):
         """Write the blocks of every group into the flat ``out``; ``scale`` [rows] (optional)
         multiplies each block, biases included (the radial envelope of hopping blocks).
         ``chunk``: read out at most this many blocks at a time (inference; same result)."""
-        for key, (rows_all, pos_all) in groups.items():
+        for key, (rows_all, start_all) in groups.items():
             a, b = (key, key) if self.kind == "onsite" else key
             name = f"{a}_{b}"
             T = getattr(self, f"T_{name}").to(out.dtype)
+            local = torch.arange(T.shape[0], device=start_all.device)    # row-major n_a x n_b block
             has_odd = any(odd for _, odd in self.layouts[(a, b)])
             for sl in edge_chunks(len(rows_all), chunk or max(len(rows_all), 1)):
-                rows, pos = rows_all[sl], pos_all[sl]
+                rows, pos = rows_all[sl], start_all[sl][:, None] + local
                 coeffs = []
                 xe = x_even[rows]
                 xo = x_odd[rows] if has_odd else None
