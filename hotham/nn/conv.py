@@ -119,17 +119,20 @@ class SO2Layer(nn.Module):
         scalars = ye[..., 0]
         return self.gate_even(ye), self.gate_odd(yo, scalars=scalars, odd=True)
 
-    def forward(self, v, e, edge_dst, edge_src, rbf, D, chunk: int | None = None):
+    def forward(self, v, e, edge_dst, edge_src, rbf, D, chunk: int | None = None, reuse_input: bool = False):
         """D: per-l edge-frame Wigner matrices (:func:`hotham.nn.so2.edge_frame_wigner`).
         Returns (v_even, v_odd, e_even, e_odd), each [N or E, C, K]. ``chunk`` as in
-        :meth:`ConvLayer.forward`."""
+        :meth:`ConvLayer.forward`. ``reuse_input`` (chunked, no gradients): e_even is written
+        into ``e`` chunk by chunk (each chunk is read before it is overwritten), saving one
+        [E, C, K] array (1.5 GB for a 10^4-atom twisted bilayer); ``e`` is overwritten."""
         n = v.shape[0]
         if chunk is None or e.shape[0] <= chunk:
             ye, yo = self._messages(v, e, edge_dst, edge_src, rbf, D)
             e_even, e_odd = self.norm["edge_even"](e + ye), self.norm["edge_odd"](yo)
             agg_e, agg_o = scatter_mean(ye, edge_dst, n), scatter_mean(yo, edge_dst, n)
         else:
-            e_even, e_odd, agg_e, agg_o = torch.empty_like(e), torch.empty_like(e), None, None
+            e_even = e if (reuse_input and not torch.is_grad_enabled()) else torch.empty_like(e)
+            e_odd, agg_e, agg_o = torch.empty_like(e), None, None
             for sl in edge_chunks(e.shape[0], chunk):
                 D_sl = [d[sl] for d in D] if isinstance(D, (list, tuple)) else D[sl]
                 ye, yo = self._messages(v, e[sl], edge_dst[sl], edge_src[sl], rbf[sl], D_sl)

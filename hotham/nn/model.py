@@ -120,7 +120,9 @@ class HotHam(nn.Module):
         _, v, e = self.embedding(batch.species, dst, src, rbf, cut, Y)
         for layer in self.layers:
             v, e = layer(v, e, dst, src, rbf, Y, chunk=edge_chunk)
-        v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D, chunk=edge_chunk)
+        # the last layer's input edge features are not needed afterwards: at inference its even
+        # output overwrites them
+        v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D, chunk=edge_chunk, reuse_input=True)
         out = vec.new_zeros(batch.nnz)
         out = self.onsite(v_even, v_odd, batch.onsite, out, chunk=edge_chunk)
         out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env, chunk=edge_chunk)
