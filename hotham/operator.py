@@ -249,24 +249,32 @@ class BlockOperator:
     #: block elements handled per vectorised step of the element maps (bounds their temporaries)
     LAYOUT_CHUNK = 1 << 22
 
-    def _element_chunks(self, sf: int):
-        """The flat elements, block shape by block shape and in chunks of edges: yields
-        (edges [m], spinor shape (ni, nj), flat start of each block [m]). Every element map is
-        [m, 1] + [1, ni nj] broadcasts over one chunk, so the temporaries stay
-        ~LAYOUT_CHUNK elements whatever the size of the operator (10^8 elements for a
-        10^4-atom twisted bilayer)."""
+    def element_chunks(self, spin_factor: int = 1):
+        """The flat block elements, block shape by block shape, in chunks of edges of at most
+        ~LAYOUT_CHUNK elements: yields (edges [m], spinor block shape (ni, nj), where), ``where``
+        the chunk's positions in the flat arrays (edge by edge, each block row-major): a slice
+        when its blocks are consecutive, else int [m ni nj].
+
+        A per-element map is then an [m, 1] + [1, ni nj] broadcast written to ``X[where]``, so
+        its temporaries stay ~LAYOUT_CHUNK elements whatever the size of the operator (10^8
+        elements for a 10^4-atom twisted bilayer)."""
         shapes = self.block_shapes
         if not self.n_edges:
             return
         key = shapes[:, 0] * (int(shapes.max()) + 1) + shapes[:, 1]
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.diff(key[order])) + 1
+        sf2 = spin_factor * spin_factor
         for group in np.split(order, bounds):
-            ni, nj = (sf * int(x) for x in shapes[group[0]])
+            ni, nj = (spin_factor * int(x) for x in shapes[group[0]])
             step = max(1, self.LAYOUT_CHUNK // (ni * nj))
             for c in range(0, len(group), step):
                 e = group[c:c + step]
-                yield e, (ni, nj), sf * sf * self.offsets[e]
+                if e[-1] - e[0] == len(e) - 1:           # consecutive edges: one contiguous run
+                    where = slice(sf2 * self.offsets[e[0]], sf2 * self.offsets[e[-1] + 1])
+                else:
+                    where = (sf2 * self.offsets[e][:, None] + np.arange(ni * nj)).ravel()
+                yield e, (ni, nj), where
 
     def element_layout(self, spin_factor: int = 1):
         """Global position of every flat block element.
@@ -281,14 +289,13 @@ class BlockOperator:
         total = sf * sf * self.nnz
         edge, row, col = (np.empty(total, np.int64) for _ in range(3))
         norb, first = self.n_orbitals, self.orbital_offsets
-        for e, (ni, nj), start in self._element_chunks(sf):
+        for e, (ni, nj), where in self.element_chunks(sf):
             a, b = np.divmod(np.arange(ni * nj), nj)          # spinor row, column inside the block
             # spinor index -> spin * n_orbitals + orbital (spin-major)
             ra, cb = (a // (ni // sf)) * norb + a % (ni // sf), (b // (nj // sf)) * norb + b % (nj // sf)
-            at = (start[:, None] + np.arange(ni * nj)).ravel()
-            edge[at] = np.repeat(e, ni * nj)
-            row[at] = (first[self.edge_i[e]][:, None] + ra).ravel()
-            col[at] = (first[self.edge_j[e]][:, None] + cb).ravel()
+            edge[where] = np.repeat(e, ni * nj)
+            row[where] = (first[self.edge_i[e]][:, None] + ra).ravel()
+            col[where] = (first[self.edge_j[e]][:, None] + cb).ravel()
         return edge, row, col
 
     def partner_index(self, spin_factor: int = 1) -> np.ndarray:
@@ -301,12 +308,10 @@ class BlockOperator:
             return cache[spin_factor]
         sf = spin_factor
         out = np.empty(sf * sf * self.nnz, np.int64)
-        rev = self.reverse_edges if self.n_edges else None
-        for e, (ni, nj), start in self._element_chunks(sf):
+        for e, (ni, nj), where in self.element_chunks(sf):
             # element (a, b) of block e is element (b, a) of the partner block (nj x ni)
             a, b = np.divmod(np.arange(ni * nj), nj)
-            at = (start[:, None] + np.arange(ni * nj)).ravel()
-            out[at] = (sf * sf * self.offsets[rev[e]][:, None] + (b * ni + a)).ravel()
+            out[where] = (sf * sf * self.offsets[self.reverse_edges[e]][:, None] + (b * ni + a)).ravel()
         cache[sf] = out
         return out
 

@@ -103,25 +103,15 @@ class _PairPattern:
 
         Built per block shape (one per species pair): the slot of element (a, b) of edge e is
         indptr[row of orbital a of atom i_e] + (column start of pair (i_e, j_e)) + b, a broadcast
-        of an [edges, n_i] array against arange(n_j)."""
+        of an [edges, n_i] array against arange(n_j), chunk by chunk
+        (:meth:`hotham.operator.BlockOperator.element_chunks`)."""
         if self._element_slots is None:
             op = self.op
             out = np.empty(int(op.offsets[-1]), dtype=self.indices.dtype)
-            shapes = op.block_shapes
-            key = shapes[:, 0] * (int(shapes[:, 1].max(initial=0)) + 1) + shapes[:, 1]
-            for kv in np.unique(key):
-                group = np.flatnonzero(key == kv)
-                ni, nj = (int(x) for x in shapes[group[0]])
-                step = max(1, CHUNK_ELEMENTS // max(1, ni * nj))
-                for c0 in range(0, len(group), step):
-                    e = group[c0:c0 + step]
-                    rows = op.orbital_offsets[op.edge_i[e]][:, None] + np.arange(ni)
-                    base = self.indptr[rows] + self.pair_colstart[self.pair_of_edge[e]][:, None]
-                    slot = (base[:, :, None] + np.arange(nj)).reshape(len(e), ni * nj)
-                    if e[-1] - e[0] == len(e) - 1:           # consecutive edges: one contiguous run
-                        out[op.offsets[e[0]]:op.offsets[e[-1] + 1]] = slot.ravel()
-                    else:
-                        out[(op.offsets[e][:, None] + np.arange(ni * nj)).ravel()] = slot.ravel()
+            for e, (ni, nj), where in op.element_chunks(1):
+                rows = op.orbital_offsets[op.edge_i[e]][:, None] + np.arange(ni)
+                base = self.indptr[rows] + self.pair_colstart[self.pair_of_edge[e]][:, None]
+                out[where] = (base[:, :, None] + np.arange(nj)).ravel()
             self._element_slots = out
         return self._element_slots
 
