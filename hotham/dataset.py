@@ -256,7 +256,8 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     from tqdm.auto import tqdm
 
     from .io import read
-    from .io.hdf5 import atomic_path, write_group
+    from .files import atomic_path
+    from .io.hdf5 import write_group
 
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]

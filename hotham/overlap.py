@@ -22,7 +22,7 @@ contractions, vectorised over all edges of a species pair (10^4-atom graphene, 4
 on one core, see benchmarks/overlap.py). The default grids are converged to 6e-8; a brute-force 3D
 quadrature agrees to 3.5e-7. OpenMX's own S (same method, 900-point transforms up to k = 60/Bohr)
 differs by at most 4e-6 (C), 1e-5 (B, N) and 3.7e-5 (Mo, S): OpenMX's numerics, not a convention
-(a sign or order error shows up as 0.1-1). Measured on all 59 OpenMX structures of ../shared.
+(a sign or order error shows up as 0.1-1). Measured on all 59 OpenMX reference structures.
 
 Neighbour list: OpenMX keeps the block (i, j, R) when |d| < r_c(i) + r_c(j) with r_c the PAO
 cutoff radius (``C6.0`` -> 6.0 Bohr); :func:`structure_operator` reproduces OpenMX's edge sets
@@ -113,7 +113,7 @@ class OverlapCalculator:
     ----------
     basis_labels : mapping
         Species symbol -> OpenMX basis label, e.g. ``{"Mo": "Mo7.0-s3p2d2", "S": "S7.0-s2p2d1"}``.
-    data_dir : path, optional
+    openmx_data : path, optional
         OpenMX ``DFT_DATA19`` folder (default: :func:`hotham.parsers.openmx.pao.find_openmx_data`).
     kmax : float
         Upper limit of the k integrals, 1/Bohr (the PAO transforms fall below ~1e-5 by k = 30).
@@ -126,7 +126,7 @@ class OverlapCalculator:
     dd 0.005) to 6e-8 on every block of MoS2 (Mo7.0-s3p2d2, S7.0-s2p2d1).
     """
 
-    def __init__(self, basis_labels: Mapping[str, str], data_dir=None, *, kmax: float = 30.0, nk: int = 1501,
+    def __init__(self, basis_labels: Mapping[str, str], openmx_data=None, *, kmax: float = 30.0, nk: int = 1501,
                  nr: int = 1201, dd: float = 0.02):
         from .parsers.openmx.pao import pao_file, read_pao
         self.labels = dict(basis_labels)
@@ -136,7 +136,7 @@ class OverlapCalculator:
         self.paos = {}
         self._transforms = {}
         for sym, lab in self.labels.items():
-            pao = read_pao(pao_file(lab, data_dir))
+            pao = read_pao(pao_file(lab, openmx_data))
             for l, mul in self.basis.shell_list(sym):
                 pao.function(l, mul)   # BasisError if the file lacks it
             self.paos[sym] = pao
@@ -346,21 +346,20 @@ def structure_operator(atoms: Atoms, basis: Basis, radii: Mapping[str, float] | 
 _CALCULATORS: dict = {}
 
 
-def _calculator(labels: Mapping[str, str], data_dir) -> OverlapCalculator:
+def _calculator(labels: Mapping[str, str], openmx_data) -> OverlapCalculator:
     from .parsers.openmx.pao import find_openmx_data
-    root = find_openmx_data(data_dir)
+    root = find_openmx_data(openmx_data)
     key = (tuple(sorted(labels.items())), str(root))
     if key not in _CALCULATORS:
         _CALCULATORS[key] = OverlapCalculator(labels, root)
     return _CALCULATORS[key]
 
 
-def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], data_dir=None) -> BlockOperator:
+def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=None) -> BlockOperator:
     """OpenMX's neighbour list and overlap S of any structure, from the PAO files alone.
 
-    ``basis_labels``: species -> OpenMX basis label (``{"C": "C6.0-s2p2d1"}``); ``data_dir``:
-    OpenMX ``DFT_DATA19`` folder (default: ``$HOTHAM_OPENMX_DATA``, then ``../shared`` beside
-    the checkout). Returns a :class:`BlockOperator` with ``S`` filled (internal orbital
+    ``basis_labels``: species -> OpenMX basis label (``{"C": "C6.0-s2p2d1"}``); ``openmx_data``:
+    OpenMX ``DFT_DATA19`` folder (default: ``$HOTHAM_OPENMX_DATA``). Returns a :class:`BlockOperator` with ``S`` filled (internal orbital
     convention) and ``H = None``, ready for a model's prediction (``op.with_blocks(H=...)``).
     The radial tables of a basis are cached for the session.
     """
@@ -371,7 +370,7 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], data_dir=Non
     labels = {s: labels[s] for s in sorted(set(atoms.get_chemical_symbols()))}
     for lab in labels.values():
         parse_openmx_basis(lab)
-    calc = _calculator(labels, data_dir)
+    calc = _calculator(labels, openmx_data)
     op = structure_operator(atoms, calc.basis, calc.radii())
     op.S = calc.fill(op)
     op.source = "overlap:" + ",".join(labels.values())

@@ -1,14 +1,13 @@
-"""Training, checkpoints and prediction with the Hot-Ham model.
+"""Training the Hot-Ham model on a hotham data set.
 
-    from hotham.train import TrainConfig, train, load_predictor
+    from hotham.train import TrainConfig, train
     result = train("set.h5", "model.pt", model={"lmax": 4, "channels": 16}, config=TrainConfig(epochs=200))
-    pred = load_predictor("model.pt").predict(op)      # BlockOperator with predicted H (eV)
+    pred = hotham.predict("model.pt", op)             # BlockOperator with predicted H (eV)
 
-Targets are the DFT blocks in eV minus an *equivariant on-site baseline*: for every species and
-pair of its shells with equal l, the data-set mean of tr(block)/(2l+1) times the identity
-(c * 1 is invariant under D_l (.) D_l^T, so the baseline breaks no symmetry). The network learns
-the residual; predictions add the baseline back. The loss is the Hot-Ham paper's: mean absolute
-error plus root-mean-square error over all block elements.
+Targets are the DFT blocks in eV minus the equivariant on-site baseline
+(:class:`hotham.baseline.OnsiteBaseline`); the network learns the residual. The loss is the
+Hot-Ham paper's: mean absolute error plus root-mean-square error over all block elements. The
+best model on the validation split is written as a checkpoint (:mod:`hotham.checkpoint`).
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -24,13 +22,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from .basis import Basis
-from .errors import FormatError, HothamError
+from .baseline import OnsiteBaseline
+from .checkpoint import Predictor, resolve_device
+from .errors import HothamError
+from .files import atomic_path
 from .metrics import BlockErrors
-from .operator import BlockOperator
-
-CHECKPOINT_FORMAT = "hotham-model"
-CHECKPOINT_VERSION = 1
 
 
 class TrainingError(HothamError):
@@ -63,85 +59,6 @@ class TrainConfig(BaseModel):
     seed: int = 0
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-# ---------------------------------------------------------------------------------- baseline
-@dataclass
-class OnsiteBaseline:
-    """Equivariant on-site baseline: ``values[species]`` = list of ``(shell_a, shell_b, c)``,
-    c the mean diagonal value (eV for H) of the (a, b) sub-block of on-site blocks, l_a == l_b."""
-
-    values: dict = field(default_factory=dict)
-
-    @classmethod
-    def fit(cls, ops, which: str = "H") -> "OnsiteBaseline":
-        sums: dict = {}
-        for op in ops:
-            X = getattr(op, which)
-            symbols = op.atoms.get_chemical_symbols()
-            for a, e in enumerate(op.onsite_edges()):
-                s = symbols[a]
-                blk = X[op.offsets[e]:op.offsets[e + 1]].reshape(op.block_shapes[e])
-                for (ka, kb, sl_a, sl_b, l) in _equal_l_shell_pairs(op.basis.shells[s]):
-                    key = (s, ka, kb)
-                    sums.setdefault(key, []).append(np.trace(blk[sl_a, sl_b]) / (2 * l + 1))
-        values: dict = {}
-        for (s, ka, kb), v in sorted(sums.items()):
-            # (a, b) and (b, a) get one value, so the baseline is exactly Hermitian
-            both = v + sums[(s, kb, ka)]
-            values.setdefault(s, []).append((ka, kb, float(np.mean(both))))
-        return cls(values)
-
-    def block(self, symbol: str, shells) -> np.ndarray:
-        """Baseline on-site block of one species, float64 [n_orb, n_orb] (zeros if unknown)."""
-        n = sum(2 * l + 1 for l in shells)
-        blk = np.zeros((n, n))
-        pairs = {(ka, kb): (sl_a, sl_b) for ka, kb, sl_a, sl_b, _ in _equal_l_shell_pairs(shells)}
-        for ka, kb, c in self.values.get(symbol, []):
-            sl_a, sl_b = pairs[(ka, kb)]
-            sub = blk[sl_a, sl_b]
-            np.fill_diagonal(sub, c)
-            blk[sl_a, sl_b] = sub
-        return blk
-
-    def add_to(self, op: BlockOperator, out: np.ndarray) -> np.ndarray:
-        """Add the baseline to the on-site blocks of ``out`` (float64 [nnz], ``op``'s flat layout),
-        in place, species by species; returns ``out``."""
-        symbols = np.array(op.atoms.get_chemical_symbols())
-        onsite = op.onsite_edges()
-        for s in set(symbols.tolist()) & set(self.values):
-            blk = self.block(s, op.basis.shells[s]).ravel()
-            at = op.offsets[onsite[symbols == s]][:, None] + np.arange(blk.size)
-            out[at] += blk
-        return out
-
-    def flat(self, op: BlockOperator) -> np.ndarray:
-        """Baseline blocks of ``op`` in its flat layout (zeros off-site), float64 [nnz]."""
-        return self.add_to(op, np.zeros(op.nnz))
-
-    def to_dict(self) -> dict:
-        return {s: [list(v) for v in vals] for s, vals in self.values.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "OnsiteBaseline":
-        return cls({s: [(int(a), int(b), float(c)) for a, b, c in vals] for s, vals in d.items()})
-
-
-def _equal_l_shell_pairs(shells):
-    """(index a, index b, slice a, slice b, l) for every ordered pair of shells with equal l."""
-    starts = np.concatenate([[0], np.cumsum([2 * l + 1 for l in shells])])
-    out = []
-    for a, la in enumerate(shells):
-        for b, lb in enumerate(shells):
-            if la == lb:
-                out.append((a, b, slice(starts[a], starts[a + 1]), slice(starts[b], starts[b + 1]), la))
-    return out
-
-
 def valence_per_species(ops) -> dict:
     """Valence electrons per element from the structures' metadata (per-element dicts, or totals
     of single-element structures); elements without information are left out."""
@@ -154,72 +71,6 @@ def valence_per_species(ops) -> dict:
         elif v is not None and len(symbols) == 1:
             out[symbols.pop()] = float(v) / op.n_atoms
     return out
-
-
-# ---------------------------------------------------------------------------------- predictor
-class Predictor:
-    """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges."""
-
-    def __init__(self, model, baseline: OnsiteBaseline, target: str = "H", info: dict | None = None):
-        self.model = model
-        self.baseline = baseline
-        self.target = target
-        self.info = info or {}
-
-    @property
-    def basis(self) -> Basis:
-        return Basis(self.model.shells, self.info.get("basis_labels", {}))
-
-    def predict_flat(self, op: BlockOperator) -> np.ndarray:
-        """Predicted blocks of ``op`` (flat, float64, eV for H)."""
-        self.model.eval()
-        with torch.no_grad():
-            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
-        return self.baseline.add_to(op, out)
-
-    def predict(self, op: BlockOperator) -> BlockOperator:
-        """Copy of ``op`` with the predicted target; the other matrix is kept."""
-        X = self.predict_flat(op)
-        src = f"model:{self.info.get('path', 'hotham')}" + (f" on {op.source}" if op.source else "")
-        if self.target == "H":
-            out = op.with_blocks(H=X, S=op.S, spin="none", source=src)
-        else:
-            out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
-        valence = self.info.get("valence_electrons") or {}
-        if "valence_electrons" not in out.meta and set(out.atoms.get_chemical_symbols()) <= set(valence):
-            out.meta["valence_electrons"] = {s: valence[s] for s in set(out.atoms.get_chemical_symbols())}
-        return out
-
-    def save(self, path, extra: dict | None = None) -> None:
-        ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "target": self.target,
-                "model": self.model.checkpoint(), "baseline": self.baseline.to_dict(), **self.info, **(extra or {})}
-        ckpt.pop("path", None)
-        _atomic_torch_save(ckpt, path)
-
-
-def _atomic_torch_save(obj, path) -> None:
-    from .io.hdf5 import atomic_path
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load_predictor(path, device: str = "auto") -> Predictor:
-    """Load a checkpoint written by :func:`train`."""
-    from .nn.model import HotHam
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many kinds for foreign/corrupt files
-        raise FormatError(path, f"not a readable hotham model checkpoint ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise FormatError(path, "not a hotham model checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads {CHECKPOINT_VERSION}")
-    model = HotHam.from_checkpoint(ckpt["model"])
-    dev = resolve_device(device)
-    model = model.to(dev)
-    info = {k: v for k, v in ckpt.items() if k not in ("model", "baseline", "format", "version", "target")}
-    info["path"] = os.fspath(path)
-    return Predictor(model, OnsiteBaseline.from_dict(ckpt["baseline"]), ckpt.get("target", "H"), info)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -236,9 +87,10 @@ def _batches(names: list[str], size: int, rng: np.random.Generator) -> list[list
 
 def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
     """Block errors (meV) of a predictor on operators with DFT blocks; see hotham.metrics."""
+    from .prediction import predict
     acc = BlockErrors(which or predictor.target)
     for op in ops:
-        acc.add(predictor.predict(op), op)
+        acc.add(predict(predictor, op, fermi_level=False), op)
     return acc.report()
 
 
@@ -354,7 +206,6 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
               "test": evaluate(pred, [ops[n] for n in split["test"]]) if split["test"] else None}
     pred.save(out_path, {"history": history, "metrics": {"val": result["val"], "test": result["test"]}})
-    from .io.hdf5 import atomic_path
     with atomic_path(Path(os.fspath(out_path) + ".json")) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1))
     return result

@@ -3,6 +3,7 @@ clone is self-contained)."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,32 @@ from hotham.basis import Basis
 from hotham.operator import BlockOperator
 
 DATA = Path(__file__).parent / "data"
+#: the repository's shipped data sets (data/), used by tests that need more than tests/data
+REPO_DATA = Path(__file__).parents[1] / "data"
+
+# OpenMX's PAO files (DFT_DATA19) are never copied into the project: the library reads them from
+# $HOTHAM_OPENMX_DATA. The test suite points that variable at ../shared when it is there.
+_SHARED_PAO = Path(__file__).resolve().parents[2] / "shared" / "data" / "openmx" / "DFT_DATA19"
+if not os.environ.get("HOTHAM_OPENMX_DATA") and (_SHARED_PAO / "PAO").is_dir():
+    os.environ["HOTHAM_OPENMX_DATA"] = str(_SHARED_PAO)
+
+
+def need_openmx_data() -> Path:
+    """OpenMX's DFT_DATA19 folder for tests that need the PAO files. On a clone without it the
+    test is skipped, with the reason; under CI (``CI`` set) it fails instead: CI runs them all."""
+    from hotham.parsers.openmx import pao
+    try:
+        return pao.find_openmx_data()
+    except pao.OpenMXDataNotFound as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PAO tests: {exc}")
+        pytest.skip(f"needs OpenMX's PAO files (DFT_DATA19): {exc}")
+
+
+@pytest.fixture(scope="session")
+def openmx_data() -> Path:
+    """OpenMX's DFT_DATA19 folder (see :func:`need_openmx_data`)."""
+    return need_openmx_data()
 
 
 def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> BlockOperator:

@@ -1,7 +1,6 @@
 """Bands from parsed OpenMX blocks reproduce OpenMX's own .Band eigenvalues (dense and sparse)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from hotham.electronic import eigenvalues, solve
 from hotham.electronic.factor import have_pardiso
 
 DATA = Path(__file__).parent / "data" / "openmx"
-SHARED_TBG = Path(os.environ.get("HOTHAM_SHARED", Path(__file__).parents[2] / "shared")) / "data" / "deeph" / "tbg_21.79"
+TBG = Path(__file__).parents[1] / "data" / "tbg_21.79"     # shipped with the repository
 
 BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
 RUNS = ["graphene_prim", "hbn_prim", "mos2_prim", "mos2_prim_soc", "bilayer_graphene_ab_prim", "graphene_prim_spin"]
@@ -65,11 +64,10 @@ def test_collinear_spin_channels():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED_TBG.exists(), reason="needs ../shared/data/deeph/tbg_21.79 (34 MB, not copied)")
 def test_twisted_bilayer_bands_match_openmx():
     """Slow version of the dense/sparse checks on the 28-atom twisted bilayer (DeepH layout)."""
-    op = hio.read(SHARED_TBG)
-    kpts, ev, info = hio.read_openmx_band(SHARED_TBG / "tbg_21.79.Band")
+    op = hio.read(TBG)
+    kpts, ev, info = hio.read_openmx_band(TBG / "tbg_21.79.Band")
     e = eigenvalues(op, kpts)
     # DeepH's eV/Hartree (27.2113845) differs from ase's by 5.6e-8 relative: < 2e-5 eV on these bands
     assert np.abs(e - ev[0]).max() < 1e-4

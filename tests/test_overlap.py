@@ -1,13 +1,13 @@
 """Overlap S from OpenMX's PAO files (hotham.overlap, hotham.parsers.openmx.pao).
 
-The PAO files are read from OpenMX's DFT_DATA19 (``$HOTHAM_OPENMX_DATA``, else ``../shared`` beside
-the checkout, as in CI); they are never copied into the repository. Without them these tests fail
-with a message saying where they were looked for.
+The PAO files are read from OpenMX's DFT_DATA19 (``$HOTHAM_OPENMX_DATA``, which tests/conftest.py
+points at ``../shared`` when it is there); they are never copied into the repository. Without them
+these tests are skipped with the reason, except under CI, where they fail.
 
 Measured against the S in OpenMX's own .scfout files (max abs deviation over all block elements,
 OpenMX 3.9.9): graphene 4.1e-6, AB bilayer graphene 4.1e-6, hBN 9.7e-6, MoS2 3.7e-5 (Mo s/d of the
 third and second multiplicity: OpenMX's 900-point transforms, not ours, which are converged to 6e-8).
-The same holds for all 59 OpenMX structures in ../shared (the DeepH sets included; edge sets equal
+The same holds for all 59 OpenMX reference structures (the DeepH sets included; edge sets equal
 in every one, the nearest kept pair 6e-5 Bohr inside rc_i + rc_j, the nearest dropped one 2e-3 Bohr
 outside).
 """
@@ -23,7 +23,7 @@ from scipy.interpolate import CubicSpline
 
 import hotham.io
 from ase.units import Bohr
-from conftest import DATA
+from conftest import DATA, REPO_DATA
 from hotham.basis import Basis
 from hotham.electronic.hk import Assembler
 from hotham.errors import BasisError, FormatError, StructureError
@@ -31,18 +31,9 @@ from hotham.overlap import OverlapCalculator, overlap_operator, real_gaunt, stru
 from hotham.parsers.openmx import pao as pao_mod
 from hotham.so3 import random_rotation, rotate_operator, spherical_harmonics
 
-SHARED = Path(hotham.__file__).resolve().parents[2] / "shared" / "data"
 
 #: per run: tolerance just above the measured max |S_hotham - S_openmx| (figures in the docstring)
 RUNS = {"graphene_prim": 6e-6, "bilayer_graphene_ab_prim": 6e-6, "hbn_prim": 1.5e-5, "mos2_prim": 5e-5}
-
-
-@pytest.fixture(scope="module")
-def data_dir():
-    try:
-        return pao_mod.find_openmx_data()
-    except pao_mod.OpenMXDataNotFound as exc:
-        pytest.fail(f"the overlap tests need OpenMX's PAO files: {exc}")
 
 
 def _ref(run):
@@ -54,8 +45,8 @@ def _keys(op):
 
 
 # ---------------------------------------------------------------------------- PAO reader
-def test_pao_file_layout(data_dir):
-    p = pao_mod.read_pao(data_dir / "PAO" / "C6.0.pao")
+def test_pao_file_layout(openmx_data):
+    p = pao_mod.read_pao(openmx_data / "PAO" / "C6.0.pao")
     assert (p.name, p.lmax, p.mul, p.cutoff) == ("C6.0", 3, 15, 6.0)
     assert p.radial.shape == (4, 15, len(p.r)) and len(p.r) == 500
     # log grid, zero beyond the cutoff, R ~ r^l near the origin
@@ -69,8 +60,8 @@ def test_pao_file_layout(data_dir):
         assert abs(np.trapezoid(r ** 2 * f ** 2, r) - 1) < 1e-5
 
 
-def test_pao_errors(data_dir, tmp_path):
-    text = (data_dir / "PAO" / "C6.0.pao").read_text()
+def test_pao_errors(openmx_data, tmp_path):
+    text = (openmx_data / "PAO" / "C6.0.pao").read_text()
     cut = tmp_path / "C6.0.pao"
     cut.write_text(text[: text.index("<pseudo.atomic.orbitals.L=2") + 5000])
     with pytest.raises(FormatError, match=r"C6\.0\.pao.*L=2"):
@@ -80,31 +71,27 @@ def test_pao_errors(data_dir, tmp_path):
     with pytest.raises(FormatError, match="PAO.Mul"):
         pao_mod.read_pao(nokey)
     with pytest.raises(BasisError, match="l=4"):
-        pao_mod.read_pao(data_dir / "PAO" / "C6.0.pao").function(4, 0)
+        pao_mod.read_pao(openmx_data / "PAO" / "C6.0.pao").function(4, 0)
 
 
-def test_find_openmx_data(data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv(pao_mod.DATA_ENV, str(data_dir))
-    assert pao_mod.find_openmx_data() == data_dir
+def test_find_openmx_data(openmx_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(pao_mod.DATA_ENV, str(openmx_data))
+    assert pao_mod.find_openmx_data() == openmx_data
     with pytest.raises(pao_mod.OpenMXDataNotFound, match="nowhere.*argument"):
         pao_mod.find_openmx_data(tmp_path / "nowhere")
     monkeypatch.setenv(pao_mod.DATA_ENV, str(tmp_path))
     with pytest.raises(pao_mod.OpenMXDataNotFound, match="HOTHAM_OPENMX_DATA.*no .*PAO"):
         pao_mod.find_openmx_data()
-    monkeypatch.delenv(pao_mod.DATA_ENV)
-    beside = SHARED / "openmx" / "DFT_DATA19"           # ../shared beside the checkout
-    if (beside / "PAO").is_dir():
-        assert pao_mod.find_openmx_data() == beside
-    else:
-        with pytest.raises(pao_mod.OpenMXDataNotFound, match="beside the checkout"):
-            pao_mod.find_openmx_data()
+    monkeypatch.delenv(pao_mod.DATA_ENV)           # nothing is guessed: the error says what to set
+    with pytest.raises(pao_mod.OpenMXDataNotFound, match="set HOTHAM_OPENMX_DATA"):
+        pao_mod.find_openmx_data()
     with pytest.raises(BasisError, match="Xx9.0"):
-        pao_mod.pao_file("Xx9.0-s1", data_dir)
+        pao_mod.pao_file("Xx9.0-s1", openmx_data)
 
 
 # ---------------------------------------------------------------------------- against OpenMX
 @pytest.mark.parametrize("run", list(RUNS))
-def test_reproduces_openmx(run, data_dir):
+def test_reproduces_openmx(run, openmx_data):
     """Edge sets equal exactly; every block within the tolerance measured for the run."""
     ref = _ref(run)
     op = overlap_operator(ref.atoms, ref.basis.labels)
@@ -119,12 +106,10 @@ def test_reproduces_openmx(run, data_dir):
 
 
 @pytest.mark.parametrize("number", ["003", "004"])
-def test_edge_criterion_near_threshold(number, data_dir):
-    """Noisy slid bilayers (read from ../shared, like the PAO files) with a pair 6.4e-5 Bohr inside
+def test_edge_criterion_near_threshold(number, openmx_data):
+    """Noisy slid bilayers (the shipped data/ set) with a pair 6.4e-5 Bohr inside
     rc_i + rc_j = 12 Bohr (003, kept by OpenMX) and one 2.3e-3 Bohr outside (004, dropped)."""
-    folder = SHARED / "deeph" / "bilayer_graphene_slid_1x1" / number
-    if not folder.is_dir():
-        pytest.fail(f"this test needs the OpenMX reference data of ../shared: {folder} is missing")
+    folder = REPO_DATA / "bilayer_graphene_slid_1x1" / number
     ref = hotham.io.read(folder)
     op = structure_operator(ref.atoms, Basis.from_openmx({"C": "C6.0-s2p2d1"}))
     assert _keys(op) == _keys(ref)
@@ -163,10 +148,10 @@ def _real_space_overlap(calc, a, b, d_vec):
     return np.einsum("p,pa,pb->ab", w, A, B)
 
 
-def test_against_real_space_quadrature(data_dir):
+def test_against_real_space_quadrature(openmx_data):
     """Sign conventions and prefactors of the Bessel route, checked by direct 3D integration
     (measured agreement 3.5e-7, the quadrature's own error)."""
-    calc = OverlapCalculator({"Mo": "Mo7.0-s3p2d2", "S": "S7.0-s2p2d1"}, data_dir)
+    calc = OverlapCalculator({"Mo": "Mo7.0-s3p2d2", "S": "S7.0-s2p2d1"}, openmx_data)
     d = np.array([0.9, -1.3, 1.7])     # Angstrom, a generic direction
     for a, b in (("Mo", "S"), ("S", "Mo")):
         ref = _real_space_overlap(calc, a, b, d)
@@ -190,7 +175,7 @@ def test_real_gaunt_against_quadrature():
 
 # ---------------------------------------------------------------------------- symmetry and physics
 @pytest.mark.parametrize("improper", [False, True])
-def test_rotation_equivariance(improper, data_dir):
+def test_rotation_equivariance(improper, openmx_data):
     ref = _ref("mos2_prim")
     op = overlap_operator(ref.atoms, ref.basis.labels)
     Q = random_rotation(np.random.default_rng(3), improper=improper)
@@ -203,7 +188,7 @@ def test_rotation_equivariance(improper, data_dir):
     assert np.abs(ours - rotated.S).max() < 1e-10
 
 
-def test_hermitian_and_positive_definite(data_dir):
+def test_hermitian_and_positive_definite(openmx_data):
     for run in ("graphene_prim", "mos2_prim"):
         ref = _ref(run)
         op = overlap_operator(ref.atoms, ref.basis.labels)
@@ -216,7 +201,7 @@ def test_hermitian_and_positive_definite(data_dir):
         assert np.abs(e_ours - e_ref).max() < 50 * RUNS[run]
 
 
-def test_molecule_and_errors(data_dir):
+def test_molecule_and_errors(openmx_data):
     # a non-periodic C2 molecule: no images, one pair within 12 Bohr
     mol = Atoms("C2", positions=[[0, 0, 0], [0, 0, 1.3]], cell=[5, 5, 5], pbc=False)
     op = overlap_operator(mol, {"C": "C6.0-s2p2d1"})
@@ -230,10 +215,10 @@ def test_molecule_and_errors(data_dir):
     with pytest.raises(BasisError, match="C"):
         overlap_operator(mol, {"N": "N6.0-s2p2d1"})
     with pytest.raises(BasisError, match="l=3, mul=15"):
-        OverlapCalculator({"C": "C6.0-s1p1d1f16"}, data_dir)
+        OverlapCalculator({"C": "C6.0-s1p1d1f16"}, openmx_data)
 
 
-def test_large_sheet_matches_primitive(data_dir):
+def test_large_sheet_matches_primitive(openmx_data):
     """A 6x6 graphene supercell: every block equals the primitive cell's block of the same pair."""
     g = graphene(a=2.46, vacuum=7.5)
     g.pbc = True
@@ -251,7 +236,7 @@ def test_large_sheet_matches_primitive(data_dir):
         assert np.abs(op.s_block(k) - op1.s_block(f[0])).max() < 1e-13
 
 
-def test_cli_overlap(data_dir, tmp_path):
+def test_cli_overlap(openmx_data, tmp_path):
     from hotham.cli import main
     out = tmp_path / "s.h5"
     dat = DATA / "openmx" / "mos2_prim" / "mos2_prim.dat"
@@ -269,7 +254,7 @@ def test_cli_overlap(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("run", ["graphene_prim", "mos2_prim"])
-def test_bands_with_openmx_h(run, data_dir):
+def test_bands_with_openmx_h(run, openmx_data):
     """OpenMX's H with hotham's S reproduces OpenMX's .Band within 5 eV of the chemical potential
     to 1e-4 eV (measured: 6.1e-6 eV graphene, 1.6e-5 hBN, 3.3e-5 MoS2, 1.1e-5 AB bilayer): S from
     the PAO files is good enough for bands of structures that have no DFT run."""

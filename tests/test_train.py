@@ -12,7 +12,10 @@ from hotham.dataset import Dataset, build_dataset
 from hotham.errors import FormatError
 from hotham.metrics import block_errors
 from hotham.so3 import random_rotation, rotate_operator
-from hotham.train import OnsiteBaseline, TrainConfig, TrainingError, load_predictor, train
+from hotham import predict
+from hotham.baseline import OnsiteBaseline
+from hotham.checkpoint import load_predictor
+from hotham.train import TrainConfig, TrainingError, train
 
 DATA = Path(__file__).parent / "data"
 TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
@@ -54,7 +57,7 @@ def test_training_reduces_error_and_checkpoint_roundtrips(dataset, trained):
     pred = load_predictor(out)
     ds = Dataset(dataset)
     op = ds[ds.split("val")[0]]
-    p = pred.predict(op)
+    p = predict(pred, op, fermi_level=False)
     assert p.hermiticity_error() == 0.0
     assert p.S is op.S or np.array_equal(p.S, op.S)
     rep = block_errors(p, op)
@@ -100,17 +103,16 @@ def test_cli_evaluate_and_predict(dataset, trained, tmp_path, capsys):
     assert p.hermiticity_error() == 0.0
 
 
-def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
+def test_predict_bare_structure_matches_dft_edges(trained, tmp_path, openmx_data):
     """A structure file alone: OpenMX's edges from the PAO radii, S from the PAO files, and the
     same predicted H as on the DFT's own blocks (H depends on geometry only)."""
     from ase.io import write as ase_write
-    from hotham.predict import predict_structure
     out, _ = trained
     src = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
     dft = io.read(src)
     ase_write(tmp_path / "bilayer.xyz", dft.atoms, format="extxyz")
-    bare = predict_structure(out, tmp_path / "bilayer.xyz")
-    on_dft = predict_structure(out, dft)
+    bare = predict(out, tmp_path / "bilayer.xyz")
+    on_dft = predict(out, dft)
     assert bare.n_edges == dft.n_edges
     e_bare = np.array([bare.find_edge(i, j, R) for i, j, R in zip(dft.edge_i, dft.edge_j, dft.edge_R)])
     assert np.array_equal(np.sort(e_bare), np.arange(dft.n_edges))
@@ -123,22 +125,24 @@ def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
 def test_fermi_level_from_electron_count_matches_openmx():
     """The E_F a prediction gets (electron count on a mesh) reproduces OpenMX's chemical potential
     when applied to the DFT blocks themselves (slid bilayer: 16 electrons, 10x10 mesh)."""
-    from hotham.predict import model_fermi_level
+    from hotham.electronic import automatic_mesh, find_fermi_level
+    from hotham.errors import HothamError
     dft = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
-    ef, how = model_fermi_level(dft, mesh=(9, 9, 1))           # OpenMX's own scf.Kgrid
-    assert abs(ef - dft.fermi_level) < 2e-3 and "electron count (16), 9x9x1 mesh" in how
-    ef, how = model_fermi_level(dft)                            # automatic 10x10: semimetal, mesh-dependent
+    ef = find_fermi_level(dft, (9, 9, 1))                       # OpenMX's own scf.Kgrid
+    assert abs(ef - dft.fermi_level) < 2e-3
+    assert automatic_mesh(dft.atoms) == (10, 10, 1)
+    ef = find_fermi_level(dft)                                  # automatic 10x10: semimetal, mesh-dependent
     assert abs(ef - dft.fermi_level) < 0.05
-    assert np.isnan(model_fermi_level(dft, max_orbitals=10)[0])
+    with pytest.raises(HothamError, match="orbitals > 10"):
+        find_fermi_level(dft, max_orbitals=10)
 
 
-def test_prediction_carries_valence_and_fermi_level(trained, tmp_path):
+def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_data):
     from ase.io import write as ase_write
-    from hotham.predict import predict_structure
     out, _ = trained
     dft = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
     ase_write(tmp_path / "g.xyz", dft.atoms, format="extxyz")
-    p = predict_structure(out, tmp_path / "g.xyz")
+    p = predict(out, tmp_path / "g.xyz")
     assert p.meta["valence_electrons"] == {"C": 4.0}
     assert np.isfinite(p.fermi_level) and "mesh" in p.meta["fermi_level_method"]
     assert "g.xyz" in p.source

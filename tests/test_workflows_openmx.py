@@ -13,6 +13,8 @@ import pytest
 from hotham.cli import main
 from hotham.errors import BasisError
 from hotham.parsers.openmx.dat import input_structure, parse_openmx_input, read_openmx_input, species_basis_labels
+from hotham.parsers.openmx.out import read_out
+from ase.units import Hartree
 from hotham.workflows import runner, twisted_bilayer
 from hotham.workflows.openmx_input import kgrid_from_density, openmx_input_text, write_openmx_input
 
@@ -118,10 +120,11 @@ def _folders(tmp_path, names):
 def test_parse_real_out(tmp_path):
     f = tmp_path / "graphene_prim.out"
     f.write_text(gzip.open(INPUTS / "graphene_prim.out.gz", "rt").read())
-    facts = runner.parse_out(f)
+    facts = read_out(f)
     # figures of the reference run (meta.json: 19 SCF steps, ChemP -0.138670464313 Ha, NormRD 1.002e-9)
-    assert facts == {"finished": True, "scf_steps": 19, "last_NormRD": pytest.approx(1.002e-09),
-                     "chemical_potential_hartree": -0.138670464313, "converged": True}
+    assert facts.finished and facts.converged and facts.scf_steps == 19
+    assert facts.last_normrd == pytest.approx(1.002e-09)
+    assert facts.chemical_potential / Hartree == pytest.approx(-0.138670464313, rel=1e-12)
 
 
 def test_runner_parallel_resume_and_failures(tmp_path, fake_openmx, monkeypatch):
@@ -131,7 +134,7 @@ def test_runner_parallel_resume_and_failures(tmp_path, fake_openmx, monkeypatch)
         dat.write_text(dat.read_text() + f"# {tag}\n")
     res = {r.name: r for r in runner.run_many(folders, fake_openmx, parallel=2)}
     assert res["ok1"].status == res["ok2"].status == "converged" and res["ok1"].scf_steps == 19
-    assert res["ok1"].wall_time_s > 0 and res["ok1"].chemical_potential_hartree == -0.138670464313
+    assert res["ok1"].wall_time_s > 0 and res["ok1"].chemical_potential_hartree == pytest.approx(-0.138670464313, rel=1e-12)
     assert res["bad"].status == "failed" and res["bad"].returncode == 3 and "wrote no bad.out" in res["bad"].message
     assert res["noconv"].status == "not_converged" and res["noconv"].scf_steps == 150
     rec = json.loads((tmp_path / "runs" / "ok1" / "run.json").read_text())

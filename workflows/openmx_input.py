@@ -210,7 +210,7 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
 def write_openmx_input(path, atoms: Atoms, **kwargs) -> Path:
     """Write ``openmx_input_text(atoms, **kwargs)`` to ``path`` atomically; System.Name defaults
     to the file's stem. Returns the path."""
-    from hotham.io.hdf5 import atomic_path
+    from hotham.files import atomic_path
     path = Path(path)
     kwargs.setdefault("system_name", path.stem)
     text = openmx_input_text(atoms, **kwargs)

@@ -16,19 +16,14 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from hotham.cell import slab_axis
 from hotham.errors import StructureError
 
 
-def is_slab(atoms: Atoms, min_vacuum: float = 5.0) -> bool:
-    """True when the third cell vector is along z, perpendicular to the first two, and the atoms
-    leave at least ``min_vacuum`` Angstrom of empty space along it (or pbc[2] is False)."""
-    c = np.asarray(atoms.cell[2])
-    if not atoms.pbc[2]:
-        return True
-    if np.linalg.norm(c[:2]) > 1e-8 or np.abs(np.asarray(atoms.cell[:2])[:, 2]).max() > 1e-8:
-        return False
-    z = atoms.positions[:, 2]
-    return c[2] - (z.max() - z.min()) >= min_vacuum
+def is_slab(atoms: Atoms) -> bool:
+    """True for a layer or stack of layers along z: :func:`hotham.cell.slab_axis` is the third
+    cell vector (the generators build layers in the xy plane)."""
+    return slab_axis(atoms) == 2
 
 
 def wrap_in_plane(atoms: Atoms) -> Atoms:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -20,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+from ase.units import Hartree
+
 from hotham.errors import FormatError, HothamError
-
-_SCF = re.compile(r"^\s*SCF=\s*(\d+)\s+NormRD=\s*([-+0-9.eE]+)", re.M)
-_CHEMP = re.compile(r"Chemical potential \(Hartree\)\s+([-+0-9.eE]+)")
-
+from hotham.parsers.openmx.out import read_out
 
 class OpenMXNotFound(HothamError):
     """No OpenMX command configured."""
@@ -60,23 +59,6 @@ def find_input(folder) -> Path:
     return dats[0]
 
 
-def parse_out(path, max_iter: int | None = None) -> dict:
-    """Convergence facts from an OpenMX ``.out``: finished (timing section present), SCF
-    steps, last NormRD, chemical potential (Hartree), converged (finished and fewer SCF
-    steps than scf.maxIter, read from the input echo when ``max_iter`` is None)."""
-    text = Path(path).read_text(errors="replace")
-    steps = _SCF.findall(text)
-    if max_iter is None:
-        m = re.search(r"^\s*scf\.maxIter\s+(\d+)", text, re.M | re.I)
-        max_iter = int(m.group(1)) if m else None
-    chem = _CHEMP.search(text)
-    finished = "Elapsed.Time" in text or "Computational Time" in text
-    n = int(steps[-1][0]) if steps else 0
-    conv = bool(finished and n > 0 and (max_iter is None or n < max_iter))
-    return {"finished": finished, "scf_steps": n, "last_NormRD": float(steps[-1][1]) if steps else None,
-            "chemical_potential_hartree": float(chem.group(1)) if chem else None, "converged": conv}
-
-
 def is_done(folder) -> bool:
     """True when run.json says converged and the .scfout is there."""
     folder = Path(folder)
@@ -91,7 +73,7 @@ def is_done(folder) -> bool:
 
 
 def _record(folder: Path, res: RunResult) -> None:
-    from hotham.io.hdf5 import atomic_path
+    from hotham.files import atomic_path
     with atomic_path(folder / "run.json") as tmp:
         Path(tmp).write_text(json.dumps(asdict(res), indent=1))
 
@@ -137,7 +119,7 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
                        max_parallel: int | None = None, extra_sbatch=()) -> Path:
     """Write a SLURM job-array script running one folder per array task (list of folders in
     ``<path>.folders``); finished folders (run.json converged) are skipped by the script."""
-    from hotham.io.hdf5 import atomic_path
+    from hotham.files import atomic_path
     folders = [Path(f).resolve() for f in folders]
     if not folders:
         raise HothamError("no run folders for the job array")
@@ -172,15 +154,19 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
 def _classify(folder: Path, name: str, rc, wall: float, msg: str = "") -> RunResult:
     res = RunResult(folder=str(folder), name=name, status="failed", returncode=rc, wall_time_s=round(wall, 3), message=msg)
     out = folder / f"{name}.out"
-    if out.is_file():
-        facts = parse_out(out)
-        res.scf_steps, res.last_NormRD = facts["scf_steps"], facts["last_NormRD"]
-        res.chemical_potential_hartree = facts["chemical_potential_hartree"]
-        if rc == 0 and facts["converged"] and (folder / f"{name}.scfout").is_file():
+    try:
+        facts = read_out(out) if out.is_file() else None
+    except FormatError as exc:   # a run killed before the input echo was written
+        facts, res.message = None, res.message or f"{exc} (see {name}.std)"
+    if facts is not None:
+        res.scf_steps, res.last_NormRD = facts.scf_steps, facts.last_normrd
+        if np.isfinite(facts.chemical_potential):
+            res.chemical_potential_hartree = facts.chemical_potential / Hartree
+        if rc == 0 and facts.converged and (folder / f"{name}.scfout").is_file():
             res.status = "converged"
-        elif rc == 0 and facts["finished"]:
+        elif rc == 0 and facts.finished:
             res.status = "not_converged"
-            res.message = res.message or f"SCF did not converge in {facts['scf_steps']} steps"
+            res.message = res.message or f"SCF did not converge in {facts.scf_steps} steps"
         else:
             res.message = res.message or f"OpenMX exited with {rc} before finishing (see {name}.std)"
     else:

@@ -36,10 +36,11 @@ def run_demo(args) -> int:
     from ..dataset import build_dataset
     from ..electronic.bands import kpath_from_band
     from ..electronic.compare import compare_bands
-    from ..electronic.dos import electron_count, fermi_level, monkhorst_pack
+    from ..electronic.fermi import electron_count, find_fermi_level
     from ..electronic.solve import eigenvalues
     from ..metrics import block_errors, format_report
-    from ..train import TrainConfig, load_predictor, train
+    from ..prediction import predict
+    from ..train import TrainConfig, train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,7 @@ def run_demo(args) -> int:
 
     say("\n== 4. twisted bilayer graphene 21.79 deg (28 atoms, never seen in training)")
     dft = io.read(data / "tbg_21.79")
-    pred = load_predictor(out / "model.pt", device=args.device).predict(dft)
+    pred = predict(out / "model.pt", dft, device=args.device, fermi_level=False)
     blocks = block_errors(pred, dft)
     say(format_report(blocks, "H (tbg_21.79)"))
     kpts, e_band, info = io.read_openmx_band(data / "tbg_21.79" / "tbg_21.79.Band")
@@ -73,9 +74,8 @@ def run_demo(args) -> int:
     parsed_vs_openmx = float(np.abs(e_dft - e_band[0]).max())
     say(f"DFT blocks vs OpenMX .Band: max |dE| = {parsed_vs_openmx:.2e} eV over all {e_dft.shape[1]} bands")
     # each side's own Fermi level from the electron count on a 6x6 mesh (no DFT input for the model)
-    mesh = monkhorst_pack(dft.atoms, (6, 6, 1))
     n_el = electron_count(dft)
-    ef_dft, ef_model = (fermi_level(eigenvalues(o, mesh), n_el) for o in (dft, pred))
+    ef_dft, ef_model = (find_fermi_level(o, (6, 6, 1)) for o in (dft, pred))
     say(f"Fermi level ({n_el:.0f} electrons, 6x6 mesh): DFT {ef_dft:.4f} eV, model {ef_model:.4f} eV")
     kp = kpath_from_band(dft.atoms, kpts, info)
     cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,

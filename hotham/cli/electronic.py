@@ -99,7 +99,7 @@ def cmd_dos(args) -> int:
         d.save_txt(f"{pre}.txt")
     else:
         import h5py
-        from ..io.hdf5 import atomic_path
+        from ..files import atomic_path
         with atomic_path(f"{pre}.h5") as tmp, h5py.File(tmp, "w") as f:
             f["energies"], f["total"], f["levels"] = d.energies, d.total, d.levels
             for k, v in d.projected.items():
@@ -174,7 +174,7 @@ def cmd_compare(args) -> int:
     cmp.plot(f"{pre}.{args.format}", labels=(args.model_label, args.reference_label))
     out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
                     "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": args.align}
-    from ..io.hdf5 import atomic_path
+    from ..files import atomic_path
     if args.data == "txt":
         with atomic_path(f"{pre}.txt") as tmp:
             nb = em.shape[1]

@@ -27,11 +27,8 @@ def _read_raw(spec: str):
     from ase.build import graphene, mx2
     p = Path(spec)
     if p.is_file():
-        if p.suffix == ".dat":
-            from ..parsers.openmx.dat import input_structure, read_openmx_input
-            return input_structure(read_openmx_input(p))[0]
-        import ase.io
-        return ase.io.read(p)
+        from ..io import read_structure
+        return read_structure(p)
     name, _, opt = spec.partition(":")
     kw = dict(x.split("=") for x in opt.split(",") if x)
     kw = {k: float(v) for k, v in kw.items()}

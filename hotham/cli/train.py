@@ -65,7 +65,8 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from ..dataset import Dataset
     from ..metrics import format_report
-    from ..train import evaluate, load_predictor
+    from ..checkpoint import load_predictor
+    from ..train import evaluate
     pred = load_predictor(args.model)
     ds = Dataset(args.dataset)
     names = ds.names if args.split == "all" else ds.split(args.split)
@@ -82,9 +83,9 @@ def _evaluate(args) -> int:
 
 def _predict(args) -> int:
     from .. import io
-    from ..predict import predict_structure
-    op = predict_structure(args.model, args.input, overlap_model=args.overlap_model,
-                           openmx_data=args.openmx_data, device=args.device)
+    from ..prediction import predict
+    op = predict(args.model, args.input, overlap_model=args.overlap_model, openmx_data=args.openmx_data,
+                 device=args.device)
     io.write(args.output, op)
     print(f"{op}\nwrote {args.output}")
     return 0

@@ -12,33 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cell import slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
 from .solve import solve
-
-#: vacuum (Angstrom) along a cell vector above which a cell counts as a slab
-SLAB_VACUUM = 5.0
-
-
-def slab_axis(atoms, vacuum: float = SLAB_VACUUM) -> int | None:
-    """Index of the non-periodic cell vector of a slab (pbc False, or atoms leave a gap of more
-    than ``vacuum`` Angstrom along a cell vector perpendicular to the other two), else None."""
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    if pbc.sum() == 2:
-        return int(np.flatnonzero(~pbc)[0])
-    cell = np.asarray(atoms.cell)
-    frac = atoms.get_scaled_positions(wrap=True)
-    for ax in (2, 0, 1):
-        others = [a for a in range(3) if a != ax]
-        c = cell[ax]
-        if any(abs(np.dot(c, cell[o])) > 1e-6 * np.linalg.norm(c) * np.linalg.norm(cell[o]) for o in others):
-            continue
-        f = np.sort(frac[:, ax])
-        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
-        if gaps.max() * np.linalg.norm(c) > vacuum:
-            return ax
-    return None
-
 
 @dataclass
 class KPath:
@@ -115,7 +92,7 @@ class BandStructure:
     def save_txt(self, fname) -> None:
         """Plain text a user can ``np.loadtxt``: columns k1 k2 k3 x E_1 .. E_nb (eV), header
         with the Fermi level and special points."""
-        from ..io.hdf5 import atomic_path
+        from ..files import atomic_path
         head = (f"hotham bands; fermi_level_eV {self.fermi_level:.10f}\n"
                 f"special_x {' '.join(f'{v:.8f}' for v in self.path.special_x)}\n"
                 f"labels {' '.join(self.path.labels)}\n"
@@ -126,7 +103,7 @@ class BandStructure:
 
     def save_hdf5(self, fname) -> None:
         import h5py
-        from ..io.hdf5 import atomic_path
+        from ..files import atomic_path
         with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
             f["kpts"] = self.path.kpts
             f["x"] = self.path.x
@@ -188,7 +165,7 @@ def finish_figure(ax, own: bool, fname=None):
 
 def _savefig(fig, fname):
     from pathlib import Path
-    from ..io.hdf5 import atomic_path
+    from ..files import atomic_path
     suffix = Path(fname).suffix.lstrip(".") or "png"
     with atomic_path(fname) as tmp:
         fig.savefig(tmp, format=suffix, dpi=150)

@@ -1,4 +1,4 @@
-"""Density of states on a Monkhorst-Pack mesh and the Fermi level from the electron count.
+"""Density of states on a Monkhorst-Pack mesh (Fermi level from :mod:`hotham.electronic.fermi`).
 
 DOS(E) = sum_k w_k sum_n g(E - e_nk) per spin-less cell, states / eV, with g a normalised
 Gaussian (``sigma`` = standard deviation, eV) or Lorentzian (``sigma`` = half width, eV).
@@ -10,69 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure, slab_axis
+from .bands import finish_figure
+from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
-
-K_B = 8.617333262e-5  # eV / K
-
-
-def monkhorst_pack(atoms, mesh) -> np.ndarray:
-    """Fractional MP mesh [n1 n2 n3, 3] (Gamma-centred for odd n, as ase). A scalar ``mesh``
-    gives n x n x n, or n x n x 1 for slabs."""
-    from ase.dft.kpoints import monkhorst_pack as mp
-    if np.ndim(mesh) == 0:
-        ax = slab_axis(atoms)
-        mesh = [int(mesh)] * 3
-        if ax is not None:
-            mesh[ax] = 1
-    return mp(mesh)
-
-
-def electron_count(op: BlockOperator) -> float:
-    """Valence electrons of the cell from ``op.meta["valence_electrons"]`` (a total, or a dict per
-    element from the OpenMX input). HothamError if absent."""
-    v = op.meta.get("valence_electrons")
-    if v is None:
-        raise HothamError(f"the number of electrons is unknown ({op.source or 'operator'} has no "
-                          "valence_electrons in its metadata): give it explicitly")
-    if isinstance(v, dict):
-        try:
-            return float(sum(v[s] for s in op.atoms.get_chemical_symbols()))
-        except KeyError as exc:
-            raise HothamError(f"no valence electron count for species {exc}") from None
-    return float(v)
-
-
-def occupancy(op: BlockOperator) -> float:
-    """Electrons per band: 2 for spin 'none', 1 for soc or a collinear channel."""
-    return 2.0 if op.spin == "none" else 1.0
-
-
-def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: float = 2.0,
-                temperature: float = 300.0) -> float:
-    """Chemical potential (eV) with sum_k w_k sum_n occ f((e_nk - mu)/kT) = n_electrons.
-
-    ``energies`` [nk, nb] (all spin channels concatenated along nb), ``weights`` [nk] summing
-    to 1 (default uniform). Fermi-Dirac at ``temperature`` (K); in a gap the root is where the
-    count is reached (mid-gap at low T for a symmetric gap)."""
-    e = np.asarray(energies, dtype=float)
-    w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
-    if n_electrons > occ * e.shape[1] or n_electrons < 0:
-        raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
-    kT = max(K_B * temperature, 1e-6)
-
-    def count(mu):
-        x = np.clip((e - mu) / kT, -200, 200)
-        return float(occ * np.sum(w[:, None] / (1.0 + np.exp(x)))) - n_electrons
-
-    lo, hi = e.min() - 1.0, e.max() + 1.0
-    return float(brentq(count, lo, hi, xtol=1e-10))
-
 
 def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, sigma: float,
             kind: str = "gaussian") -> np.ndarray:
@@ -125,7 +69,7 @@ class DOS:
 
     def save_txt(self, fname) -> None:
         """Columns E (eV), total, then each projection; loadable with np.loadtxt."""
-        from ..io.hdf5 import atomic_path
+        from ..files import atomic_path
         names = list(self.projected)
         cols = [self.energies, self.total] + [self.projected[n] for n in names]
         head = (f"hotham dos; fermi_level_eV {self.fermi_level:.10f}\n"

@@ -115,7 +115,7 @@ class States:
         energies [nk, nb] (eV), vectors [nk, size, nb] complex (lattice gauge, S-normalised),
         orbital_weights, atom_weights; attrs fermi_level, source."""
         import h5py
-        from ..io.hdf5 import atomic_path
+        from ..files import atomic_path
         with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
             f["kpts"] = self.kpts
             f["energies"] = self.energies

@@ -5,6 +5,9 @@ Formats behind one door, as in ASE:
 * an OpenMX run folder, or its ``.scfout`` (optionally ``.scfout.gz``) with the ``.out`` beside it;
 * a folder in the legacy DeepH-pack layout (``hamiltonians.h5``, ``overlaps.h5``, ``*.dat``, ``info.json``);
 * a hotham HDF5 file (:mod:`hotham.io.hdf5`).
+
+Bare structures (no blocks) are read by :func:`read_structure`: ase's own reader, with OpenMX
+input files (``.dat``) added to ase as the I/O format ``openmx-dat``.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ..errors import FormatError
 from ..operator import BlockOperator
 from . import hdf5
 
-__all__ = ["read", "write", "read_openmx_band", "detect_format"]
+__all__ = ["read", "write", "read_structure", "read_openmx_band", "detect_format"]
 
 
 def detect_format(path) -> str:
@@ -67,3 +70,23 @@ def read_openmx_band(path):
     See :func:`hotham.parsers.openmx.band.read_band` for details."""
     from ..parsers.openmx.band import read_band
     return read_band(path)
+
+
+def read_structure(path):
+    """ase.Atoms (Angstrom) of a structure file: anything ``ase.io.read`` reads (POSCAR, .xyz,
+    .cif, extxyz, ...) and OpenMX inputs (``.dat``, whose basis labels come along in
+    ``atoms.info["basis_labels"]``). FormatError naming the file when it cannot be read."""
+    import ase.io
+    from ase.io.formats import define_external_io_format, ioformats
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(p, "no such file")
+    if "openmx-dat" not in ioformats:      # hotham used without being installed (no entry point)
+        from importlib.metadata import EntryPoint
+        define_external_io_format(EntryPoint("openmx-dat", "hotham.parsers.openmx.dat:ASE_FORMAT", "ase.ioformats"))
+    try:
+        return ase.io.read(p)
+    except FormatError:
+        raise
+    except Exception as exc:  # ase raises many types for unknown or broken formats
+        raise FormatError(p, f"cannot read a structure ({exc.__class__.__name__}: {exc})") from None

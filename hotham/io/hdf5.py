@@ -19,9 +19,6 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 
 import h5py
 import numpy as np
@@ -29,34 +26,11 @@ from ase import Atoms
 
 from ..basis import Basis
 from ..errors import FormatError, UnsupportedVersionError
+from ..files import atomic_path
 from ..operator import BlockOperator
 
 FORMAT = "hotham-blocks"
 VERSION = 1
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_group(g: h5py.Group, op: BlockOperator, compression: str | None = None) -> None:

@@ -129,3 +129,43 @@ def species_symbol(label: str) -> str:
         if cand in chemical_symbols[1:]:
             return cand
     raise FormatError(None, f"cannot tell the element of OpenMX species {label!r}")
+
+
+def element_basis_labels(inp: OpenMXInput) -> dict[str, str]:
+    """``{element: basis label}`` of an input (species labels such as C1, C2 merged); a
+    BasisError when one element carries two bases (hotham needs one basis per element)."""
+    from ...errors import BasisError
+    labels: dict[str, str] = {}
+    for s, lab in species_basis_labels(inp).items():
+        el = species_symbol(s)
+        if labels.get(el, lab) != lab:
+            raise BasisError(f"{inp.path}: element {el} has two bases ({labels[el]}, {lab}); hotham needs one per element")
+        labels[el] = lab
+    return labels
+
+
+def read_openmx_dat(fileobj, index=None):
+    """ase I/O reader of the format ``openmx-dat`` (an OpenMX input file).
+
+    Returns ase.Atoms (Angstrom) with ``atoms.info["basis_labels"]`` = ``{element: OpenMX basis
+    label}`` from ``<Definition.of.Atomic.Species``. Registered with ase through the
+    ``ase.ioformats`` entry point and by :mod:`hotham.io`, so ``ase.io.read("run.dat")`` and
+    :func:`hotham.io.read_structure` both read OpenMX inputs."""
+    text = fileobj.read()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    inp = parse_openmx_input(text, getattr(fileobj, "name", None))
+    atoms, _ = input_structure(inp)
+    atoms.info["basis_labels"] = element_basis_labels(inp)
+    return atoms
+
+
+def _ase_format():
+    from ase.utils.plugins import ExternalIOFormat
+    # an OpenMX input names its species block; ase tells it from other .dat files by that
+    return ExternalIOFormat(desc="OpenMX input file", code="1F", module="hotham.parsers.openmx.dat",
+                            magic_regex=rb"(?i).*^[ \t]*<Definition\.of\.Atomic\.Species")
+
+
+#: the ase I/O format ``openmx-dat`` (see :func:`read_openmx_dat`)
+ASE_FORMAT = _ase_format()

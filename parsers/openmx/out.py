@@ -29,7 +29,8 @@ class OpenMXOutput:
 
     ``chemical_potential`` eV; ``total_energy`` (Utot) eV; ``scf_history`` float [n, 3]:
     (step, NormRD, Uele [Hartree]); ``fractional`` [N, 3] final fractional coordinates and
-    ``final_species`` their species labels (empty if the run stopped before writing them).
+    ``final_species`` their species labels (empty if the run stopped before writing them);
+    ``finished``: the timing section at the end is there (OpenMX ran to its end).
     """
 
     path: str | None
@@ -41,6 +42,7 @@ class OpenMXOutput:
     scf_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     fractional: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     final_species: list = field(default_factory=list)
+    finished: bool = False
 
     @property
     def species_basis(self) -> dict[str, str]:
@@ -52,10 +54,15 @@ class OpenMXOutput:
         return len(self.scf_history)
 
     @property
+    def last_normrd(self) -> float | None:
+        """NormRD of the last SCF step (None before the first)."""
+        return float(self.scf_history[-1, 1]) if len(self.scf_history) else None
+
+    @property
     def converged(self) -> bool:
-        """OpenMX stops before ``scf.maxIter`` only when the SCF criterion is met."""
+        """OpenMX stops before ``scf.maxIter`` (default 40) only when the SCF criterion is met."""
         max_iter = int(float(self.input.get("scf.maxIter", 40)))
-        return 0 < self.scf_steps < max_iter
+        return self.finished and 0 < self.scf_steps < max_iter
 
     def final_atoms(self):
         """ase.Atoms of the final structure (input cell, final fractional coordinates), Angstrom."""
@@ -88,7 +95,8 @@ def read_out(path) -> OpenMXOutput:
     if i >= len(lines) or "definition.of.atomic.species" not in echo.lower():
         raise FormatError(name, "not an OpenMX .out file: no input echo with <Definition.of.Atomic.Species")
     inp = parse_openmx_input(echo, name)
-    out = OpenMXOutput(path=name, version=version, input_text=echo, input=inp)
+    out = OpenMXOutput(path=name, version=version, input_text=echo, input=inp,
+                       finished="Elapsed.Time" in text or "Computational Time" in text)
 
     chemp = _CHEMP.findall(text)
     if chemp:

@@ -143,41 +143,28 @@ def pao_name(label: str) -> str:
     return label.strip().split("-", 1)[0]
 
 
-def find_openmx_data(data_dir=None) -> Path:
+def find_openmx_data(openmx_data=None) -> Path:
     """The OpenMX ``DFT_DATA19`` folder (it holds ``PAO/``).
 
-    Looked up, in order: ``data_dir`` if given; the environment variable
-    ``HOTHAM_OPENMX_DATA`` (when set it must be right); ``<repo>/../shared/data/openmx/DFT_DATA19``
-    (the checkout's sibling ``shared`` folder). Raises :class:`OpenMXDataNotFound` (a FileNotFoundError) naming every
-    place tried.
+    ``openmx_data`` if given, else the environment variable ``HOTHAM_OPENMX_DATA``; nothing else
+    is guessed. Raises :class:`OpenMXDataNotFound` (a FileNotFoundError) saying what is missing.
     """
-    tried = []
-    cands = []
-    if data_dir is not None:
-        cands.append(("argument", Path(data_dir)))
+    if openmx_data is not None:
+        how, p = "given as argument", Path(openmx_data)
+    elif os.environ.get(DATA_ENV):
+        how, p = f"from ${DATA_ENV}", Path(os.environ[DATA_ENV])
     else:
-        env = os.environ.get(DATA_ENV)
-        if env:
-            # a variable set by the user is obeyed: a wrong one is an error, not a silent fallback
-            if not (Path(env) / "PAO").is_dir():
-                raise OpenMXDataNotFound(f"${DATA_ENV} = {env} is not an OpenMX DFT_DATA19 folder "
-                                         f"(no {Path(env) / 'PAO'} folder)")
-            return Path(env)
-        import hotham
-        repo = Path(hotham.__file__).resolve().parents[1]
-        cands.append(("beside the checkout", repo.parent / "shared" / "data" / "openmx" / "DFT_DATA19"))
-    for how, p in cands:
-        if (p / "PAO").is_dir():
-            return p
-        tried.append(f"{p} ({how})")
-    raise OpenMXDataNotFound(
-        "OpenMX data folder DFT_DATA19 (with PAO/ inside) not found; looked in: " + "; ".join(tried)
-        + f". Set {DATA_ENV} to your OpenMX DFT_DATA19 folder.")
+        raise OpenMXDataNotFound(
+            "the PAO files of OpenMX are needed (the overlap S of a bare structure is computed from them): "
+            f"set {DATA_ENV} to OpenMX's DFT_DATA19 folder, or pass it (--openmx-data / openmx_data=)")
+    if not (p / "PAO").is_dir():
+        raise OpenMXDataNotFound(f"{p} ({how}) is not an OpenMX DFT_DATA19 folder: no {p / 'PAO'} folder")
+    return p
 
 
-def pao_file(label: str, data_dir=None) -> Path:
+def pao_file(label: str, openmx_data=None) -> Path:
     """Path of the ``.pao`` file of a basis label (``"C6.0-s2p2d1"`` -> ``.../PAO/C6.0.pao``)."""
-    root = find_openmx_data(data_dir)
+    root = find_openmx_data(openmx_data)
     p = root / "PAO" / f"{pao_name(label)}.pao"
     if not p.exists():
         raise BasisError(f"basis {label!r}: no PAO file {p}")

@@ -1,0 +1,34 @@
+"""Cell geometry shared by the structure generators and the electronic layer: which cell vector,
+if any, spans a vacuum gap (a slab: a layer or a stack of layers)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SLAB_VACUUM", "slab_axis"]
+
+#: vacuum (Angstrom) along a cell vector above which a cell counts as a slab
+SLAB_VACUUM = 5.0
+
+
+def slab_axis(atoms, vacuum: float = SLAB_VACUUM) -> int | None:
+    """Index of the non-periodic cell vector of a slab, else None.
+
+    A slab has pbc False along exactly one vector, or a cell vector perpendicular to the other
+    two across which the atoms leave a gap of more than ``vacuum`` Angstrom (periodic images
+    included, so a layer that straddles the cell boundary is still found). The k-mesh and band
+    path then stay in the plane of the other two vectors."""
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.sum() == 2:
+        return int(np.flatnonzero(~pbc)[0])
+    cell = np.asarray(atoms.cell)
+    frac = atoms.get_scaled_positions(wrap=True)
+    for ax in (2, 0, 1):
+        others = [a for a in range(3) if a != ax]
+        c = cell[ax]
+        if any(abs(np.dot(c, cell[o])) > 1e-6 * np.linalg.norm(c) * np.linalg.norm(cell[o]) for o in others):
+            continue
+        f = np.sort(frac[:, ax])
+        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
+        if gaps.max() * np.linalg.norm(c) > vacuum:
+            return ax
+    return None

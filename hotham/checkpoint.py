@@ -1,0 +1,87 @@
+"""Checkpoints: a trained network with its on-site baseline and what it was trained on.
+
+    from hotham.checkpoint import load_predictor
+    predictor = load_predictor("model.pt")         # Predictor: network + baseline + info
+    flat = predictor.predict_blocks(op)             # [nnz] float64, eV, op's flat layout
+
+Predicting an operator (H or S on a structure, with its Fermi level) is :func:`hotham.predict`;
+this module only holds the trained objects and their file format (a ``torch.save`` dict with
+``format = "hotham-model"``, ``version``, ``target``, ``model`` {config, state_dict},
+``baseline`` and metadata such as ``basis_labels``, ``valence_electrons``, ``metrics``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .baseline import OnsiteBaseline
+from .basis import Basis
+from .errors import FormatError
+from .files import atomic_path
+from .operator import BlockOperator
+
+__all__ = ["Predictor", "load_predictor", "resolve_device", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
+
+CHECKPOINT_FORMAT = "hotham-model"
+CHECKPOINT_VERSION = 1
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges."""
+
+    def __init__(self, model, baseline: OnsiteBaseline, target: str = "H", info: dict | None = None):
+        self.model = model
+        self.baseline = baseline
+        self.target = target
+        self.info = info or {}
+
+    @property
+    def basis(self) -> Basis:
+        return Basis(self.model.shells, self.info.get("basis_labels", {}))
+
+    def predict_blocks(self, op: BlockOperator) -> np.ndarray:
+        """Predicted blocks of ``op``'s (i, j, R) list: flat float64 [nnz] in ``op``'s layout
+        (eV for H), network output plus on-site baseline. :func:`hotham.predict` wraps this
+        into an operator."""
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
+        return self.baseline.add_to(op, out)
+
+    def save(self, path, extra: dict | None = None) -> None:
+        ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "target": self.target,
+                "model": self.model.checkpoint(), "baseline": self.baseline.to_dict(), **self.info, **(extra or {})}
+        ckpt.pop("path", None)
+        _atomic_torch_save(ckpt, path)
+
+
+def _atomic_torch_save(obj, path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_predictor(path, device: str = "auto") -> Predictor:
+    """Load a checkpoint written by :func:`train`."""
+    from .nn.model import HotHam
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for foreign/corrupt files
+        raise FormatError(path, f"not a readable hotham model checkpoint ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise FormatError(path, "not a hotham model checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads {CHECKPOINT_VERSION}")
+    model = HotHam.from_checkpoint(ckpt["model"])
+    dev = resolve_device(device)
+    model = model.to(dev)
+    info = {k: v for k, v in ckpt.items() if k not in ("model", "baseline", "format", "version", "target")}
+    info["path"] = os.fspath(path)
+    return Predictor(model, OnsiteBaseline.from_dict(ckpt["baseline"]), ckpt.get("target", "H"), info)

@@ -1,0 +1,101 @@
+"""Predicting the Hamiltonian of a structure with a trained model: :func:`hotham.predict`.
+
+Two kinds of input:
+
+* DFT data (OpenMX folder, DeepH folder, hotham block file, a BlockOperator): the model predicts
+  H on exactly the DFT's blocks and the DFT overlap S is kept, so predicted and DFT bands
+  compare one to one.
+* A bare structure (any file :func:`hotham.io.read_structure` reads, or an ase.Atoms), the
+  usual case for structures too large for DFT: the blocks are all atom pairs closer than the sum
+  of the two PAO cutoff radii (OpenMX's criterion, radii from the basis labels such as
+  ``C6.0``), and S is computed from OpenMX's PAO files (:mod:`hotham.overlap`) or predicted by
+  an S model.
+
+The predicted operator carries the valence electrons of its species (from the training data)
+and its own Fermi level from that electron count (:func:`hotham.electronic.find_fermi_level`).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import BasisError, FormatError, HothamError
+from .operator import BlockOperator
+
+__all__ = ["predict"]
+
+
+def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
+            fermi_level: bool = True) -> BlockOperator:
+    """The predicted operator of ``source``: H (eV) from an H model, or S from an S model.
+
+    model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
+    source: DFT data (a path :func:`hotham.io.read` reads, or a BlockOperator: its blocks and S
+    are kept), or a bare structure (a structure file or an ase.Atoms: blocks from the PAO radii,
+    S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA``, or from ``overlap_model``).
+    fermi_level: estimate the Fermi level from the electron count (dense diagonalisation on an
+    automatic mesh; NaN with the reason in ``meta["fermi_level_method"]`` for large cells).
+    """
+    from ase import Atoms
+
+    from . import io
+    from .checkpoint import load_predictor
+    predictor = model if hasattr(model, "predict_blocks") else load_predictor(model, device=device)
+    if isinstance(source, BlockOperator):
+        op = source
+    elif isinstance(source, Atoms):
+        op = _bare_structure(source, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
+    else:
+        try:
+            fmt = io.detect_format(source)
+        except FormatError:
+            fmt = None
+        if fmt is not None:
+            op = io.read(source)
+        else:
+            op = _bare_structure(io.read_structure(source), predictor, overlap_model=overlap_model,
+                                 openmx_data=openmx_data)
+            op.source = os.fspath(source)
+    out = _with_prediction(predictor, op)
+    if fermi_level and out.H is not None:
+        out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)
+    return out
+
+
+def _with_prediction(predictor, op: BlockOperator) -> BlockOperator:
+    """Copy of ``op`` with the predicted target (H or S); the other matrix is kept."""
+    X = predictor.predict_blocks(op)
+    src = f"model:{predictor.info.get('path', 'hotham')}" + (f" on {op.source}" if op.source else "")
+    if predictor.target == "H":
+        out = op.with_blocks(H=X, S=op.S, spin="none", source=src)
+    else:
+        out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
+    valence = predictor.info.get("valence_electrons") or {}
+    symbols = set(out.atoms.get_chemical_symbols())
+    if "valence_electrons" not in out.meta and symbols <= set(valence):
+        out.meta["valence_electrons"] = {s: valence[s] for s in symbols}
+    return out
+
+
+def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -> BlockOperator:
+    """Operator skeleton of a bare structure: blocks from the PAO radii, S from PAOs or a model."""
+    from .overlap import overlap_operator, structure_operator
+    basis = predictor.basis
+    if overlap_model is None:
+        if set(basis.labels) != set(basis.shells):
+            raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "
+                             "PAO overlap cannot be computed: pass an S model (overlap_model / --overlap-model)")
+        return overlap_operator(atoms, basis.labels, openmx_data=openmx_data)
+    return predict(overlap_model, structure_operator(atoms, basis), fermi_level=False)
+
+
+def _fermi_level(op: BlockOperator) -> tuple[float, str]:
+    """(Fermi level in eV or NaN, how it was found) of a predicted operator."""
+    from .electronic.fermi import automatic_mesh, electron_count, find_fermi_level
+    try:
+        mesh = automatic_mesh(op.atoms)
+        ef = find_fermi_level(op, mesh)
+    except HothamError as exc:
+        return float("nan"), f"not computed: {exc}"
+    return ef, f"electron count ({electron_count(op):g}), {'x'.join(map(str, mesh))} mesh"
