@@ -1,11 +1,42 @@
 """The central type of hotham: a structure with its real-space operator blocks.
 
-Block ``(i, j, R)`` is <phi_i(r - t_i)| H |phi_j(r - t_j - R)>: atom i in the home cell, atom j
-in the cell translated by the integer lattice vector R (cell vectors are the *rows* of
-``atoms.cell``, so the image of j sits at ``positions[j] + R @ cell``). On-site blocks are the
-edges with ``i == j`` and ``R == 0``. Both halves of every Hermitian pair are stored,
-H_ji(-R) = H_ij(R)^dagger, and code that sums blocks (H(k) assembly) must add each stored
-block exactly once.
+Vocabulary (one word per concept, everywhere in hotham)
+--------------------------------------------------------
+block
+    The matrix <phi_i(r - t_i)| H |phi_j(r - t_j - R)> of shape (n_orb(i), n_orb(j)) between atom i
+    of the home cell and atom j in the cell translated by the integer lattice vector R. Cell
+    vectors are the *rows* of ``atoms.cell``, so the image of j sits at ``positions[j] + R @ cell``.
+edge
+    The label (i, j, R) of a block: ``edge_i``, ``edge_j``, ``edge_R``, edge index e. Edges
+    include the on-site ones. Both directions of every pair are edges.
+on-site / hopping
+    An on-site edge (block) has i == j and R == 0; every other edge is a hopping edge (block).
+    The network (:mod:`hotham.nn`) passes messages along hopping edges only and reads on-site
+    blocks out of its node features; its "edges" are always the hopping edges.
+element
+    One matrix element of a block; ``nnz`` counts them (the length of the flat ``S``).
+spin
+    ``"none"`` (spin-less, each band holds 2 electrons), ``"collinear"`` (separate up and down
+    H) or ``"soc"`` (complex spinor blocks with spin-orbit coupling).
+Fermi level
+    ``fermi_level`` (eV): the chemical potential of the Fermi-Dirac occupation at the electronic
+    temperature. From DFT files it is OpenMX's ChemP; for predictions it comes from the electron
+    count (:func:`hotham.electronic.find_fermi_level`). "Chemical potential" is only used when
+    quoting OpenMX's own output.
+shift
+    The energy (eV) of the shift-invert solver, H - shift * S.
+width
+    The smearing width (eV) of a DOS.
+displacement
+    The standard deviation (Angstrom) of random atomic displacements in the structure generators.
+openmx_data
+    OpenMX's ``DFT_DATA19`` folder with its PAO and VPS files (``--openmx-data``; default
+    ``$HOTHAM_OPENMX_DATA``).
+
+Layout
+------
+Both halves of every Hermitian pair are stored, H_ji(-R) = H_ij(R)^dagger, and code that sums
+blocks (H(k) assembly) must add each stored block exactly once.
 
 Blocks are stored flat, one after another in edge order, each row-major with shape
 ``(n_orb(i), n_orb(j))`` (no padding to the largest basis); ``offsets[e]`` is where block e
@@ -63,7 +94,7 @@ class BlockOperator:
         Overlap blocks, flat, same layout as spin-less H.
     spin : {"none", "collinear", "soc"}
     fermi_level : float
-        DFT chemical potential, eV (NaN if unknown).
+        Fermi level, eV (OpenMX's ChemP for DFT data; NaN if unknown).
     source : str
         Where the data came from (a path, "model:...", ...).
     meta : dict
