@@ -1,0 +1,107 @@
+"""A loss on band energies: the k-space term of band-aware training.
+
+Block errors of a few meV can move bands by much more, because OpenMX's bases are nearly
+linearly dependent (smallest eigenvalue of S(k) ~ 1e-3): an error dH in a direction S^-1 magnifies
+is invisible to a loss on blocks and large in the bands ("ghost bands"). HamGNN answers this
+with a second training stage on band energies at random k (Methods, weight 1e-3); this module
+gives that term.
+
+For one structure and a batch of fractional k-points,
+
+    H(k) = sum_e exp(2 pi i k . R_e) H_e,     S(k) likewise        (lattice gauge, as hk.py)
+    S(k) = L L^H,   A(k) = L^-1 H(k) L^-H,    eps(k) = eigvalsh(A(k))  (ascending)
+
+so eps(k) are the generalised eigenvalues of H(k) c = eps S(k) c, differentiable in H through
+torch's Cholesky, triangular solves and ``eigvalsh`` (whose backward uses only the eigenvectors,
+V diag(g) V^H: stable at degenerate eigenvalues, which is why the loss is on sorted eigenvalues
+and never on vectors). The loss is the mean absolute difference between predicted and reference
+eigenvalues (bands matched by index) over the reference eigenvalues inside a window around the
+reference Fermi level. S is fixed (DFT's or the PAO overlap): only H carries gradients.
+
+Cost per k: one n x n Cholesky and one eigvalsh, n the orbitals of the cell; meant for the small
+cells of training sets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import HothamError
+from .operator import BlockOperator
+
+__all__ = ["BandLoss", "random_kpoints"]
+
+
+def random_kpoints(atoms, n: int, generator: torch.Generator | None = None) -> np.ndarray:
+    """``n`` uniformly random fractional k-points [n, 3]; zero along non-periodic or vacuum
+    directions (a slab's bands do not disperse across its vacuum)."""
+    from .cell import slab_axis
+    k = torch.rand((n, 3), generator=generator, dtype=torch.float64).numpy()
+    flat = [a for a in range(3) if not atoms.pbc[a]]
+    ax = slab_axis(atoms)
+    if ax is not None:
+        flat.append(ax)
+    k[:, flat] = 0.0
+    return k
+
+
+class BandLoss:
+    """Band-energy loss of one spin-less structure (see the module docstring).
+
+    Parameters
+    ----------
+    op : BlockOperator
+        The structure with its reference H (eV) and the S used for both sides.
+    window : (lo, hi)
+        Energy window (eV) relative to ``op.fermi_level``: eigenvalues of the reference inside it
+        enter the loss.
+    dtype, device : torch dtype and device of the computation (float64 recommended: S(k) is
+        ill-conditioned).
+    """
+
+    def __init__(self, op: BlockOperator, window=(-2.0, 2.0), *, dtype=torch.float64, device="cpu"):
+        if op.spin != "none":
+            raise HothamError(f"{op.source or 'operator'}: the band loss handles spin-less operators (spin={op.spin})")
+        if op.S is None or op.H is None:
+            raise HothamError(f"{op.source or 'operator'}: the band loss needs the reference H and S")
+        if not np.isfinite(op.fermi_level):
+            raise HothamError(f"{op.source or 'operator'}: the band loss needs the reference Fermi level")
+        self.op, self.window = op, (float(window[0]), float(window[1]))
+        self.n = op.n_orbitals
+        cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+        self.dtype, self.cdtype, self.device = dtype, cdt, torch.device(device)
+        edge, row, col = op.element_layout(1)
+        self._edge = torch.as_tensor(edge, device=self.device)
+        self._slot = torch.as_tensor(row * self.n + col, device=self.device)
+        self._R = torch.as_tensor(op.edge_R, dtype=dtype, device=self.device)
+        self._S = torch.as_tensor(op.S, dtype=dtype, device=self.device)
+        self._H_ref = torch.as_tensor(op.H, dtype=dtype, device=self.device)
+
+    def _k_matrix(self, X: torch.Tensor, kpts: torch.Tensor) -> torch.Tensor:
+        """X(k) = sum_e exp(2 pi i k.R_e) X_e: complex [nk, n, n] from flat X [nnz]."""
+        phase = torch.exp(2j * torch.pi * (kpts @ self._R.T).to(self.cdtype))          # [nk, E]
+        vals = phase[:, self._edge] * X.to(self.cdtype)[None, :]                         # [nk, nnz]
+        out = torch.zeros((len(kpts), self.n * self.n), dtype=self.cdtype, device=self.device)
+        out.index_add_(1, self._slot, vals)
+        out = out.reshape(len(kpts), self.n, self.n)
+        return 0.5 * (out + out.conj().transpose(1, 2))          # Hermitian to rounding
+
+    def eigenvalues(self, H: torch.Tensor, kpts) -> torch.Tensor:
+        """Generalised eigenvalues (eV, ascending) [nk, n] of flat H [nnz] with the fixed S."""
+        k = torch.as_tensor(np.asarray(kpts, dtype=np.float64).reshape(-1, 3), dtype=self.dtype, device=self.device)
+        Hk, Sk = self._k_matrix(H, k), self._k_matrix(self._S, k)
+        L = torch.linalg.cholesky(Sk)
+        X = torch.linalg.solve_triangular(L, Hk, upper=False)                      # L^-1 H
+        A = torch.linalg.solve_triangular(L, X.conj().transpose(1, 2), upper=False)  # L^-1 H L^-H
+        return torch.linalg.eigvalsh(0.5 * (A + A.conj().transpose(1, 2)))
+
+    def __call__(self, H: torch.Tensor, kpts) -> torch.Tensor:
+        """Mean |eps_pred - eps_ref| (eV) over reference eigenvalues inside the window."""
+        with torch.no_grad():
+            ref = self.eigenvalues(self._H_ref, kpts)
+        pred = self.eigenvalues(H.to(self.dtype), kpts)
+        rel = ref - self.op.fermi_level
+        inside = (rel >= self.window[0]) & (rel <= self.window[1])
+        if not bool(inside.any()):
+            raise HothamError(f"{self.op.source or 'operator'}: no reference band inside the window {self.window} eV")
+        return (pred - ref).abs()[inside].mean()
