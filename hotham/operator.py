@@ -68,6 +68,9 @@ from .errors import HothamError, StructureError
 
 SPIN_MODES = ("none", "collinear", "soc")
 
+#: default of :meth:`BlockOperator.with_blocks`: keep the operator's own matrix
+KEEP = object()
+
 
 def _spin_factor(spin: str) -> int:
     return 2 if spin == "soc" else 1
@@ -403,10 +406,17 @@ class BlockOperator:
             setattr(out, name, None if X is None else X.copy())
         return out
 
-    def with_blocks(self, H=None, S=None, *, spin=None, source=None) -> "BlockOperator":
-        """Same structure and edges, new blocks (e.g. a model's prediction)."""
+    def with_blocks(self, H=KEEP, S=KEEP, *, spin=None, source=None) -> "BlockOperator":
+        """Same structure and edges, new blocks (e.g. a model's prediction).
+
+        A matrix not given is kept (shared, not copied); ``None`` removes it. A new ``spin``
+        needs a new H: an H of another spin layout cannot be kept."""
+        if H is KEEP:
+            if spin is not None and spin != self.spin and self.H is not None:
+                raise HothamError(f"with_blocks(spin={spin!r}) keeps H of spin {self.spin!r}: give the new H")
+            H = self.H
         return BlockOperator(self.atoms.copy(), self.basis, self.edge_i, self.edge_j, self.edge_R,
-                             H=H, S=S if S is not None else self.S, spin=spin or self.spin,
+                             H=H, S=self.S if S is KEEP else S, spin=spin or self.spin,
                              fermi_level=self.fermi_level, source=source or self.source,
                              meta=copy.deepcopy(self.meta))
 

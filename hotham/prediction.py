@@ -82,6 +82,10 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
     """Operator skeleton of a bare structure: blocks from the PAO radii, S from PAOs or a model."""
     from .overlap import overlap_operator, structure_operator
     basis = predictor.basis
+    unknown = sorted(set(atoms.get_chemical_symbols()) - set(basis.shells))
+    if unknown:
+        raise BasisError(f"the model knows only {', '.join(sorted(basis.shells))}; the structure also has "
+                         f"{', '.join(unknown)}")
     if overlap_model is None:
         if set(basis.labels) != set(basis.shells):
             raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "

@@ -263,6 +263,10 @@ def read_deeph(path, *, read_openmx_input: bool = True) -> BlockOperator:
                 if b.dtype.kind not in "fciu":
                     raise FormatError(p, f"block {key!r} has non-numeric type {b.dtype}")
                 out[...] = b
+        finite = np.isfinite(flat)
+        if not finite.all():
+            k = int(np.searchsorted(off, np.flatnonzero(~finite)[0], side="right")) - 1
+            raise FormatError(p, f"block {keys[k]!r} holds NaN or inf")
         return keys, ijR, flat
 
     H = S = None
@@ -274,10 +278,11 @@ def read_deeph(path, *, read_openmx_input: bool = True) -> BlockOperator:
         if keys_h is None:
             ijR = ijR_s
         elif keys_h != keys_s:
-            diff = sorted(set(keys_h) ^ set(keys_s))
-            if diff:
-                raise FormatError(s_path, f"blocks differ from hamiltonians.h5: {len(diff)} keys in only one "
-                                          f"file, e.g. {diff[0]!r}")
+            only_h, only_s = sorted(set(keys_h) - set(keys_s)), sorted(set(keys_s) - set(keys_h))
+            if only_h or only_s:
+                # the error names the file that lacks blocks
+                bad, other, missing = (s_path, h_path, only_h) if only_h else (h_path, s_path, only_s)
+                raise FormatError(bad, f"lacks {len(missing)} block(s) that {other.name} holds, e.g. {missing[0]!r}")
             # same keys, another order: bring S into H's order
             pos_s = {k: e for e, k in enumerate(keys_s)}
             sizes = n_orb[ijR_s[:, 3] - 1] * n_orb[ijR_s[:, 4] - 1]

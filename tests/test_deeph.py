@@ -218,7 +218,25 @@ def test_inconsistent_basis_per_element(folder_copy):
 def test_keys_differ_between_h_and_s(folder_copy):
     with h5py.File(folder_copy / "overlaps.h5", "a") as f:
         del f["[0, 0, 0, 1, 1]"]
-    with pytest.raises(FormatError, match="overlaps.h5.*differ"):
+    with pytest.raises(FormatError, match="overlaps.h5.*lacks 1 block.*hamiltonians.h5 holds"):
+        read_deeph(folder_copy)
+
+
+def test_key_missing_from_hamiltonians_names_hamiltonians(folder_copy):
+    with h5py.File(folder_copy / "hamiltonians.h5", "a") as f:
+        del f["[0, 0, 0, 1, 1]"]
+    with pytest.raises(FormatError, match=r"hamiltonians.h5.*lacks 1 block.*\[0, 0, 0, 1, 1\]"):
+        read_deeph(folder_copy)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_blocks_is_refused(folder_copy, bad):
+    with h5py.File(folder_copy / "hamiltonians.h5", "a") as f:
+        key = sorted(f.keys())[3]
+        blk = f[key][()]
+        blk[0, 1] = bad
+        f[key][...] = blk
+    with pytest.raises(FormatError, match=rf"hamiltonians.h5.*block '\{key[:-1]}\]' holds NaN or inf"):
         read_deeph(folder_copy)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hotham import io
-from hotham.errors import StructureError, BasisError
+from hotham.errors import BasisError, HothamError, StructureError
 from hotham.so3 import rotate_operator, random_rotation, wigner_D, spherical_harmonics
 from conftest import random_operator
 
@@ -120,3 +120,14 @@ def test_element_maps_in_chunks(monkeypatch, source):
             got = fresh.element_layout(sf) + (fresh.partner_index(sf),)
             ref = _element_maps_by_loop(op, sf)
             assert all(np.array_equal(g, r) for g, r in zip(got, ref)), (chunk, sf)
+
+
+def test_with_blocks_keeps_what_is_not_given():
+    op = random_operator(seed=2)
+    S2 = op.S * 2
+    new = op.with_blocks(S=S2)
+    assert new.H is op.H and new.S is S2                  # H kept (it was silently dropped before)
+    assert op.with_blocks(H=None).H is None               # None removes
+    assert op.with_blocks().S is op.S
+    with pytest.raises(HothamError, match="give the new H"):
+        op.with_blocks(spin="collinear")

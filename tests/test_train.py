@@ -146,3 +146,12 @@ def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_da
     assert p.meta["valence_electrons"] == {"C": 4.0}
     assert np.isfinite(p.fermi_level) and "mesh" in p.meta["fermi_level_method"]
     assert "g.xyz" in p.source
+
+
+def test_predict_unknown_species_names_what_the_model_knows(trained):
+    """A carbon model on MoS2 says which species it knows (not "no basis label for Mo, S")."""
+    from hotham.errors import BasisError
+    out, _ = trained
+    mos2 = io.read(DATA / "openmx" / "mos2_prim").atoms
+    with pytest.raises(BasisError, match="the model knows only C; the structure also has Mo, S"):
+        predict(out, mos2)
