@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -219,7 +222,9 @@ class DatasetReport:
         return len(self.names)
 
     def summary(self) -> str:
-        lines = [f"wrote {self.path}",
+        lines = [f"WARNING: {len(self.skipped)} of {len(self.skipped) + self.n_structures} structures could not "
+                 "be used and were left out (listed at the end)"] if self.skipped else []
+        lines += [f"wrote {self.path}",
                  f"  structures: {self.n_structures} ({', '.join(self.species) or 'no species'}), "
                  f"{self.n_edges} blocks, longest edge {self.max_edge_length:.3f} A"
                  + ("" if np.isnan(self.cutoff) else f" (cutoff {self.cutoff:g} A)"),
@@ -230,9 +235,32 @@ class DatasetReport:
         return "\n".join(lines)
 
 
+@contextmanager
+def _interrupt_flag():
+    """Record Ctrl-C (SIGINT) in a flag as well as raising KeyboardInterrupt.
+
+    Readers call into h5py and other C code that may turn an exception raised inside them into
+    another error, which the skip-and-continue loop would then take for a bad file; the flag
+    lets the loop stop anyway. Yields a function telling whether SIGINT arrived."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = []
+
+    def handler(signum, frame):
+        hit.append(signum)
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cutoff: float | None = None,
                   progress: bool = True, spin: str | None = None, h_tol: float = 1e-5,
-                  s_tol: float = 1e-6) -> DatasetReport:
+                  s_tol: float = 1e-6, strict: bool = False) -> DatasetReport:
     """Read every structure under ``sources`` and write one training-set HDF5 file.
 
     Parameters
@@ -247,6 +275,7 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
         ``None`` takes the spin of the first structure read (in name order).
     h_tol, s_tol : Hermitian pairing a structure must meet (eV for H) to be taken; DFT data
         pair to ~1e-8 eV.
+    strict : raise HothamError (and write nothing) when any structure is skipped.
 
     Structures that cannot be read or fail the checks (missing on-site block or Hermitian
     partner, NaN, pairing above tolerance) are skipped and listed in the report as
@@ -270,10 +299,12 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     h_mom, s_mom, lengths = _Moments(), _Moments(), {}
     first_spin = None
 
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path) as tmp, _interrupt_flag() as interrupted:
         with h5py.File(tmp, "w") as f:
             g_all = f.create_group("structures")
             for name, path in tqdm(found, desc="reading structures", unit="structure", disable=not progress):
+                if interrupted():
+                    raise KeyboardInterrupt
                 try:
                     op = read(path)
                     if op.H is None or op.S is None:
@@ -308,6 +339,12 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                 report.sources.append(str(path))
                 report.n_edges += op.n_edges
 
+            if interrupted():
+                raise KeyboardInterrupt
+            if strict and report.skipped:
+                raise HothamError(f"--strict: {len(report.skipped)} of {len(report.skipped) + len(report.names)} "
+                                  "structures could not be used, nothing written:\n" + "\n".join(
+                                      f"  {p}: {why}" for p, why in report.skipped))
             if not report.names:
                 why = "; ".join(f"{p}: {r}" for p, r in report.skipped[:5]) or "no sources given"
                 more = f" (and {len(report.skipped) - 5} more)" if len(report.skipped) > 5 else ""

@@ -29,10 +29,7 @@ spherical harmonics with :func:`hotham.parsers.openmx.orbitals.to_internal` and
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -42,6 +39,7 @@ from ase.data import chemical_symbols
 
 from ..basis import Basis, parse_openmx_basis
 from ..errors import BasisError, FormatError, HothamError
+from ..files import atomic_folder
 from ..operator import BlockOperator
 from .openmx.orbitals import to_internal, to_openmx
 
@@ -350,24 +348,8 @@ def write_deeph(path, op: BlockOperator) -> None:
         raise HothamError("operator has neither H nor S: nothing to write")
     if target.exists() and not is_deeph_folder(target):
         raise HothamError(f"{target} exists and is not a DeepH folder; refusing to overwrite it")
-    parent = target.parent.resolve()
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
-    try:
+    with atomic_folder(target) as tmp:
         _write_folder(tmp, op)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)   # mkdtemp makes 0700 folders; give the usual permissions
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=parent))
-            os.rename(target, old / "x")
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_folder(folder: Path, op: BlockOperator) -> None:

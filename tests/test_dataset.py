@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,7 +15,7 @@ import hotham.io as hio
 from hotham.basis import Basis
 from hotham.cli import main
 from hotham.dataset import Dataset, build_dataset, split_names
-from hotham.errors import BasisError, FormatError
+from hotham.errors import BasisError, FormatError, HothamError
 from hotham.parsers.deeph import write_deeph
 from conftest import DATA, random_operator
 
@@ -241,3 +242,61 @@ def test_nothing_readable_writes_nothing(tmp_path, capsys):
     assert "no structure could be read" in err and "holds no" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
     assert main(["dataset"]) == 1
+
+
+def _many_sources(tmp_path, n=12):
+    """n copies (symbolic links) of the shipped slid bilayers: a build that takes a while."""
+    src = tmp_path / "src"
+    src.mkdir()
+    shipped = sorted((Path(__file__).parents[1] / "data" / "bilayer_graphene_slid_1x1").iterdir())
+    for k in range(n):
+        (src / f"{k:03d}").symlink_to(shipped[k % len(shipped)], target_is_directory=True)
+    return src
+
+
+def test_strict_build_fails_and_summary_warns(tmp_path):
+    src = _many_sources(tmp_path, 3)
+    (src / "broken").mkdir()
+    (src / "broken" / "hamiltonians.h5").write_bytes(b"not hdf5")
+    rep = build_dataset([src], tmp_path / "set.h5", progress=False)
+    assert rep.summary().startswith("WARNING: 1 of 4 structures could not be used")
+    with pytest.raises(HothamError, match="(?s)--strict: 1 of 4 structures.*broken"):
+        build_dataset([src], tmp_path / "strict.h5", progress=False, strict=True)
+    assert not (tmp_path / "strict.h5").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_ctrl_c_stops_the_build_and_leaves_nothing(tmp_path):
+    """SIGINT in the middle of a build: exit 130, no output and no temporary file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    src = _many_sources(tmp_path, 200)
+    out = tmp_path / "set.h5"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from hotham.cli import main; sys.exit(main())",
+                             "dataset", "build", str(src), "-o", str(out), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while not list(tmp_path.glob(".tmp-*set.h5")) and time.time() - t0 < 60:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_temporaries_of_killed_writers_are_removed(tmp_path):
+    """A SIGKILLed writer leaves .tmp-<pid>-...; the next write to the same path removes it."""
+    import subprocess
+    import sys
+    from hotham.files import atomic_path
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tmp-{dead.pid}-abc-set.h5"
+    stale.write_bytes(b"half")
+    other = tmp_path / f".tmp-{dead.pid}-abc-other.h5"      # another destination: left alone
+    other.write_bytes(b"half")
+    with atomic_path(tmp_path / "set.h5") as tmp:
+        Path(tmp).write_text("whole")
+    assert not stale.exists() and other.exists() and (tmp_path / "set.h5").read_text() == "whole"

@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     except HothamError as exc:
         print(f"hotham {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hotham {args.command}: interrupted; nothing half-written was left", file=sys.stderr)
+        return 130
     return int(rc or 0)
 
 

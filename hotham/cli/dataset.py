@@ -19,6 +19,7 @@ def register(subparsers) -> None:
                    help="drop blocks between atoms further apart than R Angstrom (default: keep all)")
     b.add_argument("--spin", choices=("none", "collinear", "soc"), default=None,
                    help="take only structures of this spin treatment (default: that of the first one read)")
+    b.add_argument("--strict", action="store_true", help="fail, writing nothing, if any structure cannot be used")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
     i = sub.add_parser("info", help="describe a training set", description="Print a training set's contents.")
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
 def _build(args) -> int:
     from ..dataset import build_dataset
     report = build_dataset(args.sources, args.output, split=tuple(args.split), seed=args.seed,
-                           cutoff=args.cutoff, spin=args.spin, progress=not args.no_progress)
+                           cutoff=args.cutoff, spin=args.spin, progress=not args.no_progress,
+                           strict=args.strict)
     print(report.summary())
     return 0
 
