@@ -17,13 +17,17 @@ and its own Fermi level from that electron count (:func:`hotham.electronic.find_
 from __future__ import annotations
 
 import os
+import warnings
 
-import numpy as np
-
+from .domain import outside_domain
 from .errors import BasisError, FormatError, HothamError
 from .operator import BlockOperator
 
-__all__ = ["predict"]
+__all__ = ["predict", "DomainWarning"]
+
+
+class DomainWarning(UserWarning):
+    """A structure lies outside the training domain of the model that predicts it."""
 
 
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
@@ -57,7 +61,15 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
             op = _bare_structure(io.read_structure(source), predictor, overlap_model=overlap_model,
                                  openmx_data=openmx_data)
             op.source = os.fspath(source)
+    outside = outside_domain(op, predictor.info.get("domain"))
+    if outside:
+        # one warning per prediction, listing every way the structure leaves the training domain
+        warnings.warn(f"{op.source or 'structure'} lies outside the training domain of the model "
+                      f"({predictor.info.get('path', 'model')}); its prediction may be far off:\n  "
+                      + "\n  ".join(outside), DomainWarning, stacklevel=2)
     out = _with_prediction(predictor, op)
+    if outside:
+        out.meta["outside_training_domain"] = outside
     if fermi_level and out.H is not None:
         out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)
     return out

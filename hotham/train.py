@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
+from .domain import training_domain
 from .errors import HothamError
 from .files import atomic_path
 from .metrics import BlockErrors
@@ -157,7 +158,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     t0 = time.time()
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
-            "valence_electrons": valence_per_species(ops.values())}
+            "valence_electrons": valence_per_species(ops.values()),
+            "domain": training_domain([ops[n] for n in split["train"]])}
     for epoch in range(1, cfg.epochs + 1):
         net.train()
         tr_loss, tr_mae, n_el = 0.0, 0.0, 0

@@ -155,3 +155,23 @@ def test_predict_unknown_species_names_what_the_model_knows(trained):
     mos2 = io.read(DATA / "openmx" / "mos2_prim").atoms
     with pytest.raises(BasisError, match="the model knows only C; the structure also has Mo, S"):
         predict(out, mos2)
+
+
+def test_out_of_domain_structures_warn_once(trained):
+    """A bilayer model on monolayer graphene, or on atoms squeezed together, warns once with
+    the reasons; a structure like its training set does not."""
+    import warnings
+    from hotham.prediction import DomainWarning
+    out, _ = trained
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        predict(out, io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"), fermi_level=False)
+    mono = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
+    with pytest.warns(DomainWarning) as rec:
+        p = predict(out, mono, fermi_level=False)
+    assert len(rec) == 1 and "neighbours within 4 A; training had" in str(rec[0].message)
+    assert p.meta["outside_training_domain"]
+    squeezed = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
+    squeezed.atoms.positions[1] = squeezed.atoms.positions[0] + [0.9, 0.0, 0.0]
+    with pytest.warns(DomainWarning, match="C-C atoms 0.900 A apart, closer than any pair in training"):
+        predict(out, squeezed, fermi_level=False)

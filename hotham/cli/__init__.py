@@ -32,6 +32,13 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # warnings meant for the user (a model outside its domain, ...) read as the command's own
+        print(f"hotham {args.command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
     try:
         rc = args.func(args)
     except HothamError as exc:
