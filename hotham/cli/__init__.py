@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     parser = argparse.ArgumentParser(prog="hotham", description="Learned Kohn-Sham Hamiltonians from OpenMX data.")
     parser.add_argument("--version", action="version", version=f"hotham {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads for torch and BLAS (default: $OMP_NUM_THREADS, $SLURM_CPUS_PER_TASK, "
+                             "else the idle cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{mod.name}")
@@ -40,6 +43,8 @@ def main(argv=None) -> int:
 
     warnings.showwarning = show
     try:
+        from ..threads import set_threads
+        set_threads(args.threads)
         rc = args.func(args)
     except HothamError as exc:
         print(f"hotham {args.command}: error: {exc}", file=sys.stderr)
