@@ -25,8 +25,9 @@ from torch import nn
 
 @lru_cache(maxsize=None)
 def _generators64(l: int) -> torch.Tensor:
-    """e3nn's so(3) generators of degree l in float64 (e3nn builds them in the default dtype)."""
-    from e3nn.o3._wigner import so3_generators
+    """e3nn's so(3) generators X [3, 2l+1, 2l+1] of degree l in float64 (public
+    ``e3nn.o3.so3_generators``; e3nn builds them in the default dtype, hence float64_default)."""
+    from e3nn.o3 import so3_generators
 
     from ..so3 import float64_default
     with float64_default():
