@@ -21,16 +21,11 @@ import torch
 from e3nn import o3
 from sympy.physics.wigner import wigner_3j as sympy_3j
 
-from hotham.nn import GauntProduct, expand_l_weights, gaunt_coefficients, gaunt_product
-from hotham.so3 import random_rotation, spherical_harmonics, wigner_D
+from hotham.nn import GauntProduct, expand_l_weights, gaunt_product
+from hotham.so3 import random_rotation, real_gaunt, spherical_harmonics, spherical_harmonics_all, wigner_D
 
 METHODS = ["fourier", "grid"]
 DT = torch.float64
-
-
-def _sh(L, r):
-    r = torch.as_tensor(r, dtype=DT)
-    return torch.cat([spherical_harmonics(l, r) for l in range(L + 1)], -1)
 
 
 def _w3j(l1, l2, l3):
@@ -76,7 +71,7 @@ def quadrature_product(x1, x2, L1, L2, Lout, n=40):
     th = np.arccos(x)[:, None]
     ph = (2 * np.pi * np.arange(2 * n) / (2 * n))[None, :]
     r = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th) + 0 * ph], -1)
-    Y1, Y2, Y3 = _sh(L1, r), _sh(L2, r), _sh(Lout, r)
+    Y1, Y2, Y3 = (spherical_harmonics_all(L, torch.as_tensor(r, dtype=DT)) for L in (L1, L2, Lout))
     F = torch.einsum("tpa,...a->...tp", Y1, x1) * torch.einsum("tpa,...a->...tp", Y2, x2)
     return torch.einsum("...tp,tpn,t->...n", F, Y3, torch.as_tensor(w, dtype=DT)) * (np.pi / n)
 
@@ -90,17 +85,32 @@ def block_D(L, Q):
 
 @pytest.mark.parametrize("L", [2, 4, 6])
 def test_path_constants_against_cg(L):
-    """Check 6 per path: ∫ Y1 Y2 Y3 = c(l1,l2,l3) W_3j exactly; odd l1+l2+l3 vanish."""
+    """Check 6 per path: the real Gaunt coefficients ∫ Y1 Y2 Y3 (hotham.so3.real_gaunt, the
+    tensor the Gaunt product applies) = c(l1,l2,l3) W_3j exactly; odd l1+l2+l3 vanish."""
     for l1 in range(L + 1):
         for l2 in range(L + 1):
             for l3 in range(abs(l1 - l2), min(l1 + l2, L) + 1):
-                G = torch.as_tensor(gaunt_coefficients(l1, l2, l3))
+                G = torch.as_tensor(real_gaunt(l1, l2, l3))
                 if (l1 + l2 + l3) % 2:
                     assert G.abs().max() < 1e-12, (l1, l2, l3)
                 else:
                     c = path_constant(l1, l2, l3)
                     assert abs(c) > 1e-3
                     assert (G - c * _w3j(l1, l2, l3)).abs().max() < 1e-10, (l1, l2, l3)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_product_of_basis_functions_is_real_gaunt(method):
+    """The Gaunt product of two single harmonics Y_l1m1 Y_l2m2 has the coefficients
+    hotham.so3.real_gaunt(l1, l2, l3)[m1, m2, :] (the transforms and the quadrature agree)."""
+    L = 3
+    eye = torch.eye((L + 1) ** 2, dtype=DT)
+    y = gaunt_product(eye[:, None], eye[None, :], 2 * L, method=method)     # [lm1, lm2, l3m3]
+    for l1 in range(L + 1):
+        for l2 in range(L + 1):
+            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+                G = y[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, l3 * l3:(l3 + 1) ** 2]
+                assert (G - torch.as_tensor(real_gaunt(l1, l2, l3))).abs().max() < 1e-13, (l1, l2, l3)
 
 
 @pytest.mark.parametrize("method", METHODS)

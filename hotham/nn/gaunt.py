@@ -31,7 +31,7 @@ separable: contract over l for each k (a batched matmul over k), then over k in 
   the product up to degree L1 + L2 projected on degree lmax_out, pointwise product, quadrature.
 
 Transform matrices are computed once per degree triple (functools.lru_cache) from
-``hotham.so3.spherical_harmonics`` itself, so they follow the internal convention by construction;
+``hotham.so3.spherical_harmonics_all`` itself, so they follow the internal convention by construction;
 nothing is shipped as a data file.
 """
 from __future__ import annotations
@@ -44,9 +44,9 @@ import torch
 
 from scipy.fft import next_fast_len
 
-from ..so3 import spherical_harmonics
+from ..so3 import spherical_harmonics_all
 
-__all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "gaunt_coefficients", "METHODS", "FOURIER_CONVS"]
+__all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "METHODS", "FOURIER_CONVS"]
 
 METHODS = ("fourier", "grid")
 
@@ -60,12 +60,6 @@ def _lmax_of(n: int) -> int:
     if (L + 1) ** 2 != n:
         raise ValueError(f"last dimension {n} is not (L+1)^2 for any L")
     return L
-
-
-def _sh_all(L: int, r: np.ndarray) -> np.ndarray:
-    """Internal real SH l = 0..L at unit vectors r [..., 3] -> [..., (L+1)^2] (float64)."""
-    rt = torch.as_tensor(r, dtype=torch.float64)
-    return torch.cat([spherical_harmonics(l, rt, normalize=False) for l in range(L + 1)], -1).numpy()
 
 
 def _unit(theta, phi):
@@ -88,7 +82,7 @@ def _torus_coefficients(L: int) -> np.ndarray:
     N = 2 * L + 1
     t = 2 * np.pi * np.arange(N) / N
     th, ph = np.meshgrid(t, t, indexing="ij")
-    Y = _sh_all(L, _unit(th, ph))                           # [N(θ), N(φ), n]
+    Y = spherical_harmonics_all(L, _unit(th, ph), normalize=False).numpy()  # [N(θ), N(φ), n]
     c = np.fft.fft2(Y, axes=(0, 1)) / N ** 2                  # coefficient of e^{+i(uθ+vφ)}
     c = np.fft.fftshift(c, axes=(0, 1)).transpose(2, 0, 1)    # [n, u = -L..L, v = -L..L]
     # structural check of the convention: Y_lm carries only φ-frequencies ±|m|
@@ -384,18 +378,6 @@ def _direct_tensor(L1: int, L2: int, Lout: int):
     if np.abs(Td - G).max() > 1e-9:
         raise RuntimeError("direct convolution tensor is not made of product-to-sum factors")
     return Td.reshape(2 * (Lo + 1) * (Lp + 1), len(keep1) * len(keep2)), keep1, keep2
-
-
-def gaunt_coefficients(l1: int, l2: int, l3: int) -> np.ndarray:
-    """Real Gaunt coefficients ∫ Y_l1m1 Y_l2m2 Y_l3m3 dΩ [2l1+1, 2l2+1, 2l3+1] in the internal
-    convention (through the grid transform; exact to rounding)."""
-    n1, n2 = 2 * l1 + 1, 2 * l2 + 1
-    x1 = torch.zeros(n1, (l1 + 1) ** 2, dtype=torch.float64)
-    x1[:, l1 * l1:] = torch.eye(n1, dtype=torch.float64)
-    x2 = torch.zeros(n2, (l2 + 1) ** 2, dtype=torch.float64)
-    x2[:, l2 * l2:] = torch.eye(n2, dtype=torch.float64)
-    y = gaunt_product(x1[:, None], x2[None, :], l3, method="grid")
-    return y[..., l3 * l3:].numpy()
 
 
 # ----------------------------------------------------------------------------------------------

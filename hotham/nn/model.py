@@ -150,7 +150,7 @@ class HotHam(nn.Module):
         L = self.config.lmax
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
-               torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1),
+               so3.spherical_harmonics_all(L, vec),
                edge_frame_wigner(vec, L), polynomial_envelope(r, self.config.r_cut))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
