@@ -1,8 +1,11 @@
 """The Hot-Ham network: embedding, Gaunt message passing, SO(2) last layer, Wigner-Eckart readout.
 
     model = HotHam(HotHamConfig(species={"C": (0, 0, 1, 1, 2)}, lmax=4))
-    pred = model.predict(op)            # BlockOperator with H (eV) predicted, S kept
-    H = model(build_graph([op1, op2], model.species, model.shells))   # flat, for training
+    H = model(model.graph([op1, op2]))  # flat H [op1.nnz + op2.nnz] (eV), the operators' layouts in order
+
+The network returns tensors only; operators with predicted blocks are built outside it
+(:mod:`hotham.predict`, :class:`hotham.train.Predictor`), e.g. under ``torch.no_grad()``:
+``op.with_blocks(H=model(model.graph([op])).double().numpy(), S=op.S, spin="none")``.
 
 The output is exactly Hermitian: every block is averaged with the transpose of its partner,
 H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2.
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, field_validator
 from torch import nn
@@ -155,19 +157,6 @@ class HotHam(nn.Module):
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo
-
-    @torch.no_grad()
-    def predict(self, op):
-        """BlockOperator with the predicted spin-less H (float64, eV); S and the edges are kept."""
-        H = self.forward(self.graph([op])).detach().to("cpu", torch.float64).numpy()
-        return op.with_blocks(H=H, S=op.S, spin="none", source=f"model:hotham({op.source})" if op.source else "model:hotham")
-
-    def predict_many(self, ops) -> list:
-        """Batched :meth:`predict` over several structures."""
-        with torch.no_grad():
-            H = self.forward(self.graph(list(ops))).detach().to("cpu", torch.float64).numpy()
-        splits = np.cumsum([op.nnz for op in ops])[:-1]
-        return [op.with_blocks(H=h, S=op.S, spin="none", source="model:hotham") for op, h in zip(ops, np.split(H, splits))]
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:
