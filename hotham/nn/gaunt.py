@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from ..so3 import spherical_harmonics_all
+from .layers import feature_irreps
 
 __all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "METHODS"]
 
@@ -416,6 +417,9 @@ class GauntProduct(torch.nn.Module):
     """Gaunt tensor product module with cached transform matrices (buffers follow .to()).
 
     forward(x1 [..., (lmax1+1)^2], x2 [..., (lmax2+1)^2], w1=None, w2=None) -> [..., (lmax_out+1)^2].
+    Irreps per channel (the leading dims, channels included, broadcast): irreps_in1 = 0e + 1o +
+    ... + lmax1, irreps_in2 = 0e + 1o + ... + lmax2, irreps_out = 0e + 1o + ... + lmax_out (the
+    product of two functions on the sphere; inputs of parity (-1)^(l+1) flip the output's).
     Buffers are created in float64 and follow ``.to(dtype/device)``; inputs of another dtype get
     the matrices cast on the fly. Optional per-degree weights w1 [..., lmax1+1], w2 [..., lmax2+1] (broadcast against the
     inputs' leading dims, e.g. [C, L+1] for x of shape [E, C, (L+1)^2]) scale the inputs'
@@ -425,6 +429,8 @@ class GauntProduct(torch.nn.Module):
     def __init__(self, lmax1: int, lmax2: int, lmax_out: int, method: str = "fourier"):
         super().__init__()
         self.lmax1, self.lmax2, self.lmax_out, self.method = int(lmax1), int(lmax2), int(lmax_out), method
+        self.irreps_in1, self.irreps_in2 = feature_irreps(1, self.lmax1), feature_irreps(1, self.lmax2)
+        self.irreps_out = feature_irreps(1, self.lmax_out)
         self._forward = _forward_of(method)
         self._scalars = {}
         # float64 at construction whatever the default dtype (exact matrices); .to() converts
