@@ -7,9 +7,11 @@ edges (default 10^4), float32, one thread. Rows:
   e3nn uvu       channel-wise CG convolution with edge harmonics: Cx(..) x 1x(..) -> Cx(..) ('uvu')
   e3nn uuu       channel-wise CG product of two C-channel inputs ('uuu'; same inputs as the GTP rows)
   GTP fourier    hotham.nn.gaunt_product(method="fourier"): 2D Fourier coefficients, convolution by
-                 the convolution theorem with small real DCT/DST/DFT matrices (conv="auto" = "dft")
-  GTP four. fft  same with conv="fft" (torch.fft; only with --rows ... gtp-fourier-fft)
-  GTP four. dir  same with conv="direct" (product-to-sum tensor; only with --rows ... gtp-fourier-direct)
+                 the convolution theorem with small real DCT/DST/DFT matrices
+  GTP four. fft  same with the convolution by torch.fft (benchmarks/gaunt_variants.py; only with
+                 --rows ... gtp-fourier-fft)
+  GTP four. dir  same with the direct product-to-sum tensor (gaunt_variants.py; only with --rows ...
+                 gtp-fourier-direct)
   GTP grid       hotham.nn.gaunt_product(method="grid"): Gauss-Legendre x uniform-phi grid
   SO(2) conv     hotham.nn.so2.SO2Convolution incl. rotation into and out of the edge frame
                  (only if hotham.nn.so2 is importable)
@@ -37,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from e3nn import o3  # noqa: E402
 
+from gaunt_variants import fourier_product  # noqa: E402  (benchmarks/ is the script's folder)
 from hotham.nn.gaunt import gaunt_product  # noqa: E402
 
 try:  # written in parallel by another part of the project; optional
@@ -107,15 +110,15 @@ def run_L(L, C, E, repeats, fctp_edges, rows):
         res["e3nn uvu"] = e3nn_row(channelwise_tp(C, L, "uvu"), E, irreps(1, L).dim)
     if "uuu" in rows:
         res["e3nn uuu"] = e3nn_row(channelwise_tp(C, L, "uuu"), E, ir.dim)
-    for key, name, method, conv in (("gtp-fourier", "GTP fourier", "fourier", "auto"),
-                                    ("gtp-fourier-fft", "GTP four. fft", "fourier", "fft"),
-                                    ("gtp-fourier-direct", "GTP four. dir", "fourier", "direct"),
-                                    ("gtp-grid", "GTP grid", "grid", "auto")):
+    for key, name, product in (("gtp-fourier", "GTP fourier", lambda a, b: gaunt_product(a, b, L, method="fourier")),
+                               ("gtp-fourier-fft", "GTP four. fft", lambda a, b: fourier_product(a, b, L, conv="fft")),
+                               ("gtp-fourier-direct", "GTP four. dir", lambda a, b: fourier_product(a, b, L, conv="direct")),
+                               ("gtp-grid", "GTP grid", lambda a, b: gaunt_product(a, b, L, method="grid"))):
         if key not in rows:
             continue
         x1 = torch.randn(E, C, n, generator=g, requires_grad=True)
         x2 = torch.randn(E, C, n, generator=g, requires_grad=True)
-        f, b = fwd_bwd(lambda: gaunt_product(x1, x2, L, method=method, conv=conv), [x1, x2], repeats)
+        f, b = fwd_bwd(lambda: product(x1, x2), [x1, x2], repeats)
         res[name] = (f, b, False)
     if "so2" in rows and _so2 is not None:
         conv = _so2.SO2Convolution(L)

@@ -45,45 +45,15 @@ from scipy.special import spherical_jn
 from .basis import Basis, parse_openmx_basis
 from .errors import BasisError, StructureError
 from .operator import BlockOperator
+from .so3 import real_gaunt, spherical_harmonics_all
 
-__all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "real_gaunt", "label_cutoff",
-           "MIN_DISTANCE"]
+__all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE"]
 
 #: atoms closer than this (Angstrom) are rejected as overlapping
 MIN_DISTANCE = 0.1
 
 #: edges handled per vectorised step (bounds the temporary memory to ~ CHUNK * n_i * n_j * 8 bytes * few)
 CHUNK_EDGES = 20000
-
-
-# ---------------------------------------------------------------------------- angular part
-@lru_cache(maxsize=None)
-def real_gaunt(l1: int, l2: int, L: int) -> np.ndarray:
-    """G[m1, m2, M] = int Y_{l1 m1} Y_{l2 m2} Y_{L M} dOmega for hotham's internal real SH
-    (orthonormal, m = -l..l), shape (2l1+1, 2l2+1, 2L+1), float64.
-
-    Computed by exact quadrature (Gauss-Legendre in cos(theta) x uniform phi, exact for the
-    polynomial degree l1 + l2 + L)."""
-    from .so3 import spherical_harmonics
-    n = (l1 + l2 + L) // 2 + 2
-    x, w = np.polynomial.legendre.leggauss(n)
-    nphi = l1 + l2 + L + 2
-    phi = 2 * np.pi * np.arange(nphi) / nphi
-    st = np.sqrt(1 - x ** 2)
-    v = np.stack([np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.outer(x, np.ones(nphi))], -1).reshape(-1, 3)
-    wt = np.outer(w, np.full(nphi, 2 * np.pi / nphi)).reshape(-1)
-    Y = [spherical_harmonics(l, v).numpy().astype(np.float64) for l in (l1, l2, L)]
-    G = np.einsum("p,pa,pb,pc->abc", wt, *Y)
-    G[np.abs(G) < 1e-14] = 0.0
-    return G
-
-
-def _sh_all(lmax: int, u: np.ndarray) -> list[np.ndarray]:
-    """Internal real SH Y_L(u) for L = 0..lmax at unit vectors u [E, 3] -> list of [E, 2L+1]."""
-    import torch
-    from .so3 import spherical_harmonics
-    t = torch.as_tensor(u, dtype=torch.float64)
-    return [spherical_harmonics(L, t, normalize=False).numpy() for L in range(lmax + 1)]
 
 
 # ---------------------------------------------------------------------------- radial part
@@ -224,7 +194,9 @@ class OverlapCalculator:
         inside = d < tab.dmax
         u = np.where(d[:, None] > 1e-12, v / np.where(d > 1e-12, d, 1.0)[:, None], [0.0, 0.0, 1.0])
         lmax = max(l for l, _ in tab.shells_a + tab.shells_b)
-        Y = _sh_all(2 * lmax, u)
+        # Y[L] [E, 2L+1]: internal real SH of the edge directions, one contiguous array per L
+        Yall = spherical_harmonics_all(2 * lmax, u, normalize=False).numpy()
+        Y = [np.ascontiguousarray(Yall[:, L * L:(L + 1) ** 2]) for L in range(2 * lmax + 1)]
         I = tab.spline(np.minimum(d, tab.dmax))
         I[~inside] = 0.0
         off_a = np.concatenate([[0], np.cumsum([2 * l + 1 for l, _ in tab.shells_a])])

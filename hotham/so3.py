@@ -9,6 +9,7 @@ transforms as H' = D_l1(Q) H D_l2(Q)^T under the rigid rotation r -> Q r.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -26,6 +27,35 @@ def spherical_harmonics(l: int, r, normalize: bool = True) -> torch.Tensor:
     i.e. orthonormal on the unit sphere)."""
     r = torch.as_tensor(r)
     return o3.spherical_harmonics(l, r[..., _PERM], normalize=normalize, normalization="integral")
+
+
+def spherical_harmonics_all(lmax: int, r, normalize: bool = True) -> torch.Tensor:
+    """Internal real SH of every degree l = 0..lmax at vectors r [..., 3] -> [..., (lmax+1)^2],
+    flattened l-major (l = 0; l = 1, m = -1..1; ...), same dtype as r (numpy arrays are taken
+    as they are: pass float64 for exact tables). Orthonormal on the unit sphere."""
+    r = torch.as_tensor(r)
+    return torch.cat([spherical_harmonics(l, r, normalize=normalize) for l in range(lmax + 1)], dim=-1)
+
+
+@lru_cache(maxsize=None)
+def real_gaunt(l1: int, l2: int, L: int) -> np.ndarray:
+    """Real Gaunt coefficients G[m1, m2, M] = int Y_{l1 m1} Y_{l2 m2} Y_{L M} dOmega of the internal
+    real SH (orthonormal, m = -l..l), shape (2l1+1, 2l2+1, 2L+1), float64 (cached: do not modify).
+
+    Zero unless l1 + l2 + L is even and |l1 - l2| <= L <= l1 + l2 (parity and the triangle rule).
+    Computed by quadrature that is exact for the integrand, a polynomial of degree l1 + l2 + L on
+    the sphere: Gauss-Legendre in cos(theta) x uniform phi; entries below 1e-14 are set to 0."""
+    n = (l1 + l2 + L) // 2 + 2
+    x, w = np.polynomial.legendre.leggauss(n)
+    nphi = l1 + l2 + L + 2
+    phi = 2 * np.pi * np.arange(nphi) / nphi
+    st = np.sqrt(1 - x ** 2)
+    v = np.stack([np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.outer(x, np.ones(nphi))], -1).reshape(-1, 3)
+    wt = np.outer(w, np.full(nphi, 2 * np.pi / nphi)).reshape(-1)
+    Y = [spherical_harmonics(l, v).numpy().astype(np.float64) for l in (l1, l2, L)]
+    G = np.einsum("p,pa,pb,pc->abc", wt, *Y)
+    G[np.abs(G) < 1e-14] = 0.0
+    return G
 
 
 def wigner_D(l: int, Q) -> np.ndarray:

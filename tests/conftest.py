@@ -64,6 +64,15 @@ def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> Bloc
     return op
 
 
+def model_prediction(model, op) -> BlockOperator:
+    """Copy of ``op`` with the spin-less H (float64, eV) of a :class:`hotham.nn.HotHam`, S kept:
+    the flat output of ``model(model.graph([op]))`` without gradients (the inference path)."""
+    import torch
+    with torch.no_grad():
+        H = model(model.graph([op])).to("cpu", torch.float64).numpy()
+    return op.with_blocks(H=H, S=op.S, spin="none")
+
+
 @pytest.fixture
 def float64():
     """torch's default dtype float64 for one test (exact equivariance checks), restored after."""

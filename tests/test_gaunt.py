@@ -14,6 +14,8 @@ sum_{m1 m2} G Y_l1m1(r) Y_l2m2(r) = (2l1+1)(2l2+1)/(4π) (l1 l2 l3; 0 0 0)^2 Y_l
 positive factor. (l1 l2 l3; 0 0 0) vanishes for odd l1 + l2 + l3.
 """
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +23,14 @@ import torch
 from e3nn import o3
 from sympy.physics.wigner import wigner_3j as sympy_3j
 
-from hotham.nn import GauntProduct, expand_l_weights, gaunt_coefficients, gaunt_product
-from hotham.so3 import random_rotation, spherical_harmonics, wigner_D
+from hotham.nn import GauntProduct, expand_l_weights, gaunt_product
+from hotham.so3 import random_rotation, real_gaunt, spherical_harmonics, spherical_harmonics_all, wigner_D
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import gaunt_variants  # noqa: E402  (the Fourier-convolution variants the model does not run)
 
 METHODS = ["fourier", "grid"]
 DT = torch.float64
-
-
-def _sh(L, r):
-    r = torch.as_tensor(r, dtype=DT)
-    return torch.cat([spherical_harmonics(l, r) for l in range(L + 1)], -1)
 
 
 def _w3j(l1, l2, l3):
@@ -76,7 +76,7 @@ def quadrature_product(x1, x2, L1, L2, Lout, n=40):
     th = np.arccos(x)[:, None]
     ph = (2 * np.pi * np.arange(2 * n) / (2 * n))[None, :]
     r = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th) + 0 * ph], -1)
-    Y1, Y2, Y3 = _sh(L1, r), _sh(L2, r), _sh(Lout, r)
+    Y1, Y2, Y3 = (spherical_harmonics_all(L, torch.as_tensor(r, dtype=DT)) for L in (L1, L2, Lout))
     F = torch.einsum("tpa,...a->...tp", Y1, x1) * torch.einsum("tpa,...a->...tp", Y2, x2)
     return torch.einsum("...tp,tpn,t->...n", F, Y3, torch.as_tensor(w, dtype=DT)) * (np.pi / n)
 
@@ -90,17 +90,32 @@ def block_D(L, Q):
 
 @pytest.mark.parametrize("L", [2, 4, 6])
 def test_path_constants_against_cg(L):
-    """Check 6 per path: ∫ Y1 Y2 Y3 = c(l1,l2,l3) W_3j exactly; odd l1+l2+l3 vanish."""
+    """Check 6 per path: the real Gaunt coefficients ∫ Y1 Y2 Y3 (hotham.so3.real_gaunt, the
+    tensor the Gaunt product applies) = c(l1,l2,l3) W_3j exactly; odd l1+l2+l3 vanish."""
     for l1 in range(L + 1):
         for l2 in range(L + 1):
             for l3 in range(abs(l1 - l2), min(l1 + l2, L) + 1):
-                G = torch.as_tensor(gaunt_coefficients(l1, l2, l3))
+                G = torch.as_tensor(real_gaunt(l1, l2, l3))
                 if (l1 + l2 + l3) % 2:
                     assert G.abs().max() < 1e-12, (l1, l2, l3)
                 else:
                     c = path_constant(l1, l2, l3)
                     assert abs(c) > 1e-3
                     assert (G - c * _w3j(l1, l2, l3)).abs().max() < 1e-10, (l1, l2, l3)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_product_of_basis_functions_is_real_gaunt(method):
+    """The Gaunt product of two single harmonics Y_l1m1 Y_l2m2 has the coefficients
+    hotham.so3.real_gaunt(l1, l2, l3)[m1, m2, :] (the transforms and the quadrature agree)."""
+    L = 3
+    eye = torch.eye((L + 1) ** 2, dtype=DT)
+    y = gaunt_product(eye[:, None], eye[None, :], 2 * L, method=method)     # [lm1, lm2, l3m3]
+    for l1 in range(L + 1):
+        for l2 in range(L + 1):
+            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+                G = y[l1 * l1:(l1 + 1) ** 2, l2 * l2:(l2 + 1) ** 2, l3 * l3:(l3 + 1) ** 2]
+                assert (G - torch.as_tensor(real_gaunt(l1, l2, l3))).abs().max() < 1e-13, (l1, l2, l3)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -206,39 +221,36 @@ def test_bad_input():
         GauntProduct(2, 2, 2)(torch.zeros(3, 4), torch.zeros(3, 9))
 
 
-@pytest.mark.parametrize("L1,L2,Lout", [(1, 1, 2), (2, 2, 2), (3, 1, 5), (2, 4, 1), (4, 4, 4), (5, 3, 0)])
+@pytest.mark.parametrize("L1,L2,Lout", [(0, 0, 0), (1, 1, 2), (2, 2, 2), (3, 1, 5), (2, 4, 1), (4, 4, 4), (5, 3, 0)])
 def test_fourier_convolution_paths_agree(L1, L2, Lout):
-    """The three ways of doing the 2D Fourier convolution (direct product-to-sum tensor, DCT/DST
-    matrices in the real cos/sin layout, torch.fft on the complex layout) give the same product."""
+    """The three ways of doing the 2D Fourier convolution (the model's DCT/DST matrices in the real
+    cos/sin layout; the direct product-to-sum tensor and torch.fft on the complex layout of
+    benchmarks/gaunt_variants.py) give the same product."""
     g = torch.Generator().manual_seed(7 * L1 + L2 + 100 * Lout)
     x1 = torch.randn(3, 2, (L1 + 1) ** 2, dtype=DT, generator=g)
     x2 = torch.randn(3, 1, (L2 + 1) ** 2, dtype=DT, generator=g)
-    fft = gaunt_product(x1, x2, Lout, conv="fft")
+    fft = gaunt_variants.fourier_product(x1, x2, Lout, conv="fft")
     assert fft.abs().max() > 1e-2
-    for conv in ("direct", "dft", "auto"):
-        y = gaunt_product(x1, x2, Lout, conv=conv)
-        assert (y - fft).abs().max() < 1e-12 * max(1.0, fft.abs().max().item()), conv
+    direct = gaunt_variants.fourier_product(x1, x2, Lout, conv="direct")
+    for y in (direct, gaunt_product(x1, x2, Lout, method="fourier")):
+        assert (y - fft).abs().max() < 1e-12 * max(1.0, fft.abs().max().item())
     with pytest.raises(ValueError, match="unknown Fourier convolution"):
-        gaunt_product(x1, x2, Lout, conv="winograd")
+        gaunt_variants.fourier_product(x1, x2, Lout, conv="winograd")
 
 
-@pytest.mark.parametrize("conv", ["direct", "dft", "fft"])
-def test_fourier_paths_gradcheck_and_module(conv):
+@pytest.mark.parametrize("conv", ["direct", "fft"])
+def test_fourier_variants_gradcheck(conv):
     g = torch.Generator().manual_seed(2)
     x1 = torch.randn(2, 9, dtype=DT, generator=g, requires_grad=True)
     x2 = torch.randn(2, 4, dtype=DT, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: gaunt_product(a, b, 2, conv=conv), (x1, x2))
-    mod = GauntProduct(2, 1, 2, conv=conv)
-    assert conv in repr(mod)
-    assert (mod(x1, x2) - gaunt_product(x1, x2, 2, method="grid")).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(lambda a, b: gaunt_variants.fourier_product(a, b, 2, conv=conv), (x1, x2))
 
 
 def test_direct_convolution_tensor_is_product_to_sum():
     """Independent check of the direct tensor on one basis pair: cos(φ)sin(θ) x cos(φ)sin(θ)
     = (1 + cos 2φ)(1 - cos 2θ)/4, i.e. coefficients 1/4, -1/4 (k = 0) and 1/4, -1/4 (k = 2)."""
-    from hotham.nn.gaunt import _direct_tensor
     L = 1
-    Td, keep1, keep2 = _direct_tensor(L, L, 2)
+    Td, keep1, keep2 = gaunt_variants._direct_tensor(L, L, 2)
     # flat input index (k, ab, u) with k = 1, ab = cos, u = 1
     p = 1 * 2 * (L + 1) + 0 * (L + 1) + 1
     col = list(keep1).index(p) * len(keep2) + list(keep2).index(p)

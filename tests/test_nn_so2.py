@@ -53,7 +53,7 @@ def _cg_conv(x, vec, weights, lmax, C):
                     paths.append((ir1.l, ir2.l, ir3.l))
     tp = o3.TensorProduct(irreps_x, irreps_sh, irreps_out, instr, shared_weights=False,
                           internal_weights=False, irrep_normalization="none", path_normalization="none")
-    Y = torch.cat([so3.spherical_harmonics(l, vec) for l in range(2 * lmax + 1)], dim=-1)
+    Y = so3.spherical_harmonics_all(2 * lmax, vec)
     w = torch.cat([weights[p] for p in paths], dim=-1)
     out = tp(to_e3nn(x, lmax), Y, w)
     half = C * (lmax + 1) ** 2

@@ -27,9 +27,9 @@ from conftest import DATA, REPO_DATA
 from hotham.basis import Basis
 from hotham.electronic.hk import Assembler
 from hotham.errors import BasisError, FormatError, StructureError
-from hotham.overlap import OverlapCalculator, overlap_operator, real_gaunt, structure_operator
+from hotham.overlap import OverlapCalculator, overlap_operator, structure_operator
 from hotham.parsers.openmx import pao as pao_mod
-from hotham.so3 import random_rotation, rotate_operator, spherical_harmonics
+from hotham.so3 import random_rotation, real_gaunt, rotate_operator, spherical_harmonics
 
 
 #: per run: tolerance just above the measured max |S_hotham - S_openmx| (figures in the docstring)

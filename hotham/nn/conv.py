@@ -13,6 +13,14 @@ Every layer updates node features v [N, C, K] and edge features e [E, C, K] (K =
 The tensor product is the Gaunt product (``conv="gaunt"``, O(L^3), Fourier or grid form) or, as a
 baseline, e3nn's CG tensor product over all parity-allowed paths with radial path weights
 (``conv="e3nn"``, "uvu", DeepH-E3 / HamGNN style, O(L^6)). The last layer is :class:`SO2Layer`.
+
+Layers are called by keyword with the same names throughout :mod:`hotham.nn`:
+``layer(node=v, edge=e, dst=dst, src=src, radial=rbf, sh=Y, chunk=...)`` (``wigner=D`` instead
+of ``sh`` for the SO(2) layer), where node [N, C, K] and edge [E, C, K] are features
+(K = (L+1)^2, irreps C x (0e + 1o + 2e + ...)), dst / src [E] the edge ends (edge i <- j:
+dst = i, src = j), radial [E, n_radial] the radial basis (cutoff included, n_radial x 0e), sh
+[E, K] the internal real SH of r_ij (1x0e + 1x1o + ... + 1xL), and wigner the per-l edge-frame
+Wigner matrices D_l [E, 2l+1, 2l+1] (:func:`hotham.nn.so2.edge_frame_wigner`).
 """
 from __future__ import annotations
 
@@ -20,15 +28,14 @@ import torch
 from torch import nn
 
 from ..so3 import float64_default
-from .layers import (EquivariantLayerNorm, EquivariantLinear, Gate, edge_chunks, from_e3nn, in_degree, mlp, scatter_mean,
-                     scatter_sum, to_e3nn)
+from .layers import (EquivariantLayerNorm, EquivariantLinear, Gate, edge_chunks, feature_irreps, from_e3nn, in_degree,
+                     mlp, scalar_irreps, scatter_mean, scatter_sum, to_e3nn)
 from .so2 import SO2Convolution, rotate
 
 
 def _e3nn_tp(channels: int, lmax: int):
     from e3nn import o3
-    irreps = o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
-    irreps_sh = o3.Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)])
+    irreps, irreps_sh = feature_irreps(channels, lmax), feature_irreps(1, lmax)
     instr = [(i1, i2, i3, "uvu", True)
              for i1, (_, ir1) in enumerate(irreps) for i2, (_, ir2) in enumerate(irreps_sh)
              for i3, (_, ir3) in enumerate(irreps) if ir3 in ir1 * ir2]
@@ -36,13 +43,20 @@ def _e3nn_tp(channels: int, lmax: int):
 
 
 class ConvLayer(nn.Module):
-    """One Gaunt (or e3nn CG) message-passing layer; see the module docstring."""
+    """One Gaunt (or e3nn CG) message-passing layer; see the module docstring.
+
+    irreps_node_in = irreps_edge_in = irreps_node_out = irreps_edge_out = C x (0e + 1o + 2e + ...),
+    irreps_radial_in = n_radial x 0e, irreps_sh_in = 1x0e + 1x1o + ... + 1xL.
+    """
 
     def __init__(self, channels: int, lmax: int, n_radial: int, hidden: int = 64,
                  conv: str = "gaunt", gaunt_method: str = "grid"):
         super().__init__()
         C, L = channels, lmax
         self.channels, self.lmax, self.kind = C, L, conv
+        self.irreps_node_in = self.irreps_edge_in = feature_irreps(C, L)
+        self.irreps_node_out = self.irreps_edge_out = feature_irreps(C, L)
+        self.irreps_radial_in, self.irreps_sh_in = scalar_irreps(n_radial), feature_irreps(1, L)
         self.lin_in = EquivariantLinear(3 * C, C, L)
         if conv == "gaunt":
             from .gaunt import GauntProduct
@@ -63,84 +77,95 @@ class ConvLayer(nn.Module):
         self.norm_edge = EquivariantLayerNorm(C, L)
         self.norm_node = EquivariantLayerNorm(C, L)
 
-    def _messages(self, v, e, edge_dst, edge_src, rbf, Y):
+    def _messages(self, node, edge, dst, src, radial, sh):
         """Messages g [E, C, K] and updated edge features of a set of edges."""
-        m = self.lin_in(torch.cat([v[edge_dst], v[edge_src], e], dim=-2))
-        w = self.radial(rbf)
+        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        w = self.radial(radial)
         if self.kind == "gaunt":
-            g = self.tp(m, Y[:, None, :], w2=w.unflatten(-1, (self.channels, self.lmax + 1)))
+            g = self.tp(m, sh[:, None, :], w2=w.unflatten(-1, (self.channels, self.lmax + 1)))
         else:
-            g = from_e3nn(self.tp(to_e3nn(m, self.lmax), Y, w), self.channels, self.lmax)
+            g = from_e3nn(self.tp(to_e3nn(m, self.lmax), sh, w), self.channels, self.lmax)
         g = self.gate(self.lin_out(g))
-        return g, self.norm_edge(e + self.lin_edge(g))
+        return g, self.norm_edge(edge + self.lin_edge(g))
 
-    def forward(self, v, e, edge_dst, edge_src, rbf, Y, chunk: int | None = None):
-        """v [N, C, K], e [E, C, K], rbf [E, n_radial] (cutoff included), Y [E, K] -> (v, e).
+    def forward(self, node, edge, dst, src, radial, sh, chunk: int | None = None):
+        """node [N, C, K], edge [E, C, K], dst / src [E], radial [E, n_radial], sh [E, K]
+        -> (node, edge) updated, same shapes.
 
         ``chunk``: process at most this many edges at a time (inference on large structures;
         the result is the same, the memory of the per-edge intermediates is bounded)."""
-        if chunk is None or e.shape[0] <= chunk:
-            g, e = self._messages(v, e, edge_dst, edge_src, rbf, Y)
-            return self.norm_node(v + self.lin_node(scatter_mean(g, edge_dst, v.shape[0]))), e
-        e_new, agg = torch.empty_like(e), None
-        for sl in edge_chunks(e.shape[0], chunk):
-            g, e_new[sl] = self._messages(v, e[sl], edge_dst[sl], edge_src[sl], rbf[sl], Y[sl])
-            agg = scatter_sum(g, edge_dst[sl], v.shape[0], agg)
-        return self.norm_node(v + self.lin_node(agg / in_degree(edge_dst, v))), e_new
+        if chunk is None or edge.shape[0] <= chunk:
+            g, edge = self._messages(node, edge, dst, src, radial, sh)
+            return self.norm_node(node + self.lin_node(scatter_mean(g, dst, node.shape[0]))), edge
+        edge_new, agg = torch.empty_like(edge), None
+        for sl in edge_chunks(edge.shape[0], chunk):
+            g, edge_new[sl] = self._messages(node, edge[sl], dst[sl], src[sl], radial[sl], sh[sl])
+            agg = scatter_sum(g, dst[sl], node.shape[0], agg)
+        return self.norm_node(node + self.lin_node(agg / in_degree(dst, node))), edge_new
 
 
 class SO2Layer(nn.Module):
     """Last layer: SO(2) convolution in the edge frame (equivalent to a full CG convolution of
     m_ij with Y(r_ij), see :mod:`hotham.nn.so2`), producing even (parity (-1)^l) and odd
-    (parity (-1)^(l+1)) edge and node features for the readout."""
+    (parity (-1)^(l+1)) edge and node features for the readout.
+
+    irreps_node_in = irreps_edge_in = C x (0e + 1o + 2e + ...), irreps_radial_in = n_radial x 0e;
+    outputs node and edge features of both parities: irreps_even_out = C x (0e + 1o + 2e + ...),
+    irreps_odd_out = C x (0o + 1e + 2o + ...) (its 0o part, a pseudo-scalar, is identically zero:
+    the SO(2) convolution has no odd m = 0 path and nothing after it adds a constant).
+    """
 
     def __init__(self, channels: int, lmax: int, n_radial: int, hidden: int = 64):
         super().__init__()
         C, L = channels, lmax
         self.channels, self.lmax = C, L
+        self.irreps_node_in = self.irreps_edge_in = feature_irreps(C, L)
+        self.irreps_radial_in = scalar_irreps(n_radial)
+        self.irreps_even_out, self.irreps_odd_out = feature_irreps(C, L), feature_irreps(C, L, odd=True)
         self.lin_in = EquivariantLinear(3 * C, C, L)
         self.conv = SO2Convolution(L)
         self.radial = mlp([n_radial, hidden, C * self.conv.n_weights])
         self.lin_even = EquivariantLinear(C, C, L)
-        self.lin_odd = EquivariantLinear(C, C, L, bias=False)
+        self.lin_odd = EquivariantLinear(C, C, L, odd=True)
         self.gate_even = Gate(C, L)
-        self.gate_odd = Gate(C, L, gate_channels=C)
+        self.gate_odd = Gate(C, L, odd=True)
         self.lin_node_even = EquivariantLinear(C, C, L)
-        self.lin_node_odd = EquivariantLinear(C, C, L, bias=False)
-        self.norm = nn.ModuleDict({k: EquivariantLayerNorm(C, L, bias=not k.endswith("odd"))
+        self.lin_node_odd = EquivariantLinear(C, C, L, odd=True)
+        self.norm = nn.ModuleDict({k: EquivariantLayerNorm(C, L, odd=k.endswith("odd"))
                                    for k in ("edge_even", "edge_odd", "node_even", "node_odd")})
 
-    def _messages(self, v, e, edge_dst, edge_src, rbf, D):
-        """Even and odd messages [E, C, K] of a set of edges (D: their Wigner matrices)."""
-        m = self.lin_in(torch.cat([v[edge_dst], v[edge_src], e], dim=-2))
-        w = self.radial(rbf).unflatten(-1, (self.channels, self.conv.n_weights))
-        ye, yo = self.conv(rotate(m, D, inverse=True), w)
-        ye, yo = self.lin_even(rotate(ye, D)), self.lin_odd(rotate(yo, D))
+    def _messages(self, node, edge, dst, src, radial, wigner):
+        """Even and odd messages [E, C, K] of a set of edges (wigner: their D_l matrices)."""
+        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        w = self.radial(radial).unflatten(-1, (self.channels, self.conv.n_weights))
+        ye, yo = self.conv(rotate(m, wigner, inverse=True), w)
+        ye, yo = self.lin_even(rotate(ye, wigner)), self.lin_odd(rotate(yo, wigner))
         scalars = ye[..., 0]
-        return self.gate_even(ye), self.gate_odd(yo, scalars=scalars, odd=True)
+        return self.gate_even(ye), self.gate_odd(yo, scalars=scalars)
 
-    def forward(self, v, e, edge_dst, edge_src, rbf, D, chunk: int | None = None, reuse_input: bool = False):
-        """D: per-l edge-frame Wigner matrices (:func:`hotham.nn.so2.edge_frame_wigner`).
-        Returns (v_even, v_odd, e_even, e_odd), each [N or E, C, K]. ``chunk`` as in
-        :meth:`ConvLayer.forward`. ``reuse_input`` (chunked, no gradients): e_even is written
-        into ``e`` chunk by chunk (each chunk is read before it is overwritten), saving one
-        [E, C, K] array (1.5 GB for a 10^4-atom twisted bilayer); ``e`` is overwritten."""
-        n = v.shape[0]
-        if chunk is None or e.shape[0] <= chunk:
-            ye, yo = self._messages(v, e, edge_dst, edge_src, rbf, D)
-            e_even, e_odd = self.norm["edge_even"](e + ye), self.norm["edge_odd"](yo)
-            agg_e, agg_o = scatter_mean(ye, edge_dst, n), scatter_mean(yo, edge_dst, n)
+    def forward(self, node, edge, dst, src, radial, wigner, chunk: int | None = None, reuse_input: bool = False):
+        """node [N, C, K], edge [E, C, K], dst / src [E], radial [E, n_radial], wigner: per-l
+        edge-frame Wigner matrices [E, 2l+1, 2l+1] (:func:`hotham.nn.so2.edge_frame_wigner`).
+        Returns (node_even, node_odd, edge_even, edge_odd), each [N or E, C, K]. ``chunk`` as in
+        :meth:`ConvLayer.forward`. ``reuse_input`` (chunked, no gradients): edge_even is written
+        into ``edge`` chunk by chunk (each chunk is read before it is overwritten), saving one
+        [E, C, K] array (1.5 GB for a 10^4-atom twisted bilayer); ``edge`` is overwritten."""
+        n = node.shape[0]
+        if chunk is None or edge.shape[0] <= chunk:
+            ye, yo = self._messages(node, edge, dst, src, radial, wigner)
+            edge_even, edge_odd = self.norm["edge_even"](edge + ye), self.norm["edge_odd"](yo)
+            agg_e, agg_o = scatter_mean(ye, dst, n), scatter_mean(yo, dst, n)
         else:
-            e_even = e if (reuse_input and not torch.is_grad_enabled()) else torch.empty_like(e)
-            e_odd, agg_e, agg_o = torch.empty_like(e), None, None
-            for sl in edge_chunks(e.shape[0], chunk):
-                D_sl = [d[sl] for d in D] if isinstance(D, (list, tuple)) else D[sl]
-                ye, yo = self._messages(v, e[sl], edge_dst[sl], edge_src[sl], rbf[sl], D_sl)
-                e_even[sl], e_odd[sl] = self.norm["edge_even"](e[sl] + ye), self.norm["edge_odd"](yo)
-                agg_e = scatter_sum(ye, edge_dst[sl], n, agg_e)
-                agg_o = scatter_sum(yo, edge_dst[sl], n, agg_o)
-            deg = in_degree(edge_dst, v)
+            edge_even = edge if (reuse_input and not torch.is_grad_enabled()) else torch.empty_like(edge)
+            edge_odd, agg_e, agg_o = torch.empty_like(edge), None, None
+            for sl in edge_chunks(edge.shape[0], chunk):
+                wigner_sl = [d[sl] for d in wigner] if isinstance(wigner, (list, tuple)) else wigner[sl]
+                ye, yo = self._messages(node, edge[sl], dst[sl], src[sl], radial[sl], wigner_sl)
+                edge_even[sl], edge_odd[sl] = self.norm["edge_even"](edge[sl] + ye), self.norm["edge_odd"](yo)
+                agg_e = scatter_sum(ye, dst[sl], n, agg_e)
+                agg_o = scatter_sum(yo, dst[sl], n, agg_o)
+            deg = in_degree(dst, node)
             agg_e, agg_o = agg_e / deg, agg_o / deg
-        v_even = self.norm["node_even"](v + self.lin_node_even(agg_e))
-        v_odd = self.norm["node_odd"](self.lin_node_odd(agg_o))
-        return v_even, v_odd, e_even, e_odd
+        node_even = self.norm["node_even"](node + self.lin_node_even(agg_e))
+        node_odd = self.norm["node_odd"](self.lin_node_odd(agg_o))
+        return node_even, node_odd, edge_even, edge_odd

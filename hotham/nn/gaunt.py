@@ -23,15 +23,15 @@ separable: contract over l for each k (a batched matmul over k), then over k in 
   for even k and sine series for odd k, the coefficients are stored as the real array
   f[k, cos/sin, u], u = 0..L (no complex numbers, half the size). The two coefficient arrays are
   multiplied by 2D convolution, and the product's coefficients are mapped back to SH by the fixed
-  linear map ∫ (basis function) Y_lm dΩ. The convolution is computed (``conv=``) by the
-  convolution theorem with small real DCT/DST/DFT matrices ("dft", the default: fastest on CPU at
-  every degree measured), directly with the product-to-sum tensor ("direct", O(L^4)), or with
-  torch.fft on the complex layout ("fft"); all three agree to rounding.
+  linear map ∫ (basis function) Y_lm dΩ. The convolution is computed by the convolution theorem
+  with small real DCT/DST/DFT matrices (fastest on CPU at every degree measured; the direct
+  product-to-sum tensor and torch.fft on the complex layout agree to rounding and are kept for
+  comparison in benchmarks/gaunt_variants.py).
 * ``method="grid"``: values on a Gauss–Legendre (in cos θ) x uniform-φ grid just large enough for
   the product up to degree L1 + L2 projected on degree lmax_out, pointwise product, quadrature.
 
 Transform matrices are computed once per degree triple (functools.lru_cache) from
-``hotham.so3.spherical_harmonics`` itself, so they follow the internal convention by construction;
+``hotham.so3.spherical_harmonics_all`` itself, so they follow the internal convention by construction;
 nothing is shipped as a data file.
 """
 from __future__ import annotations
@@ -42,11 +42,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from scipy.fft import next_fast_len
+from ..so3 import spherical_harmonics_all
+from .layers import feature_irreps
 
-from ..so3 import spherical_harmonics
-
-__all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "gaunt_coefficients", "METHODS", "FOURIER_CONVS"]
+__all__ = ["gaunt_product", "GauntProduct", "expand_l_weights", "METHODS"]
 
 METHODS = ("fourier", "grid")
 
@@ -60,12 +59,6 @@ def _lmax_of(n: int) -> int:
     if (L + 1) ** 2 != n:
         raise ValueError(f"last dimension {n} is not (L+1)^2 for any L")
     return L
-
-
-def _sh_all(L: int, r: np.ndarray) -> np.ndarray:
-    """Internal real SH l = 0..L at unit vectors r [..., 3] -> [..., (L+1)^2] (float64)."""
-    rt = torch.as_tensor(r, dtype=torch.float64)
-    return torch.cat([spherical_harmonics(l, rt, normalize=False) for l in range(L + 1)], -1).numpy()
 
 
 def _unit(theta, phi):
@@ -88,7 +81,7 @@ def _torus_coefficients(L: int) -> np.ndarray:
     N = 2 * L + 1
     t = 2 * np.pi * np.arange(N) / N
     th, ph = np.meshgrid(t, t, indexing="ij")
-    Y = _sh_all(L, _unit(th, ph))                           # [N(θ), N(φ), n]
+    Y = spherical_harmonics_all(L, _unit(th, ph), normalize=False).numpy()  # [N(θ), N(φ), n]
     c = np.fft.fft2(Y, axes=(0, 1)) / N ** 2                  # coefficient of e^{+i(uθ+vφ)}
     c = np.fft.fftshift(c, axes=(0, 1)).transpose(2, 0, 1)    # [n, u = -L..L, v = -L..L]
     # structural check of the convention: Y_lm carries only φ-frequencies ±|m|
@@ -194,66 +187,7 @@ def _grid_matrices(L1: int, L2: int, Lout: int):
                 B=B.reshape(Lo + 1, 2 * (Lo + 1), 2 * n_t), n_t=n_t, n_p=n_p)
 
 
-def _theta_integral(n: np.ndarray) -> np.ndarray:
-    """W(n) = ∫_0^π e^{inθ} sin θ dθ for integer n (exact)."""
-    n = np.asarray(n)
-    out = np.zeros(n.shape, dtype=complex)
-    even = n % 2 == 0
-    out[even] = 2.0 / (1.0 - n[even].astype(float) ** 2)
-    out[n == 1] = 1j * np.pi / 2
-    out[n == -1] = -1j * np.pi / 2
-    return out
-
-
-@lru_cache(maxsize=None)
-def _fourier_matrices(L1: int, L2: int, Lout: int):
-    """Matrices of the 2D-Fourier method (numpy float64).
-
-    Torus grid N_u x N_v: the product has θ-frequencies |u| <= Lp, all needed by the projection
-    (N_u = 2 Lp + 1), and φ-frequencies |v| <= Lp of which only |v| <= Lo are projected, so a
-    circular convolution of length N_v > Lp + Lo is exact there. Only v >= 0 is stored (F real:
-    rfft layout).
-    """
-    Lp, Lo = _sizes(L1, L2, Lout)
-    # smallest lengths with only factors 2, 3, 5 (torch's FFT is much slower on other primes)
-    N_u = next_fast_len(2 * Lp + 1)
-    N_v = next_fast_len(max(Lp + Lo + 1, 2 * max(L1, L2) + 1), real=True)
-
-    def to_fourier(L):
-        # C[k, (u, re/im), slot]: coefficient of e^{i(uθ + kφ)} of the slot's Y_lm, u wrapped mod N_u
-        c = _torus_coefficients(L)
-        idx, _ = _slots(L)
-        C = np.zeros((L + 1, 2, N_u, 2 * (L + 1)))
-        rows = np.arange(-L, L + 1) % N_u
-        for k in range(L + 1):
-            for s, lm in enumerate(idx[k]):
-                if lm < len(c):
-                    C[k, 0, rows, s] = c[lm, :, L + k].real
-                    C[k, 1, rows, s] = c[lm, :, L + k].imag
-        return C.reshape(L + 1, 2 * N_u, 2 * (L + 1))
-
-    # projection: y_lm = ρ_k Re sum_u g[u, k] K_lm[u],  K_lm[u] = 2π sum_u' c_lm[u', -k] W(u + u'),
-    # ρ_0 = 1, ρ_k = 2 (the v = -k half is the complex conjugate of the v = +k half)
-    c = _torus_coefficients(Lo)
-    idx, _ = _slots(Lo)
-    u = np.arange(N_u)
-    u = np.where(u <= Lp, u, u - N_u)                         # signed θ-frequency of each row
-    up = np.arange(-Lo, Lo + 1)
-    W = _theta_integral(u[:, None] + up[None, :])             # [N_u, u']
-    # M[k, (re/im, slot), u]: weights of Re g[u, k] and Im g[u, k]
-    M = np.zeros((Lo + 1, 2, 2 * (Lo + 1), N_u))
-    for k in range(Lo + 1):
-        rho = 1.0 if k == 0 else 2.0
-        for s, lm in enumerate(idx[k]):
-            if lm < len(c):
-                K = 2 * np.pi * W @ c[lm, :, Lo - k]
-                M[k, 0, s] = rho * K.real
-                M[k, 1, s] = -rho * K.imag
-    return dict(C1=to_fourier(L1), C2=to_fourier(L2), M=M.reshape(Lo + 1, 4 * (Lo + 1), N_u),
-                N_u=N_u, N_v=N_v)
-
-
-# --- real cos/sin layout of the 2D Fourier method (used by the "dft" and "direct" convolutions) ---
+# --- real cos/sin layout of the 2D Fourier method ---
 #
 # By the φ-structure, F = sum_k a_k(θ) cos kφ + b_k(θ) sin kφ, and since r(-θ, φ) = r(θ, φ + π),
 # a_k, b_k are even in θ for even k and odd for odd k: cosine series in θ for even k, sine series
@@ -295,15 +229,12 @@ def _fourier_cs_matrices(L1: int, L2: int, Lout: int):
     """Matrices of the real-layout 2D-Fourier method (numpy float64).
 
     C1, C2 [k, (ab, u), slot]: SH slots -> 2D Fourier coefficients f[k, ab, u] (u <= L).
-    Product coefficients g[k, ab, w] (k <= Lo, w <= Lp = L1 + L2) come from either
-    * "direct": the convolution itself, g = T (f1 ⊗ f2) with T [(k, ab, w), (p1, p2)] the
-      product-to-sum rules of cos/sin in φ and θ (entries ±1/4, ±1/2, 1), restricted to the
-      structurally nonzero coefficients keep1 / keep2; or
-    * "dft": the convolution theorem with the transforms done as small real DFT (DCT/DST) matrix
-      products, S1/S2 [(k, ab), j, u] (coefficients -> values at θ_j = π(j+½)/N_t, N_t = Lp + 1),
-      T1/T2 [φ_p, (k, ab)] (-> values at φ_p = 2πp/N_p, N_p = Lp + Lo + 1 > Lp + Lo so the
-      frequencies k <= Lo come back alias-free), the pointwise product, Tp [(k, ab), φ_p] and
-      Sa [(k, ab), w, j] back to coefficients (exact inverses on the product's band).
+    Product coefficients g[k, ab, w] (k <= Lo, w <= Lp = L1 + L2) come from the convolution
+    theorem with the transforms done as small real DFT (DCT/DST) matrix products, S1/S2
+    [(k, ab), j, u] (coefficients -> values at θ_j = π(j+½)/N_t, N_t = Lp + 1), T1/T2
+    [φ_p, (k, ab)] (-> values at φ_p = 2πp/N_p, N_p = Lp + Lo + 1 > Lp + Lo so the frequencies
+    k <= Lo come back alias-free), the pointwise product, Tp [(k, ab), φ_p] and Sa [(k, ab), w, j]
+    back to coefficients (exact inverses on the product's band).
     M [k, slot, (ab, w)]: product coefficients -> SH, y_lm = ∫ G Y_lm dΩ with
     ∫_0^2π cos² kφ dφ = π(1 + δ_k0) and ∫_0^π s_k(wθ) s_k(w'θ) sin θ dθ by Gauss–Legendre in cos θ
     (polynomial integrands: exact).
@@ -356,48 +287,6 @@ def _fourier_cs_matrices(L1: int, L2: int, Lout: int):
                 M=M.reshape(Lo + 1, 2 * (Lo + 1), 2 * (Lp + 1)), N_t=N_t, N_p=N_p)
 
 
-@lru_cache(maxsize=None)
-def _direct_tensor(L1: int, L2: int, Lout: int):
-    """Direct 2D convolution in the real layout: Td [(k, ab, w), (p1, p2)] with g = Td (f1 ⊗ f2)
-    over the structurally nonzero input coefficients keep1, keep2 (flat (k, ab, u) indices).
-
-    The product coefficients of every pair of basis functions cos/sin(k1φ) s_k1(u1θ) x
-    cos/sin(k2φ) s_k2(u2θ) are computed through the exact DFT route in float64 and snapped to the
-    product-to-sum values (multiples of 1/4), which also checks them.
-    """
-    Lp, Lo = _sizes(L1, L2, Lout)
-    mats = _fourier_cs_matrices(L1, L2, Lout)
-    N_t, N_p, Tp, Sa = mats["N_t"], mats["N_p"], mats["Tp"], mats["Sa"]
-
-    def basis_values(L, S, T):
-        V = np.einsum("aju,pa->apju", S, T)                         # [(k, ab), φ, θ, u]
-        return V.reshape(2 * (L + 1), N_p, N_t, L + 1).transpose(0, 3, 1, 2).reshape(-1, N_p, N_t)
-
-    keep1 = np.flatnonzero(np.abs(mats["C1"]).sum(2).reshape(-1) > 0)
-    keep2 = np.flatnonzero(np.abs(mats["C2"]).sum(2).reshape(-1) > 0)
-    V1 = basis_values(L1, mats["S1"], mats["T1"])[keep1]
-    V2 = basis_values(L2, mats["S2"], mats["T2"])[keep2]
-    prod = V1[:, None] * V2[None, :]                                # [p1, p2, φ, θ]
-    G = np.einsum("ap,xypj->axyj", Tp, prod)                        # [(k, ab), p1, p2, θ]
-    G = np.einsum("awj,axyj->awxy", Sa, G)                          # [(k, ab), w, p1, p2]
-    Td = np.round(G * 4) / 4
-    if np.abs(Td - G).max() > 1e-9:
-        raise RuntimeError("direct convolution tensor is not made of product-to-sum factors")
-    return Td.reshape(2 * (Lo + 1) * (Lp + 1), len(keep1) * len(keep2)), keep1, keep2
-
-
-def gaunt_coefficients(l1: int, l2: int, l3: int) -> np.ndarray:
-    """Real Gaunt coefficients ∫ Y_l1m1 Y_l2m2 Y_l3m3 dΩ [2l1+1, 2l2+1, 2l3+1] in the internal
-    convention (through the grid transform; exact to rounding)."""
-    n1, n2 = 2 * l1 + 1, 2 * l2 + 1
-    x1 = torch.zeros(n1, (l1 + 1) ** 2, dtype=torch.float64)
-    x1[:, l1 * l1:] = torch.eye(n1, dtype=torch.float64)
-    x2 = torch.zeros(n2, (l2 + 1) ** 2, dtype=torch.float64)
-    x2[:, l2 * l2:] = torch.eye(n2, dtype=torch.float64)
-    y = gaunt_product(x1[:, None], x2[None, :], l3, method="grid")
-    return y[..., l3 * l3:].numpy()
-
-
 # ----------------------------------------------------------------------------------------------
 # torch transforms
 # ----------------------------------------------------------------------------------------------
@@ -423,26 +312,6 @@ def _grid_forward(x1, x2, mats, L1, L2, Lo):
     return y.index_select(0, mats["inv"]).t()
 
 
-def _fourier_forward(x1, x2, mats, L1, L2, Lo):
-    Bn = x1.shape[0]
-    N_u, N_v = mats["N_u"], mats["N_v"]
-
-    def coefficients(x, C, idx, L):
-        f = torch.bmm(C, _gather(x, idx, L)).view(L + 1, 2, N_u, Bn)  # [k, re/im, u, B]
-        return torch.complex(f[:, 0], f[:, 1])                # [k >= 0, u, B], batch last
-
-    # 2D convolution of the coefficient arrays = pointwise product of their inverse FFTs
-    # (half spectrum in v = k along dim 0; values come out as [φ, θ, B])
-    fft_dims = dict(dim=(1, 0), norm="forward")
-    v1 = torch.fft.irfftn(coefficients(x1, mats["C1"], mats["idx1"], L1), s=(N_u, N_v), **fft_dims)
-    v2 = torch.fft.irfftn(coefficients(x2, mats["C2"], mats["idx2"], L2), s=(N_u, N_v), **fft_dims)
-    g = torch.fft.rfftn(v1 * v2, **fft_dims)[:Lo + 1]          # [k, u, B]: product coefficients
-    ns = 2 * (Lo + 1)
-    y = torch.bmm(mats["M"], torch.view_as_real(g).reshape(Lo + 1, N_u, 2 * Bn)).view(Lo + 1, 2, ns, Bn, 2)
-    y = y[:, 0, :, :, 0] + y[:, 1, :, :, 1]                   # Re-part and Im-part weights
-    return y.reshape(-1, Bn).index_select(0, mats["inv"]).t()
-
-
 def _fourier_dft_forward(x1, x2, mats, L1, L2, Lo):
     """Real-layout Fourier method, convolution by the convolution theorem with DCT/DST/DFT
     matrices (see ``_fourier_cs_matrices``): SH -> f[k, ab, u] -> values -> product -> g[k, ab, w] -> SH."""
@@ -461,128 +330,78 @@ def _fourier_dft_forward(x1, x2, mats, L1, L2, Lo):
     return y.reshape(-1, Bn).index_select(0, mats["inv"]).t()
 
 
-def _fourier_direct_forward(x1, x2, mats, L1, L2, Lo):
-    """Real-layout Fourier method, convolution done directly: g = Td (f1 ⊗ f2) (batch first)."""
-    Bn = x1.shape[0]
-    f1 = x1 @ mats["D1"]                                          # [B, p1] 2D Fourier coefficients
-    f2 = x2 @ mats["D2"]                                          # [B, p2]
-    g = (f1[:, :, None] * f2[:, None, :]).view(Bn, -1) @ mats["Td"]  # [B, (k, ab, w)]
-    return g @ mats["Md"]                                         # [B, (L+1)^2] SH
+# the model's two methods: grid transforms, or the real-layout Fourier transforms with the
+# convolution done by the convolution theorem (DCT/DST/DFT matrices); other ways of doing the
+# Fourier convolution (direct product-to-sum tensor, torch.fft) were measured slower at every
+# degree and live in benchmarks/gaunt_variants.py
+_FORWARD = {"grid": _grid_forward, "fourier": _fourier_dft_forward}
 
 
-# Fourier-method convolutions. "direct" is the literal convolution (one matmul with the
-# product-to-sum tensor, O(L^4) per product); "dft" the convolution theorem with the transforms as
-# small real DCT/DST/DFT matrices (O(L^3)); "fft" torch.fft on the complex rfft layout. Measured
-# once on one CPU thread (32000 products, float32, forward, L1 = L2 = Lout = L):
-#   L      1     2     4      6      8
-#   dft    1.5   4.4   25     75     290 ms
-#   direct 3.1   16    380    2400   -
-#   fft    -     95    535    970    2040
-# The DFT route is never slower than direct at any degree tried, and torch's CPU FFT (about 15 ns
-# per point on these 5-33-point transforms) never catches up, so "auto" means "dft" (the threshold
-# L1 + L2 <= DIRECT_MAX_LP for "direct" is 0: only the trivial L = 0 product).
-FOURIER_CONVS = ("auto", "direct", "dft", "fft")
-DIRECT_MAX_LP = 0
+def _forward_of(method: str):
+    if method not in METHODS:
+        raise ValueError(f"unknown Gaunt method {method!r}; use one of {METHODS}")
+    return _FORWARD[method]
 
 
-def _fourier_conv(L1: int, L2: int, conv: str) -> str:
-    if conv not in FOURIER_CONVS:
-        raise ValueError(f"unknown Fourier convolution {conv!r}; use one of {FOURIER_CONVS}")
-    if conv == "auto":
-        return "direct" if L1 + L2 <= DIRECT_MAX_LP else "dft"
-    return conv
+def _slot_indices(L1: int, L2: int, Lout: int) -> dict:
+    """Gathers of both inputs into the [k, slot] layout (idx1, idx2) and the SH order of the output (inv)."""
+    _, Lo = _sizes(L1, L2, Lout)
+    return dict(idx1=_slots(L1)[0], idx2=_slots(L2)[0], inv=_slots(Lo)[1])
 
 
 @lru_cache(maxsize=None)
-def _numpy_mats(L1: int, L2: int, Lout: int, method: str):
-    """method: "grid", or "fourier:fft" / "fourier:dft" / "fourier:direct"."""
-    _, Lo = _sizes(L1, L2, Lout)
-    if method == "grid":
-        mats = dict(_grid_matrices(L1, L2, Lout))
-    elif method == "fourier:fft":
-        mats = dict(_fourier_matrices(L1, L2, Lout))
-    elif method == "fourier:dft":
-        mats = dict(_fourier_cs_matrices(L1, L2, Lout))
-    elif method == "fourier:direct":
-        # dense batch-first forms: D [(L+1)^2, p] SH -> kept coefficients, Md [(k, ab, w), (Lo+1)^2]
-        cs = _fourier_cs_matrices(L1, L2, Lout)
-        Td, keep1, keep2 = _direct_tensor(L1, L2, Lout)
-
-        def dense_in(C, L, keep):
-            idx, _ = _slots(L)
-            D = np.zeros((C.shape[0] * C.shape[1], (L + 1) ** 2 + 1))
-            for k in range(L + 1):
-                D[k * C.shape[1]:(k + 1) * C.shape[1], idx[k]] += C[k]
-            return D[keep, :-1].T.copy()
-
-        _, inv = _slots(Lo)
-        M = cs["M"]                                                 # [k, slot, (ab, w)]
-        Md = np.zeros((M.shape[0], M.shape[2], len(inv)))            # [k, (ab, w), (Lo+1)^2]
-        for lm, pos in enumerate(inv):
-            k, s = divmod(pos, M.shape[1])
-            Md[k, :, lm] = M[k, s]
-        Md = Md.reshape(-1, len(inv))
-        return dict(D1=dense_in(cs["C1"], L1, keep1), D2=dense_in(cs["C2"], L2, keep2),
-                    Td=Td.T.copy(), Md=Md)
-    else:
-        raise ValueError(f"unknown Gaunt method {method!r}; use one of {METHODS}")
-    mats["idx1"] = _slots(L1)[0]
-    mats["idx2"] = _slots(L2)[0]
-    mats["inv"] = _slots(Lo)[1]
+def _numpy_mats(L1: int, L2: int, Lout: int, method: str) -> dict:
+    """Transform matrices (numpy float64) and slot indices of ``method``, "grid" or "fourier"."""
+    _forward_of(method)
+    mats = dict(_grid_matrices(L1, L2, Lout) if method == "grid" else _fourier_cs_matrices(L1, L2, Lout))
+    mats.update(_slot_indices(L1, L2, Lout))
     return mats
 
 
-@lru_cache(maxsize=64)
-def _torch_mats(L1, L2, Lout, method, dtype, device):
+def _as_torch(mats: dict, dtype, device=None) -> dict:
+    """numpy arrays of ``mats`` as tensors (integer indices long, matrices ``dtype``); sizes kept."""
     out = {}
-    for key, v in _numpy_mats(L1, L2, Lout, method).items():
+    for key, v in mats.items():
         if isinstance(v, np.ndarray):
-            dt = torch.long if v.dtype.kind == "i" else dtype
-            out[key] = torch.as_tensor(v, dtype=dt, device=device)
+            out[key] = torch.as_tensor(v, dtype=torch.long if v.dtype.kind == "i" else dtype, device=device)
         else:
             out[key] = v
     return out
 
 
-def _apply(x1, x2, L1, L2, lmax_out, method, mats):
+@lru_cache(maxsize=64)
+def _torch_mats(L1, L2, Lout, method, dtype, device):
+    return _as_torch(_numpy_mats(L1, L2, Lout, method), dtype, device)
+
+
+def _apply(x1, x2, L1, L2, lmax_out, forward, mats):
+    """Broadcast x1, x2 over their leading dims, run ``forward`` (one of ``_FORWARD``) on the
+    flattened batch with ``mats``, pad the degrees above L1 + L2 (exactly zero) up to lmax_out."""
     lead = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
     a = x1.expand(lead + x1.shape[-1:]).reshape(-1, x1.shape[-1])
     b = x2.expand(lead + x2.shape[-1:]).reshape(-1, x2.shape[-1])
     _, Lo = _sizes(L1, L2, lmax_out)
-    fn = {"grid": _grid_forward, "fourier:fft": _fourier_forward, "fourier:dft": _fourier_dft_forward,
-          "fourier:direct": _fourier_direct_forward}[method]
-    y = fn(a, b, mats, L1, L2, Lo)
+    y = forward(a, b, mats, L1, L2, Lo)
     n_out = (lmax_out + 1) ** 2
     if y.shape[-1] < n_out:  # degrees above L1 + L2 are exactly zero
         y = torch.cat([y, y.new_zeros(y.shape[0], n_out - y.shape[-1])], -1)
     return y.reshape(lead + (n_out,))
 
 
-def _resolve(method: str, L1: int, L2: int, conv: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown Gaunt method {method!r}; use one of {METHODS}")
-    if method == "grid":
-        return "grid"
-    return "fourier:" + _fourier_conv(L1, L2, conv)
-
-
-def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int, method: str = "fourier",
-                  conv: str = "auto") -> torch.Tensor:
+def gaunt_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int, method: str = "fourier") -> torch.Tensor:
     """SH coefficients of the product of two functions on the sphere (see module docstring).
 
     x1 [..., (L1+1)^2], x2 [..., (L2+1)^2] (leading dims broadcast), floating point, internal real
     SH convention. Returns [..., (lmax_out+1)^2]: y_l3m3 = ∫ F1 F2 Y_l3m3 dΩ. Differentiable.
-    method: "fourier" (2D Fourier coefficients, product by 2D convolution) or "grid"
-    (Gauss–Legendre x uniform φ). conv (fourier only): how the 2D convolution is computed,
-    "direct", "dft" (convolution theorem, DCT/DST matrices), "fft" (torch.fft, complex layout) or
-    "auto" (direct for L1 + L2 <= DIRECT_MAX_LP, else dft). All give the same result to rounding.
+    method: "fourier" (2D Fourier coefficients, product by 2D convolution through DCT/DST/DFT
+    matrices) or "grid" (Gauss–Legendre x uniform φ). Both give the same result to rounding.
     """
     L1, L2 = _lmax_of(x1.shape[-1]), _lmax_of(x2.shape[-1])
-    path = _resolve(method, L1, L2, conv)
+    forward = _forward_of(method)
     if x1.dtype != x2.dtype or x1.device != x2.device:
         raise ValueError("x1 and x2 must share dtype and device")
-    mats = _torch_mats(L1, L2, int(lmax_out), path, x1.dtype, x1.device)
-    return _apply(x1, x2, L1, L2, int(lmax_out), path, mats)
+    mats = _torch_mats(L1, L2, int(lmax_out), method, x1.dtype, x1.device)
+    return _apply(x1, x2, L1, L2, int(lmax_out), forward, mats)
 
 
 def expand_l_weights(w: torch.Tensor, lmax: int) -> torch.Tensor:
@@ -598,29 +417,31 @@ class GauntProduct(torch.nn.Module):
     """Gaunt tensor product module with cached transform matrices (buffers follow .to()).
 
     forward(x1 [..., (lmax1+1)^2], x2 [..., (lmax2+1)^2], w1=None, w2=None) -> [..., (lmax_out+1)^2].
+    Irreps per channel (the leading dims, channels included, broadcast): irreps_in1 = 0e + 1o +
+    ... + lmax1, irreps_in2 = 0e + 1o + ... + lmax2, irreps_out = 0e + 1o + ... + lmax_out (the
+    product of two functions on the sphere; inputs of parity (-1)^(l+1) flip the output's).
     Buffers are created in float64 and follow ``.to(dtype/device)``; inputs of another dtype get
     the matrices cast on the fly. Optional per-degree weights w1 [..., lmax1+1], w2 [..., lmax2+1] (broadcast against the
     inputs' leading dims, e.g. [C, L+1] for x of shape [E, C, (L+1)^2]) scale the inputs'
     l-blocks before the product: the usual way to give a Gaunt layer learnable, channel-wise paths.
     """
 
-    def __init__(self, lmax1: int, lmax2: int, lmax_out: int, method: str = "fourier", conv: str = "auto"):
+    def __init__(self, lmax1: int, lmax2: int, lmax_out: int, method: str = "fourier"):
         super().__init__()
         self.lmax1, self.lmax2, self.lmax_out, self.method = int(lmax1), int(lmax2), int(lmax_out), method
-        self._path = _resolve(method, self.lmax1, self.lmax2, conv)
+        self.irreps_in1, self.irreps_in2 = feature_irreps(1, self.lmax1), feature_irreps(1, self.lmax2)
+        self.irreps_out = feature_irreps(1, self.lmax_out)
+        self._forward = _forward_of(method)
         self._scalars = {}
         # float64 at construction whatever the default dtype (exact matrices); .to() converts
-        dtype = torch.float64
-        for key, v in _numpy_mats(self.lmax1, self.lmax2, self.lmax_out, self._path).items():
-            if isinstance(v, np.ndarray):
-                t = torch.as_tensor(v, dtype=torch.long if v.dtype.kind == "i" else dtype)
-                self.register_buffer(key, t, persistent=False)
+        for key, v in _as_torch(_numpy_mats(self.lmax1, self.lmax2, self.lmax_out, method), torch.float64).items():
+            if isinstance(v, torch.Tensor):
+                self.register_buffer(key, v, persistent=False)
             else:
                 self._scalars[key] = v
 
     def extra_repr(self) -> str:
-        return (f"lmax1={self.lmax1}, lmax2={self.lmax2}, lmax_out={self.lmax_out}, method={self.method!r}"
-                f"{', conv=' + repr(self._path.split(':')[1]) if ':' in self._path else ''}")
+        return f"lmax1={self.lmax1}, lmax2={self.lmax2}, lmax_out={self.lmax_out}, method={self.method!r}"
 
     def forward(self, x1, x2, w1=None, w2=None):
         if x1.shape[-1] != (self.lmax1 + 1) ** 2 or x2.shape[-1] != (self.lmax2 + 1) ** 2:
@@ -633,4 +454,4 @@ class GauntProduct(torch.nn.Module):
         mats = dict(self._scalars)
         for key, buf in self.named_buffers(recurse=False):
             mats[key] = buf if buf.dtype == torch.long else buf.to(x1.dtype)
-        return _apply(x1, x2, self.lmax1, self.lmax2, self.lmax_out, self._path, mats)
+        return _apply(x1, x2, self.lmax1, self.lmax2, self.lmax_out, self._forward, mats)

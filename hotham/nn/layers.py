@@ -3,14 +3,23 @@
 A feature tensor holds C channels of every irrep l = 0..L, the last axis ordered
 (l=0; l=1, m=-1..1; l=2, m=-2..2; ...) in hotham's internal real-SH basis (see
 :mod:`hotham.so3`; it is e3nn's irrep basis, so e3nn's Clebsch-Gordan tensors apply as they are).
-Features of "even" type transform with parity (-1)^l (like Y_l(r)); "odd" type with (-1)^(l+1)
-(pseudo-scalars, pseudo-vectors, ...). Only the last SO(2) layer produces odd features.
+Features of "even" type transform with parity (-1)^l (like Y_l(r)): the representation
+C x (0e + 1o + 2e + ...), e3nn ``Irreps("Cx0e + Cx1o + Cx2e + ...")``; "odd" type with parity
+(-1)^(l+1) (pseudo-scalars, pseudo-vectors, ...): C x (0o + 1e + 2o + ...). Only the last SO(2)
+layer produces odd features. :func:`feature_irreps` gives these Irreps; every module of
+:mod:`hotham.nn` declares its inputs and outputs with them (``irreps_in`` / ``irreps_out``, or
+``irreps_<name>_in`` / ``irreps_<name>_out`` per tensor of a module with several, named as the
+keyword it is passed by: node, edge, radial, sh, species, scalars; even / odd for the two parities
+of the last layer's outputs; GauntProduct keeps e3nn's irreps_in1 / irreps_in2 for x1, x2). The
+layout is channel-major ([C, (L+1)^2]) where e3nn's flat vectors are irrep-major: :func:`to_e3nn`
+converts.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+from e3nn import o3
 from torch import nn
 
 
@@ -22,6 +31,18 @@ def n_coeffs(lmax: int) -> int:
 def l_of_index(lmax: int) -> torch.Tensor:
     """l of every coefficient, long [(lmax+1)^2]."""
     return torch.cat([torch.full((2 * l + 1,), l, dtype=torch.long) for l in range(lmax + 1)])
+
+
+def feature_irreps(channels: int, lmax: int, odd: bool = False) -> o3.Irreps:
+    """Irreps of a feature tensor [..., C, (L+1)^2]: C x (0e + 1o + 2e + ...), parity (-1)^l, or
+    with ``odd`` C x (0o + 1e + 2o + ...), parity (-1)^(l+1). ``feature_irreps(1, L)`` is the
+    representation of the spherical harmonics Y_0..Y_L of a vector."""
+    return o3.Irreps([(channels, (l, (-1) ** (l + odd))) for l in range(lmax + 1)])
+
+
+def scalar_irreps(n: int) -> o3.Irreps:
+    """n x 0e: n invariant (rotation- and inversion-even) scalars, e.g. a radial basis [E, n]."""
+    return o3.Irreps([(n, (0, 1))])
 
 
 def mlp(sizes, act=nn.SiLU, last_act: bool = False) -> nn.Sequential:
@@ -37,13 +58,18 @@ def mlp(sizes, act=nn.SiLU, last_act: bool = False) -> nn.Sequential:
 class EquivariantLinear(nn.Module):
     """Per-l channel mixing ``[..., C_in, K] -> [..., C_out, K]`` (one C_in x C_out matrix per l,
     shared by the 2l+1 components, so it commutes with every rotation and with inversion).
-    ``bias`` adds a learned constant to the l = 0 channels (only allowed on even features)."""
 
-    def __init__(self, c_in: int, c_out: int, lmax: int, bias: bool = True):
+    irreps_in = C_in x (0e + 1o + ...), irreps_out = C_out x (0e + 1o + ...), or with ``odd``
+    C x (0o + 1e + ...) (:func:`feature_irreps`). Even features get a learned constant added to
+    the l = 0 channels (a bias); odd ones none (a constant pseudo-scalar would break inversion)."""
+
+    def __init__(self, c_in: int, c_out: int, lmax: int, odd: bool = False):
         super().__init__()
         self.lmax = lmax
+        self.irreps_in = feature_irreps(c_in, lmax, odd)
+        self.irreps_out = feature_irreps(c_out, lmax, odd)
         self.weight = nn.Parameter(torch.randn(lmax + 1, c_in, c_out) / math.sqrt(c_in))
-        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.bias = None if odd else nn.Parameter(torch.zeros(c_out))
         self.register_buffer("lidx", l_of_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,17 +82,24 @@ class EquivariantLinear(nn.Module):
 class Gate(nn.Module):
     """Gate nonlinearity (paper eq. 7): even scalars -> SiLU, odd scalars -> tanh (odd
     function, keeps the parity), every l >= 1 component scaled by sigmoid of a learned linear
-    function of invariant (even) scalars, one gate per channel and l."""
+    function of invariant (even) scalars, one gate per channel and l.
 
-    def __init__(self, channels: int, lmax: int, gate_channels: int | None = None):
+    irreps_in = irreps_out = C x (0e + 1o + ...), or with ``odd`` C x (0o + 1e + ...);
+    irreps_scalars_in = C_g x 0e, the invariant gate inputs (default C_g = C: for even features their
+    own l = 0 channels; odd features have no invariant scalars of their own and must be given them)."""
+
+    def __init__(self, channels: int, lmax: int, odd: bool = False, gate_channels: int | None = None):
         super().__init__()
-        self.lmax = lmax
+        self.lmax, self.odd = lmax, odd
+        self.irreps_in = self.irreps_out = feature_irreps(channels, lmax, odd)
+        self.irreps_scalars_in = scalar_irreps(gate_channels or channels)
         self.gates = nn.Linear(gate_channels or channels, channels * max(lmax, 1))
         self.register_buffer("lidx", l_of_index(lmax), persistent=False)
 
-    def forward(self, x: torch.Tensor, scalars: torch.Tensor | None = None, odd: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scalars: torch.Tensor | None = None) -> torch.Tensor:
         """x [..., C, K]; ``scalars`` [..., C_g] invariant gate inputs (default: x's own l=0,
         only valid for even x)."""
+        odd = self.odd
         if scalars is None:
             if odd:
                 raise ValueError("odd features need even scalars to gate them")
@@ -83,15 +116,17 @@ class EquivariantLayerNorm(nn.Module):
     component norm |x_{c,l}| and multiply by a learned per-channel scale; the l = 0 channels are
     first centred (mean over channels removed) and, for even features, get a learned bias.
 
+    irreps_in = irreps_out = C x (0e + 1o + ...), or with ``odd`` C x (0o + 1e + ...) (no bias).
     ``eps`` floors the denominator. Components that symmetry forbids (e.g. l = 1 on an
     inversion-symmetric site) are rounding noise, which the division amplifies by up to 1/eps; 1e-3
     keeps that at ~1e-13 relative in float64 (~1e-4 in float32) while features are O(1)."""
 
-    def __init__(self, channels: int, lmax: int, bias: bool = True, eps: float = 1e-3):
+    def __init__(self, channels: int, lmax: int, odd: bool = False, eps: float = 1e-3):
         super().__init__()
         self.lmax, self.eps = lmax, eps
+        self.irreps_in = self.irreps_out = feature_irreps(channels, lmax, odd)
         self.scale = nn.Parameter(torch.ones(lmax + 1, channels))
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.bias = None if odd else nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -108,8 +143,8 @@ class EquivariantLayerNorm(nn.Module):
 
 
 def to_e3nn(x: torch.Tensor, lmax: int) -> torch.Tensor:
-    """[..., C, K] -> e3nn layout [..., C*1 + C*3 + ...] (irreps 'Cx0 + Cx1 + ...', channel-major
-    inside each irrep)."""
+    """[..., C, K] -> e3nn layout [..., C*1 + C*3 + ...] of ``feature_irreps(C, L)``
+    ("Cx0e + Cx1o + ...", irrep-major, channel-major inside each irrep)."""
     return torch.cat([x[..., l * l:(l + 1) ** 2].flatten(-2) for l in range(lmax + 1)], dim=-1)
 
 

@@ -1,8 +1,11 @@
 """The Hot-Ham network: embedding, Gaunt message passing, SO(2) last layer, Wigner-Eckart readout.
 
     model = HotHam(HotHamConfig(species={"C": (0, 0, 1, 1, 2)}, lmax=4))
-    pred = model.predict(op)            # BlockOperator with H (eV) predicted, S kept
-    H = model(build_graph([op1, op2], model.species, model.shells))   # flat, for training
+    H = model(model.graph([op1, op2]))  # flat H [op1.nnz + op2.nnz] (eV), the operators' layouts in order
+
+The network returns tensors only; operators with predicted blocks are built outside it
+(:mod:`hotham.predict`, :class:`hotham.train.Predictor`), e.g. under ``torch.no_grad()``:
+``op.with_blocks(H=model(model.graph([op])).double().numpy(), S=op.S, spin="none")``.
 
 The output is exactly Hermitian: every block is averaged with the transpose of its partner,
 H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2.
@@ -12,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import numpy as np
 import torch
+from e3nn import o3
 from pydantic import BaseModel, ConfigDict, field_validator
 from torch import nn
 
@@ -21,8 +24,9 @@ from .. import so3
 from .conv import ConvLayer, SO2Layer
 from .embedding import Embedding
 from .graph import GraphBatch, build_graph
+from .layers import feature_irreps
 from .radial import RadialBasis, cosine_cutoff, polynomial_envelope
-from .readout import BlockReadout
+from .readout import BlockReadout, block_irreps
 from .so2 import edge_frame_wigner
 
 
@@ -80,7 +84,14 @@ class HotHamConfig(BaseModel):
 
 
 class HotHam(nn.Module):
-    """E(3)-equivariant Hamiltonian model; see the module docstring and :class:`HotHamConfig`."""
+    """E(3)-equivariant Hamiltonian model; see the module docstring and :class:`HotHamConfig`.
+
+    irreps_in = 1x1o: the geometry enters through the edge vectors r_ij (Angstrom) alone, with
+    the species as invariant labels. irreps_hidden = C x (0e + 1o + 2e + ... + L): node and edge
+    features between layers, [N or E, C, (L+1)^2] (see :mod:`hotham.nn.layers`). irreps_out
+    {(row species, column species): Irreps of the block H_ab(R)} (:func:`~hotham.nn.readout.block_irreps`):
+    the flat output concatenates such blocks, row-major, in the operators' layouts.
+    """
 
     def __init__(self, config: HotHamConfig | None = None, **kw):
         super().__init__()
@@ -89,6 +100,10 @@ class HotHam(nn.Module):
         self.species = sorted(config.species)
         self.shells = {s: tuple(config.species[s]) for s in self.species}
         C, L, nr = config.channels, config.lmax, config.n_radial
+        self.irreps_in = o3.Irreps("1x1o")                # edge vectors r_ij: polar vectors
+        self.irreps_hidden = feature_irreps(C, L)
+        self.irreps_out = {(a, b): block_irreps(self.shells[a], self.shells[b])
+                           for a in self.species for b in self.species}
         self.radial = RadialBasis(nr, config.r_cut, config.radial_basis)
         self.embedding = Embedding(len(self.species), C, L, nr, config.hidden)
         self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.conv, config.gaunt_method)
@@ -114,18 +129,19 @@ class HotHam(nn.Module):
         gradients are recorded (training), ``INFERENCE_EDGE_CHUNK`` otherwise."""
         if edge_chunk is None and not torch.is_grad_enabled():
             edge_chunk = INFERENCE_EDGE_CHUNK
-        vec = batch.edge_vec
-        rbf, cut, Y, D, env = self._geometry(batch)
+        radial, cutoff, sh, wigner, envelope = self._geometry(batch)
         dst, src = batch.edge_dst, batch.edge_src
-        _, v, e = self.embedding(batch.species, dst, src, rbf, cut, Y)
+        _, node, edge = self.embedding(species=batch.species, dst=dst, src=src, radial=radial, cutoff=cutoff, sh=sh)
         for layer in self.layers:
-            v, e = layer(v, e, dst, src, rbf, Y, chunk=edge_chunk)
+            node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, chunk=edge_chunk)
         # the last layer's input edge features are not needed afterwards: at inference its even
         # output overwrites them
-        v_even, v_odd, e_even, e_odd = self.last(v, e, dst, src, rbf, D, chunk=edge_chunk, reuse_input=True)
-        out = vec.new_zeros(batch.nnz)
-        out = self.onsite(v_even, v_odd, batch.onsite, out, chunk=edge_chunk)
-        out = self.hopping(e_even, e_odd, batch.hopping, out, scale=env, chunk=edge_chunk)
+        node_even, node_odd, edge_even, edge_odd = self.last(node=node, edge=edge, dst=dst, src=src, radial=radial,
+                                                             wigner=wigner, chunk=edge_chunk, reuse_input=True)
+        out = batch.edge_vec.new_zeros(batch.nnz)
+        out = self.onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=out, chunk=edge_chunk)
+        out = self.hopping(even=edge_even, odd=edge_odd, groups=batch.hopping, out=out, scale=envelope,
+                           chunk=edge_chunk)
         # exact Hermiticity: a + b and b + a are the same floating-point number
         if torch.is_grad_enabled():
             out = 0.5 * (out + out[batch.partner])
@@ -134,8 +150,9 @@ class HotHam(nn.Module):
         return out.mul_(0.5 * self.config.output_scale)
 
     def _geometry(self, batch: GraphBatch):
-        """Radial basis, cutoff, edge harmonics, edge-frame Wigner matrices and the hopping
-        envelope of a batch.
+        """(radial [E, n_radial], cutoff [E], sh [E, (L+1)^2], wigner [per l: E, 2l+1, 2l+1],
+        envelope [E]): radial basis, cosine cutoff, edge harmonics, edge-frame Wigner matrices and
+        the hopping envelope of a batch.
 
         They depend on the geometry alone (no trainable parameter), so they are cached on the
         batch: a training loop that reuses its graphs computes them once. Positions that require
@@ -150,24 +167,11 @@ class HotHam(nn.Module):
         L = self.config.lmax
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
-               torch.cat([so3.spherical_harmonics(l, vec) for l in range(L + 1)], dim=-1),
+               so3.spherical_harmonics_all(L, vec),
                edge_frame_wigner(vec, L), polynomial_envelope(r, self.config.r_cut))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo
-
-    @torch.no_grad()
-    def predict(self, op):
-        """BlockOperator with the predicted spin-less H (float64, eV); S and the edges are kept."""
-        H = self.forward(self.graph([op])).detach().to("cpu", torch.float64).numpy()
-        return op.with_blocks(H=H, S=op.S, spin="none", source=f"model:hotham({op.source})" if op.source else "model:hotham")
-
-    def predict_many(self, ops) -> list:
-        """Batched :meth:`predict` over several structures."""
-        with torch.no_grad():
-            H = self.forward(self.graph(list(ops))).detach().to("cpu", torch.float64).numpy()
-        splits = np.cumsum([op.nnz for op in ops])[:-1]
-        return [op.with_blocks(H=h, S=op.S, spin="none", source="model:hotham") for op, h in zip(ops, np.split(H, splits))]
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from .layers import scalar_irreps
+
 
 def cosine_cutoff(r: torch.Tensor, r_cut: float) -> torch.Tensor:
     """(cos(pi r / r_cut) + 1) / 2 inside r_cut, 0 outside; r [...] in Angstrom."""
@@ -26,6 +28,7 @@ def polynomial_envelope(r: torch.Tensor, r_cut: float, p: int = 6) -> torch.Tens
 class RadialBasis(nn.Module):
     """r [E] (Angstrom) -> [E, n] basis values times the cosine cutoff.
 
+    irreps_in = 1x0e (the edge length, invariant), irreps_out = n x 0e.
     kind "chebyshev": T_k(2 r / r_cut - 1), k = 0..n-1 (default, Hot-Ham);
     "bessel": sqrt(2 / r_cut) sin(k pi r / r_cut) / r, k = 1..n;
     "gaussian": exp(-(r - mu_k)^2 / (2 w^2)), mu_k evenly spaced on [0, r_cut], w their spacing.
@@ -36,6 +39,7 @@ class RadialBasis(nn.Module):
         if kind not in ("chebyshev", "bessel", "gaussian"):
             raise ValueError(f"unknown radial basis {kind!r} (chebyshev, bessel, gaussian)")
         self.n, self.r_cut, self.kind = n, float(r_cut), kind
+        self.irreps_in, self.irreps_out = scalar_irreps(1), scalar_irreps(n)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         rc = self.r_cut

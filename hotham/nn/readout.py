@@ -21,7 +21,7 @@ import warnings
 import torch
 from torch import nn
 
-from .layers import edge_chunks
+from .layers import edge_chunks, feature_irreps
 
 
 def _w3j(l1, l2, l3) -> torch.Tensor:
@@ -30,6 +30,16 @@ def _w3j(l1, l2, l3) -> torch.Tensor:
     from ..so3 import float64_default
     with float64_default():
         return o3.wigner_3j(l1, l2, l3).to(torch.float64)
+
+
+def block_irreps(shells_a, shells_b):
+    """e3nn Irreps of a block H_ab between atoms with shells ``shells_a`` (rows) and ``shells_b``:
+    H -> D_a(Q) H D_b(Q)^T, and a shell pair (l1, l2) decomposes into l3 = |l1-l2|..l1+l2 of parity
+    (-1)^(l1+l2) (orbital Y_l has parity (-1)^l). Sorted and merged, e.g. s, p -> "2x0e+2x1o+..."."""
+    from e3nn import o3
+    parts = [(1, (l3, (-1) ** (l1 + l2))) for l1 in shells_a for l2 in shells_b
+             for l3 in range(abs(l1 - l2), l1 + l2 + 1)]
+    return o3.Irreps(parts).sort().irreps.simplify()
 
 
 def block_layout(shells_a, shells_b, lmax: int):
@@ -71,16 +81,23 @@ class BlockReadout(nn.Module):
     """Blocks of one kind (``"onsite"``: keys are species indices, read from node features;
     ``"hopping"``: keys are (row species, column species), read from edge features).
 
-    forward(x_even, x_odd, groups, out): groups {key: (feature rows [m], flat start of each block [m])}
-    from :class:`hotham.nn.graph.GraphBatch`; writes the (row-major, contiguous) blocks into
-    ``out`` [nnz] and returns it.
+    forward(even, odd, groups, out): even / odd features [rows, C, K] (node features for on-site
+    blocks, edge features for hopping ones) with irreps_even_in = C x (0e + 1o + 2e + ...) and
+    irreps_odd_in = C x (0o + 1e + 2o + ...); groups {key: (feature rows [m], flat start of each
+    block [m])} from :class:`hotham.nn.graph.GraphBatch`; writes the (row-major, contiguous)
+    blocks into ``out`` [nnz] and returns it. irreps_out {(row species index, column species
+    index): :func:`block_irreps`}: how each block transforms (irreps with l3 > L are in it but
+    predicted as 0).
     """
 
     def __init__(self, channels: int, lmax: int, species: list[str], shells: dict, kind: str):
         super().__init__()
         self.kind = kind
+        self.irreps_even_in = feature_irreps(channels, lmax)
+        self.irreps_odd_in = feature_irreps(channels, lmax, odd=True)
         keys = [(a, a) for a in range(len(species))] if kind == "onsite" else \
             [(a, b) for a in range(len(species)) for b in range(len(species))]
+        self.irreps_out = {(a, b): block_irreps(shells[species[a]], shells[species[b]]) for a, b in keys}
         self.layouts = {}
         self.weights = nn.ParameterDict()
         self.biases = nn.ParameterDict()
@@ -100,7 +117,7 @@ class BlockReadout(nn.Module):
                           f"out (their block components are predicted as 0); use L >= 2 * l_max of the basis",
                           stacklevel=3)
 
-    def forward(self, x_even, x_odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None,
+    def forward(self, even, odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None,
                 chunk: int | None = None) -> torch.Tensor:
         """Write the blocks of every group into the flat ``out``; ``scale`` [rows] (optional)
         multiplies each block, biases included (the radial envelope of hopping blocks).
@@ -110,16 +127,16 @@ class BlockReadout(nn.Module):
             name = f"{a}_{b}"
             T = getattr(self, f"T_{name}").to(out.dtype)
             local = torch.arange(T.shape[0], device=start_all.device)    # row-major n_a x n_b block
-            has_odd = any(odd for _, odd in self.layouts[(a, b)])
+            has_odd = any(from_odd for _, from_odd in self.layouts[(a, b)])
             for sl in edge_chunks(len(rows_all), chunk or max(len(rows_all), 1)):
                 rows, pos = rows_all[sl], start_all[sl][:, None] + local
                 coeffs = []
-                xe = x_even[rows]
-                xo = x_odd[rows] if has_odd else None
-                for (l3, odd), n in self.layouts[(a, b)].items():
-                    x = (xo if odd else xe)[..., l3 * l3:(l3 + 1) ** 2]  # [m, C, 2l3+1]
-                    c = torch.einsum("ecm,cs->esm", x, self.weights[f"{name}_{l3}_{odd}"])
-                    if l3 == 0 and not odd and name in self.biases:
+                xe = even[rows]
+                xo = odd[rows] if has_odd else None
+                for (l3, from_odd), n in self.layouts[(a, b)].items():
+                    x = (xo if from_odd else xe)[..., l3 * l3:(l3 + 1) ** 2]  # [m, C, 2l3+1]
+                    c = torch.einsum("ecm,cs->esm", x, self.weights[f"{name}_{l3}_{from_odd}"])
+                    if l3 == 0 and not from_odd and name in self.biases:
                         c = c + self.biases[name][:, None]
                     coeffs.append(c.flatten(1))
                 if not coeffs:

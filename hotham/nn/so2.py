@@ -22,11 +22,14 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from .layers import feature_irreps
+
 
 @lru_cache(maxsize=None)
 def _generators64(l: int) -> torch.Tensor:
-    """e3nn's so(3) generators of degree l in float64 (e3nn builds them in the default dtype)."""
-    from e3nn.o3._wigner import so3_generators
+    """e3nn's so(3) generators X [3, 2l+1, 2l+1] of degree l in float64 (public
+    ``e3nn.o3.so3_generators``; e3nn builds them in the default dtype, hence float64_default)."""
+    from e3nn.o3 import so3_generators
 
     from ..so3 import float64_default
     with float64_default():
@@ -76,12 +79,16 @@ class SO2Convolution(nn.Module):
     ``forward(x, weights)``: x [E, C, K] already rotated into the edge frame, weights
     [E, C, n_weights] (from a radial MLP) -> (y_even, y_odd), both [E, C, K], still in the edge
     frame. y_odd's l = 0 part is identically zero (no m = 0 odd path).
+    Irreps per channel (any C; rotated back out of the edge frame, the outputs transform as these):
+    irreps_in = irreps_even_out = 0e + 1o + 2e + ..., irreps_odd_out = 0o + 1e + 2o + ...
     """
 
     def __init__(self, lmax: int):
         super().__init__()
         self.lmax = lmax
         L = lmax
+        self.irreps_in = self.irreps_even_out = feature_irreps(1, L)
+        self.irreps_odd_out = feature_irreps(1, L, odd=True)
         # index of component (l, m) in the flat (L+1)^2 axis
         for m in range(L + 1):
             ls = torch.arange(m, L + 1)
