@@ -194,3 +194,15 @@ def test_chunked_inference_equals_one_shot():
         one = model(g, edge_chunk=10 ** 9)
         for chunk in (7, 100):
             assert torch.allclose(model(g, edge_chunk=chunk), one, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("conv", ["gaunt", "e3nn"])
+def test_isolated_atom_has_no_hopping_edges(conv):
+    """One atom alone in its cell: only the on-site block, no message to pass; forward and
+    backward still work (an empty batch of products)."""
+    atoms = Atoms("C", positions=[[0.0, 0.0, 0.0]], cell=[20.0, 20.0, 20.0], pbc=True)
+    op = BlockOperator(atoms, Basis({"C": (0, 0, 1, 1, 2)}), np.array([0]), np.array([0]), np.zeros((1, 3), int))
+    model = HotHam(HotHamConfig(channels=4, layers=1, conv=conv))
+    y = model(model.graph([op]))
+    assert y.shape == (op.nnz,) and torch.isfinite(y).all()
+    y.sum().backward()

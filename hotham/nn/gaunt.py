@@ -381,8 +381,10 @@ def _apply(x1, x2, L1, L2, lmax_out, forward, mats):
     a = x1.expand(lead + x1.shape[-1:]).reshape(-1, x1.shape[-1])
     b = x2.expand(lead + x2.shape[-1:]).reshape(-1, x2.shape[-1])
     _, Lo = _sizes(L1, L2, lmax_out)
-    y = forward(a, b, mats, L1, L2, Lo)
     n_out = (lmax_out + 1) ** 2
+    if a.shape[0] == 0:   # no products (e.g. a structure without hopping edges: an isolated atom)
+        return a.new_zeros(lead + (n_out,))
+    y = forward(a, b, mats, L1, L2, Lo)
     if y.shape[-1] < n_out:  # degrees above L1 + L2 are exactly zero
         y = torch.cat([y, y.new_zeros(y.shape[0], n_out - y.shape[-1])], -1)
     return y.reshape(lead + (n_out,))
