@@ -31,7 +31,7 @@ class DomainWarning(UserWarning):
 
 
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
-            fermi_level: bool = True) -> BlockOperator:
+            fermi_level: bool = True, progress=False) -> BlockOperator:
     """The predicted operator of ``source``: H (eV) from an H model, or S from an S model.
 
     model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
@@ -40,26 +40,34 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA``, or from ``overlap_model``).
     fermi_level: estimate the Fermi level from the electron count (dense diagonalisation on an
     automatic mesh; NaN with the reason in ``meta["fermi_level_method"]`` for large cells).
+    progress: report each stage and its time on stderr (a flag or a :class:`hotham.progress.Progress`).
     """
     from ase import Atoms
 
     from . import io
     from .checkpoint import load_predictor
+    from .progress import Progress
+    progress = Progress.of(progress, "predict")
     predictor = model if hasattr(model, "predict_blocks") else load_predictor(model, device=device)
+    atoms = None
     if isinstance(source, BlockOperator):
         op = source
     elif isinstance(source, Atoms):
-        op = _bare_structure(source, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
+        atoms = source
     else:
         try:
             fmt = io.detect_format(source)
         except FormatError:
             fmt = None
-        if fmt is not None:
-            op = io.read(source)
-        else:
-            op = _bare_structure(io.read_structure(source), predictor, overlap_model=overlap_model,
-                                 openmx_data=openmx_data)
+        with progress.stage(f"reading {source}"):
+            if fmt is not None:
+                op = io.read(source)
+            else:
+                atoms = io.read_structure(source)
+    if atoms is not None:
+        with progress.stage(f"blocks and overlap S of {len(atoms)} atoms"):
+            op = _bare_structure(atoms, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
+        if not isinstance(source, Atoms):
             op.source = os.fspath(source)
     outside = outside_domain(op, predictor.info.get("domain"))
     if outside:
@@ -67,11 +75,13 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
         warnings.warn(f"{op.source or 'structure'} lies outside the training domain of the model "
                       f"({predictor.info.get('path', 'model')}); its prediction may be far off:\n  "
                       + "\n  ".join(outside), DomainWarning, stacklevel=2)
-    out = _with_prediction(predictor, op)
+    with progress.stage(f"network on {op.n_edges} blocks ({op.nnz} elements)"):
+        out = _with_prediction(predictor, op)
     if outside:
         out.meta["outside_training_domain"] = outside
     if fermi_level and out.H is not None:
-        out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)
+        with progress.stage("Fermi level from the electron count"):
+            out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)
     return out
 
 

@@ -175,3 +175,14 @@ def test_out_of_domain_structures_warn_once(trained):
     squeezed.atoms.positions[1] = squeezed.atoms.positions[0] + [0.9, 0.0, 0.0]
     with pytest.warns(DomainWarning, match="C-C atoms 0.900 A apart, closer than any pair in training"):
         predict(out, squeezed, fermi_level=False)
+
+
+def test_predict_reports_its_stages(trained, capsys):
+    out, _ = trained
+    predict(out, DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000", progress=True)
+    err = capsys.readouterr().err
+    for stage in ("predict: reading", "predict: network on", "predict: Fermi level from the electron count"):
+        assert stage in err and err.count(stage) == 2          # start and end with its time
+    assert "done in" in err
+    predict(out, DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000", progress=False)
+    assert capsys.readouterr().err == ""

@@ -1,0 +1,45 @@
+"""Progress reports of long steps (prediction stages, k-points, epochs) on stderr.
+
+    progress = Progress("predict")               # Progress("predict", enabled=False) is silent
+    with progress.stage("overlap S from the PAO files"):
+        ...                                      # prints "predict: overlap S ... 12.3 s"
+    for k in progress.bar(kpts, "k-points"):     # a tqdm bar with rate and ETA
+        ...
+"""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Stage lines and loop bars of one command, on ``stream`` (stderr), or nothing."""
+
+    def __init__(self, name: str, enabled: bool = True, stream=None):
+        self.name, self.enabled = name, bool(enabled)
+        self.stream = stream if stream is not None else sys.stderr
+
+    @classmethod
+    def of(cls, progress, name: str) -> "Progress":
+        """A Progress from a flag or an existing Progress (library functions take either)."""
+        return progress if isinstance(progress, Progress) else cls(name, enabled=bool(progress))
+
+    @contextmanager
+    def stage(self, what: str):
+        """Say what starts, and when it ends, how long it took."""
+        if not self.enabled:
+            yield
+            return
+        print(f"{self.name}: {what} ...", file=self.stream, flush=True)
+        t0 = time.perf_counter()
+        yield
+        print(f"{self.name}: {what}: done in {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)
+
+    def bar(self, iterable, what: str, total: int | None = None):
+        """``iterable`` wrapped in a tqdm bar (count, rate, ETA)."""
+        from tqdm.auto import tqdm
+        return tqdm(iterable, desc=f"{self.name}: {what}", total=total, disable=not self.enabled, file=self.stream,
+                    dynamic_ncols=True)
