@@ -38,8 +38,8 @@ class Progress:
         yield
         print(f"{self.name}: {what}: done in {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)
 
-    def bar(self, iterable, what: str, total: int | None = None):
-        """``iterable`` wrapped in a tqdm bar (count, rate, ETA)."""
+    def bar(self, iterable, what: str, total: int | None = None, leave: bool = True):
+        """``iterable`` wrapped in a tqdm bar (count, rate, ETA); ``leave=False`` erases it at the end."""
         from tqdm.auto import tqdm
         return tqdm(iterable, desc=f"{self.name}: {what}", total=total, disable=not self.enabled, file=self.stream,
-                    dynamic_ncols=True)
+                    dynamic_ncols=True, leave=leave)

@@ -96,16 +96,24 @@ def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
 
 
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
-          log: Callable[[str], None] = print) -> dict:
+          log: Callable[[str], None] = print, force: bool = False, progress=False) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
     :class:`hotham.nn.model.HotHamConfig` (lmax, channels, layers, conv, gaunt_method, ...).
     Returns ``{"history": [...], "val": report, "test": report, "parameters": int}``; the same
-    goes into the checkpoint and into ``<out_path>.json``.
+    goes into the checkpoint and into ``<out_path>.json``. An existing ``out_path`` is refused
+    unless ``force`` (a rerun must not replace a better model after its first epoch).
+    ``config.max_minutes`` is checked after every step: a run stops within one step and one
+    validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
+    from .progress import Progress
+
+    if Path(out_path).exists() and not force:
+        raise HothamError(f"{out_path} exists: refusing to overwrite a trained model (pass force=True / --force)")
+    progress = Progress.of(progress, "train")
 
     cfg = config or TrainConfig()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
@@ -147,15 +155,17 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 
     # graphs are built once: fixed batches, shuffled in order every epoch
     train_batches = _batches(split["train"], cfg.batch_size, rng)
-    cache = {tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in train_batches}
     val_batches = [[n] for n in split["val"]]
-    cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
+    with progress.stage(f"graphs of {len(ops)} structures"):
+        cache = {tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in train_batches}
+        cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
 
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
                                                        min_lr=cfg.min_lr)
     history, best, best_state = [], math.inf, None
     t0 = time.time()
+    deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence_per_species(ops.values()),
@@ -163,7 +173,11 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     for epoch in range(1, cfg.epochs + 1):
         net.train()
         tr_loss, tr_mae, n_el = 0.0, 0.0, 0
-        for k in rng.permutation(len(train_batches)):
+        out_of_time = False
+        for k in progress.bar(rng.permutation(len(train_batches)), f"epoch {epoch}", leave=False):
+            if n_el and deadline is not None and time.time() > deadline:
+                out_of_time = True              # the rest of the epoch is skipped
+                break
             b = tuple(train_batches[k])
             g, y = cache[b]
             pred = net(g)
@@ -199,8 +213,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             Predictor(net, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
         log(f"epoch {epoch:4d}  train MAE {rec['train_mae_meV']:9.3f} meV  val MAE {rec['val_mae_meV']:9.3f} meV"
             f"  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s" + ("  *" if v_loss == best else ""))
-        if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
-            log(f"stopping: {cfg.max_minutes} minute limit reached")
+        if out_of_time or (deadline is not None and time.time() > deadline):
+            log(f"stopping: {cfg.max_minutes} minute limit reached" + (" inside the epoch" if out_of_time else ""))
             break
     net.load_state_dict(best_state)
     pred = Predictor(net, baseline, which, info)

@@ -9,7 +9,7 @@ import torch
 from hotham import io
 from hotham.cli import main
 from hotham.dataset import Dataset, build_dataset
-from hotham.errors import FormatError
+from hotham.errors import FormatError, HothamError
 from hotham.metrics import block_errors
 from hotham.so3 import random_rotation, rotate_operator
 from hotham import predict
@@ -186,3 +186,21 @@ def test_predict_reports_its_stages(trained, capsys):
     assert "done in" in err
     predict(out, DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_existing_checkpoint_is_not_overwritten(dataset, trained, tmp_path):
+    out, _ = trained
+    before = out.read_bytes()
+    with pytest.raises(HothamError, match="exists: refusing to overwrite"):
+        train(dataset, out, model=TINY, config=TrainConfig(epochs=1), log=lambda s: None)
+    assert out.read_bytes() == before
+
+
+def test_time_limit_is_checked_inside_an_epoch(tmp_path):
+    """max_minutes stops the run after the step that crosses it, not at the end of the epoch."""
+    shipped = Path(__file__).parents[1] / "data" / "bilayer_graphene_slid_1x1"
+    build_dataset(sorted(shipped.iterdir())[:4], tmp_path / "set.h5", split=(0.75, 0.25, 0.0), progress=False)
+    lines = []
+    res = train(tmp_path / "set.h5", tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=50, max_minutes=1e-6),
+                log=lines.append)
+    assert len(res["history"]) == 1 and "minute limit reached inside the epoch" in lines[-1]

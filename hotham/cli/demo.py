@@ -57,7 +57,7 @@ def run_demo(args) -> int:
     result = train(out / "set.h5", out / "model.pt",
                    model={"lmax": args.lmax, "channels": args.channels, "layers": args.layers},
                    config=TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, device=args.device,
-                                      lr=5e-3, lr_patience=8), log=say)
+                                      lr=5e-3, lr_patience=8), log=say, force=True)
 
     say("\n== 3. held-out slid bilayers")
     say(format_report(result["val"], "H (val)"))
