@@ -157,4 +157,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from results import record, tee
+    with tee() as printed:
+        main()
+    record("eigensolver", printed)

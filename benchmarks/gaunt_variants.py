@@ -7,15 +7,8 @@ with small real DCT/DST/DFT matrices ("dft"). Two other exact ways agree with it
   φ and θ (entries ±1/4, ±1/2, 1) over the structurally nonzero coefficients, O(L^4) per product;
 * "fft": torch.fft on the complex rfft layout of the 2D Fourier coefficients.
 
-Measured once on one CPU thread (32000 products, float32, forward, L1 = L2 = Lout = L):
-
-    L      1     2     4      6      8
-    dft    1.5   4.4   25     75     290 ms
-    direct 3.1   16    380    2400   -
-    fft    -     95    535    970    2040
-
-The DFT route is never slower than direct at any degree tried, and torch's CPU FFT (about 15 ns
-per point on these 5-33-point transforms) never catches up, which is why the model uses "dft".
+The DFT route was the fastest of the three at every degree measured (benchmarks/RESULTS.md),
+which is why the model uses "dft".
 ``python benchmarks/tensor_product.py --rows gtp-fourier gtp-fourier-fft gtp-fourier-direct``
 measures them again.
 

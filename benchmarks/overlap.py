@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/overlap.py [n_cells_a n_cells_b]   (default 50 x 100 = 10^4 atoms)
 
+Needs OpenMX's PAO files: ``HOTHAM_OPENMX_DATA`` names the DFT_DATA19 folder.
+
 Prints the wall time of each stage and its ratio to the neighbour-list time measured in the same run
 (the radial tables, built once per basis, are timed separately).
 """
@@ -44,5 +46,8 @@ def main(na: int = 50, nb: int = 100) -> None:
 
 
 if __name__ == "__main__":
+    from results import record, tee
     args = [int(x) for x in sys.argv[1:3]]
-    main(*args)
+    with tee() as printed:
+        main(*args)
+    record("overlap", printed)

@@ -31,6 +31,7 @@ import argparse
 import math
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -162,7 +163,7 @@ def main(argv=None):
     all_res = {}
     for L in Ls:
         all_res[L] = run_L(L, a.channels, E, repeats, fctp_edges, set(a.rows))
-        print(f"  L = {L} done", flush=True)
+        print(f"  L = {L} done", file=sys.stderr, flush=True)
 
     names = list(dict.fromkeys(k for r in all_res.values() for k in r))
     for col, title in ((0, "forward"), (1, "forward + backward")):
@@ -200,4 +201,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from results import record, tee
+    with tee() as printed:
+        rc = main()
+    record("tensor_product", printed)
+    raise SystemExit(rc)

@@ -18,8 +18,8 @@ internal real SH over the sphere). At d = 0 only L = 0 survives (j_L(0) = 0 for 
 Numerics: the radial functions are splined onto a uniform r grid and Bessel-transformed once
 (Simpson); I_L(d) is tabulated once per shell pair on a uniform grid of |d| up to r_c(i) + r_c(j)
 and interpolated with cubic splines, so the cost per edge is a spline evaluation plus a few small
-contractions, vectorised over all edges of a species pair (10^4-atom graphene, 4.6e5 blocks: ~4 s
-on one core, see benchmarks/overlap.py). The default grids are converged to 6e-8; a brute-force 3D
+contractions, vectorised over all edges of a species pair (timed by benchmarks/overlap.py,
+figures in benchmarks/RESULTS.md). The default grids are converged to 6e-8; a brute-force 3D
 quadrature agrees to 3.5e-7. OpenMX's own S (same method, 900-point transforms up to k = 60/Bohr)
 differs by at most 4e-6 (C), 1e-5 (B, N) and 3.7e-5 (Mo, S): OpenMX's numerics, not a convention
 (a sign or order error shows up as 0.1-1). Measured on all 59 OpenMX reference structures.

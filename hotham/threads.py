@@ -2,9 +2,9 @@
 
 torch's intra-op pool and the BLAS/LAPACK of numpy and scipy (OpenBLAS, or MKL with PARDISO)
 each start one thread per core by default. On a machine whose cores are already busy (a shared
-node, a second job, an MPI rank per core) those threads fight for the same cores and spin-wait:
-a training pass of the demo model took 79-99 s with 2 threads on a busy 2-core machine and
-3.5-5 s with 1. So hotham takes, in order:
+node, a second job, an MPI rank per core) those threads fight for the same cores and spin-wait,
+and a computation runs many times slower than on fewer threads (figures in
+benchmarks/RESULTS.md). So hotham takes, in order:
 
 1. the number given (``hotham --threads N``, :func:`set_threads(N)`);
 2. ``OMP_NUM_THREADS``, then ``SLURM_CPUS_PER_TASK`` (a batch system's allocation);

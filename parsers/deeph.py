@@ -1,7 +1,7 @@
 """DeepH-pack's legacy data layout (one folder per structure), read and written.
 
 The layout is the one DeepH-pack's ``preprocess/openmx_get_data.jl`` writes (checked against
-the converted folders in ``../shared/data/deeph``)::
+converted folders such as ``data/bilayer_graphene_slid_1x1`` and ``tests/data/deeph``)::
 
     hamiltonians.h5     one dataset per block, key "[Rx, Ry, Rz, i, j]" (i, j 1-based atoms,
                         R the lattice translation of j); shape (n_orb(i), n_orb(j)); eV;

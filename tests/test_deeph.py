@@ -20,8 +20,9 @@ from conftest import DATA, random_operator
 MONO = DATA / "deeph" / "graphene_mono_2x2" / "000"
 BILAYER = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
 
-# OpenMX -> internal permutation for C6.0-s2p2d1 (s, s, p, p, d), built here from the data README
-# (new[m] = old[p[m]], p = [1, 2, 0] for l = 1, [2, 4, 0, 3, 1] for l = 2), not from hotham's table.
+# OpenMX -> internal permutation for C6.0-s2p2d1 (s, s, p, p, d), built here from OpenMX's order
+# (p: x, y, z; d: 3z^2-r^2, x^2-y^2, xy, xz, yz; new[m] = old[p[m]], p = [1, 2, 0] for l = 1,
+# [2, 4, 0, 3, 1] for l = 2), not from hotham's table.
 _P = {0: [0], 1: [1, 2, 0], 2: [2, 4, 0, 3, 1]}
 PERM_C = np.concatenate([k + np.array(_P[l]) for k, l in zip([0, 1, 2, 5, 8], [0, 0, 1, 1, 2])])
 

@@ -29,7 +29,7 @@ def _soft(op, scale=0.2):
 
 
 def _naive(op, k, which="H", spin=0):
-    """Loop-over-blocks Bloch sum, the definition in design.md (independent of hk.py)."""
+    """Loop-over-blocks Bloch sum, the definition sum_R exp(2 pi i k.R) H(R) (independent of hk.py)."""
     sf = op.spin_factor if which == "H" else 1
     n = op.n_orbitals
     M = np.zeros((n * sf, n * sf), complex)

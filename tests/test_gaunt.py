@@ -1,4 +1,4 @@
-"""Gaunt tensor product (hotham.nn.gaunt): exactness, CG relation (design.md check 6), equivariance.
+"""Gaunt tensor product (hotham.nn.gaunt): exactness, CG relation (a CG product on even l1+l2+l3), equivariance.
 
 References are computed independently of the module's transforms:
 * the Clebsch–Gordan product from e3nn's wigner_3j with the per-path constant derived below;

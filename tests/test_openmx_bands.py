@@ -147,7 +147,7 @@ def test_band_reader_layout():
     # reciprocal vectors: a_i . b_j = 2 pi delta_ij with the .scfout cell
     op = read_scfout(OPENMX / "mos2_prim" / "mos2_prim.scfout.gz")
     assert np.allclose(np.asarray(op.atoms.cell) @ info["rtv"].T, 2 * np.pi * np.eye(3), atol=1e-6)
-    # MoS2 (PBE) direct gap at K, 1.78 eV (README of the reference data)
+    # MoS2 (PBE) direct gap at K in this run's .Band: 1.78 eV
     ne = 26  # valence electrons, 2 per band
     k = info["label_index"][2]
     assert abs(eig[0, k, ne // 2] - eig[0, k, ne // 2 - 1] - 1.78) < 0.01

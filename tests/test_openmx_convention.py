@@ -12,7 +12,7 @@ from hotham.parsers.openmx.orbitals import to_openmx
 from hotham.so3 import rotate_operator
 
 OPENMX = Path(__file__).parent / "data" / "openmx"
-# measured (README of the reference data and this parser): 1.5e-3 meV (MoS2), 2.8e-4 meV (graphene)
+# measured: 1.5e-3 meV (MoS2), 2.8e-4 meV (graphene); benchmarks/RESULTS.md, "OpenMX reader validation"
 PAIRS = ["mos2_prim", "graphene_prim"]
 
 

@@ -58,7 +58,7 @@ def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
     """B [n, w] -> A @ B for a scipy CSR matrix A, multithreaded.
 
     scipy's CSR times dense block runs on one thread; torch's CSR kernel (MKL sparse BLAS on
-    x86 builds) uses all of torch's threads and is ~2x faster here on 2 cores at 10^5 rows.
+    x86 builds) uses all of torch's threads, so it gains from every core.
     The CSR arrays are shared with A, not copied. Falls back to scipy for other formats."""
     if not sp.isspmatrix_csr(A) or A.indices.dtype != A.indptr.dtype:
         return lambda B: A @ B
@@ -219,8 +219,8 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
         if np.all(res[:n] < tol):
             break
         # corrections only for the wanted states not yet converged: the guard vectors still
-        # improve as the space grows, and solving for them too cost ~15% more (measured on tiled
-        # graphene and MoS2)
+        # improve as the space grows, and solving for them too costs more right-hand sides than
+        # it saves (benchmarks/eigensolver.py)
         active = np.flatnonzero(res[:n] > tol)
         if k + len(active) > maxdim:                     # thick restart on the current Ritz vectors
             space.restart(Y, X, SX, QX)

@@ -1,6 +1,6 @@
 """Bloch sums of real-space blocks: H(k) and S(k), sparse or dense, vectorised over blocks.
 
-Gauge: the *lattice* gauge of design.md,
+Gauge: the *lattice* gauge,
 
     X(k)_{(i a),(j b)} = sum_R exp(2 pi i k . R) X_ij(R)_{ab},
 

@@ -118,8 +118,8 @@ def dense_eigh(Hk: np.ndarray, Sk: np.ndarray, kpts, vectors: bool = False, sour
 
 def _blas_threads_guard():
     """Keep OpenBLAS (numpy/scipy) single-threaded while MKL's threads run PARDISO: idle
-    OpenBLAS threads spin-wait and, on few cores, slowed the ARPACK/PARDISO loop ~3x (measured
-    in benchmarks/eigensolver.py). A no-op without threadpoolctl."""
+    OpenBLAS threads spin-wait and, on few cores, slow the ARPACK/PARDISO loop down (see
+    benchmarks/eigensolver.py). A no-op without threadpoolctl."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -134,8 +134,8 @@ class ShiftInvert:
     ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
     else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (the default: block
     Davidson with exact residuals, :func:`hotham.electronic.block.block_shift_invert`) or
-    "arpack" (implicitly restarted Lanczos on the exact inverse; slower here, e.g. 34 s vs 16 s
-    on 972-atom MoS2, 400 single-vector solves vs 33 block solves).
+    "arpack" (implicitly restarted Lanczos on the exact inverse, one right-hand side per solve;
+    slower, see benchmarks/eigensolver.py).
     ``precision``: "single" factorises in float32 (PARDISO only), "double", or "auto" = single
     for PARDISO with the block solver (its exact residuals converge to the exact eigenpairs
     whatever the factor's precision), else double. ARPACK with "single" (opt-in) runs on the

@@ -4,7 +4,8 @@ OpenMX orders the m components of a shell as p: (x, y, z), d: (3z^2-r^2, x^2-y^2
 f: (m = 0, +1, -1, +2, -2, +3, -3). Internally a shell is m = -l..l of the real SH of
 :mod:`hotham.so3` (p: (y, z, x); d: (xy, yz, 3z^2-r^2, xz, x^2-y^2)). The conversion is a pure
 permutation, ``internal[m] = openmx[PERM[l][m]]``, with no sign changes: the rotated OpenMX
-runs in ../shared/data fix it (a wrong permutation or sign fails by eV; see tests).
+runs in tests/data/openmx fix it (a wrong permutation or sign fails by eV; see
+tests/test_openmx_convention.py).
 
 This module is the only place that knows OpenMX's order; readers of OpenMX-ordered data
 (``.scfout``, DeepH folders) call :func:`to_internal`, writers call :func:`to_openmx`.
@@ -19,7 +20,7 @@ PERM = {
     1: [1, 2, 0],
     2: [2, 4, 0, 3, 1],
     # OpenMX f: (0, +1, -1, +2, -2, +3, -3) -> internal (-3, -2, -1, 0, +1, +2, +3).
-    # Not checked against rotated data (no f shells in ../shared/data).
+    # Not checked against rotated data (no f shells in the reference runs).
     3: [6, 4, 2, 0, 1, 3, 5],
 }
 
