@@ -65,7 +65,12 @@ def _is_structure(p: Path) -> bool:
         return "dataset_format" not in f.attrs and "structures" not in f
 
 
-def find_structures(sources: Iterable, *, skipped: list | None = None) -> list[tuple[str, Path]]:
+#: a file of this name in a structure folder keeps it out of data sets (a held-out test structure)
+HELD_OUT = "HELD_OUT"
+
+
+def find_structures(sources: Iterable, *, skipped: list | None = None,
+                    held_out: list | None = None) -> list[tuple[str, Path]]:
     """``[(name, path)]`` of every structure under ``sources`` (sorted by name).
 
     A path that :func:`hotham.io.detect_format` recognises is one structure (an OpenMX run
@@ -73,9 +78,12 @@ def find_structures(sources: Iterable, *, skipped: list | None = None) -> list[t
     searched recursively (hidden entries skipped). The name is the path relative to the
     source's parent with ``/`` replaced by ``__`` (``graphene_mono_2x2__000``); clashes get
     ``~2``, ``~3``. Sources that do not exist or hold no structure are appended to ``skipped``
-    as ``(path, reason)``.
+    as ``(path, reason)``. A structure folder holding a file ``HELD_OUT`` (a structure kept for
+    testing a model, such as the demo's twisted bilayer) is left out and appended to ``held_out``,
+    unless it is itself one of ``sources``.
     """
     skipped = skipped if skipped is not None else []
+    held_out = held_out if held_out is not None else []
     found: list[tuple[str, Path]] = []
     for src in sources:
         root = Path(src)
@@ -87,6 +95,9 @@ def find_structures(sources: Iterable, *, skipped: list | None = None) -> list[t
         while stack:
             p = stack.pop()
             if _is_structure(p):
+                if p != root.absolute() and p.is_dir() and (p / HELD_OUT).exists():
+                    held_out.append(str(p))
+                    continue
                 here.append(p)
             elif p.is_dir() and p.resolve() not in visited:     # (symlink loops visited once)
                 visited.add(p.resolve())
@@ -211,6 +222,7 @@ class DatasetReport:
     names: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    held_out: list[str] = field(default_factory=list)
     species: list[str] = field(default_factory=list)
     n_edges: int = 0
     split: dict[str, list[str]] = field(default_factory=dict)
@@ -229,6 +241,8 @@ class DatasetReport:
                  f"{self.n_edges} blocks, longest edge {self.max_edge_length:.3f} A"
                  + ("" if np.isnan(self.cutoff) else f" (cutoff {self.cutoff:g} A)"),
                  "  split: " + ", ".join(f"{k} {len(v)}" for k, v in self.split.items())]
+        if self.held_out:
+            lines.append(f"  held out (a {HELD_OUT} file): " + ", ".join(self.held_out))
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)}:")
             lines += [f"    {p}: {why}" for p, why in self.skipped]
@@ -293,7 +307,7 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     if cutoff is not None and not cutoff > 0:
         raise HothamError(f"cutoff must be a positive length in Angstrom, got {cutoff}")
     report = DatasetReport(path=os.fspath(out_path), cutoff=float("nan") if cutoff is None else float(cutoff))
-    found = find_structures(sources, skipped=report.skipped)
+    found = find_structures(sources, skipped=report.skipped, held_out=report.held_out)
     basis = Basis({})
     basis_source: dict[str, str] = {}
     h_mom, s_mom, lengths = _Moments(), _Moments(), {}

@@ -300,3 +300,14 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
     with atomic_path(tmp_path / "set.h5") as tmp:
         Path(tmp).write_text("whole")
     assert not stale.exists() and other.exists() and (tmp_path / "set.h5").read_text() == "whole"
+
+
+def test_held_out_structures_stay_out_of_data_sets(tmp_path):
+    """`hotham dataset build data/` must not train on the demo's twisted bilayer."""
+    shipped = Path(__file__).parents[1] / "data"
+    assert (shipped / "tbg_21.79" / "HELD_OUT").is_file()
+    rep = build_dataset([shipped], tmp_path / "set.h5", progress=False)
+    assert rep.n_structures == 12 and not any("tbg" in n for n in rep.names)
+    assert rep.held_out == [str((shipped / "tbg_21.79").absolute())] and "held out" in rep.summary()
+    rep = build_dataset([shipped / "tbg_21.79"], tmp_path / "tbg.h5", progress=False)   # named itself: taken
+    assert rep.n_structures == 1
