@@ -95,15 +95,28 @@ def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
     return acc.report()
 
 
+def last_state_path(out_path) -> Path:
+    """Where :func:`train` keeps the state of its last finished epoch: ``model.pt`` ->
+    ``model.last.pt`` (weights, optimiser, scheduler, random state, history)."""
+    out = Path(out_path)
+    return out.with_name(f"{out.stem}.last{out.suffix or '.pt'}")
+
+
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
-          log: Callable[[str], None] = print, force: bool = False, progress=False) -> dict:
+          log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
+          progress=False) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
     :class:`hotham.nn.model.HotHamConfig` (lmax, channels, layers, conv, gaunt_method, ...).
     Returns ``{"history": [...], "val": report, "test": report, "parameters": int}``; the same
     goes into the checkpoint and into ``<out_path>.json``. An existing ``out_path`` is refused
-    unless ``force`` (a rerun must not replace a better model after its first epoch).
+    unless ``force`` (a rerun must not replace a better model after its first epoch) or ``resume``.
+
+    After every epoch the whole training state goes to :func:`last_state_path` (atomically).
+    ``resume`` continues a killed or finished run from it, with the same data set, model and
+    configuration (``epochs`` and ``max_minutes`` may grow): the weights reached are
+    bit-identical to those of an uninterrupted run.
     ``config.max_minutes`` is checked after every step: a run stops within one step and one
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
     """
@@ -111,8 +124,12 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     from .nn.model import HotHam, HotHamConfig
     from .progress import Progress
 
-    if Path(out_path).exists() and not force:
-        raise HothamError(f"{out_path} exists: refusing to overwrite a trained model (pass force=True / --force)")
+    last_path = last_state_path(out_path)
+    if resume and not last_path.exists():
+        raise HothamError(f"{last_path}: no training state to resume from")
+    if Path(out_path).exists() and not (force or resume):
+        raise HothamError(f"{out_path} exists: refusing to overwrite a trained model (pass force=True / --force, "
+                          "or resume=True / --resume to continue its training)")
     progress = Progress.of(progress, "train")
 
     cfg = config or TrainConfig()
@@ -163,14 +180,24 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
                                                        min_lr=cfg.min_lr)
-    history, best, best_state = [], math.inf, None
-    t0 = time.time()
-    deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
+    history, best, best_state, first_epoch, t_before = [], math.inf, None, 1, 0.0
+    if resume:
+        state = _load_state(last_path, mcfg, cfg)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, best, best_state = state["history"], state["best"], state["best_state"]
+        first_epoch, t_before = state["epoch"] + 1, history[-1]["time_s"] if history else 0.0
+        log(f"resuming from {last_path} after epoch {state['epoch']}")
+    t0 = time.time() - t_before
+    deadline = None if cfg.max_minutes is None else time.time() + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence_per_species(ops.values()),
             "domain": training_domain([ops[n] for n in split["train"]])}
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
         tr_loss, tr_mae, n_el = 0.0, 0.0, 0
         out_of_time = False
@@ -211,11 +238,18 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             best = v_loss
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             Predictor(net, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+        if not out_of_time:     # a partial epoch is not a state to resume from: it is redone
+            _save_state(last_path, epoch=epoch, model=net.state_dict(), optimizer=opt.state_dict(),
+                        scheduler=sched.state_dict(), numpy_rng=rng.bit_generator.state,
+                        torch_rng=torch.get_rng_state(), history=history, best=best, best_state=best_state,
+                        model_config=mcfg.model_dump(mode="json"), train_config=cfg.model_dump(mode="json"))
         log(f"epoch {epoch:4d}  train MAE {rec['train_mae_meV']:9.3f} meV  val MAE {rec['val_mae_meV']:9.3f} meV"
             f"  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s" + ("  *" if v_loss == best else ""))
         if out_of_time or (deadline is not None and time.time() > deadline):
             log(f"stopping: {cfg.max_minutes} minute limit reached" + (" inside the epoch" if out_of_time else ""))
             break
+    if best_state is None:
+        raise TrainingError(f"{last_path}: already trained for {first_epoch - 1} epochs; give more epochs to resume")
     net.load_state_dict(best_state)
     pred = Predictor(net, baseline, which, info)
     result = {"history": history, "parameters": net.n_parameters,
@@ -225,3 +259,29 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     with atomic_path(Path(os.fspath(out_path) + ".json")) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1))
     return result
+
+
+#: configuration fields a resumed run may change
+RESUMABLE = ("epochs", "max_minutes", "device")
+
+
+def _save_state(path: Path, **state) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Path, mcfg, cfg: TrainConfig) -> dict:
+    """The saved training state, checked against the model and training configuration."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:   # torch raises many kinds for a foreign or broken file
+        raise HothamError(f"{path}: not a readable training state ({exc.__class__.__name__}: {exc})") from None
+    if state.get("model_config") != mcfg.model_dump(mode="json"):
+        raise HothamError(f"{path}: saved for another model configuration; resume with the same one")
+    old = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUMABLE}
+    new = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE}
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise HothamError(f"{path}: saved with other training settings ({', '.join(diff)}); only "
+                          f"{', '.join(RESUMABLE)} may change on resume")
+    return state

@@ -204,3 +204,49 @@ def test_time_limit_is_checked_inside_an_epoch(tmp_path):
     res = train(tmp_path / "set.h5", tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=50, max_minutes=1e-6),
                 log=lines.append)
     assert len(res["history"]) == 1 and "minute limit reached inside the epoch" in lines[-1]
+
+
+RUN = r"""
+import sys
+from hotham.threads import set_threads
+set_threads(1)
+from hotham.train import TrainConfig, train
+train(sys.argv[1], sys.argv[2], model=dict(lmax=2, channels=4, layers=1, hidden=16, n_radial=8),
+      config=TrainConfig(epochs=int(sys.argv[3]), lr=1e-2, batch_size=2, lr_patience=1), log=print,
+      resume=sys.argv[4] == "resume")
+"""
+
+
+def test_resume_after_sigkill_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    import subprocess
+    import sys
+    import time
+    import torch
+    from hotham.train import last_state_path
+    shipped = Path(__file__).parents[1] / "data" / "bilayer_graphene_slid_1x1"
+    build_dataset(sorted(shipped.iterdir())[:6], tmp_path / "set.h5", split=(0.67, 0.33, 0.0), progress=False)
+    run = [sys.executable, "-c", RUN, str(tmp_path / "set.h5")]
+    subprocess.run(run + [str(tmp_path / "a.pt"), "8", "new"], check=True, capture_output=True)
+    # the same run, killed (SIGKILL) once the state of its third epoch is on disk, then resumed
+    b = tmp_path / "b.pt"
+    proc = subprocess.Popen(run + [str(b), "8", "new"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300 and proc.poll() is None:
+        if last_state_path(b).exists() and torch.load(last_state_path(b), weights_only=False)["epoch"] >= 3:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    killed_at = torch.load(last_state_path(b), weights_only=False)["epoch"]
+    assert 3 <= killed_at < 8, "the run ended before it could be killed: make it longer"
+    out = subprocess.run(run + [str(b), "8", "resume"], check=True, capture_output=True, text=True).stdout
+    assert f"resuming from {last_state_path(b)} after epoch {killed_at}" in out
+    for f in (lambda p: p, last_state_path):
+        A = torch.load(f(tmp_path / "a.pt"), weights_only=False)
+        B = torch.load(f(b), weights_only=False)
+        wa, wb = (A["model"]["state_dict"], B["model"]["state_dict"]) if "format" in A else (A["model"], B["model"])
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # resuming a finished run needs more epochs; another configuration is refused
+    with pytest.raises(HothamError, match="batch_size"):
+        train(tmp_path / "set.h5", b, model=dict(lmax=2, channels=4, layers=1, hidden=16, n_radial=8),
+              config=TrainConfig(epochs=9, lr=1e-2, batch_size=1, lr_patience=1), log=lambda s: None, resume=True)
