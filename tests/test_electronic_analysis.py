@@ -6,12 +6,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 import hotham.io as hio
 from hotham.cli import main
 from hotham.electronic import (band_path, band_structure, block_mae, compare_bands, dos, eigenvalues,
                                electron_count, fermi_level, monkhorst_pack, slab_axis, solve, states)
 from hotham.electronic.dos import broaden
+from hotham.electronic.plot import plot_atom_weights, plot_bands, save_figure
 from hotham.errors import HothamError
 
 DATA = Path(__file__).parent / "data" / "openmx"
@@ -104,7 +106,9 @@ def test_states_hdf5_and_plot(tmp_path, graphene):
         c = f["vectors"][0]
         assert f["energies"].shape == (1, 2) and c.shape == (26, 2)
         np.testing.assert_allclose(f["atom_weights"][...].sum(-1), 1.0, atol=1e-10)
-    st.plot_atoms(tmp_path / "s.png")
+    fig = Figure(figsize=(5.5, 5), layout="tight")
+    assert plot_atom_weights(fig.subplots(), st, k=0, band=1) is fig.axes[0]
+    save_figure(fig, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
@@ -181,8 +185,8 @@ def test_partial_spectrum_is_drawn_as_points(graphene):
     assert not full.partial and part.partial and part.energies.shape == (30, 4)
     # every partial energy is one of the full spectrum's at the same k
     assert np.abs(part.energies[:, :, None] - full.energies[:, None, :]).min(axis=2).max() < 1e-8
-    ax = part.plot()
+    ax = plot_bands(Figure().subplots(), part)
     assert all(line.get_linestyle() == "None" for line in ax.lines if line.get_marker() == "o")
     assert sum(line.get_marker() == "o" for line in ax.lines) == 4
-    ax = full.plot()
+    ax = plot_bands(Figure().subplots(), full)
     assert all(line.get_marker() in ("None", "", None) for line in ax.lines)

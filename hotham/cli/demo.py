@@ -31,12 +31,14 @@ def register(subparsers) -> None:
 
 def run_demo(args) -> int:
     import numpy as np
+    from matplotlib.figure import Figure
 
     from .. import io
     from ..dataset import build_dataset
     from ..electronic.bands import kpath_from_band
     from ..electronic.compare import compare_bands
     from ..electronic.fermi import electron_count, find_fermi_level
+    from ..electronic.plot import plot_band_comparison, save_figure
     from ..electronic.solve import eigenvalues
     from ..metrics import block_errors, format_report
     from ..prediction import predict
@@ -81,7 +83,9 @@ def run_demo(args) -> int:
     cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,
                         special_x=kp.special_x, labels=kp.labels)
     say("model vs DFT bands (each at its own E_F): " + cmp.summary())
-    cmp.plot(out / "tbg_bands.png", labels=("Hot-Ham", "OpenMX"))
+    fig = Figure(figsize=(5, 4.5), layout="tight")
+    plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
+    save_figure(fig, out / "tbg_bands.png")
     summary = {"val_block_mae_meV": result["val"]["all"]["mae"], "tbg_block_mae_meV": blocks["all"]["mae"],
                "tbg_band_mae_meV_within_2eV": cmp.mae_meV, "tbg_band_max_meV_within_2eV": cmp.max_meV,
                "fermi_level_dft_eV": ef_dft, "fermi_level_model_eV": ef_model,

@@ -57,6 +57,16 @@ def _kpath(op, args):
     return band_path(op.atoms, spec, args.npoints)
 
 
+def _plot(draw, result, path, figsize=(5, 4.5), **kw):
+    """A new figure with one axes, ``draw(ax, result, **kw)`` on it, saved to ``path``."""
+    from matplotlib.figure import Figure
+
+    from ..electronic.plot import save_figure
+    fig = Figure(figsize=figsize, layout="tight")
+    draw(fig.subplots(), result, **kw)
+    save_figure(fig, path)
+
+
 def _common(p, output_help):
     p.add_argument("input", help="block file: hotham .h5, OpenMX run folder / .scfout(.gz), DeepH folder")
     p.add_argument("-o", "--output", help=output_help)
@@ -69,6 +79,7 @@ def _common(p, output_help):
 
 def cmd_bands(args) -> int:
     from ..electronic.bands import BandStructure
+    from ..electronic.plot import plot_bands
     from ..electronic.solve import solve
     op = _read(args.input)
     if args.fermi is not None:
@@ -77,7 +88,7 @@ def cmd_bands(args) -> int:
     eig = solve(op, kp.kpts, n=args.n, around=args.around, spin=args.spin)
     bs = BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)
     pre = _prefix(args, _name(args.input) + "_bands")
-    bs.plot(f"{pre}.{args.format}", window=tuple(args.window))
+    _plot(plot_bands, bs, f"{pre}.{args.format}", window=tuple(args.window))
     if args.data == "txt":
         bs.save_txt(f"{pre}.txt")
     else:
@@ -89,12 +100,13 @@ def cmd_bands(args) -> int:
 
 def cmd_dos(args) -> int:
     from ..electronic.dos import dos
+    from ..electronic.plot import plot_dos
     op = _read(args.input)
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
     d = dos(op, mesh, sigma=args.sigma, kind=args.smearing, project=args.project,
             n_electrons=args.electrons, fermi=args.fermi, temperature=args.temperature)
     pre = _prefix(args, _name(args.input) + "_dos")
-    d.plot(f"{pre}.{args.format}", window=tuple(args.window))
+    _plot(plot_dos, d, f"{pre}.{args.format}", figsize=(5, 4), window=tuple(args.window))
     if args.data == "txt":
         d.save_txt(f"{pre}.txt")
     else:
@@ -110,9 +122,9 @@ def cmd_dos(args) -> int:
 
 
 def cmd_states(args) -> int:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from ..electronic.plot import plot_atom_weights, save_figure
     from ..electronic.states import states
     op = _read(args.input)
     if args.fermi is not None:
@@ -124,13 +136,10 @@ def cmd_states(args) -> int:
     pre = _prefix(args, _name(args.input) + "_states")
     st.save_hdf5(f"{pre}.h5")
     nb = min(st.energies.shape[1], 6)
-    fig, axes = plt.subplots(1, nb, figsize=(4.6 * nb, 4.4), squeeze=False)
-    for b in range(nb):
-        st.plot_atoms(ax=axes[0, b], k=0, band=b)
-    fig.tight_layout()
-    from ..electronic.bands import _savefig
-    _savefig(fig, f"{pre}.{args.format}")
-    plt.close(fig)
+    fig = Figure(figsize=(4.6 * nb, 4.4), layout="tight")
+    for b, ax in enumerate(fig.subplots(1, nb, squeeze=False)[0]):
+        plot_atom_weights(ax, st, k=0, band=b)
+    save_figure(fig, f"{pre}.{args.format}")
     aw = st.atom_weights
     for q in range(len(kpts)):
         for b in range(st.energies.shape[1]):
@@ -143,6 +152,7 @@ def cmd_states(args) -> int:
 
 def cmd_compare(args) -> int:
     from ..electronic.compare import block_mae, compare_bands
+    from ..electronic.plot import plot_band_comparison
     from ..electronic.solve import eigenvalues
     model = _read(args.model)
     ref = _read(args.reference)
@@ -171,7 +181,7 @@ def cmd_compare(args) -> int:
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
     print(cmp.summary())
     pre = _prefix(args, _name(args.model) + "_vs_" + _name(args.reference))
-    cmp.plot(f"{pre}.{args.format}", labels=(args.model_label, args.reference_label))
+    _plot(plot_band_comparison, cmp, f"{pre}.{args.format}", labels=(args.model_label, args.reference_label))
     out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
                     "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": args.align}
     from ..files import atomic_path

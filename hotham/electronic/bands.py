@@ -115,61 +115,6 @@ class BandStructure:
             if self.spin is not None:
                 f["spin"] = self.spin
 
-    def plot(self, fname=None, window=(-5.0, 5.0), ax=None, color="k", label=None, shift=True, **kw):
-        """Bands relative to the Fermi level (``shift``) within ``window`` (eV); saves to
-        ``fname`` (PNG/PDF by extension) when given. Returns the axes."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
-        e0 = self.fermi_level if (shift and np.isfinite(self.fermi_level)) else 0.0
-        E = self.energies - e0
-        styles = ["-", "--"]
-        groups = [(None, np.arange(E.shape[1]))] if self.spin is None else \
-            [(s, np.flatnonzero(self.spin == s)) for s in np.unique(self.spin)]
-        for gi, (s, cols) in enumerate(groups):
-            if self.partial:
-                style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)
-            else:
-                style = dict(lw=1.0, ls=styles[gi % 2])
-            lines = ax.plot(self.path.x, E[:, cols], color=color, **style, **kw)
-            if label is not None:
-                lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
-        for xs in self.path.special_x:
-            ax.axvline(xs, color="0.6", lw=0.6)
-        ax.axhline(0.0 if e0 else (self.fermi_level if np.isfinite(self.fermi_level) else 0.0),
-                   color="0.4", lw=0.6, ls=":")
-        ax.set_xticks(self.path.special_x)
-        ax.set_xticklabels(self.path.labels)
-        ax.set_xlim(self.path.x[0], self.path.x[-1])
-        if window is not None:
-            ax.set_ylim(*window)
-        ax.set_ylabel("E - E_F (eV)" if e0 else "E (eV)")
-        return finish_figure(ax, own, fname)
-
-
-def finish_figure(ax, own: bool, fname=None):
-    """Lay out, save (atomically, format from the suffix) and close a figure this module made;
-    axes handed in by the caller (``own`` False) are left alone."""
-    if own:
-        import matplotlib.pyplot as plt
-        fig = ax.figure
-        fig.tight_layout()
-        if fname:
-            _savefig(fig, fname)
-        plt.close(fig)
-    return ax
-
-
-def _savefig(fig, fname):
-    from pathlib import Path
-    from ..files import atomic_path
-    suffix = Path(fname).suffix.lstrip(".") or "png"
-    with atomic_path(fname) as tmp:
-        fig.savefig(tmp, format=suffix, dpi=150)
-
 
 def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int | None = None,
                    around: float | None = None, spin: int | None = None, labels=None,

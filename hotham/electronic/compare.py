@@ -14,7 +14,6 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure
 
 
 @dataclass
@@ -35,33 +34,6 @@ class BandComparison:
         return (f"band MAE {self.mae_meV:.3f} meV, max {self.max_meV:.3f} meV over {self.n_values} energies "
                 f"within [{self.window[0]:+.2f}, {self.window[1]:+.2f}] eV of E_F (model shift "
                 f"{self.shift * 1e3:+.3f} meV)")
-
-    def plot(self, fname=None, ax=None, labels=("model", "DFT")):
-        """Overlay: reference solid black, model dashed red, window shaded."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
-        r = ax.plot(self.x, self.reference, color="k", lw=1.2)
-        m = ax.plot(self.x, self.model, color="tab:red", lw=1.0, ls="--")
-        r[0].set_label(labels[1])
-        m[0].set_label(labels[0])
-        ax.axhspan(*self.window, color="tab:blue", alpha=0.06, lw=0)
-        ax.axhline(0, color="0.4", ls=":", lw=0.6)
-        if self.special_x is not None:
-            for xs in self.special_x:
-                ax.axvline(xs, color="0.6", lw=0.6)
-            ax.set_xticks(self.special_x)
-            ax.set_xticklabels(self.labels or [])
-        ax.set_xlim(self.x[0], self.x[-1])
-        lo, hi = self.window
-        ax.set_ylim(lo - 1.0, hi + 1.0)
-        ax.set_ylabel("E - E_F (eV)")
-        ax.set_title(f"MAE {self.mae_meV:.2f} meV in window", fontsize=9)
-        ax.legend(fontsize=8, loc="upper right")
-        return finish_figure(ax, own, fname)
 
 
 def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: float, ref_fermi: float,

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure
 from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
@@ -76,30 +75,6 @@ class DOS:
                 f"columns: E_eV total {' '.join(names)} (states/eV/cell)")
         with atomic_path(fname) as tmp:
             np.savetxt(tmp, np.column_stack(cols), header=head, fmt="%.8e")
-
-    def plot(self, fname=None, window=(-5.0, 5.0), ax=None):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4))
-        e0 = self.fermi_level if np.isfinite(self.fermi_level) else 0.0
-        x = self.energies - e0
-        ax.fill_between(x, self.total, color="0.85", label="total")
-        ax.plot(x, self.total, color="k", lw=1.0)
-        for name, y in self.projected.items():
-            ax.plot(x, y, lw=1.0, label=name)
-        ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
-        if window is not None:
-            ax.set_xlim(*window)
-            m = (x >= window[0]) & (x <= window[1])
-            if m.any():
-                ax.set_ylim(0, 1.05 * self.total[m].max())
-        ax.set_xlabel("E - E_F (eV)" if np.isfinite(self.fermi_level) else "E (eV)")
-        ax.set_ylabel("DOS (states / eV / cell)")
-        ax.legend(fontsize=8)
-        return finish_figure(ax, own, fname)
 
 
 def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussian",
