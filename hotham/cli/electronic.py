@@ -43,18 +43,14 @@ def _band_file_near(path) -> Path | None:
     return cands[0] if cands else None
 
 
-def _kpath(op, args):
-    """KPath from --path (letters, 'openmx', or a .Band file) / auto."""
-    from ..electronic.bands import band_path, kpath_from_band
-    spec = args.path
+def _band_file(spec, input_path) -> Path | None:
+    """The OpenMX .Band file named by --path ('openmx': the one beside the input), or None."""
     if spec and (spec == "openmx" or spec.endswith(".Band") or spec.endswith(".Band.gz")):
-        from ..io import read_openmx_band
-        bf = _band_file_near(args.input) if spec == "openmx" else Path(spec)
+        bf = _band_file_near(input_path) if spec == "openmx" else Path(spec)
         if bf is None:
-            raise HothamError(f"{args.input}: no OpenMX .Band file beside the input for --path openmx")
-        kpts, _, info = read_openmx_band(bf)
-        return kpath_from_band(op.atoms, kpts, info)
-    return band_path(op.atoms, spec, args.npoints)
+            raise HothamError(f"{input_path}: no OpenMX .Band file beside the input for --path openmx")
+        return bf
+    return None
 
 
 def _plot(draw, result, path, figsize=(5, 4.5), **kw):
@@ -78,13 +74,15 @@ def _common(p, output_help):
 
 
 def cmd_bands(args) -> int:
-    from ..electronic.bands import BandStructure
+    from ..electronic.bands import BandStructure, band_path
+    from ..electronic.compare import openmx_bands
     from ..electronic.plot import plot_bands
     from ..electronic.solve import solve
     op = _read(args.input)
     if args.fermi is not None:
         op.fermi_level = args.fermi
-    kp = _kpath(op, args)
+    bf = _band_file(args.path, args.input)
+    kp = openmx_bands(op.atoms, bf)[0] if bf else band_path(op.atoms, args.path, args.npoints)
     eig = solve(op, kp.kpts, n=args.n, around=args.around, spin=args.spin)
     bs = BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)
     pre = _prefix(args, _name(args.input) + "_bands")
@@ -151,7 +149,8 @@ def cmd_states(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ..electronic.compare import block_mae, compare_bands
+    from ..electronic.bands import band_path
+    from ..electronic.compare import block_mae, compare_bands, openmx_bands
     from ..electronic.plot import plot_band_comparison
     from ..electronic.solve import eigenvalues
     model = _read(args.model)
@@ -164,18 +163,14 @@ def cmd_compare(args) -> int:
               f"{out['H_blocks']['n_blocks']} common blocks; S MAE {out['S_blocks']['mae']:.3e}")
     except HothamError as exc:
         print(f"blocks: not compared ({exc})")
-    args.input = args.reference
-    kp = _kpath(ref, args)
-    em = eigenvalues(model, kp.kpts, spin=args.spin)
-    if args.path and (args.path == "openmx" or ".Band" in args.path):
-        from ..io import read_openmx_band
-        bf = _band_file_near(args.reference) if args.path == "openmx" else Path(args.path)
-        _, ev, info = read_openmx_band(bf)
-        er = np.concatenate(list(ev), axis=1)
-        ef_r = float(info["chemp"])
+    bf = _band_file(args.path, args.reference)
+    if bf:
+        kp, er, ef_r = openmx_bands(ref.atoms, bf)
     else:
+        kp = band_path(ref.atoms, args.path, args.npoints)
         er = eigenvalues(ref, kp.kpts, spin=args.spin)
         ef_r = ref.fermi_level
+    em = eigenvalues(model, kp.kpts, spin=args.spin)
     ef_m = model.fermi_level if args.fermi is None else args.fermi
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(args.window), align=args.align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)

@@ -27,20 +27,12 @@ class KPath:
     labels: list = field(default_factory=list)
 
 
-def _linear_axis(atoms, kpts):
+def path_length(atoms, kpts) -> np.ndarray:
+    """Cumulative length [nk] (1/Angstrom, 2 pi included) of straight steps between successive
+    fractional ``kpts`` [nk, 3] in the reciprocal cell of ``atoms``."""
     rec = 2 * np.pi * np.asarray(atoms.cell.reciprocal())
     d = np.linalg.norm(np.diff(kpts @ rec, axis=0), axis=1)
     return np.concatenate([[0.0], np.cumsum(d)])
-
-
-def kpath_from_band(atoms, kpts, info) -> KPath:
-    """:class:`KPath` of the k-points of an OpenMX ``.Band`` file (``kpts``, ``info`` as returned
-    by :func:`hotham.io.read_openmx_band`), with its own special points and labels."""
-    x = _linear_axis(atoms, kpts)
-    li = info.get("label_index")
-    sx = x[np.asarray(li)] if li is not None else x[[0, -1]]
-    labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
-    return KPath(np.asarray(kpts), x, sx, labels[:len(sx)])
 
 
 def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
@@ -71,7 +63,7 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     pts = [np.linspace(corners[s], corners[s + 1], per[s], endpoint=(s == len(seg) - 1))
            for s in range(len(seg))]
     kpts = np.concatenate(pts)
-    x = _linear_axis(atoms, kpts)
+    x = path_length(atoms, kpts)
     special_x = np.concatenate([[0.0], np.cumsum(seg)])
     lab = list(labels) if labels is not None else [str(tuple(np.round(c, 3))) for c in corners]
     return KPath(kpts, x, special_x, lab)
