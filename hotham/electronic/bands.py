@@ -101,7 +101,8 @@ class BandStructure:
             f["x"] = self.path.x
             f["energies"] = self.energies
             f["special_x"] = self.path.special_x
-            f.attrs["labels"] = np.array(self.path.labels, dtype="S")
+            # UTF-8 strings: the labels hold Γ
+            f.attrs.create("labels", self.path.labels, dtype=h5py.string_dtype("utf-8"))
             f.attrs["fermi_level"] = self.fermi_level
             f.attrs["units"] = "eV, k fractional, x 1/Angstrom"
             if self.spin is not None:
