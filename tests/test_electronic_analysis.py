@@ -1,6 +1,7 @@
 """DOS, Fermi level, Mulliken weights, band/block comparison, plots and the CLI."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -162,7 +163,6 @@ def test_cli_bands_dos_states_compare(tmp_path, graphene):
     hio.write(tmp_path / "model.h5", model)
     assert main(["compare", str(tmp_path / "model.h5"), run, "--path", "openmx", "--align", "none",
                  "-o", str(tmp_path / "c")]) == 0
-    import json
     out = json.loads((tmp_path / "c.json").read_text())
     assert out["H_blocks"]["n_blocks"] == graphene.n_edges
     # on-site 5 meV * S_onsite shifts each on-site element; bands move by ~5 meV near E_F
@@ -190,3 +190,33 @@ def test_partial_spectrum_is_drawn_as_points(graphene):
     assert sum(line.get_marker() == "o" for line in ax.lines) == 4
     ax = plot_bands(Figure().subplots(), full)
     assert all(line.get_marker() in ("None", "", None) for line in ax.lines)
+
+
+def test_reports_write_hdf5_without_pyplot(tmp_path):
+    """The functions behind the commands write the numbers as HDF5 too, and draw their figures
+    without pyplot (headless, no backend chosen)."""
+    import subprocess
+    import sys
+    run = str(DATA / "graphene_prim")
+    code = f"""
+import sys
+from hotham.electronic.report import write_bands, write_comparison, write_dos
+write_bands({run!r}, {str(tmp_path / "b")!r}, npoints=20, data="h5")
+write_dos({run!r}, {str(tmp_path / "d")!r}, mesh=4, project="species", data="h5", format="pdf")
+print(write_comparison({run!r}, {run!r}, {str(tmp_path / "c")!r}, path="openmx", data="h5"))
+assert "matplotlib.pyplot" not in sys.modules
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "band MAE" in res.stdout and "compare ->" in res.stdout
+    with h5py.File(tmp_path / "b.h5") as f:
+        np.testing.assert_array_equal(f["energies"][...], eigenvalues(hio.read(run), f["kpts"][...]))
+        assert list(f.attrs["labels"]) == ["Γ", "M", "K", "Γ"]
+    with h5py.File(tmp_path / "d.h5") as f:
+        np.testing.assert_allclose(f["projected/C"][...], f["total"][...], rtol=1e-8, atol=1e-12)
+        assert f["levels"].shape == (16, 26) and np.isfinite(f.attrs["fermi_level"])
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["model"].shape == f["reference"].shape == (60, 26)
+        assert json.loads(f.attrs["summary"])["H_blocks"]["mae"] == 0.0
+    for name in ("b.png", "d.pdf", "c.png"):
+        assert (tmp_path / name).stat().st_size > 1000

@@ -76,6 +76,17 @@ class DOS:
         with atomic_path(fname) as tmp:
             np.savetxt(tmp, np.column_stack(cols), header=head, fmt="%.8e")
 
+    def save_hdf5(self, fname) -> None:
+        """HDF5 (atomic write): ``energies`` [nE] eV, ``total`` [nE] and ``projected/<name>`` [nE]
+        states/eV/cell, ``levels`` [nk, nb] eV; attribute ``fermi_level`` eV."""
+        import h5py
+        from ..files import atomic_path
+        with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
+            f["energies"], f["total"], f["levels"] = self.energies, self.total, self.levels
+            for k, v in self.projected.items():
+                f[f"projected/{k}"] = v
+            f.attrs["fermi_level"] = self.fermi_level
+
 
 def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussian",
         project: str | None = None, energies=None, n_electrons: float | None = None,
