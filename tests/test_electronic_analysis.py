@@ -48,7 +48,7 @@ def test_auto_path_is_in_plane_for_slabs(graphene):
 def test_fermi_level_from_electron_count(graphene, mos2):
     # graphene: 8 valence electrons; semimetal, so E_F is pinned to the Dirac point like OpenMX's
     assert electron_count(graphene) == 8.0
-    d = dos(graphene, 12, sigma=0.05)
+    d = dos(graphene, 12, width=0.05)
     assert abs(d.fermi_level - graphene.fermi_level) < 0.01
     # MoS2 (26 electrons): E_F inside the gap, between the band edges of a mesh incl. K
     e = eigenvalues(mos2, monkhorst_pack(mos2.atoms, 9))
@@ -60,7 +60,7 @@ def test_fermi_level_from_electron_count(graphene, mos2):
 
 
 def test_dos_integrates_to_state_count_and_projections_sum(mos2):
-    d = dos(mos2, 6, sigma=0.1, project="l")
+    d = dos(mos2, 6, width=0.1, project="l")
     de = d.energies[1] - d.energies[0]
     # every band holds 2 electrons (spin-degenerate): integral = 2 * n_orbitals
     assert abs(d.total.sum() * de - 2 * mos2.n_orbitals) < 1e-3 * mos2.n_orbitals
@@ -144,7 +144,7 @@ def test_cli_bands_dos_states_compare(tmp_path, graphene):
     assert np.abs(arr[:, 4:] - ev[0]).max() < 1e-4          # the numbers behind the plot
     assert (tmp_path / "b.png").stat().st_size > 1000
 
-    assert main(["dos", run, "--mesh", "6", "--project", "species", "--sigma", "0.1", "-o", str(tmp_path / "d"),
+    assert main(["dos", run, "--mesh", "6", "--project", "species", "--width", "0.1", "-o", str(tmp_path / "d"),
                  "--format", "pdf"]) == 0
     d = np.loadtxt(tmp_path / "d.txt")
     assert d.shape[1] == 3 and np.allclose(d[:, 1], d[:, 2], rtol=1e-8, atol=1e-12)   # one species: C = total

@@ -29,7 +29,7 @@ def cmd_bands(args) -> int:
 def cmd_dos(args) -> int:
     from ..electronic.report import write_dos
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
-    print(write_dos(args.input, args.output, mesh=mesh, sigma=args.sigma, kind=args.smearing, project=args.project,
+    print(write_dos(args.input, args.output, mesh=mesh, width=args.width, kind=args.smearing, project=args.project,
                     electrons=args.electrons, fermi=args.fermi, temperature=args.temperature,
                     window=tuple(args.window), format=args.format, data=args.data))
     return 0
@@ -66,7 +66,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("dos", help="density of states (total and projected)")
     _common(p, "output prefix (default <input>_dos)")
     p.add_argument("--mesh", type=int, nargs="+", default=[12], help="Monkhorst-Pack mesh: n (slab: n n 1) or n1 n2 n3")
-    p.add_argument("--sigma", type=float, default=0.05, help="smearing width, eV (default 0.05)")
+    p.add_argument("--width", type=float, default=0.05,
+                   help="smearing width, eV: Gaussian standard deviation or Lorentzian half width (default 0.05)")
     p.add_argument("--smearing", choices=("gaussian", "lorentzian"), default="gaussian")
     p.add_argument("--project", choices=("species", "l", "atom"), help="projected DOS (Mulliken)")
     p.add_argument("--electrons", type=float, help="electron count for the Fermi level (default: valence from the file)")

@@ -129,20 +129,20 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
             f"{pre}.{data} (E_F = {op.fermi_level:.4f} eV)")
 
 
-def write_dos(source, prefix=None, *, mesh=12, sigma: float = 0.05, kind: str = "gaussian",
+def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = "gaussian",
               project: str | None = None, electrons: float | None = None, fermi: float | None = None,
               temperature: float = 300.0, window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
     """Density of states of the blocks in ``source`` -> ``<prefix>.<format>`` and
     ``<prefix>.txt|h5`` (:meth:`~hotham.electronic.dos.DOS.save_txt`: E in eV, states/eV/cell).
 
-    ``mesh``: Monkhorst-Pack mesh (n, or [n1, n2, n3]); ``sigma`` (eV) and ``kind``: smearing;
+    ``mesh``: Monkhorst-Pack mesh (n, or [n1, n2, n3]); ``width`` (eV) and ``kind``: smearing;
     ``project``: None, "species", "l" or "atom" (Mulliken); ``electrons``, ``fermi`` (eV),
     ``temperature`` (K): the Fermi level, as :func:`~hotham.electronic.dos.dos`. ``window``:
     energies shown, eV around E_F. Returns the summary.
     """
     _check_formats(format, data)
     op = _read(source)
-    d = dos(op, mesh, sigma=sigma, kind=kind, project=project, n_electrons=electrons, fermi=fermi,
+    d = dos(op, mesh, width=width, kind=kind, project=project, n_electrons=electrons, fermi=fermi,
             temperature=temperature)
     pre = _prefix(prefix, _name(source) + "_dos")
     _plot(plot_dos, d, f"{pre}.{format}", figsize=(5.0, 4.0), window=tuple(window))
