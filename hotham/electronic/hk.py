@@ -158,12 +158,6 @@ class Assembler:
             return op.H[spin]
         return op.H
 
-    def _spin_blocks(self, which: str):
-        """(s, t) spinor sub-blocks to assemble: [(0, 0)] unless H of a soc operator."""
-        if which == "H" and self.op.spin == "soc":
-            return [(0, 0), (0, 1), (1, 0), (1, 1)]
-        return [(0, 0)]
-
     def _assemble(self, k, terms, real: bool, st=(0, 0)):
         """Spin-less-pattern CSR data of sum_c coef_c X_c(k) for one spinor sub-block ``st``.
 
@@ -173,7 +167,6 @@ class Assembler:
     def _assemble_many(self, k, term_sets, real: bool, st=(0, 0)):
         """CSR data arrays (one per entry of ``term_sets``) in a single pass over the blocks: the
         slot computation, which dominates, is shared."""
-        pp = self.pattern
         op = self.op
         k = np.asarray(k, dtype=np.float64).reshape(3)
         theta = 2 * np.pi * (op.edge_R @ k)
