@@ -1,17 +1,20 @@
 """DOS, Fermi level, Mulliken weights, band/block comparison, plots and the CLI."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 import hotham.io as hio
 from hotham.cli import main
 from hotham.electronic import (band_path, band_structure, block_mae, compare_bands, dos, eigenvalues,
                                electron_count, fermi_level, monkhorst_pack, slab_axis, solve, states)
 from hotham.electronic.dos import broaden
+from hotham.electronic.plot import plot_atom_weights, plot_bands, save_figure
 from hotham.errors import HothamError
 
 DATA = Path(__file__).parent / "data" / "openmx"
@@ -45,7 +48,7 @@ def test_auto_path_is_in_plane_for_slabs(graphene):
 def test_fermi_level_from_electron_count(graphene, mos2):
     # graphene: 8 valence electrons; semimetal, so E_F is pinned to the Dirac point like OpenMX's
     assert electron_count(graphene) == 8.0
-    d = dos(graphene, 12, sigma=0.05)
+    d = dos(graphene, 12, width=0.05)
     assert abs(d.fermi_level - graphene.fermi_level) < 0.01
     # MoS2 (26 electrons): E_F inside the gap, between the band edges of a mesh incl. K
     e = eigenvalues(mos2, monkhorst_pack(mos2.atoms, 9))
@@ -57,7 +60,7 @@ def test_fermi_level_from_electron_count(graphene, mos2):
 
 
 def test_dos_integrates_to_state_count_and_projections_sum(mos2):
-    d = dos(mos2, 6, sigma=0.1, project="l")
+    d = dos(mos2, 6, width=0.1, project="l")
     de = d.energies[1] - d.energies[0]
     # every band holds 2 electrons (spin-degenerate): integral = 2 * n_orbitals
     assert abs(d.total.sum() * de - 2 * mos2.n_orbitals) < 1e-3 * mos2.n_orbitals
@@ -104,7 +107,9 @@ def test_states_hdf5_and_plot(tmp_path, graphene):
         c = f["vectors"][0]
         assert f["energies"].shape == (1, 2) and c.shape == (26, 2)
         np.testing.assert_allclose(f["atom_weights"][...].sum(-1), 1.0, atol=1e-10)
-    st.plot_atoms(tmp_path / "s.png")
+    fig = Figure(figsize=(5.5, 5), layout="tight")
+    assert plot_atom_weights(fig.subplots(), st, k=0, band=1) is fig.axes[0]
+    save_figure(fig, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
 
 
@@ -139,7 +144,7 @@ def test_cli_bands_dos_states_compare(tmp_path, graphene):
     assert np.abs(arr[:, 4:] - ev[0]).max() < 1e-4          # the numbers behind the plot
     assert (tmp_path / "b.png").stat().st_size > 1000
 
-    assert main(["dos", run, "--mesh", "6", "--project", "species", "--sigma", "0.1", "-o", str(tmp_path / "d"),
+    assert main(["dos", run, "--mesh", "6", "--project", "species", "--width", "0.1", "-o", str(tmp_path / "d"),
                  "--format", "pdf"]) == 0
     d = np.loadtxt(tmp_path / "d.txt")
     assert d.shape[1] == 3 and np.allclose(d[:, 1], d[:, 2], rtol=1e-8, atol=1e-12)   # one species: C = total
@@ -158,7 +163,6 @@ def test_cli_bands_dos_states_compare(tmp_path, graphene):
     hio.write(tmp_path / "model.h5", model)
     assert main(["compare", str(tmp_path / "model.h5"), run, "--path", "openmx", "--align", "none",
                  "-o", str(tmp_path / "c")]) == 0
-    import json
     out = json.loads((tmp_path / "c.json").read_text())
     assert out["H_blocks"]["n_blocks"] == graphene.n_edges
     # on-site 5 meV * S_onsite shifts each on-site element; bands move by ~5 meV near E_F
@@ -181,8 +185,38 @@ def test_partial_spectrum_is_drawn_as_points(graphene):
     assert not full.partial and part.partial and part.energies.shape == (30, 4)
     # every partial energy is one of the full spectrum's at the same k
     assert np.abs(part.energies[:, :, None] - full.energies[:, None, :]).min(axis=2).max() < 1e-8
-    ax = part.plot()
+    ax = plot_bands(Figure().subplots(), part)
     assert all(line.get_linestyle() == "None" for line in ax.lines if line.get_marker() == "o")
     assert sum(line.get_marker() == "o" for line in ax.lines) == 4
-    ax = full.plot()
+    ax = plot_bands(Figure().subplots(), full)
     assert all(line.get_marker() in ("None", "", None) for line in ax.lines)
+
+
+def test_reports_write_hdf5_without_pyplot(tmp_path):
+    """The functions behind the commands write the numbers as HDF5 too, and draw their figures
+    without pyplot (headless, no backend chosen)."""
+    import subprocess
+    import sys
+    run = str(DATA / "graphene_prim")
+    code = f"""
+import sys
+from hotham.electronic.report import write_bands, write_comparison, write_dos
+write_bands({run!r}, {str(tmp_path / "b")!r}, npoints=20, data="h5")
+write_dos({run!r}, {str(tmp_path / "d")!r}, mesh=4, project="species", data="h5", format="pdf")
+print(write_comparison({run!r}, {run!r}, {str(tmp_path / "c")!r}, path="openmx", data="h5"))
+assert "matplotlib.pyplot" not in sys.modules
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "band MAE" in res.stdout and "compare ->" in res.stdout
+    with h5py.File(tmp_path / "b.h5") as f:
+        np.testing.assert_array_equal(f["energies"][...], eigenvalues(hio.read(run), f["kpts"][...]))
+        assert list(f.attrs["labels"]) == ["Γ", "M", "K", "Γ"]
+    with h5py.File(tmp_path / "d.h5") as f:
+        np.testing.assert_allclose(f["projected/C"][...], f["total"][...], rtol=1e-8, atol=1e-12)
+        assert f["levels"].shape == (16, 26) and np.isfinite(f.attrs["fermi_level"])
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["model"].shape == f["reference"].shape == (60, 26)
+        assert json.loads(f.attrs["summary"])["H_blocks"]["mae"] == 0.0
+    for name in ("b.png", "d.pdf", "c.png"):
+        assert (tmp_path / name).stat().st_size > 1000

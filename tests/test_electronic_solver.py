@@ -136,19 +136,19 @@ def test_block_solver_converges_with_an_inexact_inverse():
     B = rng.standard_normal((n, n)) * 0.05
     S = np.eye(n) + B @ B.T
     H, S = 0.5 * (H + H.T), 0.5 * (S + S.T)
-    sigma = 0.1
+    shift = 0.1
     e_ref = sla.eigh(H, S, eigvals_only=True)
-    e_ref = np.sort(e_ref[np.argsort(np.abs(e_ref - sigma))[:12]])
-    K = H - sigma * S
+    e_ref = np.sort(e_ref[np.argsort(np.abs(e_ref - shift))[:12]])
+    K = H - shift * S
     Kp = K + 1e-3 * np.abs(K).max() * (lambda E: E + E.T)(rng.standard_normal((n, n)))   # wrong "factor"
     Kinv = np.linalg.inv(Kp)
     info = {}
-    e, c = block_shift_invert(H, S, sigma, 12, lambda b: Kinv @ b, info=info)     # eigenvalue tolerance
+    e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, info=info)     # eigenvalue tolerance
     assert np.abs(e - e_ref).max() < 1e-8
     assert np.allclose(c.T @ S @ c, np.eye(12), atol=1e-10)
     assert np.abs(H @ c - S @ c * e).max() < TOL
     assert info["iterations"] > 1 and info["inverse_columns"] >= 12
-    e, c = block_shift_invert(H, S, sigma, 12, lambda b: Kinv @ b, tol=TOL_VECTORS)  # eigenvector tolerance
+    e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, tol=TOL_VECTORS)  # eigenvector tolerance
     assert np.abs(e - e_ref).max() < 1e-10
     assert np.abs(H @ c - S @ c * e).max() < 1e-6
 
@@ -185,20 +185,20 @@ def test_bad_requests_raise_clear_errors():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_preconditioner_without_far_tails_keeps_exact_eigenvalues(backend):
-    """The block solver factorises H - sigma S without the atom pairs whose blocks are all below
+    """The block solver factorises H - shift S without the atom pairs whose blocks are all below
     drop_tol (graphene's 6.2 A shell, |K| ~ 1e-5 eV): the factor changes, the eigenvalues do not
     (residuals use the exact H and S)."""
     from hotham.electronic import ShiftInvert
     op = hio.read(DATA / "graphene_prim")
     sup = tile(op, (7, 7, 1))                          # 98 atoms, 1274 orbitals, one R per pair
-    sigma = op.fermi_level + 0.013
+    shift = op.fermi_level + 0.013
     ks = [[0.0, 0.0, 0.0], [0.1, 0.3, 0.0]]
-    ed = eigenvalues(sup, ks, n=16, around=sigma, method="dense")
+    ed = eigenvalues(sup, ks, n=16, around=shift, method="dense")
     asm = Assembler(sup)
-    drop = asm.small_pair_mask(sigma, 1e-4)
+    drop = asm.small_pair_mask(shift, 1e-4)
     assert drop is not None and 0.05 < drop.mean() < 0.3       # the outer shell, not more
-    assert asm.small_pair_mask(sigma, 0.0) is None
-    si = ShiftInvert(sup, sigma, asm, backend=backend, eigensolver="block", drop_tol=1e-4)
+    assert asm.small_pair_mask(shift, 0.0) is None
+    si = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="block", drop_tol=1e-4)
     for q, k in enumerate(ks):
         e, c = si.solve(k, 16, vectors=True)
         assert si.info["factored_nnz"] < (0.85 if backend == "pardiso" else 1.0) * si.info["nnz"]
@@ -206,14 +206,14 @@ def test_preconditioner_without_far_tails_keeps_exact_eigenvalues(backend):
         H, S = asm.H(k), asm.S(k)
         assert np.abs(H @ c - (S @ c) * e).max() < 1e-6     # eigenvector tolerance with vectors=True
     # without dropping: the same eigenvalues from the full factor
-    full = ShiftInvert(sup, sigma, asm, backend=backend, eigensolver="block", drop_tol=0.0)
+    full = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="block", drop_tol=0.0)
     e0, _ = full.solve(ks[1], 16)
     assert full.info["factored_nnz"] > si.info["factored_nnz"]
     assert np.abs(e0 - ed[1]).max() < 1e-8
 
 
 def test_slot_selection_and_sparse_product():
-    """Upper-triangle selection of H - sigma S equals scipy's triu; the threaded CSR product
+    """Upper-triangle selection of H - shift S equals scipy's triu; the threaded CSR product
     equals scipy's for real and complex blocks of vectors."""
     import scipy.sparse as sp
     from hotham.electronic.block import sparse_product

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.linalg as sl
 from ase.units import Hartree
 
+from hotham.electronic.compare import band_file_deviation, openmx_bands
 from hotham.electronic.hk import Assembler
 from hotham.parsers.openmx import parse_scfout, read_band, read_openmx, read_out, read_scfout
 
@@ -23,17 +23,10 @@ def ops():
     return {run: read_openmx(OPENMX / run) for run in BAND_RUNS}
 
 
-def band_deviation(op, kpts, eig):
-    """max |eigh(H(k), S(k)) - OpenMX's .Band eigenvalues| over all bands, k and spin (eV)."""
-    asm = Assembler(op)
-    S = asm.dense(kpts, "S")
-    dev = 0.0
-    for s in range(eig.shape[0]):
-        H = asm.dense(kpts, "H", spin=s)
-        w = np.array([sl.eigh(H[i], S[i], eigvals_only=True) for i in range(len(kpts))])
-        assert w.shape == eig[s].shape
-        dev = max(dev, float(np.abs(w - eig[s]).max()))
-    return dev
+def band_deviation(op, band):
+    """max |bands of op - OpenMX's .Band eigenvalues| over all bands, k and spin (eV); ``band`` is
+    the .Band file or read_band's (kpts, eigenvalues, info)."""
+    return band_file_deviation(op, band)["max_abs_eV"]
 
 
 @pytest.mark.parametrize("run", BAND_RUNS)
@@ -42,8 +35,8 @@ def test_bands_reproduce_openmx(ops, run):
     assert op.spin == SPIN.get(run, "none")
     kpts, eig, info = read_band(OPENMX / run / f"{run}.Band")
     assert eig.shape == (2 if op.spin == "collinear" else 1, 60, op.n_orbitals * op.spin_factor)
-    dev = band_deviation(op, kpts, eig)
-    # measured: 1.1e-8 .. 9.3e-8 eV (all bands, deviations in bands > 36 eV above E_F)
+    dev = band_deviation(op, OPENMX / run / f"{run}.Band")
+    # measured: 2.1e-8 .. 4.8e-7 eV (all bands; the largest in bands 75-210 eV above E_F)
     assert dev < 1e-4, f"{run}: max band deviation {dev:.3e} eV"
     # same chemical potential in .Band and .scfout
     assert abs(info["chemp"] - op.fermi_level) < 1e-9
@@ -61,20 +54,19 @@ def test_collinear_channels_are_separate():
     nnz, off, d = raw.OLP.size, raw.extra["matrix_offset"], 0.01  # Hartree
     data[off + 8 * nnz:off + 16 * nnz] = (raw.Hks[0] + d * raw.OLP).astype("<f8").tobytes()
     op = read_scfout(bytes(data))
-    kpts, eig, _ = read_band(OPENMX / run / f"{run}.Band")
+    kpts, eig, info = read_band(OPENMX / run / f"{run}.Band")
     shifted = eig + np.array([0.0, d * Hartree])[:, None, None]
-    assert band_deviation(op, kpts, shifted) < 1e-6
-    assert band_deviation(op, kpts, eig) > 0.2
+    assert band_deviation(op, (kpts, shifted, info)) < 1e-6
+    assert band_deviation(op, (kpts, eig, info)) > 0.2
 
 
 def test_band_check_can_fail(ops):
     """The band comparison detects a wrong Hamiltonian: dropping the R != 0 blocks beyond
     nearest cells, or a 1 meV shift of one on-site element, shows up."""
     op = ops["graphene_prim"]
-    kpts, eig, _ = read_band(OPENMX / "graphene_prim" / "graphene_prim.Band")
     bad = op.copy()
     bad.h_block(op.onsite_edges()[0])[0, 0] += 1e-3
-    assert band_deviation(bad, kpts, eig) > 1e-4
+    assert band_deviation(bad, OPENMX / "graphene_prim" / "graphene_prim.Band") > 1e-4
 
 
 @pytest.mark.parametrize("run", BAND_RUNS)
@@ -151,3 +143,17 @@ def test_band_reader_layout():
     ne = 26  # valence electrons, 2 per band
     k = info["label_index"][2]
     assert abs(eig[0, k, ne // 2] - eig[0, k, ne // 2 - 1] - 1.78) < 0.01
+
+
+def test_openmx_bands_path_and_energies(ops):
+    """openmx_bands: the file's k-points as a KPath (special points at the corners, length from
+    the cell), the spin channels side by side as eigenvalues() orders them, the chemical potential."""
+    run = "graphene_prim_spin"
+    op = ops[run]
+    kp, e, chemp = openmx_bands(op.atoms, OPENMX / run / f"{run}.Band")
+    kpts, eig, info = read_band(OPENMX / run / f"{run}.Band")
+    assert e.shape == (60, 2 * op.n_orbitals) and np.array_equal(e, np.hstack([eig[0], eig[1]]))
+    assert np.array_equal(kp.kpts, kpts) and chemp == info["chemp"]
+    assert kp.labels == ["Γ", "M", "K", "Γ"] and np.array_equal(kp.special_x, kp.x[info["label_index"]])
+    # the path length from the .scfout cell agrees with the one from the file's reciprocal vectors
+    np.testing.assert_allclose(kp.x, info["x"], atol=1e-6)

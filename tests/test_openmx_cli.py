@@ -6,18 +6,18 @@ import numpy as np
 import hotham.io
 from hotham.cli import main
 from hotham.parsers.openmx import read_openmx
-from hotham.parsers.openmx.band import band_deviation
+from hotham.electronic.compare import band_file_deviation
 
 OPENMX = Path(__file__).parent / "data" / "openmx"
 
 
-def test_band_deviation_helper():
+def test_band_file_deviation():
     op = read_openmx(OPENMX / "mos2_prim_soc")
-    r = band_deviation(op, OPENMX / "mos2_prim_soc" / "mos2_prim_soc.Band")
+    r = band_file_deviation(op, OPENMX / "mos2_prim_soc" / "mos2_prim_soc.Band")
     assert r["nband"] == 90 and r["max_abs_eV"] < 1e-4 and r["min_eig_S"] > 0
     bad = op.copy()
     bad.H = bad.H * 1.001
-    assert band_deviation(bad, OPENMX / "mos2_prim_soc" / "mos2_prim_soc.Band")["max_abs_eV"] > 1e-3
+    assert band_file_deviation(bad, OPENMX / "mos2_prim_soc" / "mos2_prim_soc.Band")["max_abs_eV"] > 1e-3
 
 
 def test_cli(tmp_path, capsys):

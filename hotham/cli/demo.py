@@ -30,13 +30,13 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
-    import numpy as np
+    from matplotlib.figure import Figure
 
     from .. import io
     from ..dataset import build_dataset
-    from ..electronic.bands import kpath_from_band
-    from ..electronic.compare import compare_bands
+    from ..electronic.compare import band_file_deviation, compare_bands, openmx_bands
     from ..electronic.fermi import electron_count, find_fermi_level
+    from ..electronic.plot import plot_band_comparison, save_figure
     from ..electronic.solve import eigenvalues
     from ..metrics import block_errors, format_report
     from ..prediction import predict
@@ -67,21 +67,23 @@ def run_demo(args) -> int:
     pred = predict(out / "model.pt", dft, device=args.device, fermi_level=False)
     blocks = block_errors(pred, dft)
     say(format_report(blocks, "H (tbg_21.79)"))
-    kpts, e_band, info = io.read_openmx_band(data / "tbg_21.79" / "tbg_21.79.Band")
-    e_dft = eigenvalues(dft, kpts)
-    e_model = eigenvalues(pred, kpts)
+    band_file = data / "tbg_21.79" / "tbg_21.79.Band"
+    kp = openmx_bands(dft.atoms, band_file)[0]
+    e_dft = eigenvalues(dft, kp.kpts)
+    e_model = eigenvalues(pred, kp.kpts)
     # DeepH-pack stored eV with its own Hartree constant (27.2113845): agreement to ~1e-5 eV
-    parsed_vs_openmx = float(np.abs(e_dft - e_band[0]).max())
+    parsed_vs_openmx = band_file_deviation(dft, band_file)["max_abs_eV"]
     say(f"DFT blocks vs OpenMX .Band: max |dE| = {parsed_vs_openmx:.2e} eV over all {e_dft.shape[1]} bands")
     # each side's own Fermi level from the electron count on a 6x6 mesh (no DFT input for the model)
     n_el = electron_count(dft)
     ef_dft, ef_model = (find_fermi_level(o, (6, 6, 1)) for o in (dft, pred))
     say(f"Fermi level ({n_el:.0f} electrons, 6x6 mesh): DFT {ef_dft:.4f} eV, model {ef_model:.4f} eV")
-    kp = kpath_from_band(dft.atoms, kpts, info)
     cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,
                         special_x=kp.special_x, labels=kp.labels)
     say("model vs DFT bands (each at its own E_F): " + cmp.summary())
-    cmp.plot(out / "tbg_bands.png", labels=("Hot-Ham", "OpenMX"))
+    fig = Figure(figsize=(5, 4.5), layout="tight")
+    plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
+    save_figure(fig, out / "tbg_bands.png")
     summary = {"val_block_mae_meV": result["val"]["all"]["mae"], "tbg_block_mae_meV": blocks["all"]["mae"],
                "tbg_band_mae_meV_within_2eV": cmp.mae_meV, "tbg_band_max_meV_within_2eV": cmp.max_meV,
                "fermi_level_dft_eV": ef_dft, "fermi_level_model_eV": ef_model,

@@ -1,60 +1,11 @@
 """``hotham bands | dos | states | compare``: electronic structure from block files.
 
-Each command reads a block operator with :func:`hotham.io.read` (hotham HDF5, an OpenMX run
-folder or .scfout(.gz), a DeepH folder) and writes a plot (PNG or PDF, by ``--format``) and the
-numbers (plain text for numpy.loadtxt, or HDF5) beside ``--output`` (a path prefix).
+Each command parses its arguments and calls one function of :mod:`hotham.electronic.report`,
+which reads the blocks with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder or
+.scfout(.gz), a DeepH folder) and writes a plot (PNG or PDF, by ``--format``) and the numbers
+(plain text for numpy.loadtxt, or HDF5) beside ``--output`` (a path prefix).
 """
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-import numpy as np
-
-from ..errors import HothamError
-
-
-def _read(path):
-    from ..io import read
-    return read(path)
-
-
-def _name(path) -> str:
-    """Short name of an input for output files: a folder keeps its whole name (tbg_21.79),
-    a file loses its extensions (run.scfout.gz -> run)."""
-    p = Path(path)
-    if p.is_dir():
-        return p.resolve().name
-    name = p.name
-    for ext in (".gz", ".scfout", ".h5", ".hdf5"):
-        name = name[:-len(ext)] if name.endswith(ext) else name
-    return name
-
-
-def _prefix(args, default: str) -> Path:
-    p = Path(args.output) if args.output else Path(default)
-    return p
-
-
-def _band_file_near(path) -> Path | None:
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    cands = sorted(folder.glob("*.Band")) + sorted(folder.glob("*.Band.gz"))
-    return cands[0] if cands else None
-
-
-def _kpath(op, args):
-    """KPath from --path (letters, 'openmx', or a .Band file) / auto."""
-    from ..electronic.bands import band_path, kpath_from_band
-    spec = args.path
-    if spec and (spec == "openmx" or spec.endswith(".Band") or spec.endswith(".Band.gz")):
-        from ..io import read_openmx_band
-        bf = _band_file_near(args.input) if spec == "openmx" else Path(spec)
-        if bf is None:
-            raise HothamError(f"{args.input}: no OpenMX .Band file beside the input for --path openmx")
-        kpts, _, info = read_openmx_band(bf)
-        return kpath_from_band(op.atoms, kpts, info)
-    return band_path(op.atoms, spec, args.npoints)
 
 
 def _common(p, output_help):
@@ -68,127 +19,34 @@ def _common(p, output_help):
 
 
 def cmd_bands(args) -> int:
-    from ..electronic.bands import BandStructure
-    from ..electronic.solve import solve
-    op = _read(args.input)
-    if args.fermi is not None:
-        op.fermi_level = args.fermi
-    kp = _kpath(op, args)
-    eig = solve(op, kp.kpts, n=args.n, around=args.around, spin=args.spin)
-    bs = BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin)
-    pre = _prefix(args, _name(args.input) + "_bands")
-    bs.plot(f"{pre}.{args.format}", window=tuple(args.window))
-    if args.data == "txt":
-        bs.save_txt(f"{pre}.txt")
-    else:
-        bs.save_hdf5(f"{pre}.h5")
-    print(f"bands: {len(kp.kpts)} k-points x {eig.energies.shape[1]} bands -> {pre}.{args.format}, "
-          f"{pre}.{args.data} (E_F = {op.fermi_level:.4f} eV)")
+    from ..electronic.report import write_bands
+    print(write_bands(args.input, args.output, path=args.path, npoints=args.npoints, n=args.n, around=args.around,
+                      spin=args.spin, fermi=args.fermi, window=tuple(args.window), format=args.format,
+                      data=args.data))
     return 0
 
 
 def cmd_dos(args) -> int:
-    from ..electronic.dos import dos
-    op = _read(args.input)
+    from ..electronic.report import write_dos
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
-    d = dos(op, mesh, sigma=args.sigma, kind=args.smearing, project=args.project,
-            n_electrons=args.electrons, fermi=args.fermi, temperature=args.temperature)
-    pre = _prefix(args, _name(args.input) + "_dos")
-    d.plot(f"{pre}.{args.format}", window=tuple(args.window))
-    if args.data == "txt":
-        d.save_txt(f"{pre}.txt")
-    else:
-        import h5py
-        from ..files import atomic_path
-        with atomic_path(f"{pre}.h5") as tmp, h5py.File(tmp, "w") as f:
-            f["energies"], f["total"], f["levels"] = d.energies, d.total, d.levels
-            for k, v in d.projected.items():
-                f[f"projected/{k}"] = v
-            f.attrs["fermi_level"] = d.fermi_level
-    print(f"dos: E_F = {d.fermi_level:.4f} eV (file: {op.fermi_level:.4f} eV) -> {pre}.{args.format}, {pre}.{args.data}")
+    print(write_dos(args.input, args.output, mesh=mesh, width=args.width, kind=args.smearing, project=args.project,
+                    electrons=args.electrons, fermi=args.fermi, temperature=args.temperature,
+                    window=tuple(args.window), format=args.format, data=args.data))
     return 0
 
 
 def cmd_states(args) -> int:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from ..electronic.states import states
-    op = _read(args.input)
-    if args.fermi is not None:
-        op.fermi_level = args.fermi
-    kpts = np.asarray(args.k, dtype=float).reshape(-1, 3) if args.k else np.zeros((1, 3))
-    if args.bands is None and args.n is None:
-        raise HothamError("give --bands (indices) or --n (states nearest --around / E_F)")
-    st = states(op, kpts, bands=args.bands, n=args.n, around=args.around, spin=args.spin or 0)
-    pre = _prefix(args, _name(args.input) + "_states")
-    st.save_hdf5(f"{pre}.h5")
-    nb = min(st.energies.shape[1], 6)
-    fig, axes = plt.subplots(1, nb, figsize=(4.6 * nb, 4.4), squeeze=False)
-    for b in range(nb):
-        st.plot_atoms(ax=axes[0, b], k=0, band=b)
-    fig.tight_layout()
-    from ..electronic.bands import _savefig
-    _savefig(fig, f"{pre}.{args.format}")
-    plt.close(fig)
-    aw = st.atom_weights
-    for q in range(len(kpts)):
-        for b in range(st.energies.shape[1]):
-            top = np.argsort(aw[q, b])[::-1][:3]
-            print(f"k=({kpts[q][0]:.4f}, {kpts[q][1]:.4f}, {kpts[q][2]:.4f}) E-E_F={st.energies[q, b] - op.fermi_level:+.4f} eV  "
-                  f"largest atom weights: " + ", ".join(f"{i}:{aw[q, b, i]:.3f}" for i in top))
-    print(f"states -> {pre}.h5 (eigenvectors, Mulliken weights), {pre}.{args.format}")
+    from ..electronic.report import write_states
+    print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
+                       spin=args.spin, fermi=args.fermi, format=args.format))
     return 0
 
 
 def cmd_compare(args) -> int:
-    from ..electronic.compare import block_mae, compare_bands
-    from ..electronic.solve import eigenvalues
-    model = _read(args.model)
-    ref = _read(args.reference)
-    out = {}
-    try:
-        out["H_blocks"] = block_mae(model, ref, "H")
-        out["S_blocks"] = block_mae(model, ref, "S")
-        print(f"blocks: H MAE {out['H_blocks']['mae']:.4f} meV (max {out['H_blocks']['max']:.4f}) over "
-              f"{out['H_blocks']['n_blocks']} common blocks; S MAE {out['S_blocks']['mae']:.3e}")
-    except HothamError as exc:
-        print(f"blocks: not compared ({exc})")
-    args.input = args.reference
-    kp = _kpath(ref, args)
-    em = eigenvalues(model, kp.kpts, spin=args.spin)
-    if args.path and (args.path == "openmx" or ".Band" in args.path):
-        from ..io import read_openmx_band
-        bf = _band_file_near(args.reference) if args.path == "openmx" else Path(args.path)
-        _, ev, info = read_openmx_band(bf)
-        er = np.concatenate(list(ev), axis=1)
-        ef_r = float(info["chemp"])
-    else:
-        er = eigenvalues(ref, kp.kpts, spin=args.spin)
-        ef_r = ref.fermi_level
-    ef_m = model.fermi_level if args.fermi is None else args.fermi
-    cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(args.window), align=args.align,
-                        x=kp.x, special_x=kp.special_x, labels=kp.labels)
-    print(cmp.summary())
-    pre = _prefix(args, _name(args.model) + "_vs_" + _name(args.reference))
-    cmp.plot(f"{pre}.{args.format}", labels=(args.model_label, args.reference_label))
-    out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
-                    "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": args.align}
-    from ..files import atomic_path
-    if args.data == "txt":
-        with atomic_path(f"{pre}.txt") as tmp:
-            nb = em.shape[1]
-            np.savetxt(tmp, np.column_stack([kp.x, cmp.reference, cmp.model]), fmt="%.8f",
-                       header=f"hotham compare; columns: x, {nb} reference bands, {nb} model bands "
-                              f"(eV relative to E_F, model aligned)\n" + json.dumps(out, default=str))
-    else:
-        import h5py
-        with atomic_path(f"{pre}.h5") as tmp, h5py.File(tmp, "w") as f:
-            f["x"], f["reference"], f["model"] = kp.x, cmp.reference, cmp.model
-            f.attrs["summary"] = json.dumps(out, default=str)
-    with atomic_path(f"{pre}.json") as tmp:
-        Path(tmp).write_text(json.dumps(out, indent=1, default=str))
-    print(f"compare -> {pre}.{args.format}, {pre}.{args.data}, {pre}.json")
+    from ..electronic.report import write_comparison
+    print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
+                           window=tuple(args.window), align=args.align, fermi=args.fermi, spin=args.spin,
+                           labels=(args.model_label, args.reference_label), format=args.format, data=args.data))
     return 0
 
 
@@ -208,7 +66,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("dos", help="density of states (total and projected)")
     _common(p, "output prefix (default <input>_dos)")
     p.add_argument("--mesh", type=int, nargs="+", default=[12], help="Monkhorst-Pack mesh: n (slab: n n 1) or n1 n2 n3")
-    p.add_argument("--sigma", type=float, default=0.05, help="smearing width, eV (default 0.05)")
+    p.add_argument("--width", type=float, default=0.05,
+                   help="smearing width, eV: Gaussian standard deviation or Lorentzian half width (default 0.05)")
     p.add_argument("--smearing", choices=("gaussian", "lorentzian"), default="gaussian")
     p.add_argument("--project", choices=("species", "l", "atom"), help="projected DOS (Mulliken)")
     p.add_argument("--electrons", type=float, help="electron count for the Fermi level (default: valence from the file)")
@@ -222,7 +81,7 @@ def register(subparsers) -> None:
     p.add_argument("--bands", type=int, nargs="+", help="band indices (0-based, ascending energy; negative from top)")
     p.add_argument("--n", type=int, help="the n states nearest --around (default E_F)")
     p.add_argument("--around", type=float, help="target energy for --n, eV")
-    p.add_argument("--spin", type=int, choices=(0, 1), help="collinear channel (default 0)")
+    p.add_argument("--spin", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
     p.set_defaults(func=cmd_states)
 
     p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE")

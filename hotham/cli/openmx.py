@@ -87,8 +87,8 @@ def _collect(args):
 
 def _check(args):
     from .. import io
+    from ..electronic.compare import band_file_deviation
     from ..parsers.openmx import find_run_files, read_openmx
-    from ..parsers.openmx.band import band_deviation
     op = read_openmx(args.run, symmetrize=args.symmetrize)
     meta = op.meta
     print(op)
@@ -97,7 +97,7 @@ def _check(args):
     print(f"Hermitian pairing: H {op.hermiticity_error('H'):.2e} eV, S {op.hermiticity_error('S'):.2e}")
     band = Path(args.band) if args.band else find_run_files(args.run).get("band")
     if band is not None:
-        r = band_deviation(op, band)
+        r = band_file_deviation(op, band)
         ok = r["max_abs_eV"] < 1e-4 and r["min_eig_S"] > 0
         print(f"bands vs {band.name}: max |dE| {r['max_abs_eV']:.2e} eV ({r['nband']} bands x {r['nk']} k x "
               f"{r['nspin']} spin), within 5 eV of E_F {r['window_max_abs_eV']:.2e} eV, min eig S(k) "

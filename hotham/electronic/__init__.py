@@ -1,10 +1,13 @@
 """Electronic structure from real-space blocks: H(k), S(k), eigenproblems, bands, DOS, states."""
 from ..cell import slab_axis
-from .bands import BandStructure, KPath, band_path, band_structure
-from .compare import BandComparison, block_mae, compare_bands, compare_operator_bands
+from .bands import BandStructure, KPath, band_path, band_structure, path_length
+from .compare import (BandComparison, band_file_deviation, block_mae, compare_bands, compare_operator_bands,
+                      openmx_bands)
 from .dos import DOS, dos
 from .fermi import automatic_mesh, electron_count, fermi_level, find_fermi_level, monkhorst_pack, occupancy
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
+from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
+from .report import write_bands, write_comparison, write_dos, write_states
 from .solve import DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, eigenvalues, solve
 from .states import States, orbital_weights, states
 from .tiling import folded_kpoints, supercell_for_atoms, tile
@@ -12,9 +15,11 @@ from .tiling import folded_kpoints, supercell_for_atoms, tile
 __all__ = [
     "eigenvalues", "solve", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
     "Assembler", "hk_sk", "phase_factors", "as_kpoints", "is_real_kpoint",
-    "band_path", "band_structure", "BandStructure", "KPath", "slab_axis",
+    "band_path", "band_structure", "BandStructure", "KPath", "path_length", "slab_axis",
     "dos", "DOS", "fermi_level", "find_fermi_level", "electron_count", "occupancy", "monkhorst_pack", "automatic_mesh",
     "states", "States", "orbital_weights",
-    "compare_bands", "compare_operator_bands", "block_mae", "BandComparison",
+    "compare_bands", "compare_operator_bands", "block_mae", "BandComparison", "openmx_bands", "band_file_deviation",
+    "plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure",
+    "write_bands", "write_dos", "write_states", "write_comparison",
     "tile", "folded_kpoints", "supercell_for_atoms",
 ]

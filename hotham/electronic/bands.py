@@ -27,20 +27,12 @@ class KPath:
     labels: list = field(default_factory=list)
 
 
-def _linear_axis(atoms, kpts):
+def path_length(atoms, kpts) -> np.ndarray:
+    """Cumulative length [nk] (1/Angstrom, 2 pi included) of straight steps between successive
+    fractional ``kpts`` [nk, 3] in the reciprocal cell of ``atoms``."""
     rec = 2 * np.pi * np.asarray(atoms.cell.reciprocal())
     d = np.linalg.norm(np.diff(kpts @ rec, axis=0), axis=1)
     return np.concatenate([[0.0], np.cumsum(d)])
-
-
-def kpath_from_band(atoms, kpts, info) -> KPath:
-    """:class:`KPath` of the k-points of an OpenMX ``.Band`` file (``kpts``, ``info`` as returned
-    by :func:`hotham.io.read_openmx_band`), with its own special points and labels."""
-    x = _linear_axis(atoms, kpts)
-    li = info.get("label_index")
-    sx = x[np.asarray(li)] if li is not None else x[[0, -1]]
-    labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
-    return KPath(np.asarray(kpts), x, sx, labels[:len(sx)])
 
 
 def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
@@ -71,7 +63,7 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     pts = [np.linspace(corners[s], corners[s + 1], per[s], endpoint=(s == len(seg) - 1))
            for s in range(len(seg))]
     kpts = np.concatenate(pts)
-    x = _linear_axis(atoms, kpts)
+    x = path_length(atoms, kpts)
     special_x = np.concatenate([[0.0], np.cumsum(seg)])
     lab = list(labels) if labels is not None else [str(tuple(np.round(c, 3))) for c in corners]
     return KPath(kpts, x, special_x, lab)
@@ -109,66 +101,12 @@ class BandStructure:
             f["x"] = self.path.x
             f["energies"] = self.energies
             f["special_x"] = self.path.special_x
-            f.attrs["labels"] = np.array(self.path.labels, dtype="S")
+            # UTF-8 strings: the labels hold Γ
+            f.attrs.create("labels", self.path.labels, dtype=h5py.string_dtype("utf-8"))
             f.attrs["fermi_level"] = self.fermi_level
             f.attrs["units"] = "eV, k fractional, x 1/Angstrom"
             if self.spin is not None:
                 f["spin"] = self.spin
-
-    def plot(self, fname=None, window=(-5.0, 5.0), ax=None, color="k", label=None, shift=True, **kw):
-        """Bands relative to the Fermi level (``shift``) within ``window`` (eV); saves to
-        ``fname`` (PNG/PDF by extension) when given. Returns the axes."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
-        e0 = self.fermi_level if (shift and np.isfinite(self.fermi_level)) else 0.0
-        E = self.energies - e0
-        styles = ["-", "--"]
-        groups = [(None, np.arange(E.shape[1]))] if self.spin is None else \
-            [(s, np.flatnonzero(self.spin == s)) for s in np.unique(self.spin)]
-        for gi, (s, cols) in enumerate(groups):
-            if self.partial:
-                style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)
-            else:
-                style = dict(lw=1.0, ls=styles[gi % 2])
-            lines = ax.plot(self.path.x, E[:, cols], color=color, **style, **kw)
-            if label is not None:
-                lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
-        for xs in self.path.special_x:
-            ax.axvline(xs, color="0.6", lw=0.6)
-        ax.axhline(0.0 if e0 else (self.fermi_level if np.isfinite(self.fermi_level) else 0.0),
-                   color="0.4", lw=0.6, ls=":")
-        ax.set_xticks(self.path.special_x)
-        ax.set_xticklabels(self.path.labels)
-        ax.set_xlim(self.path.x[0], self.path.x[-1])
-        if window is not None:
-            ax.set_ylim(*window)
-        ax.set_ylabel("E - E_F (eV)" if e0 else "E (eV)")
-        return finish_figure(ax, own, fname)
-
-
-def finish_figure(ax, own: bool, fname=None):
-    """Lay out, save (atomically, format from the suffix) and close a figure this module made;
-    axes handed in by the caller (``own`` False) are left alone."""
-    if own:
-        import matplotlib.pyplot as plt
-        fig = ax.figure
-        fig.tight_layout()
-        if fname:
-            _savefig(fig, fname)
-        plt.close(fig)
-    return ax
-
-
-def _savefig(fig, fname):
-    from pathlib import Path
-    from ..files import atomic_path
-    suffix = Path(fname).suffix.lstrip(".") or "png"
-    with atomic_path(fname) as tmp:
-        fig.savefig(tmp, format=suffix, dpi=150)
 
 
 def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int | None = None,

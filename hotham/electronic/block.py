@@ -1,11 +1,11 @@
 """Block shift-invert eigensolver: the n eigenpairs of H c = e S c nearest a target energy.
 
 A block Davidson iteration whose preconditioner is the factorised shift-invert operator
-T = (H - sigma S)^-1 (the factor may be inexact, e.g. single precision): the search space V
+T = (H - shift S)^-1 (the factor may be inexact, e.g. single precision): the search space V
 (S-orthonormal) grows at every step by the preconditioned residuals T R, R = H X - S X Theta
 computed with the exact double-precision H and S, and a harmonic Rayleigh-Ritz step in V keeps
-the ``block`` Ritz pairs nearest sigma; V is restarted on them when it reaches ``maxdim``
-columns. With an exact T, T R = X + (sigma - theta) T S X adds the shift-invert Krylov
+the ``block`` Ritz pairs nearest the shift; V is restarted on them when it reaches ``maxdim``
+columns. With an exact T, T R = X + (shift - theta) T S X adds the shift-invert Krylov
 directions T S X; with an inexact T it still converges to the exact eigenpairs because the
 residuals are exact (T only has to be a good preconditioner).
 
@@ -15,7 +15,7 @@ step, ~100 of them one after the other for 20 states.
 
 Cost per step, for a search space of k columns and w new ones, size n: one solve with w
 right-hand sides, one product with H and one with S (n x w), and O(n k w) dense work: the
-projected matrices V^H H V, Q^H Q and Q^H S V (Q = K V, K = H - sigma S) are kept and only
+projected matrices V^H H V, Q^H Q and Q^H S V (Q = K V, K = H - shift S) are kept and only
 their new rows and columns are computed, and V, S V, Q live in preallocated buffers.
 """
 from __future__ import annotations
@@ -77,10 +77,10 @@ def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class _Space:
-    """The S-orthonormal search space V with S V and Q = K V = H V - sigma S V in column buffers,
+    """The S-orthonormal search space V with S V and Q = K V = H V - shift S V in column buffers,
     and the projected matrices G_h = V^H H V, G_qq = Q^H Q, G_qs = Q^H S V (V^H S V = 1)."""
 
-    def __init__(self, size: int, cap: int, dtype, sigma: float):
+    def __init__(self, size: int, cap: int, dtype, shift: float):
         self.V = np.empty((size, cap), dtype)
         self.SV = np.empty((size, cap), dtype)
         self.Q = np.empty((size, cap), dtype)
@@ -88,7 +88,7 @@ class _Space:
         self.Gqq = np.empty((cap, cap), dtype)
         self.Gqs = np.empty((cap, cap), dtype)
         self.k = 0
-        self.sigma = sigma
+        self.shift = shift
 
     def add(self, W, HW, SW):
         """Append S-orthonormal W (already orthogonal to V) with its products H W, S W."""
@@ -96,7 +96,7 @@ class _Space:
         j = slice(k, k + w)
         self.V[:, j], self.SV[:, j] = W, SW
         Qw = self.Q[:, j]
-        np.subtract(HW, self.sigma * SW, out=Qw)
+        np.subtract(HW, self.shift * SW, out=Qw)
         a = slice(0, k + w)
         V, SV, Q = self.V[:, a], self.SV[:, a], self.Q[:, a]
         # new columns and rows (the old block is unchanged)
@@ -121,16 +121,16 @@ class _Space:
 
     def harmonic_ritz(self, m: int, real: bool):
         """Coefficients Y [k, <=m] (V Y S-orthonormal) and Ritz values [<=m] of the m states
-        nearest sigma in span(V), ordered by distance to sigma.
+        nearest the shift in span(V), ordered by distance to it.
 
         Plain Rayleigh-Ritz is unreliable for interior eigenvalues (spurious Ritz values appear
-        near sigma, e.g. inside a band gap). Harmonic Ritz values (Petrov-Galerkin with test
-        space K V) approximate the eigenvalues nearest sigma from outside: they pick the
+        near the shift, e.g. inside a band gap). Harmonic Ritz values (Petrov-Galerkin with test
+        space K V) approximate the eigenvalues nearest the shift from outside: they pick the
         subspace; a Rayleigh-Ritz step inside that m-dimensional subspace then gives
         S-orthonormal vectors and Rayleigh-quotient energies."""
         k = self.k
         T = _s_gram_basis(self.Gqq[:k, :k])                 # (Q T)^H (Q T) = 1
-        B = T.conj().T @ self.Gqs[:k, :k] @ T               # B y = y / (theta - sigma)
+        B = T.conj().T @ self.Gqs[:k, :k] @ T               # B y = y / (theta - shift)
         nu, Yh = np.linalg.eig(B)
         pick = np.argsort(-np.abs(nu), kind="stable")[:m]
         Y = T @ Yh[:, pick]
@@ -139,18 +139,18 @@ class _Space:
         Y = Y @ _s_gram_basis(Y.conj().T @ Y)               # V^H S V = 1
         h = Y.conj().T @ self.Gh[:k, :k] @ Y
         theta, Z = np.linalg.eigh(0.5 * (h + h.conj().T))
-        sel = np.argsort(np.abs(theta - self.sigma), kind="stable")[:m]
+        sel = np.argsort(np.abs(theta - self.shift), kind="stable")[:m]
         return Y @ Z[:, sel], theta[sel]
 
 
-def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
+def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
                        block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
                        maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None):
-    """The ``n`` eigenpairs of ``H c = e S c`` nearest ``sigma`` (eV).
+    """The ``n`` eigenpairs of ``H c = e S c`` nearest ``shift`` (eV).
 
     H, S : sparse (or dense) Hermitian [size, size], S positive definite; anything with ``@``
         (scipy CSR matrices are multiplied through :func:`sparse_product`).
-    apply_inv : B [size, m] -> approximately (H - sigma S)^-1 B, all columns at once.
+    apply_inv : B [size, m] -> approximately (H - shift S)^-1 B, all columns at once.
     block : Ritz vectors carried (default n + max(4, n/5): a few guard vectors speed convergence;
         more cost more right-hand sides than they save, measured on tiled graphene).
     maxdim : largest search space before a thick restart on the Ritz vectors (default
@@ -182,7 +182,7 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
         n_calls += 1
         return np.asarray(apply_inv(np.ascontiguousarray(B)), dtype=dtype).reshape(B.shape)
 
-    space = _Space(size, maxdim + m, dtype, sigma)
+    space = _Space(size, maxdim + m, dtype, shift)
 
     def extend(W):
         """S-orthonormalise W against V (classical Gram-Schmidt, twice) and append it. One
@@ -214,7 +214,7 @@ def block_shift_invert(H, S, sigma: float, n: int, apply_inv: Callable[[np.ndarr
         Y, theta = space.harmonic_ritz(m, real)
         k = space.k
         X, SX, QX = space.V[:, :k] @ Y, space.SV[:, :k] @ Y, space.Q[:, :k] @ Y
-        R = QX + SX * (sigma - theta)                    # H X - S X Theta, with H X = Q X + sigma S X
+        R = QX + SX * (shift - theta)                    # H X - S X Theta, with H X = Q X + shift S X
         res = np.linalg.norm(R, axis=0) / np.maximum(np.linalg.norm(SX, axis=0), 1e-300)
         if np.all(res[:n] < tol):
             break

@@ -5,6 +5,10 @@ the model's by a constant chosen to minimise the MAE inside the window (``align=
 the median of the differences), or not at all (``align="none"``). The MAE is taken over band
 energies whose *reference* value lies inside ``window`` (eV, relative to the reference Fermi
 level), bands matched by index (both sorted ascending, same count).
+
+Against OpenMX's own bands: :func:`openmx_bands` turns a ``.Band`` file into a path and
+reference energies, :func:`band_file_deviation` checks an operator's bands against it (the
+test that parsed blocks reproduce the DFT run).
 """
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import HothamError
+from ..errors import FormatError, HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure
+from .bands import KPath, band_path, path_length
+from .solve import eigenvalues
 
 
 @dataclass
@@ -35,33 +40,6 @@ class BandComparison:
         return (f"band MAE {self.mae_meV:.3f} meV, max {self.max_meV:.3f} meV over {self.n_values} energies "
                 f"within [{self.window[0]:+.2f}, {self.window[1]:+.2f}] eV of E_F (model shift "
                 f"{self.shift * 1e3:+.3f} meV)")
-
-    def plot(self, fname=None, ax=None, labels=("model", "DFT")):
-        """Overlay: reference solid black, model dashed red, window shaded."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
-        r = ax.plot(self.x, self.reference, color="k", lw=1.2)
-        m = ax.plot(self.x, self.model, color="tab:red", lw=1.0, ls="--")
-        r[0].set_label(labels[1])
-        m[0].set_label(labels[0])
-        ax.axhspan(*self.window, color="tab:blue", alpha=0.06, lw=0)
-        ax.axhline(0, color="0.4", ls=":", lw=0.6)
-        if self.special_x is not None:
-            for xs in self.special_x:
-                ax.axvline(xs, color="0.6", lw=0.6)
-            ax.set_xticks(self.special_x)
-            ax.set_xticklabels(self.labels or [])
-        ax.set_xlim(self.x[0], self.x[-1])
-        lo, hi = self.window
-        ax.set_ylim(lo - 1.0, hi + 1.0)
-        ax.set_ylabel("E - E_F (eV)")
-        ax.set_title(f"MAE {self.mae_meV:.2f} meV in window", fontsize=9)
-        ax.legend(fontsize=8, loc="upper right")
-        return finish_figure(ax, own, fname)
 
 
 def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: float, ref_fermi: float,
@@ -96,8 +74,6 @@ def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: floa
 def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=None, *, npoints: int = 150,
                            window=(-2.0, 2.0), align: str = "fermi", spin=None) -> BandComparison:
     """Bands of two operators of the same structure on one path (auto path by default)."""
-    from .bands import band_path
-    from .solve import eigenvalues
     kp = band_path(reference.atoms, path, npoints)
     em = eigenvalues(model, kp.kpts, spin=spin)
     er = eigenvalues(reference, kp.kpts, spin=spin)
@@ -123,3 +99,60 @@ def block_mae(a: BlockOperator, b: BlockOperator, which: str = "H") -> dict:
     return {"mae": rep["all"]["mae"], "max": rep["all"]["max"], "units": rep["units"], "n_blocks": rep["blocks"],
             "only_a": rep["only_pred"], "only_b": rep["only_ref"],
             "per_pair": {p: e["mae"] for p, e in rep["species"].items()}}
+
+
+def _band_data(band_file):
+    """``(kpts, eigenvalues [nspin, nk, nb] eV, info)`` of a ``.Band`` file, or the tuple itself
+    when :func:`hotham.io.read_openmx_band` already read it."""
+    if isinstance(band_file, tuple):
+        return band_file
+    from ..io import read_openmx_band
+    return read_openmx_band(band_file)
+
+
+def openmx_bands(atoms, band_file):
+    """The path and bands of an OpenMX ``.Band`` file (a path, or the tuple
+    :func:`hotham.io.read_openmx_band` returns).
+
+    Returns ``(KPath, energies, chemical potential)``: the :class:`~hotham.electronic.bands.KPath`
+    of the file's k-points (path length from the cell of ``atoms``, 1/Angstrom; the file's special
+    points and labels), ``energies`` [nk, nspin * nb] eV absolute (collinear channels
+    concatenated, up first, as :func:`~hotham.electronic.solve.eigenvalues` orders them) and the
+    file's chemical potential (eV).
+    """
+    kpts, eig, info = _band_data(band_file)
+    x = path_length(atoms, kpts)
+    li = info.get("label_index")
+    sx = x[np.asarray(li)] if li is not None else x[[0, -1]]
+    labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
+    kp = KPath(np.asarray(kpts), x, sx, labels[:len(sx)])
+    return kp, np.concatenate(list(eig), axis=1), float(info["chemp"])
+
+
+def band_file_deviation(op: BlockOperator, band_file) -> dict:
+    """The bands of ``op`` against an OpenMX ``.Band`` file on its own k-points.
+
+    ``band_file``: a path, or the tuple :func:`hotham.io.read_openmx_band` returns. The bands
+    come from :func:`~hotham.electronic.solve.eigenvalues` (all bands, lattice gauge, as OpenMX).
+    Returns ``{"max_abs_eV"`` (over all bands, k and spin), ``"window_max_abs_eV"`` (bands whose
+    reference lies within 5 eV of the chemical potential), ``"min_eig_S"`` (smallest eigenvalue
+    of S(k) on the file's k-points), ``"nk", "nband"`` (per spin block), ``"nspin"}``. Raises
+    :class:`~hotham.errors.FormatError` when the file's band or spin-block count does not fit
+    the operator.
+    """
+    from .hk import Assembler
+    kpts, eig, info = _band_data(band_file)
+    name = None if isinstance(band_file, tuple) else band_file
+    asm = Assembler(op)
+    if eig.shape[2] != asm.size:
+        raise FormatError(name, f".Band file has {eig.shape[2]} bands per spin block, the "
+                                f"operator {asm.size} orbitals")
+    nspin = 2 if op.spin == "collinear" else 1
+    if eig.shape[0] != nspin:
+        raise FormatError(name, f".Band file has {eig.shape[0]} spin blocks, the operator {nspin}")
+    ref = np.concatenate(list(eig), axis=1)
+    d = np.abs(eigenvalues(op, kpts) - ref)
+    near = np.abs(ref - info["chemp"]) < 5.0
+    return {"max_abs_eV": float(d.max()), "window_max_abs_eV": float(d[near].max()) if near.any() else 0.0,
+            "min_eig_S": float(np.linalg.eigvalsh(asm.dense(kpts, "S")).min()), "nk": len(kpts),
+            "nband": eig.shape[2], "nspin": nspin}

@@ -1,7 +1,7 @@
 """Density of states on a Monkhorst-Pack mesh (Fermi level from :mod:`hotham.electronic.fermi`).
 
 DOS(E) = sum_k w_k sum_n g(E - e_nk) per spin-less cell, states / eV, with g a normalised
-Gaussian (``sigma`` = standard deviation, eV) or Lorentzian (``sigma`` = half width, eV).
+Gaussian (``width`` = standard deviation, eV) or Lorentzian (``width`` = half width at half maximum, eV).
 Spin-degenerate operators (spin "none") count 2 electrons per band; soc and each collinear
 channel count 1. Projected DOS use Mulliken weights (sum over projections = total DOS).
 """
@@ -13,12 +13,11 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure
 from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
 
-def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, sigma: float,
+def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, width: float,
             kind: str = "gaussian") -> np.ndarray:
     """sum_i weights[i, ...] g(E - levels[i]) on a uniform ``e_grid`` -> [nE, ...].
 
@@ -35,13 +34,13 @@ def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, sigma: 
     de = (e_grid[-1] - e_grid[0]) / max(nE - 1, 1)
     if nE < 2 or not np.allclose(np.diff(e_grid), de, rtol=1e-6, atol=1e-12):
         raise HothamError("the DOS energy grid must be uniform")
-    # kernel on the grid: +-10 sigma for a Gaussian, the whole grid span for a Lorentzian
-    half = int(np.ceil((10 * sigma if kind == "gaussian" else (e_grid[-1] - e_grid[0])) / de))
+    # kernel on the grid: +-10 widths for a Gaussian, the whole grid span for a Lorentzian
+    half = int(np.ceil((10 * width if kind == "gaussian" else (e_grid[-1] - e_grid[0])) / de))
     x = np.arange(-half, half + 1) * de
     if kind == "gaussian":
-        g = np.exp(-0.5 * (x / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        g = np.exp(-0.5 * (x / width) ** 2) / (width * np.sqrt(2 * np.pi))
     else:
-        g = (sigma / np.pi) / (x * x + sigma * sigma)
+        g = (width / np.pi) / (x * x + width * width)
     # linear-interpolation binning onto an extended grid (levels outside still contribute tails)
     t = (levels - e_grid[0]) / de + half
     n_ext = nE + 2 * half
@@ -77,32 +76,19 @@ class DOS:
         with atomic_path(fname) as tmp:
             np.savetxt(tmp, np.column_stack(cols), header=head, fmt="%.8e")
 
-    def plot(self, fname=None, window=(-5.0, 5.0), ax=None):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5, 4))
-        e0 = self.fermi_level if np.isfinite(self.fermi_level) else 0.0
-        x = self.energies - e0
-        ax.fill_between(x, self.total, color="0.85", label="total")
-        ax.plot(x, self.total, color="k", lw=1.0)
-        for name, y in self.projected.items():
-            ax.plot(x, y, lw=1.0, label=name)
-        ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
-        if window is not None:
-            ax.set_xlim(*window)
-            m = (x >= window[0]) & (x <= window[1])
-            if m.any():
-                ax.set_ylim(0, 1.05 * self.total[m].max())
-        ax.set_xlabel("E - E_F (eV)" if np.isfinite(self.fermi_level) else "E (eV)")
-        ax.set_ylabel("DOS (states / eV / cell)")
-        ax.legend(fontsize=8)
-        return finish_figure(ax, own, fname)
+    def save_hdf5(self, fname) -> None:
+        """HDF5 (atomic write): ``energies`` [nE] eV, ``total`` [nE] and ``projected/<name>`` [nE]
+        states/eV/cell, ``levels`` [nk, nb] eV; attribute ``fermi_level`` eV."""
+        import h5py
+        from ..files import atomic_path
+        with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
+            f["energies"], f["total"], f["levels"] = self.energies, self.total, self.levels
+            for k, v in self.projected.items():
+                f[f"projected/{k}"] = v
+            f.attrs["fermi_level"] = self.fermi_level
 
 
-def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussian",
+def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussian",
         project: str | None = None, energies=None, n_electrons: float | None = None,
         fermi: float | None = None, temperature: float = 300.0, de: float | None = None) -> DOS:
     """Total (and projected) DOS on a Monkhorst-Pack ``mesh``.
@@ -110,7 +96,7 @@ def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussia
     ``project``: None, "species", "l" (per species and angular momentum) or "atom".
     Fermi level: ``fermi`` if given, else from ``n_electrons`` (default from the operator's
     valence electrons) on the same mesh, else ``op.fermi_level``.
-    ``energies``: the grid (eV), default spacing ``de`` (sigma / 4) spanning the bands +- 5 sigma.
+    ``energies``: the grid (eV), default spacing ``de`` (width / 4) spanning the bands +- 5 widths.
     """
     k = monkhorst_pack(op.atoms, mesh)
     need_vec = project is not None
@@ -132,13 +118,13 @@ def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussia
                 raise
             fermi = float(op.fermi_level)
     if energies is None:
-        de = sigma / 4 if de is None else float(de)
-        lo, hi = E.min() - 5 * sigma, E.max() + 5 * sigma
+        de = width / 4 if de is None else float(de)
+        lo, hi = E.min() - 5 * width, E.max() + 5 * width
         grid = np.linspace(lo, hi, min(int(np.ceil((hi - lo) / de)) + 1, 200_001))
     else:
         grid = np.asarray(energies, dtype=float)
     nk = len(k)
-    total = occ * broaden(grid, E, np.full(E.size, 1.0 / nk), sigma, kind)
+    total = occ * broaden(grid, E, np.full(E.size, 1.0 / nk), width, kind)
     proj = {}
     if need_vec:
         w = np.concatenate(wts, axis=1)                  # [nk, nb_total, n_orb]
@@ -151,6 +137,6 @@ def dos(op: BlockOperator, mesh=12, *, sigma: float = 0.05, kind: str = "gaussia
             names = [f"{i}:{s}" for i, s in enumerate(op.atoms.get_chemical_symbols())]
         else:
             raise HothamError(f"unknown projection {project!r} (species, l, atom)")
-        pd = occ * broaden(grid, E, g.reshape(E.size, -1) / nk, sigma, kind)
+        pd = occ * broaden(grid, E, g.reshape(E.size, -1) / nk, width, kind)
         proj = {n: pd[:, i] for i, n in enumerate(names)}
     return DOS(grid, total, float(fermi), proj, E)

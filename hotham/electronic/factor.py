@@ -1,4 +1,4 @@
-"""Sparse LDL^T / LU factorisations of H(k) - sigma S(k) for shift-invert.
+"""Sparse LDL^T / LU factorisations of H(k) - shift S(k) for shift-invert.
 
 Two backends behind one call, :func:`factorizer`:
 

@@ -158,12 +158,6 @@ class Assembler:
             return op.H[spin]
         return op.H
 
-    def _spin_blocks(self, which: str):
-        """(s, t) spinor sub-blocks to assemble: [(0, 0)] unless H of a soc operator."""
-        if which == "H" and self.op.spin == "soc":
-            return [(0, 0), (0, 1), (1, 0), (1, 1)]
-        return [(0, 0)]
-
     def _assemble(self, k, terms, real: bool, st=(0, 0)):
         """Spin-less-pattern CSR data of sum_c coef_c X_c(k) for one spinor sub-block ``st``.
 
@@ -173,7 +167,6 @@ class Assembler:
     def _assemble_many(self, k, term_sets, real: bool, st=(0, 0)):
         """CSR data arrays (one per entry of ``term_sets``) in a single pass over the blocks: the
         slot computation, which dominates, is shared."""
-        pp = self.pattern
         op = self.op
         k = np.asarray(k, dtype=np.float64).reshape(3)
         theta = 2 * np.pi * (op.edge_R @ k)
@@ -273,29 +266,29 @@ class Assembler:
         """S(k), CSR [n, n] (S (x) 1 for soc)."""
         return self.matrix(k, "S", 0, real)
 
-    def pencil(self, k, sigma: float | None, spin: int = 0, real: bool = False):
-        """(H(k), S(k), H(k) - sigma S(k)) as CSR matrices from one pass over the blocks; without
+    def pencil(self, k, shift: float | None, spin: int = 0, real: bool = False):
+        """(H(k), S(k), H(k) - shift S(k)) as CSR matrices from one pass over the blocks; without
         spin-orbit the three share one index array (memory: one pattern, three value arrays).
-        ``sigma=None`` skips the third (returned as None) for callers that build it themselves."""
+        ``shift=None`` skips the third (returned as None) for callers that build it themselves."""
         if self.op.spin == "soc":
-            return self.H(k, spin), self.S(k), (None if sigma is None else self.shifted(k, sigma, spin))
+            return self.H(k, spin), self.S(k), (None if shift is None else self.shifted(k, shift, spin))
         h, s_ = self._assemble_many(k, [[("H", spin, 1.0)], [("S", 0, 1.0)]], real)
         datas = [h, s_]
-        if sigma is not None:
-            k_ = np.multiply(s_, -float(sigma))             # K = H - sigma S, one new array
+        if shift is not None:
+            k_ = np.multiply(s_, -float(shift))             # K = H - shift S, one new array
             k_ += h
             datas.append(k_)
         pp = self.pattern
         mats = [sp.csr_matrix((d, pp.indices, pp.csr_indptr), shape=pp.shape, copy=False) for d in datas]
-        return tuple(mats) if sigma is not None else (mats[0], mats[1], None)
+        return tuple(mats) if shift is not None else (mats[0], mats[1], None)
 
-    def small_pair_mask(self, sigma: float, tol: float, spin: int = 0) -> np.ndarray | None:
+    def small_pair_mask(self, shift: float, tol: float, spin: int = 0) -> np.ndarray | None:
         """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space
-        blocks of H - sigma S are all below ``tol`` (eV) in magnitude, over every R; None when
+        blocks of H - shift S are all below ``tol`` (eV) in magnitude, over every R; None when
         no pair qualifies or ``tol`` <= 0.
 
         These are the far tails of the basis functions (e.g. 1e-5 eV at the 6.2 A edge of
-        OpenMX's C6.0 orbitals). Dropping them changes H(k) - sigma S(k) by at most
+        OpenMX's C6.0 orbitals). Dropping them changes H(k) - shift S(k) by at most
         ~(neighbours x tol), and thins the matrix enough to cut its factorisation by a quarter
         (the separators of nested dissection shrink with the interaction range), which is what
         :class:`hotham.electronic.solve.ShiftInvert` uses it for: as a preconditioner only,
@@ -309,7 +302,7 @@ class Assembler:
         for e0 in range(0, op.n_edges, step):               # cache-sized chunks of whole blocks
             e1 = min(e0 + step, op.n_edges)
             a, b = op.offsets[e0], op.offsets[e1]
-            x = S[a:b] * -float(sigma)
+            x = S[a:b] * -float(shift)
             x += H[a:b]
             np.abs(x, out=x)
             edge_max[e0:e1] = np.maximum.reduceat(x, op.offsets[e0:e1] - a)
@@ -322,9 +315,9 @@ class Assembler:
         drop[pp.element_slots()] = np.repeat(small[pp.pair_of_edge], np.diff(op.offsets))
         return drop
 
-    def shifted(self, k, sigma: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
-        """H(k) - sigma S(k) (eV) in one pass, without forming H and S separately."""
-        return self.combination(k, [("H", spin, 1.0), ("S", 0, -float(sigma))], real=real)
+    def shifted(self, k, shift: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
+        """H(k) - shift S(k) (eV) in one pass, without forming H and S separately."""
+        return self.combination(k, [("H", spin, 1.0), ("S", 0, -float(shift))], real=real)
 
     # ------------------------------------------------------------------ dense, batched over k
     def _dense_map(self):

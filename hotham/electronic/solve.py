@@ -3,8 +3,8 @@
 * dense: LAPACK through numpy/scipy, all bands, batched over k (Cholesky of S(k), then the
   standard Hermitian problem L^-1 H L^-H). Used when the matrix size is at most ``dense_max``
   and all bands are wanted (or ``n`` is given but the problem is small).
-* sparse: shift-invert around a target energy sigma, giving the ``n`` eigenpairs nearest
-  sigma. H(k), S(k) and K = H(k) - sigma S(k) are assembled in one pass (one shared index
+* sparse: shift-invert around a target energy ``shift`` (eV), giving the ``n`` eigenpairs
+  nearest it. H(k), S(k) and K = H(k) - shift S(k) are assembled in one pass (one shared index
   array) and K is factorised (MKL PARDISO LDL^T or SuperLU, :mod:`hotham.electronic.factor`);
   the fill-reducing ordering of the first k is reused at every later k (the sparsity pattern
   does not depend on k). At k-points with real phases (Gamma, 2k integer) the matrices are
@@ -40,8 +40,8 @@ from .block import TOL, TOL_VECTORS, BlockNoConvergence, block_shift_invert
 from .factor import factorizer
 from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
 
-#: the block solver's preconditioner (the factorised H - sigma S) leaves out atom pairs whose
-#: blocks of H - sigma S are all below this (eV); see :meth:`Assembler.small_pair_mask`
+#: the block solver's preconditioner (the factorised H - shift S) leaves out atom pairs whose
+#: blocks of H - shift S are all below this (eV); see :meth:`Assembler.small_pair_mask`
 DROP_TOL = 1e-4
 
 #: largest matrix solved densely when all bands are asked for (or by default when n is given)
@@ -129,7 +129,7 @@ def _blas_threads_guard():
 
 
 class ShiftInvert:
-    """Eigenpairs nearest a target energy ``sigma`` (eV) at any k, by shift-invert.
+    """Eigenpairs nearest a target energy ``shift`` (eV) at any k, by shift-invert.
 
     ``backend``: "auto" (MKL PARDISO when ``pypardiso`` is installed and the matrix is large,
     else SuperLU), "pardiso" or "superlu". ``eigensolver``: "block" (the default: block
@@ -142,22 +142,22 @@ class ShiftInvert:
     float32 factor, then refines its eigenpairs by the block iteration started from them (exact
     residuals, corrections from the same factor) to the block solver's tolerance.
     ``drop_tol`` (eV, block solver only): the factorised preconditioner leaves out atom pairs
-    whose blocks of H - sigma S are all below it (:meth:`Assembler.small_pair_mask`); 0 keeps
+    whose blocks of H - shift S are all below it (:meth:`Assembler.small_pair_mask`); 0 keeps
     everything. ``tol``: residual tolerance of the block solver, eV (default
     :data:`hotham.electronic.block.TOL` for eigenvalues only,
     :data:`~hotham.electronic.block.TOL_VECTORS` with eigenvectors), or ARPACK's (0 = machine).
     The ordering of the first factorisation is reused at every later k (same sparsity pattern).
-    Memory: H, S and H - sigma S in CSR sharing one index array, and the factor (which dominates).
+    Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
     """
 
-    def __init__(self, op: BlockOperator, sigma: float, assembler: Assembler | None = None,
+    def __init__(self, op: BlockOperator, shift: float, assembler: Assembler | None = None,
                  spin: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
                  eigensolver: str = "auto", drop_tol: float = DROP_TOL):
-        if not np.isfinite(sigma):
+        if not np.isfinite(shift):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
         self.op = op
-        self.sigma = float(sigma)
+        self.shift = float(shift)
         self.asm = assembler or Assembler(op)
         self.spin = spin
         self.tol = tol
@@ -180,7 +180,7 @@ class ShiftInvert:
         return self.factor.name
 
     def solve(self, k, n: int, vectors: bool = False):
-        """The ``n`` eigenpairs nearest sigma at fractional k: (e [n] ascending, c [size, n] or None)."""
+        """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None)."""
         k = np.asarray(k, dtype=np.float64).reshape(3)
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         size = self.asm.size
@@ -195,7 +195,7 @@ class ShiftInvert:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
             sel = pool.submit(self._selection, self.asm.pattern) if not soc and self._sel is None else None
-            H, S, A = self.asm.pencil(k, self.sigma if soc else None, self.spin, real=real)
+            H, S, A = self.asm.pencil(k, self.shift if soc else None, self.spin, real=real)
             if sel is not None:
                 self._sel = sel.result()
         nnz = H.nnz if A is None else A.nnz
@@ -203,9 +203,9 @@ class ShiftInvert:
         t1 = time.perf_counter()
         try:
             self.factor.factor(A, upper=self.factor.name == "pardiso")
-        except RuntimeError as exc:  # singular factor: sigma is an eigenvalue
-            raise SolverError(f"H - sigma S is singular at k = {k} (sigma = {self.sigma} eV is an eigenvalue?): "
-                              f"{exc}; shift `around` slightly") from None
+        except RuntimeError as exc:  # singular factor: shift is an eigenvalue
+            raise SolverError(f"H - shift S is singular at k = {k} (shift = {self.shift} eV is an eigenvalue?): "
+                              f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
         t2 = time.perf_counter()
@@ -214,7 +214,7 @@ class ShiftInvert:
             if self.eigensolver == "block":
                 info = {}
                 try:
-                    e, c = block_shift_invert(H, S, self.sigma, n, fac.solve, info=info,
+                    e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
                                               tol=self._block_tol(vectors))
                 except BlockNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
@@ -234,19 +234,19 @@ class ShiftInvert:
         residuals). Built once, reused at every k."""
         keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
         if self.eigensolver == "block" and self.drop_tol > 0 and self.op.spin != "soc":
-            drop = self.asm.small_pair_mask(self.sigma, self.drop_tol, self.spin)
+            drop = self.asm.small_pair_mask(self.shift, self.drop_tol, self.spin)
             if drop is not None:
                 keep &= ~drop
         return SlotSelection(ref, keep)
 
     def _factor_matrix(self, H, S, A):
         """What is factorised (see :meth:`_selection`): built from H and S without forming all
-        of K = H - sigma S, or taken from ``A`` = K (spin-orbit)."""
+        of K = H - shift S, or taken from ``A`` = K (spin-orbit)."""
         ref = H if A is None else A
         if self._sel is None:
             self._sel = self._selection(ref)
         if A is None:
-            return self._sel.combination(H, S, -self.sigma)
+            return self._sel.combination(H, S, -self.shift)
         return self._sel.matrix(A.data)
 
     def _block_tol(self, vectors: bool) -> float:
@@ -270,11 +270,11 @@ class ShiftInvert:
         tol = self.tol or 0.0
         try:
             if real:
-                e, c = spla.eigsh(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=tol)
+                e, c = spla.eigsh(H, k=n, M=S, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
             else:
-                e, c = spla.eigs(H, k=n, M=S, sigma=self.sigma, which="LM", OPinv=OPinv, v0=v0, tol=tol)
+                e, c = spla.eigs(H, k=n, M=S, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
         except spla.ArpackNoConvergence as exc:
-            raise SolverError(f"shift-invert around {self.sigma:.4f} eV did not converge at k = {k}: {exc}") from None
+            raise SolverError(f"shift-invert around {self.shift:.4f} eV did not converge at k = {k}: {exc}") from None
         info = {"inverse_columns": calls[0], "inverse_calls": calls[0], "arpack_calls": calls[0]}
         if self.precision == "single":
             # ARPACK converged on the single-precision inverse: its vectors carry residuals
@@ -284,7 +284,7 @@ class ShiftInvert:
             # residual below the tolerance, as for the block solver
             binfo = {}
             try:
-                e, c = block_shift_invert(H, S, self.sigma, n, lambda B: fac.solve(B), X0=c, info=binfo,
+                e, c = block_shift_invert(H, S, self.shift, n, lambda B: fac.solve(B), X0=c, info=binfo,
                                           tol=self._block_tol(True))
             except BlockNoConvergence as exc:
                 raise SolverError(f"at k = {k}: refining ARPACK's single-precision eigenpairs: {exc}") from None

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .bands import finish_figure
 from .hk import Assembler, as_kpoints
 from .solve import solve
 
@@ -133,33 +132,6 @@ class States:
             f.attrs["fermi_level"] = float(self.op.fermi_level)
             f.attrs["source"] = str(self.op.source)
             f.attrs["gauge"] = "lattice: c_(i a)(k) multiplies exp(2 pi i k.R) phi_(i a)(r - t_i - R)"
-
-    def plot_atoms(self, fname=None, k: int = 0, band: int = 0, ax=None, scale: float = 400.0):
-        """Top view of the cell with each atom's disc area proportional to the state's weight on
-        it (the "where does the flat band live" picture). Returns the axes."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        w = self.atom_weights[k, band]
-        pos = self.op.atoms.get_positions(wrap=True)        # draw every atom inside the cell
-        own = ax is None
-        if own:
-            fig, ax = plt.subplots(figsize=(5.5, 5))
-        ax.scatter(pos[:, 0], pos[:, 1], s=4, c="0.7", zorder=1)
-        sc = ax.scatter(pos[:, 0], pos[:, 1], s=scale * w / max(w.max(), 1e-300), c=pos[:, 2],
-                        cmap="coolwarm", alpha=0.8, edgecolors="k", linewidths=0.3, zorder=2)
-        cell = np.asarray(self.op.atoms.cell)
-        corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]) @ cell[:2, :2]
-        ax.plot(corners[:, 0], corners[:, 1], color="0.5", lw=0.8)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x (Å)")
-        ax.set_ylabel("y (Å)")
-        e = self.energies[k, band] - (self.op.fermi_level if np.isfinite(self.op.fermi_level) else 0.0)
-        kk = self.kpts[k]
-        ax.set_title(f"state {band if self.bands is None else self.bands[band]} at k = "
-                     f"({kk[0]:.3g}, {kk[1]:.3g}, {kk[2]:.3g}), E - E_F = {e:.3f} eV", fontsize=9)
-        plt.colorbar(sc, ax=ax, label="z (Å)", shrink=0.8)
-        return finish_figure(ax, own, fname)
 
 
 def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around: float | None = None,

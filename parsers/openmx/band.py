@@ -87,37 +87,3 @@ def _parse(lines, name):
             "segments": segments, "labels": labels, "label_index": label_index, "rtv": rtv, "x": x}
     return kpts, eig, info
 
-
-def band_deviation(op, path) -> dict:
-    """Compare the bands of ``op`` with an OpenMX ``.Band`` file on its own k-points.
-
-    Solves H(k) c = e S(k) c (lattice gauge, batched over k through the Cholesky factor of
-    S(k)) and returns ``{"max_abs_eV", "window_max_abs_eV" (bands within 5 eV of the chemical
-    potential), "min_eig_S", "nk", "nband", "nspin"}``. Raises FormatError if the file's band
-    count does not fit the operator.
-    """
-    from ...electronic.hk import Assembler
-
-    kpts, eig, info = read_band(path)
-    asm = Assembler(op)
-    if eig.shape[2] != asm.size:
-        raise FormatError(path, f".Band file has {eig.shape[2]} bands per spin block, the "
-                                f"operator {asm.size} orbitals")
-    nspin = 2 if op.spin == "collinear" else 1
-    if eig.shape[0] != nspin:
-        raise FormatError(path, f".Band file has {eig.shape[0]} spin blocks, the operator {nspin}")
-    S = asm.dense(kpts, "S")
-    L = np.linalg.cholesky(S)
-    worst, window = 0.0, 0.0
-    for s in range(nspin):
-        H = asm.dense(kpts, "H", spin=s)
-        X = np.linalg.solve(L, H)                                   # L^-1 H
-        Y = np.linalg.solve(L, np.conj(np.swapaxes(X, 1, 2)))       # L^-1 H^H L^-H = L^-1 H L^-H
-        w = np.linalg.eigvalsh(0.5 * (Y + np.conj(np.swapaxes(Y, 1, 2))))
-        d = np.abs(w - eig[s])
-        worst = max(worst, float(d.max()))
-        near = np.abs(eig[s] - info["chemp"]) < 5.0
-        window = max(window, float(d[near].max()) if near.any() else 0.0)
-    return {"max_abs_eV": worst, "window_max_abs_eV": window,
-            "min_eig_S": float(np.linalg.eigvalsh(S).min()), "nk": len(kpts), "nband": eig.shape[2],
-            "nspin": nspin}

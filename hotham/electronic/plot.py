@@ -1,0 +1,143 @@
+"""Every plot of the electronic layer: plain functions that draw on a matplotlib ``ax``.
+
+Each function takes the axes to draw on first and returns it, so pictures compose (bands of
+two operators on one ``ax``, several states side by side). A new figure needs no pyplot (and
+so no display or backend choice)::
+
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5, 4.5), layout="tight")
+    plot_bands(fig.subplots(), band_structure(op))
+    save_figure(fig, "bands.png")
+
+Energies on the axes are eV, relative to the Fermi level where one is known; k along band
+paths is the cumulative path length (1/Angstrom, 2 pi included), positions Angstrom.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure"]
+
+
+def _draw_kpath(ax, x, special_x, labels):
+    """Vertical lines and tick labels at the special points of a band path (x [nk], 1/Angstrom)."""
+    for xs in special_x:
+        ax.axvline(xs, color="0.6", lw=0.6)
+    ax.set_xticks(special_x)
+    ax.set_xticklabels(labels or [])
+    ax.set_xlim(x[0], x[-1])
+
+
+def plot_bands(ax, bands, window=(-5.0, 5.0), color="k", label=None, shift=True, **kw):
+    """Bands of a :class:`~hotham.electronic.bands.BandStructure` along its path.
+
+    ``shift``: energies relative to the Fermi level (when finite), else absolute eV.
+    ``window``: energy range shown (eV, on the plotted scale; None keeps matplotlib's).
+    Collinear channels are drawn solid (up) and dashed (down); a partial spectrum (the n states
+    nearest an energy, a different subset at each k) is drawn as points, since joining its
+    columns would draw false band crossings. ``label`` names the first line of each channel
+    for a legend; ``kw`` goes to ``ax.plot``. Returns ``ax``.
+    """
+    e0 = bands.fermi_level if (shift and np.isfinite(bands.fermi_level)) else 0.0
+    E = bands.energies - e0
+    styles = ["-", "--"]
+    groups = [(None, np.arange(E.shape[1]))] if bands.spin is None else \
+        [(s, np.flatnonzero(bands.spin == s)) for s in np.unique(bands.spin)]
+    for gi, (s, cols) in enumerate(groups):
+        if bands.partial:
+            style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)
+        else:
+            style = dict(lw=1.0, ls=styles[gi % 2])
+        lines = ax.plot(bands.path.x, E[:, cols], color=color, **style, **kw)
+        if label is not None:
+            lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
+    _draw_kpath(ax, bands.path.x, bands.path.special_x, bands.path.labels)
+    ax.axhline(0.0 if e0 else (bands.fermi_level if np.isfinite(bands.fermi_level) else 0.0),
+               color="0.4", lw=0.6, ls=":")
+    if window is not None:
+        ax.set_ylim(*window)
+    ax.set_ylabel("E - E_F (eV)" if e0 else "E (eV)")
+    return ax
+
+
+def plot_dos(ax, dos, window=(-5.0, 5.0)):
+    """Total DOS of a :class:`~hotham.electronic.dos.DOS` (shaded) and its projections (lines),
+    states/eV/cell against E - E_F (eV; absolute E without a Fermi level), within ``window``
+    (eV; None keeps matplotlib's range). Returns ``ax``."""
+    e0 = dos.fermi_level if np.isfinite(dos.fermi_level) else 0.0
+    x = dos.energies - e0
+    ax.fill_between(x, dos.total, color="0.85", label="total")
+    ax.plot(x, dos.total, color="k", lw=1.0)
+    for name, y in dos.projected.items():
+        ax.plot(x, y, lw=1.0, label=name)
+    ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
+    if window is not None:
+        ax.set_xlim(*window)
+        m = (x >= window[0]) & (x <= window[1])
+        if m.any():
+            ax.set_ylim(0, 1.05 * dos.total[m].max())
+    ax.set_xlabel("E - E_F (eV)" if np.isfinite(dos.fermi_level) else "E (eV)")
+    ax.set_ylabel("DOS (states / eV / cell)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_band_comparison(ax, comparison, labels=("model", "DFT")):
+    """Overlay of a :class:`~hotham.electronic.compare.BandComparison`: reference solid black,
+    model dashed red (both eV relative to the reference E_F, model aligned), the MAE window
+    shaded. ``labels``: legend names of (model, reference). Returns ``ax``."""
+    c = comparison
+    r = ax.plot(c.x, c.reference, color="k", lw=1.2)
+    m = ax.plot(c.x, c.model, color="tab:red", lw=1.0, ls="--")
+    r[0].set_label(labels[1])
+    m[0].set_label(labels[0])
+    ax.axhspan(*c.window, color="tab:blue", alpha=0.06, lw=0)
+    ax.axhline(0, color="0.4", ls=":", lw=0.6)
+    if c.special_x is not None:
+        _draw_kpath(ax, c.x, c.special_x, c.labels)
+    ax.set_xlim(c.x[0], c.x[-1])
+    lo, hi = c.window
+    ax.set_ylim(lo - 1.0, hi + 1.0)
+    ax.set_ylabel("E - E_F (eV)")
+    ax.set_title(f"MAE {c.mae_meV:.2f} meV in window", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_atom_weights(ax, states, k: int = 0, band: int = 0, scale: float = 400.0):
+    """Where a state lives: top view of the cell (x, y in Angstrom), each atom a disc of area
+    proportional to the state's Mulliken weight on it (largest = ``scale`` points^2), coloured
+    by height z (Angstrom, colour bar beside ``ax``).
+
+    ``states``: :class:`~hotham.electronic.states.States`; ``k``, ``band``: indices into its
+    k-points and bands. Returns ``ax``.
+    """
+    op = states.op
+    w = states.atom_weights[k, band]
+    pos = op.atoms.get_positions(wrap=True)        # draw every atom inside the cell
+    ax.scatter(pos[:, 0], pos[:, 1], s=4, c="0.7", zorder=1)
+    sc = ax.scatter(pos[:, 0], pos[:, 1], s=scale * w / max(w.max(), 1e-300), c=pos[:, 2],
+                    cmap="coolwarm", alpha=0.8, edgecolors="k", linewidths=0.3, zorder=2)
+    cell = np.asarray(op.atoms.cell)
+    corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]) @ cell[:2, :2]
+    ax.plot(corners[:, 0], corners[:, 1], color="0.5", lw=0.8)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    e = states.energies[k, band] - (op.fermi_level if np.isfinite(op.fermi_level) else 0.0)
+    kk = states.kpts[k]
+    ax.set_title(f"state {band if states.bands is None else states.bands[band]} at k = "
+                 f"({kk[0]:.3g}, {kk[1]:.3g}, {kk[2]:.3g}), E - E_F = {e:.3f} eV", fontsize=9)
+    ax.figure.colorbar(sc, ax=ax, label="z (Å)", shrink=0.8)
+    return ax
+
+
+def save_figure(fig, path, dpi: int = 150) -> None:
+    """Write ``fig`` to ``path`` atomically (:func:`hotham.files.atomic_path`), in the format of
+    the suffix (png, pdf, svg, ...; png without one), at ``dpi`` for raster formats."""
+    from ..files import atomic_path
+    suffix = Path(path).suffix.lstrip(".") or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=suffix, dpi=dpi)

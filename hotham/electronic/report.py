@@ -1,0 +1,248 @@
+"""Electronic-structure reports: read blocks, compute, plot, write the files.
+
+The work behind ``hotham bands | dos | states | compare``, one function each. Every function
+reads its input with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder or
+.scfout(.gz), a DeepH folder), writes a plot (``format`` "png" or "pdf", through
+:mod:`hotham.electronic.plot`) and the numbers (``data`` "txt" for ``numpy.loadtxt`` or "h5")
+beside ``prefix`` (a path prefix; default ``<input name>_bands`` etc. in the working folder),
+every file atomically, and returns a short summary for the user.
+
+Band paths (``path``): None for the automatic one (in-plane for slabs), special-point letters
+("GMKG"), or the k-points of an OpenMX ``.Band`` file: its path, or "openmx" for the one
+beside the input.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HothamError
+from ..files import atomic_path
+from .bands import band_path, band_structure
+from .compare import block_mae, compare_bands, openmx_bands
+from .dos import dos
+from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
+from .solve import eigenvalues
+from .states import states
+
+__all__ = ["write_bands", "write_dos", "write_states", "write_comparison"]
+
+#: at most this many states get a panel in the picture of :func:`write_states`
+STATE_PANELS = 6
+
+
+def _read(source):
+    from ..io import read
+    return read(source)
+
+
+def _name(source) -> str:
+    """Short name of an input for output files: a folder keeps its whole name (tbg_21.79),
+    a file loses its extensions (run.scfout.gz -> run)."""
+    p = Path(source)
+    if p.is_dir():
+        return p.resolve().name
+    name = p.name
+    for ext in (".gz", ".scfout", ".h5", ".hdf5"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return name
+
+
+def _prefix(prefix, default: str) -> Path:
+    return Path(prefix) if prefix else Path(default)
+
+
+def _check_formats(format: str, data: str | None = None) -> None:
+    if format not in ("png", "pdf"):
+        raise HothamError(f"unknown plot format {format!r} (png, pdf)")
+    if data is not None and data not in ("txt", "h5"):
+        raise HothamError(f"unknown data format {data!r} (txt, h5)")
+
+
+def _band_file(path, source) -> Path | None:
+    """The OpenMX .Band file a band-path spec names ("openmx": the first one beside ``source``,
+    a folder or a file), or None when the spec is not a .Band file."""
+    if not path or not isinstance(path, (str, Path)):
+        return None
+    spec = str(path)
+    if spec == "openmx":
+        p = Path(source)
+        folder = p if p.is_dir() else p.parent
+        cands = sorted(folder.glob("*.Band")) + sorted(folder.glob("*.Band.gz"))
+        if not cands:
+            raise HothamError(f"{source}: no OpenMX .Band file beside the input for path 'openmx'")
+        return cands[0]
+    if spec.endswith(".Band") or spec.endswith(".Band.gz"):
+        return Path(spec)
+    return None
+
+
+def _kpath(op, path, source, npoints: int):
+    """(KPath, OpenMX's bands) for a band-path spec (module docstring); OpenMX's bands are
+    (energies [nk, nb] eV, chemical potential eV) when the path came from a .Band file, else None."""
+    bf = _band_file(path, source)
+    if bf is not None:
+        kp, energies, chemp = openmx_bands(op.atoms, bf)
+        return kp, (energies, chemp)
+    return band_path(op.atoms, path, npoints), None
+
+
+def _plot(draw, result, fname, figsize=(5.0, 4.5), **kw) -> None:
+    """A new figure with one axes, ``draw(ax, result, **kw)`` on it, saved to ``fname``."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize, layout="tight")
+    draw(fig.subplots(), result, **kw)
+    save_figure(fig, fname)
+
+
+def _save_numbers(result, pre: Path, data: str) -> None:
+    """``result.save_txt`` / ``result.save_hdf5`` to ``<pre>.txt`` / ``<pre>.h5``."""
+    if data == "txt":
+        result.save_txt(f"{pre}.txt")
+    else:
+        result.save_hdf5(f"{pre}.h5")
+
+
+def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
+                around: float | None = None, spin: int | None = None, fermi: float | None = None,
+                window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+    """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
+    (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
+
+    ``path``: see the module docstring (``npoints`` k-points on an automatic or lettered path).
+    ``n``, ``around`` (eV), ``spin``: as :func:`~hotham.electronic.bands.band_structure` (the n
+    bands nearest ``around``, sparse for big cells; one collinear channel). ``fermi``: Fermi level
+    to use, eV (default the file's). ``window``: energies shown, eV around E_F. Returns the summary.
+    """
+    _check_formats(format, data)
+    op = _read(source)
+    if fermi is not None:
+        op.fermi_level = fermi
+    kp, _ = _kpath(op, path, source, npoints)
+    bs = band_structure(op, kp, n=n, around=around, spin=spin)
+    pre = _prefix(prefix, _name(source) + "_bands")
+    _plot(plot_bands, bs, f"{pre}.{format}", window=tuple(window))
+    _save_numbers(bs, pre, data)
+    return (f"bands: {len(kp.kpts)} k-points x {bs.energies.shape[1]} bands -> {pre}.{format}, "
+            f"{pre}.{data} (E_F = {op.fermi_level:.4f} eV)")
+
+
+def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = "gaussian",
+              project: str | None = None, electrons: float | None = None, fermi: float | None = None,
+              temperature: float = 300.0, window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+    """Density of states of the blocks in ``source`` -> ``<prefix>.<format>`` and
+    ``<prefix>.txt|h5`` (:meth:`~hotham.electronic.dos.DOS.save_txt`: E in eV, states/eV/cell).
+
+    ``mesh``: Monkhorst-Pack mesh (n, or [n1, n2, n3]); ``width`` (eV) and ``kind``: smearing;
+    ``project``: None, "species", "l" or "atom" (Mulliken); ``electrons``, ``fermi`` (eV),
+    ``temperature`` (K): the Fermi level, as :func:`~hotham.electronic.dos.dos`. ``window``:
+    energies shown, eV around E_F. Returns the summary.
+    """
+    _check_formats(format, data)
+    op = _read(source)
+    d = dos(op, mesh, width=width, kind=kind, project=project, n_electrons=electrons, fermi=fermi,
+            temperature=temperature)
+    pre = _prefix(prefix, _name(source) + "_dos")
+    _plot(plot_dos, d, f"{pre}.{format}", figsize=(5.0, 4.0), window=tuple(window))
+    _save_numbers(d, pre, data)
+    return (f"dos: E_F = {d.fermi_level:.4f} eV (file: {op.fermi_level:.4f} eV) -> {pre}.{format}, "
+            f"{pre}.{data}")
+
+
+def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = None,
+                 around: float | None = None, spin: int = 0, fermi: float | None = None,
+                 format: str = "png") -> str:
+    """Eigenvectors and Mulliken weights of the blocks in ``source`` -> ``<prefix>.h5``
+    (:meth:`~hotham.electronic.states.States.save_hdf5`) and a picture of where each of the first
+    :data:`STATE_PANELS` states at the first k-point lives (``<prefix>.<format>``).
+
+    ``kpts``: fractional k-points [nk, 3] (default Gamma); ``bands`` (indices, 0-based ascending,
+    negative from the top) or ``n`` states nearest ``around`` (eV, default E_F); ``spin``: the
+    collinear channel; ``fermi``: Fermi level, eV (default the file's). Returns the summary: per
+    state its energy and its three largest atom weights.
+    """
+    _check_formats(format)
+    if bands is None and n is None:
+        raise HothamError("give bands (indices, --bands) or n (the n states nearest around / E_F, --n)")
+    op = _read(source)
+    if fermi is not None:
+        op.fermi_level = fermi
+    kpts = np.asarray(kpts, dtype=float).reshape(-1, 3) if kpts is not None else np.zeros((1, 3))
+    st = states(op, kpts, bands=bands, n=n, around=around, spin=spin)
+    pre = _prefix(prefix, _name(source) + "_states")
+    st.save_hdf5(f"{pre}.h5")
+    from matplotlib.figure import Figure
+    nb = min(st.energies.shape[1], STATE_PANELS)
+    fig = Figure(figsize=(4.6 * nb, 4.4), layout="tight")
+    for b, ax in enumerate(fig.subplots(1, nb, squeeze=False)[0]):
+        plot_atom_weights(ax, st, k=0, band=b)
+    save_figure(fig, f"{pre}.{format}")
+    aw = st.atom_weights
+    lines = []
+    for q, k in enumerate(kpts):
+        for b in range(st.energies.shape[1]):
+            top = np.argsort(aw[q, b])[::-1][:3]
+            lines.append(f"k=({k[0]:.4f}, {k[1]:.4f}, {k[2]:.4f}) "
+                         f"E-E_F={st.energies[q, b] - op.fermi_level:+.4f} eV  largest atom weights: "
+                         + ", ".join(f"{i}:{aw[q, b, i]:.3f}" for i in top))
+    lines.append(f"states -> {pre}.h5 (eigenvectors, Mulliken weights), {pre}.{format}")
+    return "\n".join(lines)
+
+
+def write_comparison(model, reference, prefix=None, *, path=None, npoints: int = 150, window=(-2.0, 2.0),
+                     align: str = "fermi", fermi: float | None = None, spin: int | None = None,
+                     labels=("model", "DFT"), format: str = "png", data: str = "txt") -> str:
+    """Model against reference: block MAE (H and S, when the structures match) and band MAE in an
+    energy window, -> an overlay plot ``<prefix>.<format>``, the bands ``<prefix>.txt|h5`` (path
+    length, reference bands then model bands, eV relative to the reference E_F, model aligned)
+    and the numbers ``<prefix>.json`` ({"H_blocks", "S_blocks", "bands": {"mae_meV", ...}}).
+
+    ``model``, ``reference``: block files; the path (module docstring; "openmx" looks beside the
+    reference) is built on the reference's cell, and with a .Band file the reference bands and
+    E_F are OpenMX's own. ``window`` (eV around the reference E_F) and ``align`` ("fermi", "fit",
+    "none"): see :func:`~hotham.electronic.compare.compare_bands`. ``fermi``: the model's Fermi
+    level, eV (default the model file's). ``labels``: legend names (model, reference). Default
+    prefix ``<model>_vs_<reference>``. Returns the summary.
+    """
+    _check_formats(format, data)
+    mod, ref = _read(model), _read(reference)
+    out, lines = {}, []
+    try:
+        out["H_blocks"] = block_mae(mod, ref, "H")
+        out["S_blocks"] = block_mae(mod, ref, "S")
+        lines.append(f"blocks: H MAE {out['H_blocks']['mae']:.4f} meV (max {out['H_blocks']['max']:.4f}) over "
+                     f"{out['H_blocks']['n_blocks']} common blocks; S MAE {out['S_blocks']['mae']:.3e}")
+    except HothamError as exc:
+        lines.append(f"blocks: not compared ({exc})")
+    kp, openmx = _kpath(ref, path, reference, npoints)
+    if openmx is not None:
+        er, ef_r = openmx
+    else:
+        er, ef_r = eigenvalues(ref, kp.kpts, spin=spin), ref.fermi_level
+    em = eigenvalues(mod, kp.kpts, spin=spin)
+    ef_m = mod.fermi_level if fermi is None else fermi
+    cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
+                        x=kp.x, special_x=kp.special_x, labels=kp.labels)
+    lines.append(cmp.summary())
+    pre = _prefix(prefix, _name(model) + "_vs_" + _name(reference))
+    _plot(plot_band_comparison, cmp, f"{pre}.{format}", labels=tuple(labels))
+    out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
+                    "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": align}
+    summary = json.dumps(out, default=str)
+    if data == "txt":
+        with atomic_path(f"{pre}.txt") as tmp:
+            nb = em.shape[1]
+            np.savetxt(tmp, np.column_stack([kp.x, cmp.reference, cmp.model]), fmt="%.8f",
+                       header=f"hotham compare; columns: x, {nb} reference bands, {nb} model bands "
+                              f"(eV relative to E_F, model aligned)\n" + summary)
+    else:
+        import h5py
+        with atomic_path(f"{pre}.h5") as tmp, h5py.File(tmp, "w") as f:
+            f["x"], f["reference"], f["model"] = kp.x, cmp.reference, cmp.model
+            f.attrs["summary"] = summary
+    with atomic_path(f"{pre}.json") as tmp:
+        Path(tmp).write_text(json.dumps(out, indent=1, default=str))
+    lines.append(f"compare -> {pre}.{format}, {pre}.{data}, {pre}.json")
+    return "\n".join(lines)
