@@ -54,7 +54,7 @@ class TrainConfig(BaseModel):
     lr_patience: int = Field(10, description="epochs without validation gain before the learning rate drops")
     lr_factor: float = Field(0.5, description="factor of each learning-rate drop")
     min_lr: float = Field(1e-5, description="lowest learning rate")
-    max_minutes: float | None = Field(None, description="stop after this wall time, minutes (default: none)")
+    max_minutes: float | None = Field(None, description="stop after this wall time, minutes")
     grad_clip: float = Field(10.0, description="largest gradient norm")
     seed: int = Field(0, description="seed of batching and initialisation")
 
