@@ -90,7 +90,7 @@ def _perturb(args):
     sc = [int(x) for x in args.supercell]
     if args.method == "gaussian":
         atoms = atoms.repeat(sc) if sc != [1, 1, 1] else atoms
-        s = gaussian_perturbations(atoms, args.n, sigma=args.sigma, strain=args.strain, seed=args.seed)
+        s = gaussian_perturbations(atoms, args.n, displacement=args.sigma, strain=args.strain, seed=args.seed)
     else:
         s = phonopy_perturbations(atoms, args.n, supercell=sc, distance=args.distance, temperature=args.temperature,
                                   force_constants=args.force_constants, strain=args.strain, seed=args.seed)
@@ -104,9 +104,9 @@ def _slide(args):
     prim = _read(args.input).cell[:2]
     dist = args.distance[0] if len(args.distance) == 1 else tuple(args.distance)
     if args.grid:
-        s = slid_structures(base, grid=args.grid, distance=args.distance, sigma=args.sigma, seed=args.seed, slide_cell=prim)
+        s = slid_structures(base, grid=args.grid, distance=args.distance, displacement=args.sigma, seed=args.seed, slide_cell=prim)
     else:
-        s = slid_structures(base, n=args.n, distance=dist, sigma=args.sigma, seed=args.seed, slide_cell=prim)
+        s = slid_structures(base, n=args.n, distance=dist, displacement=args.sigma, seed=args.seed, slide_cell=prim)
     _write(s, args.output, args)
 
 
