@@ -31,7 +31,7 @@ def _write(args):
         if len(args.structures) > 1 and args.name:
             name = f"{args.name}_{len(list(out.glob('*'))):03d}"
         path = out / name / f"{name}.dat"
-        write_openmx_input(path, atoms, system_name=name, basis=_basis(args.basis), data_path=args.data_path,
+        write_openmx_input(path, atoms, system_name=name, basis=_basis(args.basis), openmx_data=args.data_path,
                            kgrid=args.kgrid, kdensity=args.kdensity, spin=args.spin, soc=args.soc, band=args.band)
         print(path)
 

@@ -59,7 +59,7 @@ def _write(structures, out: str, args) -> list[str]:
         p.parent.mkdir(parents=True, exist_ok=True)
         a = as_slab(a)
         if p.suffix == ".dat":
-            write_openmx_input(p, a, kdensity=args.kdensity, data_path=args.data_path)
+            write_openmx_input(p, a, kdensity=args.kdensity, openmx_data=args.data_path)
         else:
             b = a.copy()
             b.info = {}
