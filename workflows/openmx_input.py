@@ -71,6 +71,24 @@ def vps_valence(openmx_data, vps: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def species_overrides(basis: dict | None = None, vps: dict | None = None,
+                      valence: dict | None = None) -> dict[str, tuple]:
+    """The per-element overrides :func:`species_table` takes, (PAO, VPS[, valence]), from three
+    maps: element -> basis label (``{"C": "C6.0-s2p2d1"}``), -> pseudopotential (``{"C":
+    "C_PBE19"}``), -> valence electrons. What is not given comes from DEFAULT_SPECIES (the
+    valence also from the VPS file, see :func:`species_table`)."""
+    basis, vps, valence = basis or {}, vps or {}, valence or {}
+    out = {}
+    for sym in dict.fromkeys([*basis, *vps, *valence]):
+        pao, pp = basis.get(sym), vps.get(sym)
+        if (pao is None or pp is None) and sym not in DEFAULT_SPECIES:
+            raise BasisError(f"no default OpenMX basis for {sym}: give both its basis label and its pseudopotential")
+        pao = DEFAULT_SPECIES[sym][0] if pao is None else pao
+        pp = DEFAULT_SPECIES[sym][1] if pp is None else pp
+        out[sym] = (pao, pp) + ((float(valence[sym]),) if sym in valence else ())
+    return out
+
+
 def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[str, tuple[str, str, float]]:
     """(basis, pseudopotential, valence) per element present; ``basis`` overrides per element
     with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0)."""
@@ -220,3 +238,24 @@ def write_openmx_input(path, atoms: Atoms, **kwargs) -> Path:
         Path(tmp).write_text(text)
     return path
 
+
+def write_run_folders(structures, out=".", *, name: str | None = None, basis: dict | None = None,
+                      vps: dict | None = None, valence: dict | None = None, **kwargs) -> list[Path]:
+    """One OpenMX run folder ``out/NAME/NAME.dat`` per structure (a file or a layer name, see
+    :func:`.layers.build_or_read`); returns the inputs written.
+
+    NAME is the file's stem, or ``name`` (``name_NNN`` for several structures, NNN the number of
+    entries already in ``out``). ``basis`` / ``vps`` / ``valence``: element -> basis label /
+    pseudopotential / valence electrons (:func:`species_overrides`); ``kwargs`` go to
+    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, soc, band, ...)."""
+    from .layers import build_or_read
+    out = Path(out)
+    species = species_overrides(basis, vps, valence)
+    paths = []
+    for spec in structures:
+        atoms = build_or_read(spec)
+        run = name or Path(spec).stem
+        if len(structures) > 1 and name:
+            run = f"{name}_{len(list(out.glob('*'))):03d}"
+        paths.append(write_openmx_input(out / run / f"{run}.dat", atoms, system_name=run, basis=species, **kwargs))
+    return paths
