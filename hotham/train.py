@@ -94,6 +94,19 @@ def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
     return acc.report()
 
 
+def evaluate_split(model, dataset, split: str = "test") -> dict:
+    """Block errors (meV) of a checkpoint (or :class:`Predictor`) on a split of a hotham data set
+    ("train", "val", "test" or "all"): ``{"split", "structures" (names), "target", "report"
+    (None for an empty split)}``."""
+    from .checkpoint import load_predictor
+    from .dataset import Dataset
+    pred = model if isinstance(model, Predictor) else load_predictor(model)
+    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    names = ds.names if split == "all" else ds.split(split)
+    report = evaluate(pred, [ds[n] for n in names]) if names else None
+    return {"split": split, "structures": list(names), "target": pred.target, "report": report}
+
+
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.

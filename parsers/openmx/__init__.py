@@ -18,7 +18,7 @@ from .out import OpenMXOutput, read_out
 from .scfout import ScfoutData, parse_scfout, read_scfout, scfout_to_operator
 
 __all__ = ["read_openmx", "read_scfout", "read_band", "read_out", "parse_scfout", "scfout_to_operator",
-           "find_run_files", "ScfoutData", "OpenMXOutput"]
+           "find_run_files", "check_openmx_run", "ScfoutData", "OpenMXOutput"]
 
 
 def _strip(name: str) -> str:
@@ -97,3 +97,32 @@ def read_openmx(path, *, symmetrize: bool = False, check: bool = True, h_tol: fl
             "out_chemical_potential_eV": out.chemical_potential,
         })
     return op
+
+
+def check_openmx_run(path, *, band=None, symmetrize: bool = False, output=None, log=print) -> dict:
+    """Read one OpenMX run and check it, reporting through ``log`` line by line: the operator,
+    its SCF record, the Hermitian pairing of H and S, and its bands against a ``.Band`` file
+    (``band``, default the one beside the run; see :func:`.band.band_deviation`). ``output``:
+    also write the operator there (hotham HDF5). Returns ``{"operator", "band" (path or None),
+    "deviation" (dict or None), "ok" (bands agree to 1e-4 eV and S(k) > 0; None without a
+    .Band file)}``."""
+    from .band import band_deviation
+    op = read_openmx(path, symmetrize=symmetrize)
+    meta = op.meta
+    log(str(op))
+    log(f"SpinP_switch {meta.get('spinp_switch')}, OpenMX {meta.get('openmx_version', '?')}, "
+        f"scf steps: {meta.get('scf_steps')}, converged: {meta.get('scf_converged')}")
+    log(f"Hermitian pairing: H {op.hermiticity_error('H'):.2e} eV, S {op.hermiticity_error('S'):.2e}")
+    band = Path(band) if band else find_run_files(path).get("band")
+    r = ok = None
+    if band is not None:
+        r = band_deviation(op, band)
+        ok = r["max_abs_eV"] < 1e-4 and r["min_eig_S"] > 0
+        log(f"bands vs {band.name}: max |dE| {r['max_abs_eV']:.2e} eV ({r['nband']} bands x {r['nk']} k x "
+            f"{r['nspin']} spin), within 5 eV of E_F {r['window_max_abs_eV']:.2e} eV, min eig S(k) "
+            f"{r['min_eig_S']:.2e}  [{'ok' if ok else 'MISMATCH'}]")
+    if output:
+        from ...io import write
+        write(output, op)
+        log(f"wrote {output}")
+    return {"operator": op, "band": band, "deviation": r, "ok": ok}
