@@ -347,3 +347,13 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=
     op.S = calc.fill(op)
     op.source = "overlap:" + ",".join(labels.values())
     return op
+
+
+def structure_file_overlap(path, basis_labels: Mapping[str, str] | None = None, openmx_data=None) -> BlockOperator:
+    """:func:`overlap_operator` of a structure file (any file :func:`hotham.io.read_structure`
+    reads). The basis labels are those of an OpenMX ``.dat`` input, overridden or completed by
+    ``basis_labels``."""
+    from .io import read_structure
+    atoms = read_structure(path)
+    labels = {**atoms.info.get("basis_labels", {}), **(basis_labels or {})}
+    return overlap_operator(atoms, labels, openmx_data=openmx_data)

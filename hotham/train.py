@@ -20,7 +20,7 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
@@ -46,18 +46,18 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = 100
-    lr: float = 5e-3
-    batch_size: int = 1
-    target: Literal["H", "S"] = "H"
-    device: str = "auto"
-    dtype: Literal["float32", "float64"] = "float32"
-    lr_patience: int = 10
-    lr_factor: float = 0.5
-    min_lr: float = 1e-5
-    max_minutes: float | None = None
-    grad_clip: float = 10.0
-    seed: int = 0
+    epochs: int = Field(100, description="passes over the training split")
+    lr: float = Field(5e-3, description="Adam learning rate")
+    batch_size: int = Field(1, description="structures per step")
+    target: Literal["H", "S"] = Field("H", description="learn H (eV) or the overlap S")
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
+    dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of the network")
+    lr_patience: int = Field(10, description="epochs without validation gain before the learning rate drops")
+    lr_factor: float = Field(0.5, description="factor of each learning-rate drop")
+    min_lr: float = Field(1e-5, description="lowest learning rate")
+    max_minutes: float | None = Field(None, description="stop after this wall time, minutes")
+    grad_clip: float = Field(10.0, description="largest gradient norm")
+    seed: int = Field(0, description="seed of batching and initialisation")
 
 
 def valence_per_species(ops) -> dict:
@@ -93,6 +93,19 @@ def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
     for op in ops:
         acc.add(predict(predictor, op, fermi_level=False), op)
     return acc.report()
+
+
+def evaluate_split(model, dataset, split: str = "test") -> dict:
+    """Block errors (meV) of a checkpoint (or :class:`Predictor`) on a split of a hotham data set
+    ("train", "val", "test" or "all"): ``{"split", "structures" (names), "target", "report"
+    (None for an empty split)}``."""
+    from .checkpoint import load_predictor
+    from .dataset import Dataset
+    pred = model if isinstance(model, Predictor) else load_predictor(model)
+    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    names = ds.names if split == "all" else ds.split(split)
+    report = evaluate(pred, [ds[n] for n in names]) if names else None
+    return {"split": split, "structures": list(names), "target": pred.target, "report": report}
 
 
 def last_state_path(out_path) -> Path:

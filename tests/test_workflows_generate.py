@@ -34,7 +34,7 @@ def test_gaussian_reproduces_graphene_mono_2x2():
     base.cell[2] = [0, 0, 15.0]
     base.positions[:, 2] = 7.5
     base = base.repeat((2, 2, 1))
-    s = gaussian_perturbations(base, 2, sigma=0.05, seed=20251101)[0]
+    s = gaussian_perturbations(base, 2, displacement=0.05, seed=20251101)[0]
     np.testing.assert_allclose(s.cell[:], ref.cell[:], atol=1e-9)
     np.testing.assert_allclose(s.positions, ref.positions, atol=1e-9)
 
@@ -43,11 +43,11 @@ def test_slide_reproduces_bilayer_sets():
     layer = _graphene_ref_layer()
     ref = _ref(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000" / "openmx.dat")
     base = bilayer(layer, stacking="AB", cell_height=18.40)
-    s = slid_structures(base, n=1, distance=(3.25, 3.45), sigma=0.02, seed=20251102)[0]
+    s = slid_structures(base, n=1, distance=(3.25, 3.45), displacement=0.02, seed=20251102)[0]
     np.testing.assert_allclose(s.positions, ref.positions, atol=1e-9)
     ref = _ref(DATA / "openmx_inputs" / "bilayer_graphene_slid_2x2_000.dat")
     base = bilayer(layer, stacking="AB", cell_height=18.40, supercell=(2, 2))
-    s = slid_structures(base, n=1, distance=(3.25, 3.45), sigma=0.04, seed=20251103, slide_cell=layer.cell[:2])[0]
+    s = slid_structures(base, n=1, distance=(3.25, 3.45), displacement=0.04, seed=20251103, slide_cell=layer.cell[:2])[0]
     np.testing.assert_allclose(s.cell[:], ref.cell[:], atol=1e-9)
     np.testing.assert_allclose(s.positions, ref.positions, atol=1e-9)
 
@@ -72,7 +72,7 @@ def test_gaussian_strain_in_plane_only():
     base = _graphene_ref_layer()
     base.cell[2] = [0, 0, 15.0]
     base.positions[:, 2] = 7.5
-    s = gaussian_perturbations(base, 3, sigma=0.0, strain=0.02, seed=1)
+    s = gaussian_perturbations(base, 3, displacement=0.0, strain=0.02, seed=1)
     for x in s:
         assert x.cell[2, 2] == 15.0 and np.allclose(x.cell[:2, 2], 0) and np.allclose(x.positions[:, 2], 7.5)
         assert not np.allclose(x.cell[:2], base.cell[:2])

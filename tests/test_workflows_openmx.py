@@ -49,7 +49,7 @@ def test_writer_reproduces_reference_inputs(name):
     atoms, _ = input_structure(ref)
     band = [(int(r[0]), [float(x) for x in r[1:4]], [float(x) for x in r[4:7]], r[7], r[8])
             for r in ref.blocks.get("band.kpath", [])]
-    txt = openmx_input_text(atoms, system_name=ref.get("System.Name"), data_path=ref.get("DATA.PATH"),
+    txt = openmx_input_text(atoms, system_name=ref.get("System.Name"), openmx_data=ref.get("DATA.PATH"),
                             kgrid=[int(x) for x in ref.keywords["scf.kgrid"]],
                             spin=ref.get("scf.SpinPolarization").lower(),
                             soc=ref.get("scf.SpinOrbit.Coupling", "off").lower() == "on", band=band or False)
@@ -61,7 +61,7 @@ def test_writer_defaults_kgrid_and_band_path():
     ref = read_openmx_input(INPUTS / "graphene_prim.dat")
     atoms, _ = input_structure(ref)
     assert kgrid_from_density(atoms, 4.0) == (12, 12, 1)
-    txt = openmx_input_text(atoms, system_name="graphene_prim", data_path="../DFT_DATA19", band=True)
+    txt = openmx_input_text(atoms, system_name="graphene_prim", openmx_data="../DFT_DATA19", band=True)
     assert _same_input(ref, parse_openmx_input(txt)) == []
 
 
@@ -112,7 +112,7 @@ def _folders(tmp_path, names):
     out = []
     for n in names:
         f = tmp_path / "runs" / n
-        write_openmx_input(f / f"{n}.dat", as_slab(graphene(a=2.46)), kgrid=(3, 3, 1), data_path="../DFT_DATA19")
+        write_openmx_input(f / f"{n}.dat", as_slab(graphene(a=2.46)), kgrid=(3, 3, 1), openmx_data="../DFT_DATA19")
         out.append(f)
     return out
 

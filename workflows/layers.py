@@ -278,3 +278,30 @@ def as_slab(atoms: Atoms, vacuum: float = DEFAULT_VACUUM) -> Atoms:
         a.positions[:, 2] += c / 2 - (z.max() + z.min()) / 2
     a.pbc = True
     return a
+
+
+def build_or_read(spec) -> Atoms:
+    """A structure from a file (any format :func:`hotham.io.read_structure` reads, OpenMX .dat
+    included) or a built-in layer: ``graphene``, ``hbn`` or an ase.build.mx2 formula (MoS2, WS2,
+    MoSe2, ...), optionally ``NAME:a=LATTICE``; as a slab (:func:`as_slab`)."""
+    from pathlib import Path
+
+    from ase.build import graphene, mx2
+    if isinstance(spec, Atoms):
+        return as_slab(spec)
+    p = Path(spec)
+    if p.is_file():
+        from hotham.io import read_structure
+        return as_slab(read_structure(p))
+    name, _, opt = str(spec).partition(":")
+    kw = {k: float(v) for k, v in (x.split("=") for x in opt.split(",") if x)}
+    low = name.lower()
+    if low == "graphene":
+        return as_slab(graphene(a=kw.get("a", 2.46)))
+    if low == "hbn":
+        return as_slab(graphene("BN", a=kw.get("a", 2.50)))
+    try:
+        layer = mx2(name, **kw)
+    except Exception:
+        raise StructureError(f"{spec!r} is neither a file nor a known layer (graphene, hbn, MoS2, WS2, ...)") from None
+    return as_slab(layer)

@@ -21,7 +21,7 @@ from hotham.errors import BasisError, StructureError
 
 #: Per element: (PAO basis, pseudopotential, valence electrons) of DFT_DATA19 (OpenMX 3.9's
 #: recommended "standard" choices). Valences of the five elements of the reference data (B, C,
-#: N, S, Mo) are those of their VPS files; a VPS file found under the data path always wins.
+#: N, S, Mo) are those of their VPS files; a VPS file found under ``openmx_data`` always wins.
 DEFAULT_SPECIES: dict[str, tuple[str, str, float]] = {
     "H": ("H6.0-s2p1", "H_PBE19", 1.0),
     "Li": ("Li8.0-s3p2", "Li_PBE19", 3.0),
@@ -56,22 +56,40 @@ DEFAULT_SCF: dict[str, str] = {
 }
 
 
-def default_data_path() -> str:
+def default_openmx_data() -> str:
     """DATA.PATH written into inputs: env ``HOTHAM_OPENMX_DATA`` or ``../DFT_DATA19`` (a link
     in the parent of the run folder, as in the reference data)."""
     return os.environ.get("HOTHAM_OPENMX_DATA", "../DFT_DATA19")
 
 
-def vps_valence(data_path, vps: str) -> float | None:
-    """``valence.electron`` of ``<data_path>/VPS/<vps>.vps``, or None if the file is absent."""
-    f = Path(data_path) / "VPS" / f"{vps}.vps"
+def vps_valence(openmx_data, vps: str) -> float | None:
+    """``valence.electron`` of ``<openmx_data>/VPS/<vps>.vps``, or None if the file is absent."""
+    f = Path(openmx_data) / "VPS" / f"{vps}.vps"
     if not f.is_file():
         return None
     m = re.search(r"^\s*valence\.electron\s+([-+0-9.eE]+)", f.read_text(errors="replace"), re.M)
     return float(m.group(1)) if m else None
 
 
-def species_table(symbols, basis: dict | None = None, data_path=None) -> dict[str, tuple[str, str, float]]:
+def species_overrides(basis: dict | None = None, vps: dict | None = None,
+                      valence: dict | None = None) -> dict[str, tuple]:
+    """The per-element overrides :func:`species_table` takes, (PAO, VPS[, valence]), from three
+    maps: element -> basis label (``{"C": "C6.0-s2p2d1"}``), -> pseudopotential (``{"C":
+    "C_PBE19"}``), -> valence electrons. What is not given comes from DEFAULT_SPECIES (the
+    valence also from the VPS file, see :func:`species_table`)."""
+    basis, vps, valence = basis or {}, vps or {}, valence or {}
+    out = {}
+    for sym in dict.fromkeys([*basis, *vps, *valence]):
+        pao, pp = basis.get(sym), vps.get(sym)
+        if (pao is None or pp is None) and sym not in DEFAULT_SPECIES:
+            raise BasisError(f"no default OpenMX basis for {sym}: give both its basis label and its pseudopotential")
+        pao = DEFAULT_SPECIES[sym][0] if pao is None else pao
+        pp = DEFAULT_SPECIES[sym][1] if pp is None else pp
+        out[sym] = (pao, pp) + ((float(valence[sym]),) if sym in valence else ())
+    return out
+
+
+def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[str, tuple[str, str, float]]:
     """(basis, pseudopotential, valence) per element present; ``basis`` overrides per element
     with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0)."""
     basis = basis or {}
@@ -83,11 +101,11 @@ def species_table(symbols, basis: dict | None = None, data_path=None) -> dict[st
         if len(entry) < 2:
             raise BasisError(f"basis for {sym} needs (PAO, VPS[, valence]), got {entry!r}")
         pao, vps = entry[0], entry[1]
-        val = vps_valence(data_path, vps) if data_path else None
+        val = vps_valence(openmx_data, vps) if openmx_data else None
         if val is None:
             val = float(entry[2]) if len(entry) > 2 else (DEFAULT_SPECIES[sym][2] if sym in DEFAULT_SPECIES and DEFAULT_SPECIES[sym][1] == vps else None)
         if val is None:
-            raise BasisError(f"valence of {sym} ({vps}) unknown: give it in the basis tuple or a data path holding VPS/{vps}.vps")
+            raise BasisError(f"valence of {sym} ({vps}) unknown: give it, or an OpenMX data folder holding VPS/{vps}.vps")
         out[sym] = (pao, vps, val)
     return out
 
@@ -122,7 +140,7 @@ def _fmt(x: float) -> str:
 
 
 def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict | None = None,
-                      data_path: str | None = None, kgrid=None, kdensity: float = 4.0, spin: str = "off",
+                      openmx_data: str | None = None, kgrid=None, kdensity: float = 4.0, spin: str = "off",
                       soc: bool = False, band: bool | list = False, band_npoints: int = 20,
                       scf: dict | None = None, extra: dict | None = None, header: str | None = None,
                       valence_lookup_path=None) -> str:
@@ -130,18 +148,20 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
 
     spin: "off", "on" (collinear) or "nc" (non-collinear; implied by ``soc``). band: False,
     True (ase's standard path for the cell) or a list of (n, k1, k2, label1, label2). scf:
-    overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last."""
+    overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last.
+    openmx_data: OpenMX's DFT_DATA19 folder, written as DATA.PATH (default
+    :func:`default_openmx_data`); when absolute, the valences are read from its VPS files."""
     if len(atoms) == 0:
         raise StructureError("no atoms to write")
     if np.linalg.matrix_rank(np.asarray(atoms.cell[:])) < 3:
         raise StructureError("OpenMX needs three cell vectors (add vacuum to slabs, e.g. layers.as_slab)")
-    data_path = default_data_path() if data_path is None else str(data_path)
+    openmx_data = default_openmx_data() if openmx_data is None else str(openmx_data)
     spin = "nc" if soc else str(spin).lower()
     if spin not in ("off", "on", "nc"):
         raise StructureError(f"spin must be off, on or nc, not {spin!r}")
     lookup = valence_lookup_path
     if lookup is None:
-        lookup = data_path if os.path.isabs(data_path) else None
+        lookup = openmx_data if os.path.isabs(openmx_data) else None
     table = species_table(atoms.get_chemical_symbols(), basis, lookup)
     k = tuple(kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
     magmom = atoms.get_initial_magnetic_moments()
@@ -150,7 +170,7 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     kw = lambda key, val: L.append(f"{key:<27s} {val}")  # noqa: E731
     kw("System.CurrrentDirectory", "./")  # OpenMX's own spelling
     kw("System.Name", system_name)
-    kw("DATA.PATH", data_path)
+    kw("DATA.PATH", openmx_data)
     kw("level.of.stdout", "1")
     kw("level.of.fileout", "0")
     kw("HS.fileout", "on")
@@ -217,3 +237,25 @@ def write_openmx_input(path, atoms: Atoms, **kwargs) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
     return path
+
+
+def write_run_folders(structures, out=".", *, name: str | None = None, basis: dict | None = None,
+                      vps: dict | None = None, valence: dict | None = None, **kwargs) -> list[Path]:
+    """One OpenMX run folder ``out/NAME/NAME.dat`` per structure (a file or a layer name, see
+    :func:`.layers.build_or_read`); returns the inputs written.
+
+    NAME is the file's stem, or ``name`` (``name_NNN`` for several structures, NNN the number of
+    entries already in ``out``). ``basis`` / ``vps`` / ``valence``: element -> basis label /
+    pseudopotential / valence electrons (:func:`species_overrides`); ``kwargs`` go to
+    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, soc, band, ...)."""
+    from .layers import build_or_read
+    out = Path(out)
+    species = species_overrides(basis, vps, valence)
+    paths = []
+    for spec in structures:
+        atoms = build_or_read(spec)
+        run = name or Path(spec).stem
+        if len(structures) > 1 and name:
+            run = f"{name}_{len(list(out.glob('*'))):03d}"
+        paths.append(write_openmx_input(out / run / f"{run}.dat", atoms, system_name=run, basis=species, **kwargs))
+    return paths

@@ -1,6 +1,6 @@
 """Perturbed (super)cells for training sets: random thermal-like displacements and strain.
 
-* ``gaussian_perturbations``: every Cartesian coordinate displaced by N(0, sigma^2) (Angstrom),
+* ``gaussian_perturbations``: every Cartesian coordinate displaced by N(0, displacement^2) (Angstrom),
   the plain fallback; with ``numpy.random.default_rng(seed)`` and the draws made structure by
   structure (3 numbers per atom in atom order, then the strain) it reproduces the reference
   graphene_mono_2x2 set.
@@ -55,17 +55,18 @@ def apply_strain(atoms: Atoms, eps: np.ndarray) -> Atoms:
     return out
 
 
-def gaussian_perturbations(atoms: Atoms, n: int, *, sigma: float = 0.05, strain: float = 0.0, seed: int = 0,
+def gaussian_perturbations(atoms: Atoms, n: int, *, displacement: float = 0.05, strain: float = 0.0, seed: int = 0,
                            wrap: bool = True) -> list[Atoms]:
-    """``n`` copies of ``atoms`` with Gaussian displacements (sigma in Angstrom per Cartesian
-    coordinate) and optional random strain; displacements in ``arrays["displacements"]``."""
-    if sigma < 0 or strain < 0:
-        raise StructureError("sigma and strain must be >= 0")
+    """``n`` copies of ``atoms`` with Gaussian displacements (``displacement``: their standard
+    deviation in Angstrom per Cartesian coordinate) and optional random strain; displacements in
+    ``arrays["displacements"]``."""
+    if displacement < 0 or strain < 0:
+        raise StructureError("displacement and strain must be >= 0")
     rng = np.random.default_rng(seed)
     slab = is_slab(atoms)
     out = []
     for k in range(int(n)):
-        u = rng.normal(0.0, sigma, (len(atoms), 3))
+        u = rng.normal(0.0, displacement, (len(atoms), 3))
         s = atoms.copy()
         s.positions = s.positions + u
         if strain > 0:
@@ -73,7 +74,7 @@ def gaussian_perturbations(atoms: Atoms, n: int, *, sigma: float = 0.05, strain:
         if wrap:
             wrap_in_plane(s)
         s.set_array("displacements", u)
-        s.info.update({"index": k, "seed": seed, "sigma": sigma, "strain_sigma": strain})
+        s.info.update({"index": k, "seed": seed, "displacement": displacement, "strain_sigma": strain})
         out.append(s)
     return out
 

@@ -72,6 +72,39 @@ def is_done(folder) -> bool:
     return st.get("status") == "converged" and (folder / f"{st.get('name', '')}.scfout").is_file()
 
 
+def find_run_folders(paths) -> list[Path]:
+    """Run folders: each path is a folder holding a .dat, or a parent of such folders."""
+    out = []
+    for p in map(Path, paths):
+        if any(p.glob("*.dat")):
+            out.append(p)
+        else:
+            out += sorted(q.parent for q in p.glob("*/*.dat"))
+    if not out:
+        raise HothamError(f"no OpenMX run folders (folders holding a .dat) under {', '.join(map(str, paths))}")
+    return out
+
+
+def collect_runs(paths, out_path):
+    """Build a hotham data set (:func:`hotham.dataset.build_dataset`) at ``out_path`` from the
+    converged runs among the run folders under ``paths``: those whose run.json says converged
+    (or that have none) and that hold a .scfout. Returns (DatasetReport, [(folder, status) of
+    the folders left out])."""
+    ok, left_out = [], []
+    for f in find_run_folders(paths):
+        rec = f / "run.json"
+        st = json.loads(rec.read_text()).get("status") if rec.is_file() else None
+        if st in ("converged", None) and any(f.glob("*.scfout*")):
+            ok.append(f)
+        else:
+            left_out.append((f, st))
+    if not ok:
+        raise HothamError("no converged OpenMX runs to collect"
+                          + "".join(f"; {f}: status {st}" for f, st in left_out))
+    from hotham.dataset import build_dataset
+    return build_dataset([str(f) for f in ok], out_path, progress=False), left_out
+
+
 def _record(folder: Path, res: RunResult) -> None:
     from hotham.files import atomic_path
     with atomic_path(folder / "run.json") as tmp:

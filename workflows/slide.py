@@ -3,7 +3,7 @@ training sets for twisted systems (a large-angle moire is locally a slid bilayer
 
 Random draws use ``numpy.random.default_rng(seed)`` in structure order; for each structure:
 the slide (u, v) ~ U[0, 1)^2 of every moving layer, then the interlayer distance(s) d ~ U[lo, hi]
-of every gap, then the Gaussian noise (3 numbers per atom, atom order). This is the order of
+of every gap, then the Gaussian displacements (3 numbers per atom, atom order). This is the order of
 the reference data sets (bilayer_graphene_slid_*), which these functions reproduce.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def set_layers(atoms: Atoms, shifts: dict, gaps=None, *, tags=None) -> Atoms:
 
 
 def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=None, distance=None,
-                    sigma: float = 0.0, seed: int = 0, slide_cell=None, wrap: bool = True) -> list[Atoms]:
+                    displacement: float = 0.0, seed: int = 0, slide_cell=None, wrap: bool = True) -> list[Atoms]:
     """Structures of ``atoms`` (a multilayer, tags = layers) with layers slid rigidly.
 
     n: number of random structures (slides uniform over ``slide_cell``), or grid=(nu, nv): the
@@ -74,7 +74,8 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
     moving: layers to slide (default: every layer but the bottom one).
     distance: None (keep), a number, (lo, hi) drawn uniformly per gap, or in grid mode a list
         of values combined with every grid point.
-    sigma: Gaussian noise (Angstrom, per Cartesian coordinate) added after sliding.
+    displacement: standard deviation (Angstrom, per Cartesian coordinate) of Gaussian
+        displacements added after sliding.
     slide_cell: [2, 3] in-plane vectors the slide fractions refer to (default: atoms' cell;
         pass the primitive cell for supercells).
     Each structure's ``info`` holds slide_frac, slide_cart, d (the gaps) and the displacements."""
@@ -105,13 +106,14 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
                 d = [float(rng.uniform(lo, hi)) for _ in range(nl - 1)]
             plan.append((uv, d))
             # noise is drawn inside the loop below to keep the reference order
-            plan[-1] = plan[-1] + (rng.normal(0.0, sigma, (len(atoms), 3)) if sigma > 0 else None,)
+            plan[-1] = plan[-1] + (rng.normal(0.0, displacement, (len(atoms), 3)) if displacement > 0 else None,)
     else:
         raise StructureError("give n (random slides) or grid=(nu, nv)")
     out = []
     for item in plan:
         uv, d = item[0], item[1]
-        noise = item[2] if len(item) > 2 else (rng.normal(0.0, sigma, (len(atoms), 3)) if sigma > 0 else None)
+        noise = item[2] if len(item) > 2 else (rng.normal(0.0, displacement, (len(atoms), 3))
+                                               if displacement > 0 else None)
         shifts = {k: np.append(np.asarray(f) @ cell2[:, :2], 0.0) for k, f in zip(moving, uv)}
         s = set_layers(atoms, shifts, d, tags=tags)
         if noise is not None:
@@ -120,7 +122,7 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
             wrap_in_plane(s)
         s.info.update({"slide_frac": [list(map(float, f)) for f in uv],
                        "slide_cart": [shifts[k].tolist() for k in moving], "moving_layers": moving,
-                       "d": d, "sigma": sigma, "seed": seed})
+                       "d": d, "displacement": displacement, "seed": seed})
         s.set_array("displacements", noise if noise is not None else np.zeros((len(atoms), 3)))
         out.append(s)
     return out

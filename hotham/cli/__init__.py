@@ -6,17 +6,17 @@ code or None). Adding a command is adding a module here.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 import sys
 
 from ..errors import HothamError
+from .options import CommandParser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     from .. import __version__
-    parser = argparse.ArgumentParser(prog="hotham", description="Learned Kohn-Sham Hamiltonians from OpenMX data.")
+    parser = CommandParser(prog="hotham", description="Learned Kohn-Sham Hamiltonians from OpenMX data.")
     parser.add_argument("--version", action="version", version=f"hotham {__version__}")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="threads for torch and BLAS (default: $OMP_NUM_THREADS, $SLURM_CPUS_PER_TASK, "

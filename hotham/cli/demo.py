@@ -1,94 +1,34 @@
-"""``hotham demo``: the main job end to end on the shipped data.
-
-1. build a data set from the slid AB-bilayer graphene cells in ``data/`` (DeepH layout, OpenMX);
-2. train a small Hot-Ham model on them (CPU minutes; CUDA when present);
-3. report block errors on the held-out cells;
-4. predict H of the 28-atom twisted bilayer (21.79 deg), a structure the model never saw, and
-   compare its bands with OpenMX's own ``.Band`` file on the same k-points.
-"""
+"""``hotham demo``: train on the shipped slid bilayers, predict twisted bilayer graphene (hotham.demo)."""
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
+from .options import add_model_options, defaults_from, later, model_kwargs
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data"
+
+def _options(parser) -> None:
+    from ..demo import DEMO_MODEL, DEMO_TRAINING
+    from ..nn.model import HotHamConfig
+    from ..train import TrainConfig
+    add_model_options(parser, TrainConfig, title="training", defaults=DEMO_TRAINING, exclude=("target",))
+    add_model_options(parser, HotHamConfig, title="model",
+                      defaults={**DEMO_MODEL, "r_cut": "just above the longest block"})
 
 
 def register(subparsers) -> None:
+    from .. import demo
     p = subparsers.add_parser("demo", help="train on slid bilayers, predict twisted bilayer graphene, compare bands",
-                              description=__doc__.split("\n", 1)[1])
-    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder with bilayer_graphene_slid_1x1/ and tbg_21.79/")
-    p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--max-minutes", type=float, default=6.0, help="training wall-time limit")
-    p.add_argument("--lmax", type=int, default=4)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=run_demo)
+                              description=demo.__doc__.split("\n", 1)[1])
+    p.add_argument("--out", help="output folder (default %(default)s)")
+    p.add_argument("--data", help="folder with bilayer_graphene_slid_1x1/ and tbg_21.79/ (default: the shipped data/)")
+    defaults_from(p, demo.run_demo)
+    later(p, _options)
+    p.set_defaults(func=_run)
 
 
-def run_demo(args) -> int:
-    from matplotlib.figure import Figure
-
-    from .. import io
-    from ..dataset import build_dataset
-    from ..electronic.compare import band_file_deviation, compare_bands, openmx_bands
-    from ..electronic.fermi import electron_count, find_fermi_level
-    from ..electronic.plot import plot_band_comparison, save_figure
-    from ..electronic.solve import eigenvalues
-    from ..metrics import block_errors, format_report
-    from ..prediction import predict
-    from ..train import TrainConfig, train
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = Path(args.data)
-    t0 = time.time()
-    say = lambda s: print(s, flush=True)
-
-    say(f"== 1. data set from {data / 'bilayer_graphene_slid_1x1'}")
-    rep = build_dataset([data / "bilayer_graphene_slid_1x1"], out / "set.h5", split=(0.75, 0.25, 0.0), seed=0,
-                        progress=False)
-    say(rep.summary())
-
-    say(f"\n== 2. training (at most {args.epochs} epochs / {args.max_minutes} min)")
-    result = train(out / "set.h5", out / "model.pt",
-                   model={"lmax": args.lmax, "channels": args.channels, "layers": args.layers},
-                   config=TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, device=args.device,
-                                      lr=5e-3, lr_patience=8), log=say, force=True)
-
-    say("\n== 3. held-out slid bilayers")
-    say(format_report(result["val"], "H (val)"))
-
-    say("\n== 4. twisted bilayer graphene 21.79 deg (28 atoms, never seen in training)")
-    dft = io.read(data / "tbg_21.79")
-    pred = predict(out / "model.pt", dft, device=args.device, fermi_level=False)
-    blocks = block_errors(pred, dft)
-    say(format_report(blocks, "H (tbg_21.79)"))
-    band_file = data / "tbg_21.79" / "tbg_21.79.Band"
-    kp = openmx_bands(dft.atoms, band_file)[0]
-    e_dft = eigenvalues(dft, kp.kpts)
-    e_model = eigenvalues(pred, kp.kpts)
-    # DeepH-pack stored eV with its own Hartree constant (27.2113845): agreement to ~1e-5 eV
-    parsed_vs_openmx = band_file_deviation(dft, band_file)["max_abs_eV"]
-    say(f"DFT blocks vs OpenMX .Band: max |dE| = {parsed_vs_openmx:.2e} eV over all {e_dft.shape[1]} bands")
-    # each side's own Fermi level from the electron count on a 6x6 mesh (no DFT input for the model)
-    n_el = electron_count(dft)
-    ef_dft, ef_model = (find_fermi_level(o, (6, 6, 1)) for o in (dft, pred))
-    say(f"Fermi level ({n_el:.0f} electrons, 6x6 mesh): DFT {ef_dft:.4f} eV, model {ef_model:.4f} eV")
-    cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,
-                        special_x=kp.special_x, labels=kp.labels)
-    say("model vs DFT bands (each at its own E_F): " + cmp.summary())
-    fig = Figure(figsize=(5, 4.5), layout="tight")
-    plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
-    save_figure(fig, out / "tbg_bands.png")
-    summary = {"val_block_mae_meV": result["val"]["all"]["mae"], "tbg_block_mae_meV": blocks["all"]["mae"],
-               "tbg_band_mae_meV_within_2eV": cmp.mae_meV, "tbg_band_max_meV_within_2eV": cmp.max_meV,
-               "fermi_level_dft_eV": ef_dft, "fermi_level_model_eV": ef_model,
-               "dft_vs_openmx_band_max_eV": parsed_vs_openmx,
-               "parameters": result["parameters"], "epochs": len(result["history"]), "wall_s": time.time() - t0}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    say(f"\nwrote {out}/set.h5, model.pt, tbg_bands.png, summary.json in {summary['wall_s']:.0f} s")
+def _run(args) -> int:
+    from ..demo import run_demo
+    from ..nn.model import HotHamConfig
+    from ..train import TrainConfig
+    s = run_demo(args.out, args.data, model=model_kwargs(args, HotHamConfig), training=model_kwargs(args, TrainConfig),
+                 log=lambda line: print(line, flush=True))
+    print(f"\nwrote {args.out}/set.h5, model.pt, tbg_bands.png, summary.json in {s['wall_s']:.0f} s", flush=True)
     return 0

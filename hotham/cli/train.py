@@ -4,6 +4,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .options import add_model_options, add_openmx_data_option, later, model_kwargs
+
+
+def _options(parser) -> None:
+    from ..nn.model import HotHamConfig
+    from ..train import TrainConfig
+    add_model_options(parser, TrainConfig, title="training")
+    add_model_options(parser, HotHamConfig, title="model",
+                      defaults={"r_cut": "just above the longest block of the data set"})
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a Hot-Ham model on a data set",
@@ -11,19 +21,7 @@ def register(subparsers) -> None:
                                           "the best model on the val split is written to -o.")
     p.add_argument("dataset", help="hotham data set (.h5)")
     p.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
-    p.add_argument("--target", choices=["H", "S"], default="H", help="learn H (default) or the overlap S")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--batch-size", type=int, default=1, help="structures per step")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lmax", type=int, default=None, help="L of the hidden irreps (default 4)")
-    p.add_argument("--channels", type=int, default=None)
-    p.add_argument("--layers", type=int, default=None)
-    p.add_argument("--conv", choices=["gaunt", "e3nn"], default=None, help="Gaunt (Hot-Ham) or e3nn CG baseline")
-    p.add_argument("--gaunt-method", choices=["fourier", "grid"], default=None)
+    later(p, _options)
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser("evaluate", help="block errors (meV) of a model on a data set split")
@@ -42,42 +40,35 @@ def register(subparsers) -> None:
     q.add_argument("-o", "--output", required=True, help="hotham HDF5 block file to write")
     q.add_argument("--overlap-model", default=None, help="checkpoint of an S model (hotham train --target S) "
                                                          "instead of PAO overlaps for plain structures")
-    q.add_argument("--openmx-data", default=None, help="DFT_DATA19 folder (default: $HOTHAM_OPENMX_DATA)")
-    q.add_argument("--device", default="auto")
+    add_openmx_data_option(q)
+    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     q.set_defaults(func=_predict)
 
 
 def _train(args) -> int:
-    from ..train import TrainConfig, train
-    model = {k: v for k, v in (("lmax", args.lmax), ("channels", args.channels), ("layers", args.layers),
-                               ("conv", args.conv), ("gaunt_method", args.gaunt_method)) if v is not None}
-    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_minutes=args.max_minutes,
-                      device=args.device, dtype=args.dtype, seed=args.seed, target=args.target)
-    result = train(args.dataset, args.output, model=model, config=cfg)
     from ..metrics import format_report
-    print(format_report(result["val"], f"{args.target} on val"))
+    from ..nn.model import HotHamConfig
+    from ..train import TrainConfig, train
+    cfg = TrainConfig(**model_kwargs(args, TrainConfig))
+    result = train(args.dataset, args.output, model=model_kwargs(args, HotHamConfig), config=cfg)
+    print(format_report(result["val"], f"{cfg.target} on val"))
     if result["test"]:
-        print(format_report(result["test"], f"{args.target} on test"))
+        print(format_report(result["test"], f"{cfg.target} on test"))
     print(f"wrote {args.output} and {args.output}.json")
     return 0
 
 
 def _evaluate(args) -> int:
-    from ..dataset import Dataset
     from ..metrics import format_report
-    from ..checkpoint import load_predictor
-    from ..train import evaluate
-    pred = load_predictor(args.model)
-    ds = Dataset(args.dataset)
-    names = ds.names if args.split == "all" else ds.split(args.split)
-    if not names:
+    from ..train import evaluate_split
+    ev = evaluate_split(args.model, args.dataset, args.split)
+    if ev["report"] is None:
         print(f"split {args.split!r} of {args.dataset} is empty")
         return 1
-    rep = evaluate(pred, [ds[n] for n in names])
-    print(f"{len(names)} structures ({args.split})")
-    print(format_report(rep, pred.target))
+    print(f"{len(ev['structures'])} structures ({args.split})")
+    print(format_report(ev["report"], ev["target"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=1))
+        Path(args.json).write_text(json.dumps(ev["report"], indent=1))
     return 0
 
 

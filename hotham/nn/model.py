@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 from e3nn import o3
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from .. import so3
@@ -48,17 +48,17 @@ class HotHamConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    species: dict[str, tuple[int, ...]] = {"C": (0, 0, 1, 1, 2)}
-    lmax: int = 4
-    channels: int = 32
-    layers: int = 3
-    conv: Literal["gaunt", "e3nn"] = "gaunt"
-    gaunt_method: Literal["fourier", "grid"] = "grid"  # faster on CPU at L = 4 (benchmarks/tensor_product.py)
-    radial_basis: Literal["chebyshev", "bessel", "gaussian"] = "chebyshev"
-    n_radial: int = 16
-    r_cut: float = 12.0
-    hidden: int = 64
-    output_scale: float = 1.0
+    species: dict[str, tuple[int, ...]] = Field({"C": (0, 0, 1, 1, 2)}, description="element -> shell l's")
+    lmax: int = Field(4, description="L of the hidden irreps l = 0..L")
+    channels: int = Field(32, description="channels per irrep")
+    layers: int = Field(3, description="Gaunt/e3nn layers before the SO(2) layer")
+    conv: Literal["gaunt", "e3nn"] = Field("gaunt", description="message tensor product: Gaunt or e3nn CG")
+    gaunt_method: Literal["fourier", "grid"] = Field("grid", description="Gaunt product form (grid: faster on CPU at L = 4)")
+    radial_basis: Literal["chebyshev", "bessel", "gaussian"] = Field("chebyshev", description="edge-length basis")
+    n_radial: int = Field(16, description="size of the radial basis")
+    r_cut: float = Field(12.0, description="radial cutoff, Angstrom")
+    hidden: int = Field(64, description="width of the species and radial MLPs")
+    output_scale: float = Field(1.0, description="eV per unit network output")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod

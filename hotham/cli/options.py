@@ -1,0 +1,155 @@
+"""Options shared by the commands, each defined once.
+
+* :func:`add_model_options` / :func:`model_kwargs`: one ``--field-name`` option per field of a
+  pydantic model (HotHamConfig, TrainConfig); the defaults stay in the model.
+* :func:`defaults_from` / :func:`kwargs_for`: options whose defaults are those of the library
+  function they are passed to.
+* ``--basis EL=LABEL [EL=LABEL ...]`` (:func:`add_basis_option`, :func:`parse_basis`) and the
+  other element maps (``--vps EL=NAME``, ``--valence EL=N``: :func:`element_map`).
+* ``--openmx-data DIR`` (:func:`add_openmx_data_option`), OpenMX's DFT_DATA19 folder.
+* :class:`CommandParser` / :func:`later`: options added when their command is used, so that
+  ``hotham --help`` or a structure command does not import torch for the model options.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import types
+import typing
+
+from ..errors import BasisError
+
+OPENMX_DATA_HELP = "OpenMX's DFT_DATA19 folder (default: $HOTHAM_OPENMX_DATA)"
+#: input writers write the folder into the .dat files as DATA.PATH
+OPENMX_DATA_INPUT_HELP = ("OpenMX's DFT_DATA19 folder, written as DATA.PATH of OpenMX inputs (default: "
+                          "$HOTHAM_OPENMX_DATA, else ../DFT_DATA19)")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """ArgumentParser (and, through add_subparsers, its subcommands) that runs the builders given
+    to :func:`later` the first time it parses or formats its help."""
+
+    def _build(self) -> None:
+        for build in self.__dict__.pop("_later", []):
+            build(self)
+
+    def parse_known_args(self, *args, **kwargs):
+        self._build()
+        return super().parse_known_args(*args, **kwargs)
+
+    def _parse_known_args(self, *args, **kwargs):
+        self._build()
+        return super()._parse_known_args(*args, **kwargs)
+
+    def format_usage(self):
+        self._build()
+        return super().format_usage()
+
+    def format_help(self):
+        self._build()
+        return super().format_help()
+
+
+def later(parser, build) -> None:
+    """``build(parser)`` when ``parser`` is first used (a :class:`CommandParser`), else now."""
+    if isinstance(parser, CommandParser):
+        parser.__dict__.setdefault("_later", []).append(build)
+    else:
+        build(parser)
+
+
+def _option_type(annotation):
+    """(type, choices) of a field annotation; (None, None) for a field that is not one value."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _option_type(args[0]) if len(args) == 1 else (None, None)
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        return type(choices[0]), list(choices)
+    if annotation in (int, float, str, bool):
+        return annotation, None
+    return None, None
+
+
+def add_model_options(parser, model, *, exclude=(), defaults: dict | None = None,
+                      title: str | None = None) -> list[str]:
+    """Add an option ``--field-name`` for each field of the pydantic ``model`` that holds one
+    value (int, float, str, bool, a Literal of choices, or one of them or None), but ``exclude``.
+
+    Type and choices come from the annotation, the help from the field's description and its
+    default (``defaults`` replaces the default shown, for a command that changes it). Every option
+    defaults to None: :func:`model_kwargs` returns only the fields given. Returns the names added.
+    """
+    group = parser.add_argument_group(title) if title else parser
+    shown = {**{k: f.default for k, f in model.model_fields.items()}, **(defaults or {})}
+    added = []
+    for name, f in model.model_fields.items():
+        kind, choices = _option_type(f.annotation)
+        if name in exclude or kind is None:
+            continue
+        text = (f.description or "").replace("%", "%%")
+        if shown[name] is not None:
+            text += f" (default {shown[name]})"
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, dest=name, type=kind, choices=choices, default=None, help=text)
+        added.append(name)
+    return added
+
+
+def model_kwargs(args, model) -> dict:
+    """The fields of ``model`` given on the command line, as keyword arguments."""
+    return {k: getattr(args, k) for k in model.model_fields if getattr(args, k, None) is not None}
+
+
+def _keywords(func) -> dict:
+    return {n: p for n, p in inspect.signature(func).parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def defaults_from(parser, func) -> None:
+    """Set the default of each option of ``parser`` named like a parameter of ``func`` to that
+    parameter's default (shown by ``%(default)s`` in the help)."""
+    dests = {a.dest for a in parser._actions}
+    parser.set_defaults(**{n: p.default for n, p in _keywords(func).items()
+                           if n in dests and p.default is not inspect.Parameter.empty})
+
+
+def kwargs_for(func, args, *, skip=()) -> dict:
+    """The parsed options named like parameters of ``func`` (but ``skip``), as keyword arguments."""
+    names = set(_keywords(func)) - set(skip)
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def element_map(items, option: str, form: str, example: str, convert=str) -> dict:
+    """``["C=x", "Mo=y"]`` -> ``{"C": convert("x"), "Mo": convert("y")}``. An item that is not
+    ``form`` (e.g. EL=LABEL, one per argument) raises BasisError naming ``option`` and ``example``."""
+    out = {}
+    for item in items or []:
+        el, sep, value = item.partition("=")
+        el, value = el.strip(), value.strip()
+        if not sep or not el or not value or "," in value:
+            raise BasisError(f"{option} expects {form} items separated by spaces, e.g. {option} {example}; "
+                             f"got {item!r}")
+        try:
+            out[el] = convert(value)
+        except ValueError:
+            raise BasisError(f"{option} {item!r}: {value!r} is not a {convert.__name__}") from None
+    return out
+
+
+def add_basis_option(parser, help: str) -> None:
+    """``--basis EL=LABEL [EL=LABEL ...]`` (repeatable), OpenMX basis labels per element."""
+    parser.add_argument("--basis", nargs="+", action="extend", metavar="EL=LABEL", help=help)
+
+
+def parse_basis(items) -> dict[str, str]:
+    """Parsed ``--basis``: element -> OpenMX basis label."""
+    return element_map(items, "--basis", "EL=LABEL", "C=C6.0-s2p2d1 Mo=Mo7.0-s3p2d2")
+
+
+def add_openmx_data_option(parser, help: str = OPENMX_DATA_HELP) -> None:
+    parser.add_argument("--openmx-data", metavar="DIR", default=None, help=help)

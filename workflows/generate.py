@@ -1,0 +1,133 @@
+"""Training structures from a layer name or a structure file, and writing them out: the jobs of
+``hotham structure perturb|slide|twist|hetero``.
+
+``structure`` arguments are what :func:`.layers.build_or_read` takes: a file (any ase format,
+OpenMX .dat) or a built-in layer name (graphene, hbn, MoS2, ... optionally ``NAME:a=LATTICE``).
+The generators behind them are :mod:`.perturb`, :mod:`.slide`, :mod:`.twist` and :mod:`.hetero`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .layers import DEFAULT_INTERLAYER, as_slab, build_or_read
+
+
+def generate_perturbed(structure, n: int = 10, *, method: str = "gaussian", supercell=(1, 1, 1),
+                       displacement: float = 0.05, distance: float = 0.03, temperature: float | None = None,
+                       force_constants=None, strain: float = 0.0, seed: int = 0) -> list[Atoms]:
+    """``n`` randomly displaced (and strained) copies of a (super)cell of ``structure``.
+
+    method "gaussian": :func:`.perturb.gaussian_perturbations` of the supercell, ``displacement``
+    the standard deviation (Angstrom) per coordinate; "phonopy":
+    :func:`.perturb.phonopy_perturbations` at ``distance`` (Angstrom), or sampled at
+    ``temperature`` (K) from ``force_constants``. ``strain``: standard deviation of the random
+    strain entries."""
+    from .perturb import gaussian_perturbations, phonopy_perturbations
+    atoms = build_or_read(structure)
+    sc = [int(x) for x in supercell]
+    if method == "gaussian":
+        atoms = atoms.repeat(sc) if sc != [1, 1, 1] else atoms
+        return gaussian_perturbations(atoms, n, displacement=displacement, strain=strain, seed=seed)
+    return phonopy_perturbations(atoms, n, supercell=sc, distance=distance, temperature=temperature,
+                                 force_constants=force_constants, strain=strain, seed=seed)
+
+
+def generate_slid(structure, n: int = 10, *, grid=None, distance=(3.25, 3.45), stacking: str = "AB",
+                  supercell=(1, 1), cell_height: float | None = None, displacement: float = 0.0,
+                  seed: int = 0) -> list[Atoms]:
+    """Bilayers of the layer ``structure`` with the top layer slid rigidly
+    (:func:`.slide.slid_structures`): ``n`` random slides, or a regular ``grid`` (NU, NV).
+
+    distance: interlayer distance(s), Angstrom: (LO, HI) drawn uniformly per structure, one
+    value, or in grid mode the values combined with every grid point. The untwisted bilayer is
+    built at their mean with ``stacking``, repeated ``supercell`` in-plane; slides are fractions
+    of the primitive cell. ``displacement``: standard deviation (Angstrom) of Gaussian
+    displacements added after sliding."""
+    from .slide import bilayer, slid_structures
+    layer = build_or_read(structure)
+    distance = [float(d) for d in np.atleast_1d(distance)]
+    base = bilayer(layer, stacking=stacking, interlayer=float(np.mean(distance)), supercell=supercell,
+                   cell_height=cell_height)
+    if grid:
+        return slid_structures(base, grid=grid, distance=distance, displacement=displacement, seed=seed,
+                               slide_cell=layer.cell[:2])
+    return slid_structures(base, n=n, distance=distance[0] if len(distance) == 1 else tuple(distance),
+                           displacement=displacement, seed=seed, slide_cell=layer.cell[:2])
+
+
+def generate_twisted(structure, m: int = 1, n: int = 2, *, layers: str = "01", stacking: str | None = None,
+                     interlayer: float = DEFAULT_INTERLAYER) -> Atoms:
+    """The (m, n) commensurate twisted multilayer of the layer ``structure``
+    (:func:`.twist.twisted_multilayer`). ``layers``: one rotation flag per layer, bottom first
+    ("01" bilayer, "010" trilayer, "0011" double bilayer); ``stacking``: comma-separated stacking
+    per layer (AA, AB, BA; default AA for all)."""
+    from .twist import twisted_multilayer
+    rotated = [c == "1" for c in layers]
+    st = stacking.split(",") if stacking else ["AA"] * len(rotated)
+    return twisted_multilayer(build_or_read(structure), m, n, rotated=rotated, stacking=st, interlayer=interlayer)
+
+
+def twist_angles(structure, max_atoms: int, *, layers: str = "01") -> list[dict]:
+    """Commensurate twist angles of ``len(layers)`` layers of ``structure`` up to ``max_atoms``
+    atoms (:func:`.twist.commensurate_angles`)."""
+    from .twist import commensurate_angles
+    return commensurate_angles(max_atoms, atoms_per_cell=len(build_or_read(structure)), n_layers=len(layers))
+
+
+def generate_hetero(bottom, top, **options):
+    """The heterobilayer of ``top`` on ``bottom`` (layer names or files): (ase.Atoms, HeteroMatch)
+    of :func:`.hetero.heterostructure`, which takes ``options`` (twist_range, max_strain, ...)."""
+    from .hetero import heterostructure
+    return heterostructure(build_or_read(bottom), build_or_read(top), **options)
+
+
+def write_structures(structures, out, *, kdensity: float = 4.0, openmx_data=None) -> list[str]:
+    """Write structures by the extension of ``out`` (any format ase writes; ``.dat``: an OpenMX
+    input with a ``kdensity`` k grid and DATA.PATH ``openmx_data``, see
+    :func:`.openmx_input.openmx_input_text`), and a manifest of each one's ``info`` (slides,
+    distances, twist, strain, seeds). Returns the paths written.
+
+    One structure goes to ``out``. Several go to ``out`` with a 3-digit index before the
+    extension (manifest ``<stem>_manifest.json``) or, when ``out`` has no extension, to
+    ``out/NNN/openmx.dat`` (manifest ``out/manifest.json``)."""
+    import ase.io
+
+    from .openmx_input import write_openmx_input
+    out = Path(out)
+    paths = []
+    for k, a in enumerate(structures):
+        if len(structures) == 1:
+            p = out
+        elif out.suffix:
+            p = out.with_name(f"{out.stem}_{k:03d}{out.suffix}")
+        else:
+            p = out / f"{k:03d}" / "openmx.dat"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        a = as_slab(a)
+        if p.suffix == ".dat":
+            write_openmx_input(p, a, kdensity=kdensity, openmx_data=openmx_data)
+        else:
+            b = a.copy()
+            b.info = {}
+            for key in list(b.arrays):
+                if key not in ("numbers", "positions"):
+                    del b.arrays[key]
+            ase.io.write(p, b)
+        paths.append(str(p))
+    manifest = out.with_name(out.stem + "_manifest.json") if out.suffix else out / "manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    info = [{"file": p, **{k: _plain(v) for k, v in a.info.items()}} for p, a in zip(paths, structures)]
+    manifest.write_text(json.dumps(info, indent=1))
+    return paths
+
+
+def _plain(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
