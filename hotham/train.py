@@ -262,7 +262,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             log(f"stopping: {cfg.max_minutes} minute limit reached" + (" inside the epoch" if out_of_time else ""))
             break
     if best_state is None:
-        raise TrainingError(f"{last_path}: already trained for {first_epoch - 1} epochs; give more epochs to resume")
+        raise TrainingError(f"no epoch was trained (epochs = {cfg.epochs})")
     net.load_state_dict(best_state)
     pred = Predictor(net, baseline, which, info)
     result = {"history": history, "parameters": net.n_parameters,

@@ -250,3 +250,16 @@ def test_resume_after_sigkill_gives_the_weights_of_an_uninterrupted_run(tmp_path
     with pytest.raises(HothamError, match="batch_size"):
         train(tmp_path / "set.h5", b, model=dict(lmax=2, channels=4, layers=1, hidden=16, n_radial=8),
               config=TrainConfig(epochs=9, lr=1e-2, batch_size=1, lr_patience=1), log=lambda s: None, resume=True)
+
+
+def test_cli_train_refuses_an_existing_output_and_resumes(dataset, tmp_path, capsys):
+    from hotham.cli import main
+    out = tmp_path / "m.pt"
+    args = ["train", str(dataset), "-o", str(out), "--epochs", "2", "--lmax", "2", "--channels", "4", "--layers", "1",
+            "--quiet"]
+    assert main(args) == 0
+    assert main(args) == 2 and "refusing to overwrite" in capsys.readouterr().err
+    more = args[:5] + ["3"] + args[6:]                             # --epochs 3
+    assert main(more + ["--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert main(args + ["--force"]) == 0

@@ -21,6 +21,11 @@ def register(subparsers) -> None:
                                           "the best model on the val split is written to -o.")
     p.add_argument("dataset", help="hotham data set (.h5)")
     p.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run of -o from its last finished epoch (OUTPUT.last.pt)")
+    again.add_argument("--force", action="store_true", help="overwrite an existing -o")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     later(p, _options)
     p.set_defaults(func=_train)
 
@@ -42,6 +47,7 @@ def register(subparsers) -> None:
                                                          "instead of PAO overlaps for plain structures")
     add_openmx_data_option(q)
     q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
+    q.add_argument("--quiet", action="store_true", help="no progress report on stderr")
     q.set_defaults(func=_predict)
 
 
@@ -50,7 +56,8 @@ def _train(args) -> int:
     from ..nn.model import HotHamConfig
     from ..train import TrainConfig, train
     cfg = TrainConfig(**model_kwargs(args, TrainConfig))
-    result = train(args.dataset, args.output, model=model_kwargs(args, HotHamConfig), config=cfg)
+    result = train(args.dataset, args.output, model=model_kwargs(args, HotHamConfig), config=cfg, force=args.force,
+                   resume=args.resume, progress=not args.quiet)
     print(format_report(result["val"], f"{cfg.target} on val"))
     if result["test"]:
         print(format_report(result["test"], f"{cfg.target} on test"))
@@ -68,7 +75,9 @@ def _evaluate(args) -> int:
     print(f"{len(ev['structures'])} structures ({args.split})")
     print(format_report(ev["report"], ev["target"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(ev["report"], indent=1))
+        from ..files import atomic_path
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(ev["report"], indent=1))
     return 0
 
 
@@ -76,7 +85,7 @@ def _predict(args) -> int:
     from .. import io
     from ..prediction import predict
     op = predict(args.model, args.input, overlap_model=args.overlap_model, openmx_data=args.openmx_data,
-                 device=args.device)
+                 device=args.device, progress=not args.quiet)
     io.write(args.output, op)
     print(f"{op}\nwrote {args.output}")
     return 0
