@@ -28,7 +28,6 @@ edges and scaled linearly in E (all these products are independent per edge); su
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys

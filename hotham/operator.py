@@ -194,12 +194,13 @@ class BlockOperator:
         return (self.spin_factor ** 2 * self.nnz,)
 
     # ------------------------------------------------------------------ blocks
-    def h_block(self, e: int, spin: int = 0) -> np.ndarray:
-        """View of the H block of edge e: (n_i, n_j), or (2 n_i, 2 n_j) for soc."""
+    def h_block(self, e: int, channel: int = 0) -> np.ndarray:
+        """View of the H block of edge e: (n_i, n_j), or (2 n_i, 2 n_j) for soc; ``channel``
+        0 (up) or 1 (down) for collinear spin."""
         ni, nj = self.block_shapes[e]
         if self.spin == "soc":
             return self.H[4 * self.offsets[e]:4 * self.offsets[e + 1]].reshape(2 * ni, 2 * nj)
-        h = self.H[spin] if self.spin == "collinear" else self.H
+        h = self.H[channel] if self.spin == "collinear" else self.H
         return h[self.offsets[e]:self.offsets[e + 1]].reshape(ni, nj)
 
     def s_block(self, e: int) -> np.ndarray:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from e3nn import o3
 
-from .basis import Basis
 
 # (x, y, z) -> (y, z, x): the internal SH of a vector r are e3nn's of P r.
 _PERM = [1, 2, 0]

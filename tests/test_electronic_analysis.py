@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 import hotham.io as hio
 from hotham.cli import main
 from hotham.electronic import (band_path, band_structure, block_mae, compare_bands, dos, eigenvalues,
-                               electron_count, fermi_level, monkhorst_pack, slab_axis, solve, states)
+                               electron_count, fermi_level, monkhorst_pack, slab_axis, states)
 from hotham.electronic.dos import broaden
 from hotham.electronic.plot import plot_atom_weights, plot_bands, save_figure
 from hotham.errors import HothamError

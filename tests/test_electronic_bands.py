@@ -51,13 +51,13 @@ def test_sparse_shift_invert_matches_openmx(run):
 
 def test_collinear_spin_channels():
     op, kpts, ev, _ = _load("graphene_prim_spin")
-    up = eigenvalues(op, kpts[:5], spin=0)
-    dn = eigenvalues(op, kpts[:5], spin=1)
+    up = eigenvalues(op, kpts[:5], channel=0)
+    dn = eigenvalues(op, kpts[:5], channel=1)
     both = eigenvalues(op, kpts[:5])
     assert np.array_equal(both, np.concatenate([up, dn], axis=1))
     assert np.abs(up - ev[0][:5]).max() < 1e-4 and np.abs(dn - ev[1][:5]).max() < 1e-4
     r = solve(op, kpts[:2])
-    assert r.spin.tolist() == [0] * op.n_orbitals + [1] * op.n_orbitals
+    assert r.channel.tolist() == [0] * op.n_orbitals + [1] * op.n_orbitals
 
 
 @pytest.mark.slow

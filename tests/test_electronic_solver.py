@@ -28,13 +28,13 @@ def _soft(op, scale=0.2):
     return op
 
 
-def _naive(op, k, which="H", spin=0):
+def _naive(op, k, which="H", channel=0):
     """Loop-over-blocks Bloch sum, the definition sum_R exp(2 pi i k.R) H(R) (independent of hk.py)."""
     sf = op.spin_factor if which == "H" else 1
     n = op.n_orbitals
     M = np.zeros((n * sf, n * sf), complex)
     for e in range(op.n_edges):
-        blk = op.h_block(e, spin) if which == "H" else op.s_block(e)
+        blk = op.h_block(e, channel) if which == "H" else op.s_block(e)
         oi, oj = op.orbital_offsets[op.edge_i[e]], op.orbital_offsets[op.edge_j[e]]
         ni, nj = op.block_shapes[e]
         ph = np.exp(2j * np.pi * np.dot(k, op.edge_R[e]))
@@ -87,8 +87,8 @@ def test_tiled_soc_and_collinear_fold():
     for run, reps in [("mos2_prim_soc", (2, 1, 1)), ("graphene_prim_spin", (2, 2, 1))]:
         op = hio.read(DATA / run)
         sup = tile(op, reps)
-        e_sup = eigenvalues(sup, [[0, 0, 0]], spin=0 if op.spin == "collinear" else None)[0]
-        e_prim = np.sort(eigenvalues(op, folded_kpoints(reps), spin=0 if op.spin == "collinear" else None).ravel())
+        e_sup = eigenvalues(sup, [[0, 0, 0]], channel=0 if op.spin == "collinear" else None)[0]
+        e_prim = np.sort(eigenvalues(op, folded_kpoints(reps), channel=0 if op.spin == "collinear" else None).ravel())
         assert np.abs(e_sup - e_prim).max() < 1e-6, run
 
 
@@ -180,7 +180,7 @@ def test_bad_requests_raise_clear_errors():
     with pytest.raises(HothamError, match="states requested"):
         eigenvalues(op, [[0, 0, 0]], n=10_000, around=0.0)
     with pytest.raises(HothamError, match="collinear"):
-        eigenvalues(op, [[0, 0, 0]], spin=1)
+        eigenvalues(op, [[0, 0, 0]], channel=1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

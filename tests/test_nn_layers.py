@@ -1,6 +1,5 @@
 """Radial bases, declared irreps, float32/float64 handling, gradients and the ``hotham model info`` command."""
 import json
-import math
 
 import numpy as np
 import pytest

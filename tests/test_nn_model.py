@@ -14,7 +14,6 @@ from ase.build import graphene
 from hotham import so3
 from hotham.basis import Basis
 from hotham.nn import HotHam, HotHamConfig
-from hotham.nn.graph import build_graph
 from hotham.operator import BlockOperator
 
 from conftest import model_prediction

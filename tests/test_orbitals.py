@@ -23,5 +23,5 @@ def test_roundtrip_and_block_action(spin):
         q = np.concatenate([p, p + 13])
         assert np.array_equal(conv.h_block(e), op.h_block(e)[np.ix_(q, q)])
     else:
-        assert np.array_equal(conv.h_block(e, spin=0), op.h_block(e, spin=0)[np.ix_(p, p)])
+        assert np.array_equal(conv.h_block(e, channel=0), op.h_block(e, channel=0)[np.ix_(p, p)])
     assert conv.hermiticity_error() == 0.0

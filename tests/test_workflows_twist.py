@@ -10,7 +10,7 @@ from ase.build import graphene, mx2
 
 from hotham.parsers.openmx.dat import input_structure, read_openmx_input
 from hotham.workflows import twisted_bilayer
-from hotham.workflows.hetero import heterostructure, hexagonal_matches, zsl_matches
+from hotham.workflows.hetero import heterostructure, hexagonal_matches
 from hotham.workflows.layers import as_slab, layer_orientation, neighbor_pairs, pristine_min_distance
 from hotham.workflows.twist import commensurate_angles, twist_angle, twisted_double_bilayer, twisted_trilayer
 

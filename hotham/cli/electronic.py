@@ -21,7 +21,7 @@ def _common(p, output_help):
 def cmd_bands(args) -> int:
     from ..electronic.report import write_bands
     print(write_bands(args.input, args.output, path=args.path, npoints=args.npoints, n=args.n, around=args.around,
-                      spin=args.spin, fermi=args.fermi, window=tuple(args.window), format=args.format,
+                      channel=args.channel, fermi=args.fermi, window=tuple(args.window), format=args.format,
                       data=args.data))
     return 0
 
@@ -38,14 +38,14 @@ def cmd_dos(args) -> int:
 def cmd_states(args) -> int:
     from ..electronic.report import write_states
     print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
-                       spin=args.spin, fermi=args.fermi, format=args.format))
+                       channel=args.channel, fermi=args.fermi, format=args.format))
     return 0
 
 
 def cmd_compare(args) -> int:
     from ..electronic.report import write_comparison
     print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
-                           window=tuple(args.window), align=args.align, fermi=args.fermi, spin=args.spin,
+                           window=tuple(args.window), align=args.align, fermi=args.fermi, channel=args.channel,
                            labels=(args.model_label, args.reference_label), format=args.format, data=args.data))
     return 0
 
@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--npoints", type=int, default=200, help="k-points on an automatic path (default 200)")
     p.add_argument("--n", type=int, help="only the n bands nearest --around (sparse solver for big cells)")
     p.add_argument("--around", type=float, help="target energy for --n, eV (default E_F)")
-    p.add_argument("--spin", type=int, choices=(0, 1), help="collinear: one channel (default both)")
+    p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
     p.set_defaults(func=cmd_bands)
 
     p = subparsers.add_parser("dos", help="density of states (total and projected)")
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     p.add_argument("--bands", type=int, nargs="+", help="band indices (0-based, ascending energy; negative from top)")
     p.add_argument("--n", type=int, help="the n states nearest --around (default E_F)")
     p.add_argument("--around", type=float, help="target energy for --n, eV")
-    p.add_argument("--spin", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
+    p.add_argument("--channel", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
     p.set_defaults(func=cmd_states)
 
     p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE")
@@ -97,7 +97,7 @@ def register(subparsers) -> None:
     p.add_argument("--path", help="special points, or 'openmx' / a .Band file: reference bands from OpenMX itself")
     p.add_argument("--npoints", type=int, default=150)
     p.add_argument("--fermi", type=float, help="model Fermi level, eV (default the model file's)")
-    p.add_argument("--spin", type=int, choices=(0, 1))
+    p.add_argument("--channel", type=int, choices=(0, 1))
     p.add_argument("--model-label", default="model")
     p.add_argument("--reference-label", default="DFT")
     p.set_defaults(func=cmd_compare)

@@ -78,7 +78,7 @@ class BandStructure:
     path: KPath
     energies: np.ndarray
     fermi_level: float
-    spin: np.ndarray | None = None
+    channel: np.ndarray | None = None
     partial: bool = False
 
     def save_txt(self, fname) -> None:
@@ -105,15 +105,15 @@ class BandStructure:
             f.attrs.create("labels", self.path.labels, dtype=h5py.string_dtype("utf-8"))
             f.attrs["fermi_level"] = self.fermi_level
             f.attrs["units"] = "eV, k fractional, x 1/Angstrom"
-            if self.spin is not None:
-                f["spin"] = self.spin
+            if self.channel is not None:
+                f["channel"] = self.channel
 
 
 def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int | None = None,
-                   around: float | None = None, spin: int | None = None, labels=None,
+                   around: float | None = None, channel: int | None = None, labels=None,
                    **solver_kw) -> BandStructure:
     """Bands of ``op`` on a path (see :func:`band_path`); all bands, or the ``n`` nearest
     ``around`` (eV, default the Fermi level; sparse solver for large cells)."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
-    eig = solve(op, kp.kpts, n=n, around=around, spin=spin, **solver_kw)
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.spin, partial=n is not None)
+    eig = solve(op, kp.kpts, n=n, around=around, channel=channel, **solver_kw)
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=n is not None)

@@ -73,11 +73,11 @@ def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: floa
 
 
 def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=None, *, npoints: int = 150,
-                           window=(-2.0, 2.0), align: str = "fermi", spin=None) -> BandComparison:
+                           window=(-2.0, 2.0), align: str = "fermi", channel=None) -> BandComparison:
     """Bands of two operators of the same structure on one path (auto path by default)."""
     kp = band_path(reference.atoms, path, npoints)
-    em = eigenvalues(model, kp.kpts, spin=spin)
-    er = eigenvalues(reference, kp.kpts, spin=spin)
+    em = eigenvalues(model, kp.kpts, channel=channel)
+    er = eigenvalues(reference, kp.kpts, channel=channel)
     ef_r = reference.fermi_level
     if not np.isfinite(ef_r):
         raise HothamError(f"the reference ({reference.source}) has no Fermi level")

@@ -103,7 +103,7 @@ def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussia
     chans = [0, 1] if op.spin == "collinear" else [None]
     levels, wts = [], []
     for s in chans:
-        eig = solve(op, k, spin=s, vectors=need_vec)
+        eig = solve(op, k, channel=s, vectors=need_vec)
         levels.append(eig.energies)
         if need_vec:
             wts.append(orbital_weights(op, k, eig.vectors, s or 0))

@@ -146,7 +146,7 @@ class Assembler:
         return self._pp
 
     # ------------------------------------------------------------------ values
-    def _values(self, which: str, spin: int):
+    def _values(self, which: str, channel: int):
         op = self.op
         if which == "S":
             if op.S is None:
@@ -155,13 +155,13 @@ class Assembler:
         if op.H is None:
             raise ValueError(f"operator has no H ({op.source or 'operator'})")
         if op.spin == "collinear":
-            return op.H[spin]
+            return op.H[channel]
         return op.H
 
     def _assemble(self, k, terms, real: bool, st=(0, 0)):
         """Spin-less-pattern CSR data of sum_c coef_c X_c(k) for one spinor sub-block ``st``.
 
-        ``terms`` is a list of (which, spin, coefficient)."""
+        ``terms`` is a list of (which, channel, coefficient)."""
         return self._assemble_many(k, [terms], real, st)[0]
 
     def _assemble_many(self, k, term_sets, real: bool, st=(0, 0)):
@@ -184,11 +184,11 @@ class Assembler:
                 return list(pool.map(lambda v: self._scatter(v, phase, real), val_sets))
         return [self._scatter(vals, phase, real) for vals in val_sets]
 
-    def _component(self, which: str, spin: int, st=(0, 0)) -> np.ndarray:
+    def _component(self, which: str, channel: int, st=(0, 0)) -> np.ndarray:
         """Values of ``which`` in the spin-less flat element order (edge by edge, n_i x n_j
         row-major): the stored array itself, or for spin-orbit H the spinor sub-block ``st``
         gathered from the 2n_i x 2n_j blocks."""
-        X = self._values(which, spin)
+        X = self._values(which, channel)
         op = self.op
         if not (which == "H" and op.spin == "soc"):
             return X
@@ -252,27 +252,27 @@ class Assembler:
         datas = [self._assemble(k, terms, real, st) for st in blocks]
         return self._csr(datas, dtype)
 
-    def matrix(self, k, which: str = "H", spin: int = 0, real: bool = False) -> sp.csr_matrix:
-        """X(k) as a CSR matrix for one fractional k [3]. ``which`` is "H" or "S"; ``spin``
+    def matrix(self, k, which: str = "H", channel: int = 0, real: bool = False) -> sp.csr_matrix:
+        """X(k) as a CSR matrix for one fractional k [3]. ``which`` is "H" or "S"; ``channel``
         picks the channel of collinear data (0 up, 1 down). Complex unless ``real`` (only valid
         where :func:`is_real_kpoint`)."""
-        return self.combination(k, [(which, spin, 1.0)], real=real)
+        return self.combination(k, [(which, channel, 1.0)], real=real)
 
-    def H(self, k, spin: int = 0, real: bool = False) -> sp.csr_matrix:
+    def H(self, k, channel: int = 0, real: bool = False) -> sp.csr_matrix:
         """H(k), eV, CSR [n, n] (2N x 2N for soc)."""
-        return self.matrix(k, "H", spin, real)
+        return self.matrix(k, "H", channel, real)
 
     def S(self, k, real: bool = False) -> sp.csr_matrix:
         """S(k), CSR [n, n] (S (x) 1 for soc)."""
         return self.matrix(k, "S", 0, real)
 
-    def pencil(self, k, shift: float | None, spin: int = 0, real: bool = False):
+    def pencil(self, k, shift: float | None, channel: int = 0, real: bool = False):
         """(H(k), S(k), H(k) - shift S(k)) as CSR matrices from one pass over the blocks; without
         spin-orbit the three share one index array (memory: one pattern, three value arrays).
         ``shift=None`` skips the third (returned as None) for callers that build it themselves."""
         if self.op.spin == "soc":
-            return self.H(k, spin), self.S(k), (None if shift is None else self.shifted(k, shift, spin))
-        h, s_ = self._assemble_many(k, [[("H", spin, 1.0)], [("S", 0, 1.0)]], real)
+            return self.H(k, channel), self.S(k), (None if shift is None else self.shifted(k, shift, channel))
+        h, s_ = self._assemble_many(k, [[("H", channel, 1.0)], [("S", 0, 1.0)]], real)
         datas = [h, s_]
         if shift is not None:
             k_ = np.multiply(s_, -float(shift))             # K = H - shift S, one new array
@@ -282,7 +282,7 @@ class Assembler:
         mats = [sp.csr_matrix((d, pp.indices, pp.csr_indptr), shape=pp.shape, copy=False) for d in datas]
         return tuple(mats) if shift is not None else (mats[0], mats[1], None)
 
-    def small_pair_mask(self, shift: float, tol: float, spin: int = 0) -> np.ndarray | None:
+    def small_pair_mask(self, shift: float, tol: float, channel: int = 0) -> np.ndarray | None:
         """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space
         blocks of H - shift S are all below ``tol`` (eV) in magnitude, over every R; None when
         no pair qualifies or ``tol`` <= 0.
@@ -296,7 +296,7 @@ class Assembler:
         op, pp = self.op, self.pattern
         if tol <= 0 or op.spin == "soc" or op.n_edges == 0:
             return None
-        H, S = self._values("H", spin), self._values("S", 0)
+        H, S = self._values("H", channel), self._values("S", 0)
         edge_max = np.empty(op.n_edges)
         step = max(1, CHUNK_ELEMENTS // int(np.diff(op.offsets).max()))
         for e0 in range(0, op.n_edges, step):               # cache-sized chunks of whole blocks
@@ -315,9 +315,9 @@ class Assembler:
         drop[pp.element_slots()] = np.repeat(small[pp.pair_of_edge], np.diff(op.offsets))
         return drop
 
-    def shifted(self, k, shift: float, spin: int = 0, real: bool = False) -> sp.csr_matrix:
+    def shifted(self, k, shift: float, channel: int = 0, real: bool = False) -> sp.csr_matrix:
         """H(k) - shift S(k) (eV) in one pass, without forming H and S separately."""
-        return self.combination(k, [("H", spin, 1.0), ("S", 0, -float(shift))], real=real)
+        return self.combination(k, [("H", channel, 1.0), ("S", 0, -float(shift))], real=real)
 
     # ------------------------------------------------------------------ dense, batched over k
     def _dense_map(self):
@@ -332,7 +332,7 @@ class Assembler:
             self._dmap = (slot, edge, dense_pos)
         return self._dmap
 
-    def dense(self, kpts, which: str = "H", spin: int = 0) -> np.ndarray:
+    def dense(self, kpts, which: str = "H", channel: int = 0) -> np.ndarray:
         """X(k) for a batch of k as dense complex [nk, n, n], vectorised over k and blocks.
 
         Memory nk * n^2 complex numbers: meant for small cells (bands of primitive cells).
@@ -356,9 +356,9 @@ class Assembler:
             out = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
             for s in (0, 1):
                 for t in (0, 1):
-                    out[:, s * n:(s + 1) * n, t * n:(t + 1) * n] = one(self._component("H", spin, (s, t)))
+                    out[:, s * n:(s + 1) * n, t * n:(t + 1) * n] = one(self._component("H", channel, (s, t)))
             return out
-        out = one(self._component(which, spin))
+        out = one(self._component(which, channel))
         if which == "S" and op.spin == "soc":
             full = np.zeros((len(k), 2 * n, 2 * n), dtype=np.complex128)
             full[:, :n, :n] = out
@@ -367,10 +367,10 @@ class Assembler:
         return out
 
 
-def hk_sk(op: BlockOperator, k, spin: int = 0):
+def hk_sk(op: BlockOperator, k, channel: int = 0):
     """``(H(k), S(k))`` as sparse CSR matrices for one fractional k (lattice gauge)."""
     asm = Assembler(op)
-    return asm.H(k, spin), asm.S(k)
+    return asm.H(k, channel), asm.S(k)
 
 
 class SlotSelection:

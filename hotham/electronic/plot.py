@@ -43,8 +43,8 @@ def plot_bands(ax, bands, window=(-5.0, 5.0), color="k", label=None, shift=True,
     e0 = bands.fermi_level if (shift and np.isfinite(bands.fermi_level)) else 0.0
     E = bands.energies - e0
     styles = ["-", "--"]
-    groups = [(None, np.arange(E.shape[1]))] if bands.spin is None else \
-        [(s, np.flatnonzero(bands.spin == s)) for s in np.unique(bands.spin)]
+    groups = [(None, np.arange(E.shape[1]))] if bands.channel is None else \
+        [(s, np.flatnonzero(bands.channel == s)) for s in np.unique(bands.channel)]
     for gi, (s, cols) in enumerate(groups):
         if bands.partial:
             style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)

@@ -106,13 +106,13 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 
 
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
-                around: float | None = None, spin: int | None = None, fermi: float | None = None,
+                around: float | None = None, channel: int | None = None, fermi: float | None = None,
                 window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
     ``path``: see the module docstring (``npoints`` k-points on an automatic or lettered path).
-    ``n``, ``around`` (eV), ``spin``: as :func:`~hotham.electronic.bands.band_structure` (the n
+    ``n``, ``around`` (eV), ``channel``: as :func:`~hotham.electronic.bands.band_structure` (the n
     bands nearest ``around``, sparse for big cells; one collinear channel). ``fermi``: Fermi level
     to use, eV (default the file's). ``window``: energies shown, eV around E_F. Returns the summary.
     """
@@ -121,7 +121,7 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     if fermi is not None:
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
-    bs = band_structure(op, kp, n=n, around=around, spin=spin)
+    bs = band_structure(op, kp, n=n, around=around, channel=channel)
     pre = _prefix(prefix, _name(source) + "_bands")
     _plot(plot_bands, bs, f"{pre}.{format}", window=tuple(window))
     _save_numbers(bs, pre, data)
@@ -152,14 +152,14 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
 
 
 def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = None,
-                 around: float | None = None, spin: int = 0, fermi: float | None = None,
+                 around: float | None = None, channel: int = 0, fermi: float | None = None,
                  format: str = "png") -> str:
     """Eigenvectors and Mulliken weights of the blocks in ``source`` -> ``<prefix>.h5``
     (:meth:`~hotham.electronic.states.States.save_hdf5`) and a picture of where each of the first
     :data:`STATE_PANELS` states at the first k-point lives (``<prefix>.<format>``).
 
     ``kpts``: fractional k-points [nk, 3] (default Gamma); ``bands`` (indices, 0-based ascending,
-    negative from the top) or ``n`` states nearest ``around`` (eV, default E_F); ``spin``: the
+    negative from the top) or ``n`` states nearest ``around`` (eV, default E_F); ``channel``: the
     collinear channel; ``fermi``: Fermi level, eV (default the file's). Returns the summary: per
     state its energy and its three largest atom weights.
     """
@@ -170,7 +170,7 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     if fermi is not None:
         op.fermi_level = fermi
     kpts = np.asarray(kpts, dtype=float).reshape(-1, 3) if kpts is not None else np.zeros((1, 3))
-    st = states(op, kpts, bands=bands, n=n, around=around, spin=spin)
+    st = states(op, kpts, bands=bands, n=n, around=around, channel=channel)
     pre = _prefix(prefix, _name(source) + "_states")
     st.save_hdf5(f"{pre}.h5")
     from matplotlib.figure import Figure
@@ -192,7 +192,7 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
 
 
 def write_comparison(model, reference, prefix=None, *, path=None, npoints: int = 150, window=(-2.0, 2.0),
-                     align: str = "fermi", fermi: float | None = None, spin: int | None = None,
+                     align: str = "fermi", fermi: float | None = None, channel: int | None = None,
                      labels=("model", "DFT"), format: str = "png", data: str = "txt") -> str:
     """Model against reference: block MAE (H and S, when the structures match) and band MAE in an
     energy window, -> an overlay plot ``<prefix>.<format>``, the bands ``<prefix>.txt|h5`` (path
@@ -220,8 +220,8 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     if openmx is not None:
         er, ef_r = openmx
     else:
-        er, ef_r = eigenvalues(ref, kp.kpts, spin=spin), ref.fermi_level
-    em = eigenvalues(mod, kp.kpts, spin=spin)
+        er, ef_r = eigenvalues(ref, kp.kpts, channel=channel), ref.fermi_level
+    em = eigenvalues(mod, kp.kpts, channel=channel)
     ef_m = mod.fermi_level if fermi is None else fermi
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)

@@ -19,7 +19,7 @@
 An overlap that is not positive definite raises :class:`OverlapError` with the k-point and
 the smallest eigenvalue of S(k), not a LAPACK trace.
 
-Collinear spin: ``spin=0`` / ``spin=1`` solve one channel; ``spin=None`` (the default) solves
+Collinear spin: ``channel=0`` / ``channel=1`` solve one channel; ``channel=None`` (the default) solves
 both and concatenates them along the band axis, up bands first (each half ascending), so a
 collinear operator with N orbitals gives 2N bands.
 """
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import HothamError
@@ -70,19 +69,19 @@ class Eigen:
     energies : float [nk, nb], eV, ascending per k
     vectors : complex [nk, n, nb] or None (columns S-orthonormal: c^H S c = 1)
     kpts : float [nk, 3], fractional
-    spin : channel index per band block (collinear ``spin=None``: [nb] with 0 then 1), or None
+    channel : collinear channel of every band (collinear ``channel=None``: [nb] with 0 then 1), or None
     """
     energies: np.ndarray
     vectors: np.ndarray | None
     kpts: np.ndarray
-    spin: np.ndarray | None = None
+    channel: np.ndarray | None = None
 
 
-def _channels(op: BlockOperator, spin):
+def _channels(op: BlockOperator, channel):
     if op.spin == "collinear":
-        return [0, 1] if spin is None else [int(spin)]
-    if spin not in (None, 0):
-        raise HothamError(f"spin={spin!r} is only meaningful for collinear operators (this one is {op.spin})")
+        return [0, 1] if channel is None else [int(channel)]
+    if channel not in (None, 0):
+        raise HothamError(f"channel={channel!r} is only meaningful for collinear operators (this one is spin {op.spin})")
     return [0]
 
 
@@ -151,7 +150,7 @@ class ShiftInvert:
     """
 
     def __init__(self, op: BlockOperator, shift: float, assembler: Assembler | None = None,
-                 spin: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
+                 channel: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
                  eigensolver: str = "auto", drop_tol: float = DROP_TOL):
         if not np.isfinite(shift):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
@@ -159,7 +158,7 @@ class ShiftInvert:
         self.op = op
         self.shift = float(shift)
         self.asm = assembler or Assembler(op)
-        self.spin = spin
+        self.channel = channel
         self.tol = tol
         pardiso = factorizer(backend, self.asm.size).name == "pardiso"
         if eigensolver == "auto":
@@ -195,7 +194,7 @@ class ShiftInvert:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
             sel = pool.submit(self._selection, self.asm.pattern) if not soc and self._sel is None else None
-            H, S, A = self.asm.pencil(k, self.shift if soc else None, self.spin, real=real)
+            H, S, A = self.asm.pencil(k, self.shift if soc else None, self.channel, real=real)
             if sel is not None:
                 self._sel = sel.result()
         nnz = H.nnz if A is None else A.nnz
@@ -234,7 +233,7 @@ class ShiftInvert:
         residuals). Built once, reused at every k."""
         keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
         if self.eigensolver == "block" and self.drop_tol > 0 and self.op.spin != "soc":
-            drop = self.asm.small_pair_mask(self.shift, self.drop_tol, self.spin)
+            drop = self.asm.small_pair_mask(self.shift, self.drop_tol, self.channel)
             if drop is not None:
                 keep &= ~drop
         return SlotSelection(ref, keep)
@@ -304,7 +303,7 @@ class ShiftInvert:
 
 
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
-          spin: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
+          channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
           eigensolver: str = "auto") -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
@@ -314,12 +313,12 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     sparse shift-invert (``method`` "dense" / "sparse" forces one; ``backend`` picks the sparse
     factorisation, see :mod:`hotham.electronic.factor`; ``eigensolver`` "block" or "arpack" and
     ``precision``, see :class:`ShiftInvert`). Collinear operators: see the
-    module docstring (``spin=None`` concatenates up and down). Returns :class:`Eigen`.
+    module docstring (``channel=None`` concatenates up and down). Returns :class:`Eigen`.
     """
     k = as_kpoints(kpts)
     asm = Assembler(op)
     size = asm.size
-    chans = _channels(op, spin)
+    chans = _channels(op, channel)
     if n is not None:
         n = int(n)
         if n < 1 or n > size:
@@ -350,7 +349,7 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
             E.append(np.concatenate(e_all))
             C.append(np.concatenate(c_all) if vectors else None)
         elif method == "sparse":
-            si = ShiftInvert(op, target, asm, spin=s, backend=backend, precision=precision,
+            si = ShiftInvert(op, target, asm, channel=s, backend=backend, precision=precision,
                              eigensolver=eigensolver)
             es, cs = zip(*[si.solve(kq, n, vectors) for kq in k])
             E.append(np.stack(es))
@@ -370,12 +369,12 @@ def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:
 
 
 def eigenvalues(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
-                spin: int | None = None, **kwargs) -> np.ndarray:
+                channel: int | None = None, **kwargs) -> np.ndarray:
     """Band energies (eV) at fractional k-points ``kpts`` [nk, 3], shape [nk, nbands].
 
     All bands (dense LAPACK) when ``n`` is None; else the ``n`` eigenvalues nearest ``around``
     (eV, default ``op.fermi_level``), through sparse shift-invert for matrices larger than
-    :data:`DENSE_MAX`. Collinear operators: ``spin`` 0/1 picks a channel, ``None`` gives
+    :data:`DENSE_MAX`. Collinear operators: ``channel`` 0/1 picks a channel, ``None`` gives
     [up bands | down bands] concatenated (2 x nbands). SOC: 2N spinor bands.
     """
-    return solve(op, kpts, n=n, around=around, spin=spin, **kwargs).energies
+    return solve(op, kpts, n=n, around=around, channel=channel, **kwargs).energies

@@ -17,7 +17,7 @@ from .hk import Assembler, as_kpoints
 from .solve import solve
 
 
-def orbital_weights(op: BlockOperator, kpts, vectors: np.ndarray, spin: int = 0) -> np.ndarray:
+def orbital_weights(op: BlockOperator, kpts, vectors: np.ndarray, channel: int = 0) -> np.ndarray:
     """Mulliken weights [nk, nb, n_orbitals] (spin-less orbitals) of S-normalised ``vectors``
     [nk, size, nb] at fractional ``kpts``."""
     k = as_kpoints(kpts)
@@ -135,17 +135,17 @@ class States:
 
 
 def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around: float | None = None,
-           spin: int = 0, **solver_kw) -> States:
+           channel: int = 0, **solver_kw) -> States:
     """Eigenvectors and Mulliken weights at fractional ``kpts``.
 
     ``bands``: indices into the ascending list of all bands (dense solve); or ``n`` states nearest
-    ``around`` (eV, default E_F; sparse for large cells). Collinear: one channel (``spin``).
+    ``around`` (eV, default E_F; sparse for large cells). Collinear: one channel (``channel``).
     """
     if op.spin != "collinear":
-        spin = None if spin in (None, 0) else spin
+        channel = None if channel in (None, 0) else channel
     if bands is not None and n is not None:
         raise HothamError("give either bands or n, not both")
-    eig = solve(op, kpts, n=n, around=around, spin=spin, vectors=True, **solver_kw)
+    eig = solve(op, kpts, n=n, around=around, channel=channel, vectors=True, **solver_kw)
     e, c = eig.energies, eig.vectors
     b = None
     if bands is not None:
@@ -154,5 +154,5 @@ def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around:
             raise HothamError(f"band index out of range: the problem has {e.shape[1]} bands")
         b = b % e.shape[1]
         e, c = e[:, b], c[:, :, b]
-    w = orbital_weights(op, eig.kpts, c, spin or 0)
+    w = orbital_weights(op, eig.kpts, c, channel or 0)
     return States(op, eig.kpts, e, c, w, b)

@@ -11,7 +11,6 @@ input files (``.dat``) added to ase as the I/O format ``openmx-dat``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import FormatError

@@ -300,7 +300,7 @@ def _gather(x: torch.Tensor, idx: torch.Tensor, L: int) -> torch.Tensor:
 
 def _grid_forward(x1, x2, mats, L1, L2, Lo):
     Bn = x1.shape[0]
-    n_t, n_p = mats["n_t"], mats["n_p"]
+    n_t = mats["n_t"]
 
     def values(x, A, T, idx, L):
         g = torch.bmm(A, _gather(x, idx, L))                  # [k, (c, i), B]

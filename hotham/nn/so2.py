@@ -134,7 +134,6 @@ def so2_weights_from_cg(path_weights: dict, lmax: int, dtype=torch.float64) -> t
     initialise the SO(2) layer from a trained CG convolution.
     """
     from e3nn import o3
-    conv = SO2Convolution(lmax)
     shape = next(iter(path_weights.values())).shape
     A = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(lmax + 1)]
     B = [torch.zeros(shape + (lmax + 1 - m, lmax + 1 - m), dtype=dtype) for m in range(1, lmax + 1)]
