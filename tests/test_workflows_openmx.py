@@ -51,8 +51,8 @@ def test_writer_reproduces_reference_inputs(name):
             for r in ref.blocks.get("band.kpath", [])]
     txt = openmx_input_text(atoms, system_name=ref.get("System.Name"), openmx_data=ref.get("DATA.PATH"),
                             kgrid=[int(x) for x in ref.keywords["scf.kgrid"]],
-                            spin=ref.get("scf.SpinPolarization").lower(),
-                            soc=ref.get("scf.SpinOrbit.Coupling", "off").lower() == "on", band=band or False)
+                            spin={"off": "none", "on": "collinear", "nc": "soc"}[ref.get("scf.SpinPolarization").lower()],
+                            band=band or False)
     assert _same_input(ref, parse_openmx_input(txt)) == []
 
 

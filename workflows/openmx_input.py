@@ -140,13 +140,14 @@ def _fmt(x: float) -> str:
 
 
 def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict | None = None,
-                      openmx_data: str | None = None, kgrid=None, kdensity: float = 4.0, spin: str = "off",
-                      soc: bool = False, band: bool | list = False, band_npoints: int = 20,
+                      openmx_data: str | None = None, kgrid=None, kdensity: float = 4.0, spin: str = "none",
+                      band: bool | list = False, band_npoints: int = 20,
                       scf: dict | None = None, extra: dict | None = None, header: str | None = None,
                       valence_lookup_path=None) -> str:
     """Text of an OpenMX input for ``atoms`` (Angstrom, cell rows = lattice vectors).
 
-    spin: "off", "on" (collinear) or "nc" (non-collinear; implied by ``soc``). band: False,
+    spin: "none", "collinear" or "soc" (non-collinear spinors with spin-orbit coupling), the
+    spin treatments of :class:`hotham.BlockOperator`. band: False,
     True (ase's standard path for the cell) or a list of (n, k1, k2, label1, label2). scf:
     overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last.
     openmx_data: OpenMX's DFT_DATA19 folder, written as DATA.PATH (default
@@ -156,9 +157,10 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     if np.linalg.matrix_rank(np.asarray(atoms.cell[:])) < 3:
         raise StructureError("OpenMX needs three cell vectors (add vacuum to slabs, e.g. layers.as_slab)")
     openmx_data = default_openmx_data() if openmx_data is None else str(openmx_data)
-    spin = "nc" if soc else str(spin).lower()
-    if spin not in ("off", "on", "nc"):
-        raise StructureError(f"spin must be off, on or nc, not {spin!r}")
+    # hotham's spin treatments and OpenMX's scf.SpinPolarization (+ scf.SpinOrbit.Coupling)
+    openmx_spin = {"none": "off", "collinear": "on", "soc": "NC"}
+    if spin not in openmx_spin:
+        raise StructureError(f"spin must be none, collinear or soc, not {spin!r}")
     lookup = valence_lookup_path
     if lookup is None:
         lookup = openmx_data if os.path.isabs(openmx_data) else None
@@ -188,7 +190,7 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
         val = table[sym][2]
         up, dn = (val + magmom[i]) / 2, (val - magmom[i]) / 2
         row = f"  {i + 1:4d}  {sym:<3s}{_fmt(p[0])}{_fmt(p[1])}{_fmt(p[2])}  {up:5.2f} {dn:5.2f}"
-        if spin == "nc":
+        if spin == "soc":
             row += "   0.0 0.0   0.0 0.0   0  off"
         L.append(row)
     L.append("Atoms.SpeciesAndCoordinates>")
@@ -201,8 +203,8 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     settings = dict(DEFAULT_SCF)
     settings.update(scf or {})
     kw("scf.XcType", settings.pop("scf.XcType"))
-    kw("scf.SpinPolarization", {"off": "off", "on": "on", "nc": "NC"}[spin])
-    if soc:
+    kw("scf.SpinPolarization", openmx_spin[spin])
+    if spin == "soc":
         kw("scf.SpinOrbit.Coupling", "on")
     first = ["scf.ElectronicTemperature", "scf.energycutoff", "scf.maxIter", "scf.EigenvalueSolver"]
     for key in first:
@@ -247,7 +249,7 @@ def write_run_folders(structures, out=".", *, name: str | None = None, basis: di
     NAME is the file's stem, or ``name`` (``name_NNN`` for several structures, NNN the number of
     entries already in ``out``). ``basis`` / ``vps`` / ``valence``: element -> basis label /
     pseudopotential / valence electrons (:func:`species_overrides`); ``kwargs`` go to
-    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, soc, band, ...)."""
+    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, band, ...)."""
     from .layers import build_or_read
     out = Path(out)
     species = species_overrides(basis, vps, valence)

@@ -12,7 +12,7 @@ def _write(args):
                               vps=element_map(args.vps, "--vps", "EL=NAME", "C=C_PBE19"),
                               valence=element_map(args.valence, "--valence", "EL=N", "C=4", float),
                               openmx_data=args.openmx_data, kgrid=args.kgrid, kdensity=args.kdensity,
-                              spin=args.spin, soc=args.soc, band=args.band)
+                              spin=args.spin, band=args.band)
     for path in paths:
         print(path)
 
@@ -74,8 +74,9 @@ def register(subparsers) -> None:
     q.add_argument("--kgrid", type=int, nargs=3, metavar=("K1", "K2", "K3"), help="Monkhorst-Pack grid")
     q.add_argument("--kdensity", type=float,
                    help="k points per 1/A (2 pi included) when no --kgrid (default %(default)s)")
-    q.add_argument("--spin", choices=["off", "on", "nc"], help="spin polarisation (default %(default)s)")
-    q.add_argument("--soc", action="store_true", help="spin-orbit coupling (non-collinear)")
+    q.add_argument("--spin", choices=["none", "collinear", "soc"],
+                   help="spin treatment: none, collinear, or soc (non-collinear with spin-orbit coupling; "
+                        "default %(default)s)")
     q.add_argument("--band", action="store_true", help="band structure on ase's standard path")
     add_basis_option(q, "OpenMX basis label per element, e.g. C=C6.0-s2p2d1 Mo=Mo7.0-s3p2d2 (pseudopotentials: --vps)")
     q.add_argument("--vps", nargs="+", action="extend", metavar="EL=NAME",
