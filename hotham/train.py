@@ -121,7 +121,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
-    :class:`hotham.nn.model.HotHamConfig` (lmax, channels, layers, conv, gaunt_method, ...).
+    :class:`hotham.nn.model.HotHamConfig` (lmax, channels, layers, tensor_product, gaunt_method, ...).
     Returns ``{"history": [...], "val": report, "test": report, "parameters": int}``; the same
     goes into the checkpoint and into ``<out_path>.json``. An existing ``out_path`` is refused
     unless ``force`` (a rerun must not replace a better model after its first epoch) or ``resume``.
@@ -177,7 +177,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     net = HotHam(mcfg).to(device=device, dtype=dtype)
     baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
     log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
-        f"layers={mcfg.layers}, conv={mcfg.conv}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
+        f"layers={mcfg.layers}, tensor product {mcfg.tensor_product}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
 
     def target_of(names):
         return torch.as_tensor(np.concatenate([getattr(ops[n], which) - baseline.flat(ops[n]) for n in names]),

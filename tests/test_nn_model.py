@@ -48,7 +48,7 @@ def _model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # L = 2 leaves out d-d irreps l3 = 3, 4 (expected warning)
-        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, conv=conv,
+        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, tensor_product=conv,
                                       gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0)
         model = HotHam(cfg).double()
     # random weights: make every bias and scale non-trivial so nothing vanishes by construction
@@ -201,7 +201,7 @@ def test_isolated_atom_has_no_hopping_edges(conv):
     backward still work (an empty batch of products)."""
     atoms = Atoms("C", positions=[[0.0, 0.0, 0.0]], cell=[20.0, 20.0, 20.0], pbc=True)
     op = BlockOperator(atoms, Basis({"C": (0, 0, 1, 1, 2)}), np.array([0]), np.array([0]), np.zeros((1, 3), int))
-    model = HotHam(HotHamConfig(channels=4, layers=1, conv=conv))
+    model = HotHam(HotHamConfig(channels=4, layers=1, tensor_product=conv))
     y = model(model.graph([op]))
     assert y.shape == (op.nnz,) and torch.isfinite(y).all()
     y.sum().backward()

@@ -10,9 +10,9 @@ Every layer updates node features v [N, C, K] and edge features e [E, C, K] (K =
     e_ij  <- LayerNorm(e_ij + Linear(g_ij))
     v_i   <- LayerNorm(v_i + Linear(mean_j g_ij))
 
-The tensor product is the Gaunt product (``conv="gaunt"``, O(L^3), Fourier or grid form) or, as a
+The tensor product is the Gaunt product (``tensor_product="gaunt"``, O(L^3), Fourier or grid form) or, as a
 baseline, e3nn's CG tensor product over all parity-allowed paths with radial path weights
-(``conv="e3nn"``, "uvu", DeepH-E3 / HamGNN style, O(L^6)). The last layer is :class:`SO2Layer`.
+(``tensor_product="e3nn"``, "uvu", DeepH-E3 / HamGNN style, O(L^6)). The last layer is :class:`SO2Layer`.
 
 Layers are called by keyword with the same names throughout :mod:`hotham.nn`:
 ``layer(node=v, edge=e, dst=dst, src=src, radial=rbf, sh=Y, chunk=...)`` (``wigner=D`` instead
@@ -50,26 +50,26 @@ class ConvLayer(nn.Module):
     """
 
     def __init__(self, channels: int, lmax: int, n_radial: int, hidden: int = 64,
-                 conv: str = "gaunt", gaunt_method: str = "grid"):
+                 tensor_product: str = "gaunt", gaunt_method: str = "grid"):
         super().__init__()
         C, L = channels, lmax
-        self.channels, self.lmax, self.kind = C, L, conv
+        self.channels, self.lmax, self.kind = C, L, tensor_product
         self.irreps_node_in = self.irreps_edge_in = feature_irreps(C, L)
         self.irreps_node_out = self.irreps_edge_out = feature_irreps(C, L)
         self.irreps_radial_in, self.irreps_sh_in = scalar_irreps(n_radial), feature_irreps(1, L)
         self.lin_in = EquivariantLinear(3 * C, C, L)
-        if conv == "gaunt":
+        if tensor_product == "gaunt":
             from .gaunt import GauntProduct
             # transform matrices built in float64 (they are cast to the input dtype per call), so a
             # model created under a float32 default and moved with .double() stays exact
             with float64_default():
                 self.tp = GauntProduct(L, L, L, gaunt_method)
             self.radial = mlp([n_radial, hidden, C * (L + 1)])
-        elif conv == "e3nn":
+        elif tensor_product == "e3nn":
             self.tp = _e3nn_tp(C, L)
             self.radial = mlp([n_radial, hidden, self.tp.weight_numel])
         else:
-            raise ValueError(f"unknown convolution {conv!r} (gaunt, e3nn)")
+            raise ValueError(f"unknown tensor product {tensor_product!r} (gaunt, e3nn)")
         self.lin_out = EquivariantLinear(C, C, L)
         self.gate = Gate(C, L)
         self.lin_edge = EquivariantLinear(C, C, L)

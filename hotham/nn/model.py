@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 from e3nn import o3
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from .. import so3
@@ -40,7 +40,7 @@ class HotHamConfig(BaseModel):
     species: symbol -> orbital shell l's in storage order (e.g. OpenMX C6.0-s2p2d1 -> 0,0,1,1,2).
     lmax: L of the hidden irreps l = 0..L (the readout needs L >= l1 + l2 of every shell pair).
     channels: C, channels per irrep. layers: Gaunt/e3nn message-passing layers before the final
-    SO(2) layer. conv: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "grid" (default,
+    SO(2) layer. tensor_product: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "grid" (default,
     the faster one on CPU) or "fourier"; both give the same product to rounding.
     radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
@@ -52,7 +52,10 @@ class HotHamConfig(BaseModel):
     lmax: int = Field(4, description="L of the hidden irreps l = 0..L")
     channels: int = Field(32, description="channels per irrep")
     layers: int = Field(3, description="Gaunt/e3nn layers before the SO(2) layer")
-    conv: Literal["gaunt", "e3nn"] = Field("gaunt", description="message tensor product: Gaunt or e3nn CG")
+    # "conv" is the name of checkpoints written before the field was renamed
+    tensor_product: Literal["gaunt", "e3nn"] = Field(
+        "gaunt", validation_alias=AliasChoices("tensor_product", "conv"),
+        description="tensor product of the message layers: Gaunt or e3nn CG")
     gaunt_method: Literal["fourier", "grid"] = Field("grid", description="Gaunt product form (grid: faster on CPU at L = 4)")
     radial_basis: Literal["chebyshev", "bessel", "gaussian"] = Field("chebyshev", description="edge-length basis")
     n_radial: int = Field(16, description="size of the radial basis")
@@ -106,7 +109,8 @@ class HotHam(nn.Module):
                            for a in self.species for b in self.species}
         self.radial = RadialBasis(nr, config.r_cut, config.radial_basis)
         self.embedding = Embedding(len(self.species), C, L, nr, config.hidden)
-        self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.conv, config.gaunt_method)
+        self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.tensor_product,
+                                               config.gaunt_method)
                                      for _ in range(config.layers)])
         self.last = SO2Layer(C, L, nr, config.hidden)
         self.onsite = BlockReadout(C, L, self.species, self.shells, "onsite")
