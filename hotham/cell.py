@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SLAB_VACUUM", "slab_axis"]
+__all__ = ["SLAB_VACUUM", "slab_axis", "periodic_axes"]
 
 #: vacuum (Angstrom) along a cell vector above which a cell counts as a slab
 SLAB_VACUUM = 5.0
@@ -32,3 +32,23 @@ def slab_axis(atoms, vacuum: float = SLAB_VACUUM) -> int | None:
         if gaps.max() * np.linalg.norm(c) > vacuum:
             return ax
     return None
+
+
+def periodic_axes(atoms, vacuum: float = SLAB_VACUUM) -> list[int]:
+    """The cell vectors along which the structure is really periodic: pbc True and no vacuum gap
+    of more than ``vacuum`` Angstrom across them (3 for a crystal, 2 for a slab, 0 for a
+    molecule in a box)."""
+    frac = atoms.get_scaled_positions(wrap=True)
+    cell = np.asarray(atoms.cell)
+    out = []
+    for ax in range(3):
+        if not atoms.pbc[ax]:
+            continue
+        f = np.sort(frac[:, ax])
+        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
+        # the gap measured along the cell vector's normal to the other two (its "height")
+        others = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
+        height = abs(np.dot(cell[ax], others)) / max(np.linalg.norm(others), 1e-300)
+        if gaps.max() * height <= vacuum:
+            out.append(ax)
+    return out

@@ -15,7 +15,7 @@ from hotham.electronic import (band_path, band_structure, block_mae, compare_ban
                                electron_count, fermi_level, monkhorst_pack, slab_axis, states)
 from hotham.electronic.dos import broaden
 from hotham.electronic.plot import plot_atom_weights, plot_bands, save_figure
-from hotham.errors import HothamError
+from hotham.errors import FormatError, HothamError
 
 DATA = Path(__file__).parent / "data" / "openmx"
 
@@ -220,3 +220,34 @@ assert "matplotlib.pyplot" not in sys.modules
         assert json.loads(f.attrs["summary"])["H_blocks"]["mae"] == 0.0
     for name in ("b.png", "d.pdf", "c.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_clear_errors_for_missing_blocks_and_molecules(tmp_path, graphene):
+    """An operator without H (a DeepH folder lacking hamiltonians.h5) and a molecule in a box
+    get errors that say what is wrong, through the library and the CLI (exit 2, nothing written)."""
+    from ase import Atoms
+    from hotham.cli import main
+    no_h = graphene.with_blocks(H=None)
+    with pytest.raises(HothamError, match=r"no Hamiltonian \(H\) blocks to diagonalise"):
+        eigenvalues(no_h, [[0, 0, 0]])
+    src = tmp_path / "deeph"
+    hio.write(src, graphene, format="deeph")
+    (src / "hamiltonians.h5").unlink()
+    assert main(["bands", str(src), "-o", str(tmp_path / "b")]) == 2
+    assert not list(tmp_path.glob("b*"))
+    dimer = Atoms("C2", positions=[[0, 0, 0], [1.3, 0, 0]], cell=[15, 15, 15], pbc=True)
+    dimer.center()
+    with pytest.raises(HothamError, match="C2 has vacuum along every cell vector: a molecule"):
+        band_path(dimer)
+    assert band_path(graphene.atoms).labels[0] == "Γ"        # a slab keeps its in-plane path
+
+
+def test_nan_blocks_in_a_hotham_file_are_refused(tmp_path, graphene):
+    H = graphene.H.copy()
+    H[7] = np.nan
+    hio.write(tmp_path / "bad.h5", graphene.with_blocks(H=H))
+    with pytest.raises(FormatError, match="bad.h5.*H holds NaN or inf"):
+        hio.read(tmp_path / "bad.h5")
+    from hotham.cli import main
+    assert main(["states", str(tmp_path / "bad.h5"), "--n", "2", "-o", str(tmp_path / "s")]) == 2
+    assert not list(tmp_path.glob("s*"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cell import slab_axis
+from ..cell import periodic_axes, slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
 from .solve import solve
@@ -43,6 +43,9 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     them). ``npoints`` is the total number of k-points (about; corners always included).
     """
     if path is None or isinstance(path, str):
+        if not periodic_axes(atoms):
+            raise HothamError(f"{atoms.get_chemical_formula()} has vacuum along every cell vector: a molecule has "
+                              "no band structure (its states are those at Gamma: hotham states, or bands at k = 0)")
         pbc = [True, True, True]
         ax = slab_axis(atoms)
         if ax is not None:

@@ -315,6 +315,9 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     ``precision``, see :class:`ShiftInvert`). Collinear operators: see the
     module docstring (``channel=None`` concatenates up and down). Returns :class:`Eigen`.
     """
+    for name, X in (("Hamiltonian (H)", op.H), ("overlap (S)", op.S)):
+        if X is None:
+            raise HothamError(f"{op.source or 'operator'}: no {name} blocks to diagonalise")
     k = as_kpoints(kpts)
     asm = Assembler(op)
     size = asm.size

@@ -69,6 +69,9 @@ def read_group(g: h5py.Group, path=None) -> BlockOperator:
     if version != VERSION:
         raise UnsupportedVersionError(path, f"hotham-blocks version {version}; this hotham reads version {VERSION}")
     try:
+        for name in ("H", "S"):
+            if name in g and not np.all(np.isfinite(g[name][()])):
+                raise FormatError(path, f"group {g.name!r}: {name} holds NaN or inf")
         atoms = Atoms(numbers=g["numbers"][()], positions=g["positions"][()], cell=g["cell"][()], pbc=g["pbc"][()])
         return BlockOperator(
             atoms=atoms,
