@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 import hotham.io as hio
 from hotham.cli import main
 from hotham.electronic import (band_path, band_structure, block_mae, compare_bands, dos, eigenvalues,
-                               electron_count, fermi_level, monkhorst_pack, slab_axis, states)
+                               electron_count, fermi_level, monkhorst_pack, slab_axis, solve, states)
 from hotham.electronic.dos import broaden
 from hotham.electronic.plot import plot_atom_weights, plot_bands, save_figure
 from hotham.errors import FormatError, HothamError
@@ -251,3 +251,20 @@ def test_nan_blocks_in_a_hotham_file_are_refused(tmp_path, graphene):
     from hotham.cli import main
     assert main(["states", str(tmp_path / "bad.h5"), "--n", "2", "-o", str(tmp_path / "s")]) == 2
     assert not list(tmp_path.glob("s*"))
+
+
+def test_sparse_bands_report_progress_per_kpoint(tmp_path, graphene, capsys, monkeypatch):
+    """`hotham bands --n` on a large cell shows a bar over the k-points (with its rate and ETA);
+    --quiet silences it."""
+    from hotham.cli import main
+    from hotham.electronic import tile
+    big = tile(graphene, (3, 3, 1))
+    hio.write(tmp_path / "big.h5", big)
+    args = ["bands", str(tmp_path / "big.h5"), "--n", "4", "--npoints", "6", "-o", str(tmp_path / "b")]
+    # force the sparse (per k-point) solver on a small cell
+    monkeypatch.setitem(solve.__kwdefaults__, "dense_max", 10)
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "bands: k-points" in err and "6/6" in err
+    assert main(args + ["--quiet"]) == 0
+    assert "bands: k-points" not in capsys.readouterr().err

@@ -22,7 +22,7 @@ def cmd_bands(args) -> int:
     from ..electronic.report import write_bands
     print(write_bands(args.input, args.output, path=args.path, npoints=args.npoints, n=args.n, around=args.around,
                       channel=args.channel, fermi=args.fermi, window=tuple(args.window), format=args.format,
-                      data=args.data))
+                      data=args.data, progress=not args.quiet))
     return 0
 
 
@@ -61,6 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=int, help="only the n bands nearest --around (sparse solver for big cells)")
     p.add_argument("--around", type=float, help="target energy for --n, eV (default E_F)")
     p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar over the k-points")
     p.set_defaults(func=cmd_bands)
 
     p = subparsers.add_parser("dos", help="density of states (total and projected)")

@@ -107,21 +107,22 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
-                window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+                window=(-5.0, 5.0), format: str = "png", data: str = "txt", progress=False) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
     ``path``: see the module docstring (``npoints`` k-points on an automatic or lettered path).
     ``n``, ``around`` (eV), ``channel``: as :func:`~hotham.electronic.bands.band_structure` (the n
     bands nearest ``around``, sparse for big cells; one collinear channel). ``fermi``: Fermi level
-    to use, eV (default the file's). ``window``: energies shown, eV around E_F. Returns the summary.
+    to use, eV (default the file's). ``window``: energies shown, eV around E_F. ``progress``: a bar
+    over the k-points of the sparse solver on stderr. Returns the summary.
     """
     _check_formats(format, data)
     op = _read(source)
     if fermi is not None:
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
-    bs = band_structure(op, kp, n=n, around=around, channel=channel)
+    bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress)
     pre = _prefix(prefix, _name(source) + "_bands")
     _plot(plot_bands, bs, f"{pre}.{format}", window=tuple(window))
     _save_numbers(bs, pre, data)

@@ -305,7 +305,7 @@ class ShiftInvert:
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
           channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
-          eigensolver: str = "auto") -> Eigen:
+          eigensolver: str = "auto", progress=False) -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
 
     ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
@@ -313,8 +313,12 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     sparse shift-invert (``method`` "dense" / "sparse" forces one; ``backend`` picks the sparse
     factorisation, see :mod:`hotham.electronic.factor`; ``eigensolver`` "block" or "arpack" and
     ``precision``, see :class:`ShiftInvert`). Collinear operators: see the
-    module docstring (``channel=None`` concatenates up and down). Returns :class:`Eigen`.
+    module docstring (``channel=None`` concatenates up and down). ``progress``: a bar over the
+    k-points of the sparse solver, with its ETA, on stderr (a flag or a
+    :class:`hotham.progress.Progress`). Returns :class:`Eigen`.
     """
+    from ..progress import Progress
+    progress = Progress.of(progress, "bands")
     for name, X in (("Hamiltonian (H)", op.H), ("overlap (S)", op.S)):
         if X is None:
             raise HothamError(f"{op.source or 'operator'}: no {name} blocks to diagonalise")
@@ -354,7 +358,8 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
         elif method == "sparse":
             si = ShiftInvert(op, target, asm, channel=s, backend=backend, precision=precision,
                              eigensolver=eigensolver)
-            es, cs = zip(*[si.solve(kq, n, vectors) for kq in k])
+            what = "k-points" + (f" (channel {s})" if len(chans) > 1 else "")
+            es, cs = zip(*[si.solve(kq, n, vectors) for kq in progress.bar(k, what)])
             E.append(np.stack(es))
             C.append(np.stack(cs) if vectors else None)
         else:
