@@ -268,3 +268,16 @@ def test_sparse_bands_report_progress_per_kpoint(tmp_path, graphene, capsys, mon
     assert "bands: k-points" in err and "6/6" in err
     assert main(args + ["--quiet"]) == 0
     assert "bands: k-points" not in capsys.readouterr().err
+
+
+def test_cli_partial_bands_are_points(tmp_path, monkeypatch):
+    """`hotham bands --n 4` draws points, not lines joining the i-th nearest state at each k."""
+    import hotham.electronic.report as report
+    from hotham.cli import main
+    drawn = []
+    real = report.plot_bands
+    monkeypatch.setattr(report, "plot_bands", lambda ax, bands, **kw: drawn.append(real(ax, bands, **kw)))
+    assert main(["bands", str(DATA / "graphene_prim"), "--n", "4", "--npoints", "20", "-o", str(tmp_path / "b")]) == 0
+    ax = drawn[0]
+    assert sum(line.get_marker() == "o" for line in ax.lines) == 4
+    assert all(line.get_linestyle() == "None" for line in ax.lines if line.get_marker() == "o")
