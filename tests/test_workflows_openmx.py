@@ -177,3 +177,12 @@ def test_cli_structure_and_openmx(tmp_path, fake_openmx, capsys):
     assert main(["openmx", "write", str(out), "-o", str(tmp_path / "runs"), "--kgrid", "2", "2", "1"]) == 0
     assert main(["openmx", "run", str(tmp_path / "runs"), "--command", fake_openmx]) == 0
     assert json.loads((tmp_path / "runs" / "tbg" / "run.json").read_text())["status"] == "converged"
+
+
+def test_cli_slurm_script_carries_mpi_and_openmp(tmp_path):
+    """--ntasks MPI processes x --cpus-per-task OpenMP threads (exported as OMP_NUM_THREADS)."""
+    folders = _folders(tmp_path, ["a", "b"])
+    assert main(["openmx", "run", *map(str, folders), "--slurm", str(tmp_path / "job.sh"), "--command", "srun openmx",
+                 "--ntasks", "8", "--cpus-per-task", "4"]) == 0
+    text = (tmp_path / "job.sh").read_text()
+    assert "#SBATCH --ntasks=8" in text and "#SBATCH --cpus-per-task=4" in text and "export OMP_NUM_THREADS=4" in text

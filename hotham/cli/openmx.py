@@ -32,7 +32,8 @@ def _run(args):
     from ..workflows import runner
     folders = runner.find_run_folders(args.folders)
     if args.slurm:
-        path = runner.slurm_array_script(folders, args.slurm, args.openmx_cmd, ntasks=args.ntasks, time_limit=args.time_limit,
+        path = runner.slurm_array_script(folders, args.slurm, args.openmx_cmd, ntasks=args.ntasks,
+                                         cpus_per_task=args.cpus_per_task, time_limit=args.time_limit,
                                          partition=args.partition, max_parallel=args.parallel)
         print(f"wrote {path} ({len(folders)} array tasks); submit with: sbatch {path}")
         return 0
@@ -96,7 +97,9 @@ def register(subparsers) -> None:
     q.add_argument("--no-resume", action="store_true", help="rerun folders that already converged")
     q.add_argument("--timeout", type=float, help="seconds per run")
     q.add_argument("--slurm", default=None, metavar="SCRIPT", help="write a SLURM job-array script instead of running")
-    q.add_argument("--ntasks", type=int, help="SLURM tasks per run (default %(default)s)")
+    q.add_argument("--ntasks", type=int, help="SLURM tasks (MPI processes) per run (default %(default)s)")
+    q.add_argument("--cpus-per-task", type=int,
+                   help="SLURM CPUs (OpenMP threads, exported as OMP_NUM_THREADS) per task (default %(default)s)")
     q.add_argument("--time", dest="time_limit", metavar="HH:MM:SS", help="SLURM time limit per run (default %(default)s)")
     q.add_argument("--partition", help="SLURM partition")
     later(q, _run_defaults)
