@@ -8,8 +8,8 @@ benchmarks/RESULTS.md). So hotham takes, in order:
 
 1. the number given (``hotham --threads N``, :func:`set_threads(N)`);
 2. ``OMP_NUM_THREADS``, then ``SLURM_CPUS_PER_TASK`` (a batch system's allocation);
-3. the cores this process may run on, less the load already on them (1-minute load average),
-   at least 1;
+3. the cores this process may run on, less the whole cores already busy (the integer part of
+   the 1-minute load average), at least 1;
 
 and applies it to torch and, through threadpoolctl, to every BLAS/OpenMP pool (interop threads: 1).
 """
@@ -42,7 +42,9 @@ def thread_count(threads: int | None = None) -> int:
             return int(v)
     cores = _cores()
     try:
-        busy = int(round(os.getloadavg()[0]))
+        # whole cores kept busy by others: a fraction of a core (this shell, a short job) is
+        # not worth halving the threads for; a core's worth of load is
+        busy = int(os.getloadavg()[0])
     except OSError:
         busy = 0
     return max(1, min(cores, cores - busy))

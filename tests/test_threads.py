@@ -25,7 +25,7 @@ def test_sources_in_order(monkeypatch):
     assert threads.thread_count() == 2
     monkeypatch.setattr(os, "getloadavg", lambda: (11.0, 0.0, 0.0))
     assert threads.thread_count() == 1
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.9, 0.0, 0.0))    # less than a core busy: all of them
     assert threads.thread_count() == 8
     with pytest.raises(HothamError, match="--threads must be >= 1"):
         threads.thread_count(0)
