@@ -50,7 +50,7 @@ from .so3 import real_gaunt, spherical_harmonics_all
 __all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE"]
 
 #: atoms closer than this (Angstrom) are rejected as overlapping
-MIN_DISTANCE = 0.1
+MIN_DISTANCE = 0.5     # no bond is shorter (H2: 0.74 A)
 
 #: edges handled per vectorised step (bounds the temporary memory to ~ CHUNK * n_i * n_j * 8 bytes * few)
 CHUNK_EDGES = 20000
@@ -282,7 +282,7 @@ def structure_operator(atoms: Atoms, basis: Basis, radii: Mapping[str, float] | 
     Edges: every (i, j, R) with |t_j + R @ cell - t_i| < r_c(i) + r_c(j) (both directions, the
     on-site blocks included), images only along periodic directions. ``radii``: species ->
     cutoff radius r_c in Angstrom; by default read from the OpenMX labels of ``basis``
-    (``C6.0-...`` -> 6.0 Bohr). Edges are sorted by (i, j, R). Atoms closer than 0.1 Angstrom raise
+    (``C6.0-...`` -> 6.0 Bohr). Edges are sorted by (i, j, R). Atoms closer than ``MIN_DISTANCE`` (0.5 Angstrom) raise
     :class:`StructureError`.
     """
     from ase.neighborlist import primitive_neighbor_list

@@ -208,9 +208,10 @@ def test_molecule_and_errors(openmx_data):
     # the sigma s-p overlap along +z: s on atom 0 sits in the negative lobe of p_z on atom 1
     s0_pz1 = op.s_block(op.find_edge(0, 1))[0, 2 + 1]
     assert s0_pz1 < -0.1
-    bad = Atoms("C2", positions=[[0, 0, 0], [0, 0, 0.05]], cell=[5, 5, 5], pbc=False)
-    with pytest.raises(StructureError, match="atoms 0 .* and 1"):
-        overlap_operator(bad, {"C": "C6.0-s2p2d1"})
+    for d in (0.05, 0.1, 0.45):               # 0.1 A apart was accepted once
+        bad = Atoms("C2", positions=[[0, 0, 0], [0, 0, d]], cell=[5, 5, 5], pbc=False)
+        with pytest.raises(StructureError, match="atoms 0 .* and 1 .* overlapping atoms"):
+            overlap_operator(bad, {"C": "C6.0-s2p2d1"})
     with pytest.raises(BasisError, match="C"):
         overlap_operator(mol, {"N": "N6.0-s2p2d1"})
     with pytest.raises(BasisError, match="l=3, mul=15"):

@@ -263,3 +263,10 @@ def test_cli_train_refuses_an_existing_output_and_resumes(dataset, tmp_path, cap
     assert main(more + ["--resume"]) == 0
     assert "resuming from" in capsys.readouterr().out
     assert main(args + ["--force"]) == 0
+
+
+def test_training_reports_before_its_first_epoch_ends(dataset, tmp_path, capsys):
+    """The graphs are built (minutes for large sets) before the first epoch: that is said."""
+    train(dataset, tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=1), log=lambda s: None, progress=True)
+    err = capsys.readouterr().err
+    assert "train: graphs of 2 structures ..." in err and "train: epoch 1" in err
