@@ -15,7 +15,7 @@ from hotham.so3 import random_rotation, rotate_operator
 from hotham import predict
 from hotham.baseline import OnsiteBaseline
 from hotham.checkpoint import load_predictor
-from hotham.train import TrainConfig, TrainingError, train
+from hotham.train import TrainConfig, train
 
 DATA = Path(__file__).parent / "data"
 TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
@@ -75,7 +75,8 @@ def test_nan_targets_are_refused(dataset, tmp_path):
         name = sorted(f["structures"])[0]
         H = f["structures"][name]["H"]
         H[3] = np.nan
-    with pytest.raises(TrainingError, match=f"{name}.*NaN"):
+    # refused as soon as the structure is read, naming the file and the structure
+    with pytest.raises(FormatError, match=f"bad.h5.*{name}.*H holds NaN or inf"):
         train(bad, tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=1), log=lambda s: None)
     assert not (tmp_path / "m.pt").exists()
 
