@@ -20,7 +20,7 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
@@ -37,11 +37,13 @@ class TrainingError(HothamError):
 class TrainConfig(BaseModel):
     """Optimisation settings (JSON-serialisable; stored in the checkpoint).
 
-    epochs: passes over the training split. lr: Adam learning rate. batch_size: structures per
-    step. target: "H" (eV) or "S" (an overlap model for structures without DFT). device: "auto"
-    (CUDA when present), "cpu" or "cuda". dtype: float32 or float64. lr_patience / lr_factor /
-    min_lr: ReduceLROnPlateau on the validation loss. max_minutes: wall-clock limit (None = none).
-    grad_clip: max gradient norm. seed: batching and initialisation.
+    The defaults live here and only here: the command-line options of ``hotham train`` are
+    derived from these fields, and a YAML run file (:func:`load_run_config`) fills them by name.
+    Learning rate: ReduceLROnPlateau on the validation loss (``lr_patience``, ``lr_factor``,
+    ``min_lr``) after ``warmup_epochs`` of linear warm-up. With ``ema_decay`` the exponential
+    moving average of the weights is what is validated and saved. The band-energy loss
+    (:mod:`hotham.band_loss`) joins the block loss from epoch ``band_start`` on with weight
+    ``band_weight``: HamGNN's second stage, once the blocks have converged.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +60,16 @@ class TrainConfig(BaseModel):
     max_minutes: float | None = Field(None, description="stop after this wall time, minutes")
     grad_clip: float = Field(10.0, description="largest gradient norm")
     seed: int = Field(0, description="seed of batching and initialisation")
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="Adam, or AdamW (decoupled weight decay)")
+    weight_decay: float = Field(0.0, description="AdamW weight decay")
+    warmup_epochs: int = Field(0, description="epochs of linear learning-rate warm-up")
+    ema_decay: float | None = Field(None, description="decay of the moving average of the weights that is "
+                                                      "validated and saved, e.g. 0.99 (none: the weights themselves)")
+    early_stop: int | None = Field(None, description="stop after this many epochs without validation gain")
+    band_weight: float = Field(0.0, description="weight of the band-energy loss (eV) added to the block loss")
+    band_start: int = Field(1, description="first epoch of the band-energy loss")
+    band_kpoints: int = Field(4, description="random k-points per structure and step of the band-energy loss")
+    band_window: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
 
 
 def valence_per_species(ops) -> dict:
@@ -106,6 +118,69 @@ def evaluate_split(model, dataset, split: str = "test") -> dict:
     names = ds.names if split == "all" else ds.split(split)
     report = evaluate(pred, [ds[n] for n in names]) if names else None
     return {"split": split, "structures": list(names), "target": pred.target, "report": report}
+
+
+class RunConfig(BaseModel):
+    """A training run in one YAML file (``hotham train run.yaml``)::
+
+        data: set.h5                # the hotham data set
+        output: model.pt            # the checkpoint to write
+        model: {lmax: 4, channels: 16, layers: 2}     # fields of hotham.nn.HotHamConfig
+        train: {epochs: 300, lr: 5.0e-3, ema_decay: 0.99}   # fields of TrainConfig
+
+    Unknown or ill-typed keys are errors naming the key; what is not given takes the defaults of
+    HotHamConfig and TrainConfig (the one place they are defined)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    output: str | None = None
+    model: dict = Field(default_factory=dict)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("model")
+    @classmethod
+    def _model_fields(cls, v):
+        from .nn.model import HotHamConfig
+        unknown = sorted(set(v) - set(HotHamConfig.model_fields) - {"conv"})
+        if unknown:
+            raise ValueError(f"unknown model key(s) {', '.join(unknown)} (known: {', '.join(HotHamConfig.model_fields)})")
+        HotHamConfig(**v)       # types and ranges, reported with the key
+        return v
+
+
+def load_run_config(path) -> RunConfig:
+    """Read a YAML run file (:class:`RunConfig`); HothamError naming the file and every bad key."""
+    import yaml
+    from pydantic import ValidationError
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise HothamError(f"{path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise HothamError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise HothamError(f"{path}: expected a mapping with data, output, model, train")
+    try:
+        return RunConfig(**raw)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
+        raise HothamError(f"{path}: " + "; ".join(lines)) from None
+
+
+def train_from_file(path, *, output=None, model: dict | None = None, train_overrides: dict | None = None,
+                    **kwargs) -> dict:
+    """:func:`train` from a YAML run file; ``output``, ``model`` and ``train_overrides`` (e.g.
+    the command-line flags given) override the file's values. Relative paths in the file are
+    relative to the file's folder."""
+    run = load_run_config(path)
+    base = Path(path).parent
+    out = output or run.output
+    if out is None:
+        raise HothamError(f"{path}: no output checkpoint (give 'output:' or -o)")
+    cfg = TrainConfig(**{**run.train.model_dump(), **(train_overrides or {})})
+    return train(base / run.data, Path(output) if output else base / out, model={**run.model, **(model or {})},
+                 config=cfg, **kwargs)
 
 
 def last_state_path(out_path) -> Path:
@@ -188,20 +263,35 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         cache = {tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in train_batches}
         cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
 
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
                                                        min_lr=cfg.min_lr)
-    history, best, best_state, first_epoch, t_before = [], math.inf, None, 1, 0.0
+    ema = None
+    if cfg.ema_decay is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    evaluated = ema.module if ema is not None else net      # the network that is validated and saved
+    band_losses = _band_losses(ops, split["train"], cfg, device, baseline) if cfg.band_weight > 0 else {}
+    k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
+    history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
         state = _load_state(last_path, mcfg, cfg)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
-        history, best, best_state = state["history"], state["best"], state["best_state"]
+        k_gen.set_state(state["k_rng"])
+        history, best, best_state, stale = state["history"], state["best"], state["best_state"], state["stale"]
         first_epoch, t_before = state["epoch"] + 1, history[-1]["time_s"] if history else 0.0
         log(f"resuming from {last_path} after epoch {state['epoch']}")
+    else:
+        _write_resolved_config(out_path, ds.path, mcfg, cfg)
     t0 = time.time() - t_before
     deadline = None if cfg.max_minutes is None else time.time() + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
@@ -210,7 +300,11 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             "domain": training_domain([ops[n] for n in split["train"]])}
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
-        tr_loss, tr_mae, n_el = 0.0, 0.0, 0
+        if epoch <= cfg.warmup_epochs:           # linear warm-up; the plateau schedule starts after it
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * epoch / cfg.warmup_epochs
+        with_bands = bool(band_losses) and epoch >= cfg.band_start
+        tr_loss, tr_mae, tr_band, n_el = 0.0, 0.0, 0.0, 0
         out_of_time = False
         for k in progress.bar(rng.permutation(len(train_batches)), f"epoch {epoch}", leave=False):
             if n_el and deadline is not None and time.time() > deadline:
@@ -220,6 +314,10 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             g, y = cache[b]
             pred = net(g)
             loss = _loss(pred, y)
+            if with_bands:
+                band = _band_term(band_losses, b, pred, cfg, k_gen)
+                loss = loss + cfg.band_weight * band
+                tr_band += band.item() * len(b)
             if not torch.isfinite(loss):
                 raise TrainingError(f"{ds.path}: loss became {loss.item()} at epoch {epoch} on {', '.join(b)}; "
                                     f"lower the learning rate (now {opt.param_groups[0]['lr']:.2e})")
@@ -227,43 +325,56 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(net)
             tr_loss += loss.item() * y.numel()
             tr_mae += (pred - y).abs().sum().item()
             n_el += y.numel()
-        net.eval()
+        evaluated.eval()
         with torch.no_grad():
             v_loss, v_mae, v_n = 0.0, 0.0, 0
             for b in val_batches:
                 g, y = cache[tuple(b)]
-                pred = net(g)
+                pred = evaluated(g)
                 v_loss += _loss(pred, y).item() * y.numel()
                 v_mae += (pred - y).abs().sum().item()
                 v_n += y.numel()
         v_loss /= v_n
-        sched.step(v_loss)
+        if epoch > cfg.warmup_epochs:
+            sched.step(v_loss)
         rec = {"epoch": epoch, "train_loss": tr_loss / n_el, "train_mae_meV": 1000 * tr_mae / n_el,
                "val_loss": v_loss, "val_mae_meV": 1000 * v_mae / v_n, "lr": opt.param_groups[0]["lr"],
                "time_s": time.time() - t0}
+        if with_bands:
+            rec["train_band_mae_meV"] = 1000 * tr_band / len(split["train"])
         history.append(rec)
+        stale = 0 if v_loss < best else stale + 1
         if v_loss < best:
             best = v_loss
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            Predictor(net, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+            best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
+            Predictor(evaluated, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
         if not out_of_time:     # a partial epoch is not a state to resume from: it is redone
             _save_state(last_path, epoch=epoch, model=net.state_dict(), optimizer=opt.state_dict(),
-                        scheduler=sched.state_dict(), numpy_rng=rng.bit_generator.state,
-                        torch_rng=torch.get_rng_state(), history=history, best=best, best_state=best_state,
+                        scheduler=sched.state_dict(), ema=None if ema is None else ema.state_dict(),
+                        numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), k_rng=k_gen.get_state(),
+                        history=history, best=best, best_state=best_state, stale=stale,
                         model_config=mcfg.model_dump(mode="json"), train_config=cfg.model_dump(mode="json"))
-        log(f"epoch {epoch:4d}  train MAE {rec['train_mae_meV']:9.3f} meV  val MAE {rec['val_mae_meV']:9.3f} meV"
-            f"  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s" + ("  *" if v_loss == best else ""))
+        _write_metrics(out_path, history)
+        eta = (time.time() - t0) / epoch * (cfg.epochs - epoch)
+        log(f"epoch {epoch:4d}/{cfg.epochs}  train MAE {rec['train_mae_meV']:9.3f} meV  "
+            f"val MAE {rec['val_mae_meV']:9.3f} meV  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s  ETA {eta:6.0f} s"
+            + (f"  band {rec['train_band_mae_meV']:7.2f} meV" if with_bands else "") + ("  *" if v_loss == best else ""))
         if out_of_time or (deadline is not None and time.time() > deadline):
             log(f"stopping: {cfg.max_minutes} minute limit reached" + (" inside the epoch" if out_of_time else ""))
             break
+        if cfg.early_stop is not None and stale >= cfg.early_stop:
+            log(f"stopping early: no validation gain for {cfg.early_stop} epochs")
+            break
     if best_state is None:
         raise TrainingError(f"no epoch was trained (epochs = {cfg.epochs})")
-    net.load_state_dict(best_state)
-    pred = Predictor(net, baseline, which, info)
-    result = {"history": history, "parameters": net.n_parameters,
+    evaluated.load_state_dict(best_state)
+    pred = Predictor(evaluated, baseline, which, info)
+    result = {"history": history, "parameters": net.n_parameters, "checkpoint": os.fspath(out_path),
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
               "test": evaluate(pred, [ops[n] for n in split["test"]]) if split["test"] else None}
     pred.save(out_path, {"history": history, "metrics": {"val": result["val"], "test": result["test"]}})
@@ -273,7 +384,51 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 
 
 #: configuration fields a resumed run may change
-RESUMABLE = ("epochs", "max_minutes", "device")
+RESUMABLE = ("epochs", "max_minutes", "device", "early_stop")
+
+
+def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBaseline) -> dict:
+    """:class:`~hotham.band_loss.BandLoss` of every training structure (float64, on ``device``);
+    the network predicts H minus the on-site baseline, which the loss adds back."""
+    from .band_loss import BandLoss
+    return {n: BandLoss(ops[n], (-cfg.band_window, cfg.band_window), offset=baseline.flat(ops[n]), device=device)
+            for n in names}
+
+
+def _band_term(band_losses: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen) -> torch.Tensor:
+    """Mean band-energy loss (eV) of the structures of one batch (their flat predictions one after
+    another in ``pred``) at fresh random k-points."""
+    from .band_loss import random_kpoints
+    terms, start = [], 0
+    for n in names:
+        bl = band_losses[n]
+        stop = start + bl.op.nnz
+        terms.append(bl(pred[start:stop], random_kpoints(bl.op.atoms, cfg.band_kpoints, k_gen)))
+        start = stop
+    return torch.stack(terms).mean()
+
+
+def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig) -> None:
+    """``<output>.config.yaml``: the whole configuration of a run, defaults included, in the
+    layout :func:`load_run_config` reads (so the run can be repeated from it)."""
+    import yaml
+    out = Path(out_path)
+    text = yaml.safe_dump({"data": os.fspath(data), "output": os.fspath(out),
+                           "model": mcfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json")},
+                          sort_keys=False)
+    with atomic_path(out.with_name(out.name + ".config.yaml")) as tmp:
+        Path(tmp).write_text(text)
+
+
+def _write_metrics(out_path, history: list[dict]) -> None:
+    """``<output>.metrics.csv``: one row per epoch (rewritten whole, atomically)."""
+    import csv
+    keys = list(dict.fromkeys(k for rec in history for k in rec))
+    out = Path(out_path)
+    with atomic_path(out.with_name(out.name + ".metrics.csv")) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
 
 
 def _save_state(path: Path, **state) -> None:

@@ -213,7 +213,9 @@ from hotham.threads import set_threads
 set_threads(1)
 from hotham.train import TrainConfig, train
 train(sys.argv[1], sys.argv[2], model=dict(lmax=2, channels=4, layers=1, hidden=16, n_radial=8),
-      config=TrainConfig(epochs=int(sys.argv[3]), lr=1e-2, batch_size=2, lr_patience=1), log=print,
+      config=TrainConfig(epochs=int(sys.argv[3]), lr=1e-2, batch_size=2, lr_patience=1, ema_decay=0.9,
+                         band_weight=0.05, band_start=2, band_kpoints=2, optimizer="adamw", weight_decay=1e-4),
+      log=print,
       resume=sys.argv[4] == "resume")
 """
 
@@ -250,7 +252,9 @@ def test_resume_after_sigkill_gives_the_weights_of_an_uninterrupted_run(tmp_path
     # resuming a finished run needs more epochs; another configuration is refused
     with pytest.raises(HothamError, match="batch_size"):
         train(tmp_path / "set.h5", b, model=dict(lmax=2, channels=4, layers=1, hidden=16, n_radial=8),
-              config=TrainConfig(epochs=9, lr=1e-2, batch_size=1, lr_patience=1), log=lambda s: None, resume=True)
+              config=TrainConfig(epochs=9, lr=1e-2, batch_size=1, lr_patience=1, ema_decay=0.9, band_weight=0.05,
+                                 band_start=2, band_kpoints=2, optimizer="adamw", weight_decay=1e-4),
+              log=lambda s: None, resume=True)
 
 
 def test_cli_train_refuses_an_existing_output_and_resumes(dataset, tmp_path, capsys):
@@ -271,3 +275,43 @@ def test_training_reports_before_its_first_epoch_ends(dataset, tmp_path, capsys)
     train(dataset, tmp_path / "m.pt", model=TINY, config=TrainConfig(epochs=1), log=lambda s: None, progress=True)
     err = capsys.readouterr().err
     assert "train: graphs of 2 structures ..." in err and "train: epoch 1" in err
+
+
+def test_yaml_run_file_errors_name_the_key(tmp_path, dataset):
+    from hotham.train import load_run_config
+    f = tmp_path / "run.yaml"
+    f.write_text(f"data: {dataset}\noutput: m.pt\nmodel: {{lmax: 2, chanels: 4}}\ntrain: {{epochs: two, lr: 1e-3}}\n")
+    with pytest.raises(HothamError) as err:
+        load_run_config(f)
+    msg = str(err.value)
+    assert "run.yaml" in msg and "chanels" in msg and "train.epochs" in msg
+    f.write_text(f"data: {dataset}\noutpt: m.pt\n")
+    with pytest.raises(HothamError, match="outpt: Extra inputs are not permitted"):
+        load_run_config(f)
+    f.write_text("data: [unclosed\n")
+    with pytest.raises(HothamError, match="not valid YAML"):
+        load_run_config(f)
+
+
+def test_yaml_run_with_overrides_ema_warmup_and_band_stage(tmp_path, dataset, capsys):
+    """A YAML run (flags override it) with warm-up, EMA, early stopping and the band-loss stage:
+    it writes the resolved config, the metrics CSV, and its band term is logged."""
+    import yaml
+    from hotham.cli import main
+    f = tmp_path / "run.yaml"
+    f.write_text(yaml.safe_dump({"data": str(dataset), "output": "m.pt",
+                                 "model": {"lmax": 2, "channels": 4, "layers": 1, "hidden": 16, "n_radial": 8},
+                                 "train": {"epochs": 50, "lr": 1e-2, "warmup_epochs": 2, "ema_decay": 0.9,
+                                           "band_weight": 0.1, "band_start": 2, "band_kpoints": 2,
+                                           "early_stop": 100}}))
+    assert main(["train", str(f), "--epochs", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    last = next(line for line in out.splitlines() if line.startswith("epoch    3/3"))
+    assert "band" in last and "ETA" in last
+    resolved = yaml.safe_load((tmp_path / "m.pt.config.yaml").read_text())
+    assert resolved["train"]["epochs"] == 3 and resolved["train"]["ema_decay"] == 0.9
+    assert resolved["model"]["lmax"] == 2
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / "m.pt.metrics.csv")))
+    assert len(rows) == 3 and rows[0]["train_band_mae_meV"] == "" and float(rows[2]["train_band_mae_meV"]) > 0
+    assert float(rows[0]["lr"]) == pytest.approx(5e-3)          # warm-up: half the rate in epoch 1 of 2

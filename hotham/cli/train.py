@@ -17,10 +17,11 @@ def _options(parser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a Hot-Ham model on a data set",
-                              description="Train on the train split of a hotham data set (hotham dataset build); "
-                                          "the best model on the val split is written to -o.")
-    p.add_argument("dataset", help="hotham data set (.h5)")
-    p.add_argument("-o", "--output", required=True, help="checkpoint to write (.pt)")
+                              description="Train on the train split of a hotham data set (hotham dataset build), "
+                                          "or run a YAML run file (data, output, model, train; the flags override "
+                                          "it); the best model on the val split is written to -o.")
+    p.add_argument("dataset", help="hotham data set (.h5) or a YAML run file (.yaml)")
+    p.add_argument("-o", "--output", help="checkpoint to write (.pt; required with a data set)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run of -o from its last finished epoch (OUTPUT.last.pt)")
@@ -54,14 +55,22 @@ def register(subparsers) -> None:
 def _train(args) -> int:
     from ..metrics import format_report
     from ..nn.model import HotHamConfig
-    from ..train import TrainConfig, train
-    cfg = TrainConfig(**model_kwargs(args, TrainConfig))
-    result = train(args.dataset, args.output, model=model_kwargs(args, HotHamConfig), config=cfg, force=args.force,
-                   resume=args.resume, progress=not args.quiet)
-    print(format_report(result["val"], f"{cfg.target} on val"))
+    from ..errors import HothamError
+    from ..train import TrainConfig, train, train_from_file
+    common = dict(model=model_kwargs(args, HotHamConfig), force=args.force, resume=args.resume,
+                  progress=not args.quiet)
+    if str(args.dataset).endswith((".yaml", ".yml")):
+        result = train_from_file(args.dataset, output=args.output, train_overrides=model_kwargs(args, TrainConfig),
+                                 **common)
+    elif args.output is None:
+        raise HothamError("give the checkpoint to write with -o (or a YAML run file naming it)")
+    else:
+        result = train(args.dataset, args.output, config=TrainConfig(**model_kwargs(args, TrainConfig)), **common)
+    target = "H" if result["val"]["units"] == "meV" else "S"
+    print(format_report(result["val"], f"{target} on val"))
     if result["test"]:
-        print(format_report(result["test"], f"{cfg.target} on test"))
-    print(f"wrote {args.output} and {args.output}.json")
+        print(format_report(result["test"], f"{target} on test"))
+    print(f"wrote {result['checkpoint']} and its .json, .metrics.csv, .config.yaml")
     return 0
 
 
