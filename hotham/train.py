@@ -26,8 +26,8 @@ from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
 from .domain import training_domain
 from .errors import HothamError
+from .evaluation import evaluate
 from .files import atomic_path
-from .metrics import BlockErrors
 
 
 class TrainingError(HothamError):
@@ -96,28 +96,6 @@ def _loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _batches(names: list[str], size: int, rng: np.random.Generator) -> list[list[str]]:
     order = [names[i] for i in rng.permutation(len(names))]
     return [order[k:k + size] for k in range(0, len(order), size)]
-
-
-def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
-    """Block errors (meV) of a predictor on operators with DFT blocks; see hotham.metrics."""
-    from .prediction import predict
-    acc = BlockErrors(which or predictor.target)
-    for op in ops:
-        acc.add(predict(predictor, op, fermi_level=False), op)
-    return acc.report()
-
-
-def evaluate_split(model, dataset, split: str = "test") -> dict:
-    """Block errors (meV) of a checkpoint (or :class:`Predictor`) on a split of a hotham data set
-    ("train", "val", "test" or "all"): ``{"split", "structures" (names), "target", "report"
-    (None for an empty split)}``."""
-    from .checkpoint import load_predictor
-    from .dataset import Dataset
-    pred = model if isinstance(model, Predictor) else load_predictor(model)
-    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
-    names = ds.names if split == "all" else ds.split(split)
-    report = evaluate(pred, [ds[n] for n in names]) if names else None
-    return {"split": split, "structures": list(names), "target": pred.target, "report": report}
 
 
 class RunConfig(BaseModel):

@@ -76,7 +76,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from ..metrics import format_report
-    from ..train import evaluate_split
+    from ..evaluation import evaluate_split
     ev = evaluate_split(args.model, args.dataset, args.split)
     if ev["report"] is None:
         print(f"split {args.split!r} of {args.dataset} is empty")
