@@ -11,6 +11,7 @@ this module only holds the trained objects and their file format (a ``torch.save
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -46,6 +47,24 @@ class Predictor:
     @property
     def basis(self) -> Basis:
         return Basis(self.model.shells, self.info.get("basis_labels", {}))
+
+    @property
+    def val_block_mae_meV(self) -> float | None:
+        """Validation block MAE (meV, all block elements) of an H model: the final metrics that
+        training writes at its end (``metrics`` -> ``val`` -> ``all`` -> ``mae``), else the best
+        ``val_mae_meV`` of the ``history`` (a checkpoint written during training), else None
+        (not recorded; always None for an S model, whose errors are not in meV).
+        :func:`hotham.predict` holds it against :data:`hotham.prediction.QUALITY_GATE_MEV`."""
+        if self.target != "H":
+            return None
+        try:
+            mae = float(self.info["metrics"]["val"]["all"]["mae"])
+        except (KeyError, TypeError, ValueError):
+            mae = math.nan
+        if not math.isfinite(mae):
+            epochs = [h.get("val_mae_meV", math.nan) for h in self.info.get("history") or []]
+            mae = min((float(m) for m in epochs if math.isfinite(m)), default=math.nan)
+        return mae if math.isfinite(mae) else None
 
     def predict_blocks(self, op: BlockOperator) -> np.ndarray:
         """Predicted blocks of ``op``'s (i, j, R) list: flat float64 [nnz] in ``op``'s layout

@@ -4,12 +4,16 @@
 2. train a small Hot-Ham model on them (CPU minutes; CUDA when present);
 3. report block errors on the held-out cells;
 4. predict H of the 28-atom twisted bilayer (21.79 deg), a structure the model never saw, and
-   compare its bands with OpenMX's own ``.Band`` file on the same k-points.
+   compare its bands with OpenMX's own ``.Band`` file on the same k-points;
+5. hold the model against the quality gate (:data:`hotham.prediction.QUALITY_GATE_MEV`): a model
+   whose validation block MAE is above it is reported as not good enough for bands, and its band
+   picture as no result.
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +30,9 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
 
     ``model`` / ``training`` override fields of DEMO_MODEL (HotHamConfig) / DEMO_TRAINING
     (TrainConfig; its device is also the prediction's). Progress goes to ``log``. Writes
-    set.h5, model.pt, tbg_bands.png and summary.json into ``out``; returns the summary."""
+    set.h5, model.pt, tbg_bands.png and summary.json into ``out``; returns the summary, whose
+    ``passes_quality_gate`` says whether the model's validation block MAE is at most
+    ``quality_gate_meV``."""
     from matplotlib.figure import Figure
 
     from . import io
@@ -36,7 +42,8 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
     from .electronic.plot import plot_band_comparison, save_figure
     from .electronic.solve import eigenvalues
     from .metrics import block_errors, format_report
-    from .prediction import predict
+    from .checkpoint import load_predictor
+    from .prediction import QUALITY_GATE_MEV, QualityWarning, predict, quality_verdict
     from .train import TrainConfig, train
 
     out = Path(out)
@@ -59,7 +66,11 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
 
     log("\n== 4. twisted bilayer graphene 21.79 deg (28 atoms, never seen in training)")
     dft = io.read(data / "tbg_21.79")
-    pred = predict(out / "model.pt", dft, device=cfg.device, fermi_level=False)
+    predictor = load_predictor(out / "model.pt", device=cfg.device)
+    verdict = quality_verdict(predictor.val_block_mae_meV, "the demo's model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QualityWarning)     # said below, in the demo's own words
+        pred = predict(predictor, dft, fermi_level=False)
     blocks = block_errors(pred, dft)
     log(format_report(blocks, "H (tbg_21.79)"))
     band_file = data / "tbg_21.79" / "tbg_21.79.Band"
@@ -77,12 +88,21 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
                         special_x=kp.special_x, labels=kp.labels)
     log("model vs DFT bands (each at its own E_F): " + cmp.summary())
     fig = Figure(figsize=(5, 4.5), layout="tight")
-    plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
+    ax = plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
+    if verdict:
+        ax.set_title("under-trained model (fails the quality gate): not a result", fontsize=9)
     save_figure(fig, out / "tbg_bands.png")
+    if verdict:
+        log("\nNOT GOOD ENOUGH FOR BANDS: " + verdict + f" {out / 'tbg_bands.png'} shows this under-trained "
+            "model, not a result.")
+    else:
+        log(f"\nthe model passes the quality gate: validation block MAE {predictor.val_block_mae_meV:.3g} meV "
+            f"<= {QUALITY_GATE_MEV:g} meV")
     summary = {"val_block_mae_meV": result["val"]["all"]["mae"], "tbg_block_mae_meV": blocks["all"]["mae"],
                "tbg_band_mae_meV_within_2eV": cmp.mae_meV, "tbg_band_max_meV_within_2eV": cmp.max_meV,
                "fermi_level_dft_eV": ef_dft, "fermi_level_model_eV": ef_model,
                "dft_vs_openmx_band_max_eV": parsed_vs_openmx,
+               "passes_quality_gate": verdict is None, "quality_gate_meV": QUALITY_GATE_MEV,
                "parameters": result["parameters"], "epochs": len(result["history"]), "wall_s": time.time() - t0}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -13,6 +13,12 @@ Two kinds of input:
 
 The predicted operator carries the valence electrons of its species (from the training data)
 and its own Fermi level from that electron count (:func:`hotham.electronic.find_fermi_level`).
+
+Two warnings say when a prediction is not to be trusted, each once per prediction: a
+:class:`DomainWarning` when the structure lies outside the model's training domain
+(:mod:`hotham.domain`), and a :class:`QualityWarning` when the model fails the *quality gate*:
+its validation block MAE (:attr:`hotham.checkpoint.Predictor.val_block_mae_meV`, recorded in
+``meta["model_val_block_mae_meV"]`` of every prediction) is above :data:`QUALITY_GATE_MEV`.
 """
 from __future__ import annotations
 
@@ -23,11 +29,34 @@ from .domain import outside_domain
 from .errors import BasisError, FormatError, HothamError
 from .operator import BlockOperator
 
-__all__ = ["predict", "DomainWarning"]
+__all__ = ["predict", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict"]
+
+#: the quality gate, meV: the largest validation block MAE (all elements of H) of a model whose
+#: bands can be trusted. OpenMX's bases are nearly linearly dependent (S(k) has small
+#: eigenvalues) and H(k) sums many neighbour blocks, so block errors above it turn into eV band
+#: errors.
+QUALITY_GATE_MEV = 2.0
 
 
 class DomainWarning(UserWarning):
     """A structure lies outside the training domain of the model that predicts it."""
+
+
+class QualityWarning(UserWarning):
+    """The model's validation block MAE is above :data:`QUALITY_GATE_MEV`: its bands are not to
+    be trusted (see :func:`quality_verdict`)."""
+
+
+def quality_verdict(val_block_mae_meV: float | None, model: str = "the model") -> str | None:
+    """Why a model fails the quality gate (the text of its :class:`QualityWarning`: the MAE, the
+    gate and what to do), or None when its validation block MAE (meV) is at most
+    :data:`QUALITY_GATE_MEV` or not known (None). ``model`` names it in the text."""
+    if val_block_mae_meV is None or val_block_mae_meV <= QUALITY_GATE_MEV:
+        return None
+    return (f"{model}: validation block MAE {val_block_mae_meV:.3g} meV is above the quality gate of "
+            f"{QUALITY_GATE_MEV:g} meV; block errors this large turn into eV band errors in OpenMX's nearly "
+            f"linearly dependent bases, so its bands are not to be trusted. Train longer (more --epochs / "
+            f"--max-minutes) or on more data, until the validation block MAE is below {QUALITY_GATE_MEV:g} meV.")
 
 
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
@@ -40,6 +69,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA``, or from ``overlap_model``).
     fermi_level: estimate the Fermi level from the electron count (dense diagonalisation on an
     automatic mesh; NaN with the reason in ``meta["fermi_level_method"]`` for large cells).
+    Warns (:class:`QualityWarning`) when the model fails the quality gate and (:class:`DomainWarning`)
+    when the structure leaves its training domain; ``meta["model_val_block_mae_meV"]`` records the
+    model's validation block MAE when the checkpoint has one.
     progress: report each stage and its time on stderr (a flag or a :class:`hotham.progress.Progress`).
     """
     from ase import Atoms
@@ -69,6 +101,10 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
             op = _bare_structure(atoms, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
         if not isinstance(source, Atoms):
             op.source = os.fspath(source)
+    model_mae = getattr(predictor, "val_block_mae_meV", None)
+    verdict = quality_verdict(model_mae, predictor.info.get("path", "the model"))
+    if verdict:
+        warnings.warn(verdict, QualityWarning, stacklevel=2)
     outside = outside_domain(op, predictor.info.get("domain"))
     if outside:
         # one warning per prediction, listing every way the structure leaves the training domain
@@ -79,6 +115,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
         out = _with_prediction(predictor, op)
     if outside:
         out.meta["outside_training_domain"] = outside
+    out.meta.pop("model_val_block_mae_meV", None)      # a previous model's, when op was a prediction
+    if model_mae is not None:
+        out.meta["model_val_block_mae_meV"] = model_mae
     if fermi_level and out.H is not None:
         with progress.stage("Fermi level from the electron count"):
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)

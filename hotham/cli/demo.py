@@ -31,4 +31,8 @@ def _run(args) -> int:
     s = run_demo(args.out, args.data, model=model_kwargs(args, HotHamConfig), training=model_kwargs(args, TrainConfig),
                  log=lambda line: print(line, flush=True))
     print(f"\nwrote {args.out}/set.h5, model.pt, tbg_bands.png, summary.json in {s['wall_s']:.0f} s", flush=True)
+    if not s["passes_quality_gate"]:
+        print(f"the model is NOT good enough for bands (validation block MAE {s['val_block_mae_meV']:.3g} meV > "
+              f"{s['quality_gate_meV']:g} meV): train longer (--epochs, --max-minutes) before trusting the picture",
+              flush=True)
     return 0

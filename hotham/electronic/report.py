@@ -14,12 +14,14 @@ beside the input.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HothamError
 from ..files import atomic_path
+from ..prediction import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
 from .compare import block_mae, compare_bands, openmx_bands
 from .dos import dos
@@ -205,11 +207,19 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     E_F are OpenMX's own. ``window`` (eV around the reference E_F) and ``align`` ("fermi", "fit",
     "none"): see :func:`~hotham.electronic.compare.compare_bands`. ``fermi``: the model's Fermi
     level, eV (default the model file's). ``labels``: legend names (model, reference). Default
-    prefix ``<model>_vs_<reference>``. Returns the summary.
+    prefix ``<model>_vs_<reference>``. A model operator whose ``meta["model_val_block_mae_meV"]``
+    (written by :func:`hotham.predict`) fails the quality gate gets a
+    :class:`~hotham.prediction.QualityWarning`. Returns the summary.
     """
     _check_formats(format, data)
     mod, ref = _read(model), _read(reference)
     out, lines = {}, []
+    model_mae = mod.meta.get("model_val_block_mae_meV")
+    verdict = quality_verdict(model_mae, f"the model behind {model}")
+    if verdict:
+        warnings.warn(verdict, QualityWarning, stacklevel=2)
+    if model_mae is not None:
+        out["model_val_block_mae_meV"] = model_mae
     try:
         out["H_blocks"] = block_mae(mod, ref, "H")
         out["S_blocks"] = block_mae(mod, ref, "S")
