@@ -37,8 +37,8 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
 
     from . import io
     from .dataset import build_dataset
-    from .electronic.compare import band_file_deviation, compare_bands, openmx_bands
-    from .electronic.fermi import electron_count, find_fermi_level
+    from .electronic.compare import band_file_deviation, common_fermi_levels, compare_bands, openmx_bands
+    from .electronic.fermi import electron_count
     from .electronic.plot import plot_band_comparison, save_figure
     from .electronic.solve import eigenvalues
     from .metrics import block_errors, format_report
@@ -82,7 +82,7 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
     log(f"DFT blocks vs OpenMX .Band: max |dE| = {parsed_vs_openmx:.2e} eV over all {e_dft.shape[1]} bands")
     # each side's own Fermi level from the electron count on a 6x6 mesh (no DFT input for the model)
     n_el = electron_count(dft)
-    ef_dft, ef_model = (find_fermi_level(o, (6, 6, 1)) for o in (dft, pred))
+    ef_model, ef_dft, _ = common_fermi_levels(pred, dft, (6, 6, 1))
     log(f"Fermi level ({n_el:.0f} electrons, 6x6 mesh): DFT {ef_dft:.4f} eV, model {ef_model:.4f} eV")
     cmp = compare_bands(e_model, e_dft, model_fermi=ef_model, ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x,
                         special_x=kp.special_x, labels=kp.labels)

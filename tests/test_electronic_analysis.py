@@ -170,6 +170,38 @@ def test_cli_bands_dos_states_compare(tmp_path, graphene):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("run", ["hbn_prim", "bilayer_graphene_ab_prim"])
+def test_compare_uses_one_fermi_level_definition(tmp_path, run):
+    """DFT blocks against themselves give 0 band MAE: the model side (carrying, as a prediction
+    does, its E_F from the electron count) and the reference (OpenMX's ChemP in the file) are both
+    put at the electron-count Fermi level of one mesh. Against OpenMX's stored ChemP the gapped
+    hBN would be off by eV (mid-gap vs the valence-band top) and the bilayer by meV."""
+    from hotham.electronic import automatic_mesh, find_fermi_level
+    folder = DATA / run
+    dft = hio.read(folder)
+    model = dft.copy()
+    model.fermi_level = find_fermi_level(dft, automatic_mesh(dft.atoms))
+    assert abs(model.fermi_level - dft.fermi_level) > 1e-3          # the two definitions differ
+    hio.write(tmp_path / "model.h5", model)
+    assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--npoints", "30", "-o", str(tmp_path / "a")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["bands"]["mae_meV"] == 0.0 and a["bands"]["n_values"] > 0
+    assert a["fermi_level"]["model_eV"] == a["fermi_level"]["reference_eV"] == model.fermi_level
+    assert "electron count" in a["fermi_level"]["method"]
+    # on OpenMX's own k-points and bands (parsed blocks reproduce them to 1e-4 eV), and on a given mesh
+    assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--path", "openmx", "--mesh", "6",
+                 "--window", "-3", "3", "-o", str(tmp_path / "b")]) == 0      # hBN: mid-gap E_F, 4.6 eV gap
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert b["bands"]["mae_meV"] < 0.1
+    assert b["fermi_level"]["model_eV"] == b["fermi_level"]["reference_eV"]
+    assert "6x6x1 mesh" in b["fermi_level"]["method"]
+    # --fermi still overrides the model's Fermi level: a 50 meV offset is a 50 meV band MAE
+    assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--npoints", "30", "--fermi",
+                 str(model.fermi_level + 0.05), "-o", str(tmp_path / "c")]) == 0
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["bands"]["mae_meV"] == pytest.approx(50.0, abs=1e-6)
+
+
 def test_cli_errors_are_clean(tmp_path, capsys):
     rc = main(["bands", str(tmp_path / "missing.h5")])
     assert rc == 2 and "no such file" in capsys.readouterr().err

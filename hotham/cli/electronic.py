@@ -45,7 +45,9 @@ def cmd_states(args) -> int:
 def cmd_compare(args) -> int:
     from ..electronic.report import write_comparison
     print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
-                           window=tuple(args.window), align=args.align, fermi=args.fermi, channel=args.channel,
+                           window=tuple(args.window), align=args.align, fermi=args.fermi,
+                           mesh=None if args.mesh is None else (args.mesh[0] if len(args.mesh) == 1 else args.mesh),
+                           channel=args.channel,
                            labels=(args.model_label, args.reference_label), format=args.format, data=args.data))
     return 0
 
@@ -85,7 +87,11 @@ def register(subparsers) -> None:
     p.add_argument("--channel", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
     p.set_defaults(func=cmd_states)
 
-    p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE")
+    p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE",
+                              description="Bands of the model against the reference on one k-path, and their "
+                                          "blocks. Both Fermi levels come from one definition: each side's electron "
+                                          "count on the same k-mesh (--mesh, default automatic for the reference's "
+                                          "cell), not OpenMX's stored ChemP; --fermi overrides the model's.")
     p.add_argument("model", help="model blocks (hotham .h5, ...)")
     p.add_argument("reference", help="reference blocks (OpenMX run folder, hotham .h5, DeepH folder)")
     p.add_argument("-o", "--output", help="output prefix")
@@ -94,10 +100,14 @@ def register(subparsers) -> None:
     p.add_argument("--window", nargs=2, type=float, default=(-2.0, 2.0), metavar=("LO", "HI"),
                    help="MAE window around the reference E_F, eV (default -2 2)")
     p.add_argument("--align", choices=("fermi", "fit", "none"), default="fermi",
-                   help="Fermi-level alignment (each to its own E_F), best constant shift, or none")
+                   help="fermi: each side at its own E_F (both from the electron count on the same mesh); fit: "
+                        "the best constant shift (band-shape error); none")
     p.add_argument("--path", help="special points, or 'openmx' / a .Band file: reference bands from OpenMX itself")
     p.add_argument("--npoints", type=int, default=150)
-    p.add_argument("--fermi", type=float, help="model Fermi level, eV (default the model file's)")
+    p.add_argument("--fermi", type=float,
+                   help="model Fermi level, eV (default: from its electron count on the reference's mesh)")
+    p.add_argument("--mesh", type=int, nargs="+", metavar="N",
+                   help="k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic)")
     p.add_argument("--channel", type=int, choices=(0, 1))
     p.add_argument("--model-label", default="model")
     p.add_argument("--reference-label", default="DFT")

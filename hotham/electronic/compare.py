@@ -2,9 +2,14 @@
 
 Band comparison: both band sets are shifted by their own Fermi level (``align="fermi"``), or
 the model's by a constant chosen to minimise the MAE inside the window (``align="fit"``,
-the median of the differences), or not at all (``align="none"``). The MAE is taken over band
-energies whose *reference* value lies inside ``window`` (eV, relative to the reference Fermi
-level), bands matched by index (both sorted ascending, same count).
+the median of the differences: the band-shape error), or not at all (``align="none"``). The MAE
+is taken over band energies whose *reference* value lies inside ``window`` (eV, relative to the
+reference Fermi level), bands matched by index (both sorted ascending, same count).
+
+The two Fermi levels must mean the same thing: :func:`common_fermi_levels` gives both from
+:func:`~hotham.electronic.fermi.find_fermi_level` (each side's electron count) on one mesh. A
+model's electron-count E_F against OpenMX's stored ChemP would differ even for DFT's own blocks
+(OpenMX's ChemP is not mid-gap in an insulator, and its k-mesh is not the same).
 
 Against OpenMX's own bands: :func:`openmx_bands` turns a ``.Band`` file into a path and
 reference energies, :func:`band_file_deviation` checks an operator's bands against it (the
@@ -20,6 +25,7 @@ import numpy as np
 from ..errors import FormatError, HothamError
 from ..operator import BlockOperator
 from .bands import KPath, band_path, path_length
+from .fermi import automatic_mesh, find_fermi_level, mesh_shape
 from .solve import eigenvalues
 
 
@@ -72,16 +78,27 @@ def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: floa
                           int(inside.sum()), special_x, labels)
 
 
+def common_fermi_levels(model: BlockOperator, reference: BlockOperator, mesh=None) -> tuple[float, float, tuple]:
+    """The Fermi levels (eV) of two operators of one structure by one definition:
+    :func:`~hotham.electronic.fermi.find_fermi_level` (each operator's own electron count, 300 K)
+    on the same Gamma-centred mesh, ``mesh`` ((n1, n2, n3) or a scalar n) or
+    :func:`~hotham.electronic.fermi.automatic_mesh` of the reference's structure.
+
+    Returns ``(model E_F, reference E_F, (n1, n2, n3))``; raises :class:`~hotham.errors.HothamError`
+    when either cannot be found (no electron count, too many orbitals for a dense solve)."""
+    mesh = automatic_mesh(reference.atoms) if mesh is None else mesh_shape(reference.atoms, mesh)
+    return find_fermi_level(model, mesh), find_fermi_level(reference, mesh), mesh
+
+
 def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=None, *, npoints: int = 150,
-                           window=(-2.0, 2.0), align: str = "fermi", channel=None) -> BandComparison:
-    """Bands of two operators of the same structure on one path (auto path by default)."""
+                           window=(-2.0, 2.0), align: str = "fermi", channel=None, mesh=None) -> BandComparison:
+    """Bands of two operators of the same structure on one path (auto path by default), each
+    side at its Fermi level from :func:`common_fermi_levels` on ``mesh``."""
     kp = band_path(reference.atoms, path, npoints)
     em = eigenvalues(model, kp.kpts, channel=channel)
     er = eigenvalues(reference, kp.kpts, channel=channel)
-    ef_r = reference.fermi_level
-    if not np.isfinite(ef_r):
-        raise HothamError(f"the reference ({reference.source}) has no Fermi level")
-    return compare_bands(em, er, model_fermi=model.fermi_level, ref_fermi=ef_r, window=window, align=align,
+    ef_m, ef_r, _ = common_fermi_levels(model, reference, mesh)
+    return compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=window, align=align,
                          x=kp.x, special_x=kp.special_x, labels=kp.labels)
 
 

@@ -18,7 +18,7 @@ from ..cell import slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
 
-__all__ = ["K_B", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
+__all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
            "find_fermi_level", "DENSE_FERMI_MAX"]
 
 K_B = 8.617333262e-5  # eV / K
@@ -30,16 +30,20 @@ DENSE_FERMI_MAX = 12000
 AUTO_MESH_ATOM_K = 400
 
 
-def monkhorst_pack(atoms, mesh) -> np.ndarray:
-    """Fractional MP mesh [n1 n2 n3, 3] (Gamma-centred for odd n, as ase). A scalar ``mesh``
-    gives n x n x n, or n x n x 1 for slabs."""
-    from ase.dft.kpoints import monkhorst_pack as mp
+def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
+    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n is n x n x n, or n x n x 1 for slabs."""
     if np.ndim(mesh) == 0:
         ax = slab_axis(atoms)
         mesh = [int(mesh)] * 3
         if ax is not None:
             mesh[ax] = 1
-    return mp(mesh)
+    return tuple(int(n) for n in mesh)
+
+
+def monkhorst_pack(atoms, mesh) -> np.ndarray:
+    """Fractional MP mesh [n1 n2 n3, 3] (Gamma-centred for odd n, as ase) of :func:`mesh_shape`."""
+    from ase.dft.kpoints import monkhorst_pack as mp
+    return mp(mesh_shape(atoms, mesh))
 
 
 def automatic_mesh(atoms) -> tuple[int, int, int]:

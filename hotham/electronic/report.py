@@ -23,7 +23,7 @@ from ..errors import HothamError
 from ..files import atomic_path
 from ..prediction import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
-from .compare import block_mae, compare_bands, openmx_bands
+from .compare import block_mae, common_fermi_levels, compare_bands, openmx_bands
 from .dos import dos
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
 from .solve import eigenvalues
@@ -195,19 +195,27 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
 
 
 def write_comparison(model, reference, prefix=None, *, path=None, npoints: int = 150, window=(-2.0, 2.0),
-                     align: str = "fermi", fermi: float | None = None, channel: int | None = None,
+                     align: str = "fermi", fermi: float | None = None, mesh=None, channel: int | None = None,
                      labels=("model", "DFT"), format: str = "png", data: str = "txt") -> str:
     """Model against reference: block MAE (H and S, when the structures match) and band MAE in an
     energy window, -> an overlay plot ``<prefix>.<format>``, the bands ``<prefix>.txt|h5`` (path
     length, reference bands then model bands, eV relative to the reference E_F, model aligned)
-    and the numbers ``<prefix>.json`` ({"H_blocks", "S_blocks", "bands": {"mae_meV", ...}}).
+    and the numbers ``<prefix>.json`` ({"H_blocks", "S_blocks", "bands": {"mae_meV", ...},
+    "fermi_level": {"model_eV", "reference_eV", "method"}}).
 
     ``model``, ``reference``: block files; the path (module docstring; "openmx" looks beside the
-    reference) is built on the reference's cell, and with a .Band file the reference bands and
-    E_F are OpenMX's own. ``window`` (eV around the reference E_F) and ``align`` ("fermi", "fit",
-    "none"): see :func:`~hotham.electronic.compare.compare_bands`. ``fermi``: the model's Fermi
-    level, eV (default the model file's). ``labels``: legend names (model, reference). Default
-    prefix ``<model>_vs_<reference>``. A model operator whose ``meta["model_val_block_mae_meV"]``
+    reference) is built on the reference's cell, and with a .Band file the reference bands are
+    OpenMX's own. ``window`` (eV around the reference E_F) and ``align`` ("fermi", "fit",
+    "none"): see :func:`~hotham.electronic.compare.compare_bands`.
+
+    Fermi levels: both sides' by one definition,
+    :func:`~hotham.electronic.compare.common_fermi_levels` (each operator's electron count on the
+    same ``mesh``; default :func:`~hotham.electronic.fermi.automatic_mesh` of the reference), never
+    the electron-count E_F of one side against the ChemP OpenMX stored for the other. Only when an
+    electron count is missing (or the cell is too large for a dense solve) are the files' own
+    Fermi levels used (OpenMX's ChemP for a .Band file), and the summary says so. ``fermi``: the
+    model's Fermi level, eV, overriding its own. ``labels``: legend names (model, reference).
+    Default prefix ``<model>_vs_<reference>``. A model operator whose ``meta["model_val_block_mae_meV"]``
     (written by :func:`hotham.predict`) fails the quality gate gets a
     :class:`~hotham.prediction.QualityWarning`. Returns the summary.
     """
@@ -233,7 +241,17 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     else:
         er, ef_r = eigenvalues(ref, kp.kpts, channel=channel), ref.fermi_level
     em = eigenvalues(mod, kp.kpts, channel=channel)
-    ef_m = mod.fermi_level if fermi is None else fermi
+    try:
+        ef_m, ef_r, mesh = common_fermi_levels(mod, ref, mesh)
+        how = f"electron count on the {'x'.join(map(str, mesh))} mesh, both sides"
+    except HothamError as exc:
+        ef_m = mod.fermi_level
+        stored = "OpenMX's ChemP" if openmx is not None else "as stored"
+        how = f"the files' own, model as stored, reference {stored}: not one definition ({exc})"
+    if fermi is not None:
+        ef_m, how = fermi, how + "; model's given"
+    out["fermi_level"] = {"model_eV": ef_m, "reference_eV": ef_r, "method": how}
+    lines.append(f"Fermi levels ({how}): model {ef_m:.4f} eV, reference {ef_r:.4f} eV")
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
     lines.append(cmp.summary())
