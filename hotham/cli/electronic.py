@@ -45,10 +45,9 @@ def cmd_states(args) -> int:
 def cmd_compare(args) -> int:
     from ..electronic.report import write_comparison
     print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
-                           window=tuple(args.window), align=args.align, fermi=args.fermi,
-                           mesh=None if args.mesh is None else (args.mesh[0] if len(args.mesh) == 1 else args.mesh),
-                           channel=args.channel,
-                           labels=(args.model_label, args.reference_label), format=args.format, data=args.data))
+                           window=tuple(args.window), align=args.align, fermi=args.fermi, mesh=args.mesh,
+                           channel=args.channel, labels=(args.model_label, args.reference_label),
+                           format=args.format, data=args.data))
     return 0
 
 

@@ -30,11 +30,21 @@ def register(subparsers) -> None:
     later(p, _options)
     p.set_defaults(func=_train)
 
-    e = subparsers.add_parser("evaluate", help="block errors (meV) of a model on a data set split")
+    e = subparsers.add_parser("evaluate", help="errors of a model on a data set split: blocks (meV) and bands",
+                              description="Block errors (meV) over all elements, per structure (mean and worst), "
+                                          "per species pair and per orbital pair; and, for every structure whose "
+                                          "source folder holds an OpenMX .Band file, the band MAE on its k-points: "
+                                          "each side at its own Fermi level (both from the electron count on the "
+                                          "same mesh) and after the best constant shift (the band-shape error).")
     e.add_argument("model", help="checkpoint (.pt)")
     e.add_argument("dataset", help="hotham data set (.h5)")
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    e.add_argument("--json", default=None, help="also write the report as JSON")
+    e.add_argument("--window", nargs=2, type=float, default=(-2.0, 2.0), metavar=("LO", "HI"),
+                   help="band MAE window around the DFT Fermi level, eV (default -2 2)")
+    e.add_argument("--mesh", type=int, nargs="+", metavar="N",
+                   help="k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic per structure)")
+    e.add_argument("--no-bands", action="store_true", help="block errors only")
+    e.add_argument("--json", default=None, help="also write the whole evaluation as JSON")
     e.set_defaults(func=_evaluate)
 
     q = subparsers.add_parser("predict", help="predict H of structures with a trained model",
@@ -75,18 +85,18 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..metrics import format_report
-    from ..evaluation import evaluate_split
-    ev = evaluate_split(args.model, args.dataset, args.split)
+    from ..evaluation import evaluate_split, format_evaluation
+    ev = evaluate_split(args.model, args.dataset, args.split, bands=not args.no_bands, window=tuple(args.window),
+                        mesh=args.mesh)
     if ev["report"] is None:
         print(f"split {args.split!r} of {args.dataset} is empty")
         return 1
-    print(f"{len(ev['structures'])} structures ({args.split})")
-    print(format_report(ev["report"], ev["target"]))
+    print(format_evaluation(ev))
     if args.json:
         from ..files import atomic_path
         with atomic_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(ev["report"], indent=1))
+            Path(tmp).write_text(json.dumps(ev, indent=1))
+        print(f"wrote {args.json}")
     return 0
 
 

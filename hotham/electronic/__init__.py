@@ -1,8 +1,8 @@
 """Electronic structure from real-space blocks: H(k), S(k), eigenproblems, bands, DOS, states."""
 from ..cell import slab_axis
 from .bands import BandStructure, KPath, band_path, band_structure, path_length
-from .compare import (BandComparison, band_file_deviation, block_mae, check_openmx_run, common_fermi_levels,
-                      compare_bands, compare_operator_bands, openmx_bands)
+from .compare import (BandComparison, band_errors, band_file_beside, band_file_deviation, block_mae, check_openmx_run,
+                      common_fermi_levels, compare_bands, compare_operator_bands, openmx_bands)
 from .dos import DOS, dos
 from .fermi import (automatic_mesh, electron_count, fermi_level, find_fermi_level, mesh_shape, monkhorst_pack,
                     occupancy)
@@ -20,7 +20,8 @@ __all__ = [
     "dos", "DOS", "fermi_level", "find_fermi_level", "electron_count", "occupancy", "monkhorst_pack", "mesh_shape",
     "automatic_mesh",
     "states", "States", "orbital_weights",
-    "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands", "band_file_deviation", "check_openmx_run",
+    "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands",
+    "band_errors", "band_file_beside", "band_file_deviation", "check_openmx_run",
     "plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure",
     "write_bands", "write_dos", "write_states", "write_comparison",
     "tile", "folded_kpoints", "supercell_for_atoms",

@@ -128,6 +128,15 @@ def _band_data(band_file):
     return read_openmx_band(band_file)
 
 
+def band_file_beside(source) -> Path | None:
+    """The OpenMX ``.Band`` (or ``.Band.gz``) file in the folder ``source`` or beside the file
+    ``source`` (the first by name), or None when there is none."""
+    p = Path(source)
+    folder = p if p.is_dir() else p.parent
+    found = sorted(folder.glob("*.Band")) + sorted(folder.glob("*.Band.gz"))
+    return found[0] if found else None
+
+
 def openmx_bands(atoms, band_file):
     """The path and bands of an OpenMX ``.Band`` file (a path, or the tuple
     :func:`hotham.io.read_openmx_band` returns).
@@ -145,6 +154,29 @@ def openmx_bands(atoms, band_file):
     labels = [("Γ" if s == "G" else s) for s in info.get("labels", [])] or ["", ""]
     kp = KPath(np.asarray(kpts), x, sx, labels[:len(sx)])
     return kp, np.concatenate(list(eig), axis=1), float(info["chemp"])
+
+
+def band_errors(model: BlockOperator, reference: BlockOperator, band_file, *, window=(-2.0, 2.0),
+                mesh=None) -> dict:
+    """The bands of ``model`` against OpenMX's own bands of the same structure (``band_file``: a
+    ``.Band`` file, on its k-points), two ways: each side at its own Fermi level (``"fermi"``;
+    both from :func:`common_fermi_levels` on ``mesh``, OpenMX's side from ``reference``'s blocks
+    and electron count) and after the best constant shift (``"fit"``: the band-shape error).
+    ``window``: eV around the reference E_F.
+
+    Returns ``{"band_file", "mesh", "fermi_level_model_eV", "fermi_level_reference_eV",
+    "window_eV", "fermi": {"mae_meV", "max_meV", "n_values", "shift_meV"}, "fit": {...}}``
+    (``shift_meV``: the constant added to the model, 0 for "fermi"). Raises HothamError when the
+    bands or Fermi levels cannot be compared."""
+    kp, e_ref, _ = openmx_bands(reference.atoms, band_file)
+    e_model = eigenvalues(model, kp.kpts)
+    ef_m, ef_r, mesh = common_fermi_levels(model, reference, mesh)
+    out = {"band_file": str(band_file), "mesh": list(mesh), "fermi_level_model_eV": ef_m,
+           "fermi_level_reference_eV": ef_r, "window_eV": list(window)}
+    for align in ("fermi", "fit"):
+        c = compare_bands(e_model, e_ref, model_fermi=ef_m, ref_fermi=ef_r, window=window, align=align)
+        out[align] = {"mae_meV": c.mae_meV, "max_meV": c.max_meV, "n_values": c.n_values, "shift_meV": 1e3 * c.shift}
+    return out
 
 
 def band_file_deviation(op: BlockOperator, band_file) -> dict:

@@ -31,13 +31,15 @@ AUTO_MESH_ATOM_K = 400
 
 
 def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
-    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n is n x n x n, or n x n x 1 for slabs."""
-    if np.ndim(mesh) == 0:
+    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n (or [n]) is n x n x n, or n x n x 1 for slabs."""
+    if np.size(mesh) == 1:
         ax = slab_axis(atoms)
-        mesh = [int(mesh)] * 3
+        mesh = [int(np.ravel(mesh)[0])] * 3
         if ax is not None:
             mesh[ax] = 1
-    return tuple(int(n) for n in mesh)
+    if np.size(mesh) != 3:
+        raise HothamError(f"a k-mesh is n or n1 n2 n3, not {mesh}")
+    return tuple(int(n) for n in np.ravel(mesh))
 
 
 def monkhorst_pack(atoms, mesh) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..errors import HothamError
 from ..files import atomic_path
 from ..prediction import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
-from .compare import block_mae, common_fermi_levels, compare_bands, openmx_bands
+from .compare import band_file_beside, block_mae, common_fermi_levels, compare_bands, openmx_bands
 from .dos import dos
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
 from .solve import eigenvalues
@@ -70,12 +70,10 @@ def _band_file(path, source) -> Path | None:
         return None
     spec = str(path)
     if spec == "openmx":
-        p = Path(source)
-        folder = p if p.is_dir() else p.parent
-        cands = sorted(folder.glob("*.Band")) + sorted(folder.glob("*.Band.gz"))
-        if not cands:
+        found = band_file_beside(source)
+        if found is None:
             raise HothamError(f"{source}: no OpenMX .Band file beside the input for path 'openmx'")
-        return cands[0]
+        return found
     if spec.endswith(".Band") or spec.endswith(".Band.gz"):
         return Path(spec)
     return None
