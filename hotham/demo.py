@@ -36,13 +36,13 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, model: dict | None = None, tr
     from matplotlib.figure import Figure
 
     from . import io
+    from .checkpoint import load_predictor
     from .dataset import build_dataset
     from .electronic.compare import band_file_deviation, common_fermi_levels, compare_bands, openmx_bands
     from .electronic.fermi import electron_count
     from .electronic.plot import plot_band_comparison, save_figure
     from .electronic.solve import eigenvalues
     from .metrics import block_errors, format_report
-    from .checkpoint import load_predictor
     from .prediction import QUALITY_GATE_MEV, QualityWarning, predict, quality_verdict
     from .train import TrainConfig, train
 
@@ -118,8 +118,7 @@ def check_twisted_bilayer(model, data=DEFAULT_DATA, *, device: str = "auto") -> 
     (:class:`~hotham.electronic.compare.BandComparison` on OpenMX's k-path, each side at its own
     Fermi level from the electron count on a 6x6 mesh)}``."""
     from . import io
-    from .electronic.compare import band_file_deviation, compare_bands, openmx_bands
-    from .electronic.fermi import find_fermi_level
+    from .electronic.compare import band_file_deviation, common_fermi_levels, compare_bands, openmx_bands
     from .electronic.solve import eigenvalues
     from .metrics import block_errors
     from .prediction import predict
@@ -130,7 +129,7 @@ def check_twisted_bilayer(model, data=DEFAULT_DATA, *, device: str = "auto") -> 
     blocks = block_errors(pred, dft)
     band_file = data / "tbg_21.79" / "tbg_21.79.Band"
     kp = openmx_bands(dft.atoms, band_file)[0]
-    ef_dft, ef_model = (find_fermi_level(o, (6, 6, 1)) for o in (dft, pred))
+    ef_model, ef_dft, _ = common_fermi_levels(pred, dft, (6, 6, 1))
     cmp = compare_bands(eigenvalues(pred, kp.kpts), eigenvalues(dft, kp.kpts), model_fermi=ef_model,
                         ref_fermi=ef_dft, window=(-2.0, 2.0), x=kp.x, special_x=kp.special_x, labels=kp.labels)
     return {"tbg_block_mae_meV": blocks["all"]["mae"], "tbg_block_max_meV": blocks["all"]["max"],
