@@ -81,9 +81,11 @@ def test_compare_warns_for_a_model_that_fails_the_gate(under_trained, tmp_path, 
         warnings.simplefilter("ignore", QualityWarning)
         io.write(tmp_path / "bad.h5", predict(under_trained, BILAYER))
         io.write(tmp_path / "good.h5", predict(_with_metrics(under_trained, tmp_path / "g.pt", val_mae=0.5), BILAYER))
-    assert main(["compare", str(tmp_path / "bad.h5"), str(BILAYER), "-o", str(tmp_path / "c1"), "--npoints", "20"]) == 0
+    assert main(["compare", str(tmp_path / "bad.h5"), str(BILAYER), "-o", str(tmp_path / "c1"),
+                 "--npoints", "20"]) == 0
     err = capsys.readouterr().err
     assert err.count("hotham compare: warning:") == 1
     assert "above the quality gate of 2 meV" in err and "bad.h5" in err and "Train longer" in err
-    assert main(["compare", str(tmp_path / "good.h5"), str(BILAYER), "-o", str(tmp_path / "c2"), "--npoints", "20"]) == 0
+    assert main(["compare", str(tmp_path / "good.h5"), str(BILAYER), "-o", str(tmp_path / "c2"),
+                 "--npoints", "20"]) == 0
     assert "quality gate" not in capsys.readouterr().err
