@@ -186,3 +186,32 @@ def test_cli_slurm_script_carries_mpi_and_openmp(tmp_path):
                  "--ntasks", "8", "--cpus-per-task", "4"]) == 0
     text = (tmp_path / "job.sh").read_text()
     assert "#SBATCH --ntasks=8" in text and "#SBATCH --cpus-per-task=4" in text and "export OMP_NUM_THREADS=4" in text
+
+
+def test_command_placeholder_for_openmx_options(tmp_path, fake_openmx):
+    """'{input}' places the input file so that OpenMX's own options (-nt threads) can follow it."""
+    assert runner.openmx_command("mpirun -np 4 openmx {input} -nt 2", "a.dat") == \
+        ["mpirun", "-np", "4", "openmx", "a.dat", "-nt", "2"]
+    assert runner.openmx_command("mpirun -np 4 openmx", "a.dat")[-1] == "a.dat"
+    (folder,) = _folders(tmp_path, ["ok"])
+    res = runner.run_one(folder, fake_openmx + " {input} -nt 2")      # the stand-in ignores -nt
+    assert res.status == "converged"
+    job = runner.slurm_array_script([folder], tmp_path / "job.sh", "srun openmx {input} -nt 4")
+    assert 'srun openmx "$dat" -nt 4 > "$name.std"' in job.read_text()
+
+
+def test_inputs_carry_a_relative_data_path_the_runner_links(tmp_path, fake_openmx, monkeypatch):
+    """With HOTHAM_OPENMX_DATA set, inputs still say DATA.PATH ../DFT_DATA19 (run folders move to a
+    cluster unchanged; the valences come from the variable's VPS files), and the runner links
+    DFT_DATA19 beside the run folders when it is missing."""
+    data = tmp_path / "openmx_data"
+    (data / "VPS").mkdir(parents=True)
+    (data / "VPS" / "C_PBE19.vps").write_text("valence.electron   4.0\n")
+    monkeypatch.setenv("HOTHAM_OPENMX_DATA", str(data))
+    from ase.build import graphene
+    from hotham.workflows.layers import as_slab
+    dat = write_openmx_input(tmp_path / "runs" / "g" / "g.dat", as_slab(graphene(a=2.46)), kgrid=(3, 3, 1))
+    assert read_openmx_input(dat).get("DATA.PATH") == "../DFT_DATA19" and str(tmp_path) not in dat.read_text()
+    assert runner.run_one(dat.parent, fake_openmx).status == "converged"
+    link = tmp_path / "runs" / "DFT_DATA19"
+    assert link.is_symlink() and link.resolve() == data.resolve()

@@ -56,10 +56,15 @@ DEFAULT_SCF: dict[str, str] = {
 }
 
 
+#: DATA.PATH written into inputs by default: relative, so run folders move to a cluster unchanged;
+#: the runner links ``DFT_DATA19`` beside the run folders to ``$HOTHAM_OPENMX_DATA`` when missing
+RELATIVE_DATA_PATH = "../DFT_DATA19"
+
+
 def default_openmx_data() -> str:
-    """DATA.PATH written into inputs: env ``HOTHAM_OPENMX_DATA`` or ``../DFT_DATA19`` (a link
-    in the parent of the run folder, as in the reference data)."""
-    return os.environ.get("HOTHAM_OPENMX_DATA", "../DFT_DATA19")
+    """DATA.PATH written into inputs: :data:`RELATIVE_DATA_PATH` (a link in the parent of the run
+    folder, as in the reference data; :func:`hotham.workflows.runner.run_one` makes it)."""
+    return RELATIVE_DATA_PATH
 
 
 def vps_valence(openmx_data, vps: str) -> float | None:
@@ -151,7 +156,8 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     True (ase's standard path for the cell) or a list of (n, k1, k2, label1, label2). scf:
     overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last.
     openmx_data: OpenMX's DFT_DATA19 folder, written as DATA.PATH (default
-    :func:`default_openmx_data`); when absolute, the valences are read from its VPS files."""
+    :func:`default_openmx_data`, a relative path); the valences are read from the VPS files of an
+    absolute ``openmx_data``, else of ``$HOTHAM_OPENMX_DATA`` when set, else from DEFAULT_SPECIES."""
     if len(atoms) == 0:
         raise StructureError("no atoms to write")
     if np.linalg.matrix_rank(np.asarray(atoms.cell[:])) < 3:
@@ -163,7 +169,7 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
         raise StructureError(f"spin must be none, collinear or soc, not {spin!r}")
     lookup = valence_lookup_path
     if lookup is None:
-        lookup = openmx_data if os.path.isabs(openmx_data) else None
+        lookup = openmx_data if os.path.isabs(openmx_data) else os.environ.get("HOTHAM_OPENMX_DATA")
     table = species_table(atoms.get_chemical_symbols(), basis, lookup)
     k = tuple(kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
     magmom = atoms.get_initial_magnetic_moments()

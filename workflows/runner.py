@@ -42,12 +42,38 @@ class RunResult:
     message: str = ""
 
 
-def openmx_command(command=None) -> list[str]:
-    """The OpenMX command as a list: ``command`` or env HOTHAM_OPENMX."""
+#: where the input file's name goes in an OpenMX command (appended when the command lacks it)
+INPUT = "{input}"
+
+
+def openmx_command(command=None, input_name: str | None = None) -> list[str]:
+    """The OpenMX command as a list: ``command`` or env HOTHAM_OPENMX, with ``{input}`` replaced
+    by ``input_name`` (appended when the command has no ``{input}``), so OpenMX's own options
+    can follow the input: ``mpirun -np 4 openmx {input} -nt 2`` (4 MPI processes x 2 threads)."""
     cmd = command or os.environ.get("HOTHAM_OPENMX")
     if not cmd:
-        raise OpenMXNotFound("no OpenMX command: set HOTHAM_OPENMX (e.g. 'mpirun -np 4 openmx') or pass --command")
-    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        raise OpenMXNotFound("no OpenMX command: set HOTHAM_OPENMX (e.g. 'mpirun -np 4 openmx {input} -nt 2') "
+                             "or pass --command")
+    parts = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if input_name is None:
+        return parts
+    if not any(INPUT in p for p in parts):
+        return parts + [input_name]
+    return [p.replace(INPUT, input_name) for p in parts]
+
+
+def link_openmx_data(folder: Path, dat: Path) -> None:
+    """Make a relative DATA.PATH of ``dat`` resolve: when it names a missing ``DFT_DATA19`` and
+    ``$HOTHAM_OPENMX_DATA`` is set, link it there (run folders written anywhere then run here)."""
+    from hotham.parsers.openmx.dat import read_openmx_input
+    path = read_openmx_input(dat).get("DATA.PATH")
+    env = os.environ.get("HOTHAM_OPENMX_DATA")
+    if not path or os.path.isabs(path) or not env:
+        return
+    where = (folder / path)
+    if not where.exists() and not where.is_symlink() and where.name == "DFT_DATA19":
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(Path(env).resolve(), target_is_directory=True)
 
 
 def find_input(folder) -> Path:
@@ -121,7 +147,8 @@ def run_one(folder, command=None, *, timeout: float | None = None, resume: bool 
         st["status"] = "skipped"
         st["message"] = "already converged"
         return RunResult(**{k: st.get(k) for k in RunResult.__dataclass_fields__})
-    cmd = openmx_command(command) + [dat.name]
+    link_openmx_data(folder, dat)
+    cmd = openmx_command(command, dat.name)
     t0 = time.perf_counter()
     try:
         with open(folder / f"{name}.std", "w") as std:
@@ -171,7 +198,10 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
               'cd "$folder"',
               'if [ -f run.json ] && grep -q \'"status": "converged"\' run.json; then echo "done: $folder"; exit 0; fi',
               'dat=$(ls *.dat | head -n 1); name=${dat%.dat}',
-              f'start=$(date +%s); {cmd} "$dat" > "$name.std" 2>&1; rc=$?',
+              # a relative DATA.PATH (../DFT_DATA19) is linked to $HOTHAM_OPENMX_DATA when missing
+              'python -c "import sys; from pathlib import Path; from hotham.workflows.runner import link_openmx_data; '
+              'link_openmx_data(Path.cwd(), Path(sys.argv[1]))" "$dat"',
+              f'start=$(date +%s); {_shell_command(cmd)} > "$name.std" 2>&1; rc=$?',
               # convergence and run.json are recorded by hotham (same logic as run_one)
               'python -c "import sys; from hotham.workflows.runner import record_finished; '
               'record_finished(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))" "$folder" "$rc" "$(( $(date +%s) - start ))"',
@@ -182,6 +212,11 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
         Path(tmp).write_text("\n".join(lines))
     os.chmod(path, 0o755)
     return path
+
+
+def _shell_command(cmd: str) -> str:
+    """The SLURM script's command line: ``{input}`` becomes the input file (appended if absent)."""
+    return cmd.replace(INPUT, '"$dat"') if INPUT in cmd else f'{cmd} "$dat"'
 
 
 def _classify(folder: Path, name: str, rc, wall: float, msg: str = "") -> RunResult:
