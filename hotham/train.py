@@ -98,6 +98,91 @@ def _batches(names: list[str], size: int, rng: np.random.Generator) -> list[list
     return [order[k:k + size] for k in range(0, len(order), size)]
 
 
+# --------------------------------------------------------------- several processes (torchrun)
+def _distributed(cfg: TrainConfig) -> tuple[int, int, torch.device | None, bool]:
+    """``(world size, rank, device, initialised here)`` of this process.
+
+    One process (no ``WORLD_SIZE`` > 1 in the environment): ``(1, 0, None, False)``. Under
+    ``torchrun``: the default process group is initialised (NCCL with one CUDA device per process,
+    ``LOCAL_RANK``'s, when CUDA is present and ``cfg.device`` is not ``cpu``; gloo on CPU) unless it
+    already is, and ``batch_size`` must be a multiple of the world size."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, None, False
+    if cfg.batch_size % world:
+        raise HothamError(f"batch_size = {cfg.batch_size} is not a multiple of the {world} processes of this run: "
+                          f"every global batch is split evenly across them")
+    import torch.distributed as dist
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    here = not dist.is_initialized()
+    if here:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_world_size(), dist.get_rank(), device, here
+
+
+def _share(batch: list[str], world: int, rank: int) -> list[str]:
+    """The structures of a global batch that process ``rank`` of ``world`` computes: contiguous
+    slices, as even as possible (a short last batch may leave a rank none)."""
+    k, r = divmod(len(batch), world)
+    start = rank * k + min(rank, r)
+    return batch[start:start + k + (rank < r)]
+
+
+def _ddp_loss(pred: torch.Tensor, target: torch.Tensor, world: int, empty: bool = False):
+    """This process's share of the Hot-Ham loss of a global batch split across ``world`` processes.
+
+    ``pred``, ``target``: this process's flat elements [n_r] (eV); ``empty``: the process holds no
+    structure of this batch (``pred`` is a stand-in whose elements count for nothing). With the
+    element count N, sum |d| and sum d^2 (d = pred - target) all-reduced and detached, the loss
+    returned is ``world * sum_r |d| / N + world * sum_r d^2 / (2 N rmse)`` (rmse the global one):
+    DDP's mean over processes of its gradient is the gradient of the global MAE + RMSE, exactly.
+    Returns ``(loss to back-propagate, global MAE + RMSE (eV), N, global sum |d| (eV))``.
+    """
+    import torch.distributed as dist
+    d = pred - target
+    if empty:
+        d = d * 0.0
+    a, s = d.abs().sum(), (d * d).sum()
+    stats = torch.stack([torch.tensor(0.0 if empty else d.numel(), dtype=torch.float64, device=d.device),
+                         a.detach().to(torch.float64), s.detach().to(torch.float64)])
+    dist.all_reduce(stats)
+    n, a_all, s_all = stats.tolist()
+    rmse = math.sqrt(s_all / n + 1e-30)
+    return world * a / n + world * s / (2 * n * rmse), a_all / n + rmse, int(n), a_all
+
+
+def _all_sum(x: torch.Tensor) -> torch.Tensor:
+    """The sum over processes of a detached copy of ``x``."""
+    import torch.distributed as dist
+    total = x.detach().clone()
+    dist.all_reduce(total)
+    return total
+
+
+def _from_rank0(values: list[float], device) -> list[float]:
+    """``values`` as process 0 has them (time limits, validation losses): every process then takes
+    the same decisions, even where its own clock or arithmetic differs."""
+    import torch.distributed as dist
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return t.tolist()
+
+
+def _tensorboard(out_path, first_epoch: int):
+    """A TensorBoard writer on ``<output>.tb/`` when tensorboard is installed, else None.
+
+    Its event files are appended to (a log, not a result: not written atomically); a resumed run
+    drops the events from ``first_epoch`` on before writing its own."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(os.fspath(out_path) + ".tb", purge_step=first_epoch)
+
+
 class RunConfig(BaseModel):
     """A training run in one YAML file (``hotham train run.yaml``)::
 
@@ -185,6 +270,12 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     bit-identical to those of an uninterrupted run.
     ``config.max_minutes`` is checked after every step: a run stops within one step and one
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process takes its slice of each global batch of
+    ``batch_size`` structures (the same seeded batches on every process) and the network is
+    wrapped in DistributedDataParallel; the losses are rescaled (:func:`_ddp_loss`) so that the
+    gradients are those of one process with the same global batch. Only process 0 logs and
+    writes files. When tensorboard is installed, the per-epoch metrics also go to ``<output>.tb/``.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
@@ -196,15 +287,19 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if Path(out_path).exists() and not (force or resume):
         raise HothamError(f"{out_path} exists: refusing to overwrite a trained model (pass force=True / --force, "
                           "or resume=True / --resume to continue its training)")
+    cfg = config or TrainConfig()
+    world, rank, ddp_device, own_group = _distributed(cfg)
+    lead = rank == 0                        # the process that logs and writes
+    if not lead:
+        log, progress = (lambda s: None), False
     progress = Progress.of(progress, "train")
 
-    cfg = config or TrainConfig()
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     which = cfg.target
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    device = resolve_device(cfg.device)
+    device = ddp_device or resolve_device(cfg.device)
 
     split = {k: ds.split(k) for k in ("train", "val", "test")}
     if not split["train"]:
@@ -237,8 +332,12 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # graphs are built once: fixed batches, shuffled in order every epoch
     train_batches = _batches(split["train"], cfg.batch_size, rng)
     val_batches = [[n] for n in split["val"]]
+    # several processes: each computes its share of every batch; one without any (a short last
+    # batch) runs the first structure as a stand-in that counts for nothing
+    mine = {tuple(b): _share(b, world, rank) if world > 1 else b for b in train_batches}
+    empty = {b for b, m in mine.items() if not m}
     with progress.stage(f"graphs of {len(ops)} structures"):
-        cache = {tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in train_batches}
+        cache = {b: (net.graph([ops[n] for n in m or b[:1]]), target_of(m or b[:1])) for b, m in mine.items()}
         cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
 
     if cfg.optimizer == "adamw":
@@ -252,7 +351,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     evaluated = ema.module if ema is not None else net      # the network that is validated and saved
-    band_losses = _band_losses(ops, split["train"], cfg, device, baseline) if cfg.band_weight > 0 else {}
+    band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, baseline)
+                   if cfg.band_weight > 0 else {})
     k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
@@ -268,8 +368,19 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         history, best, best_state, stale = state["history"], state["best"], state["best_state"], state["stale"]
         first_epoch, t_before = state["epoch"] + 1, history[-1]["time_s"] if history else 0.0
         log(f"resuming from {last_path} after epoch {state['epoch']}")
-    else:
+    elif lead:
         _write_resolved_config(out_path, ds.path, mcfg, cfg)
+    stepper = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        stepper = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=True)   # a share may lack a species pair
+    board = _tensorboard(out_path, first_epoch) if lead else None
+
+    def past(deadline) -> bool:          # the same answer on every process
+        late = deadline is not None and time.time() > deadline
+        return late if world == 1 else deadline is not None and _from_rank0([float(late)], device)[0] > 0
+
     t0 = time.time() - t_before
     deadline = None if cfg.max_minutes is None else time.time() + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
@@ -285,19 +396,30 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         tr_loss, tr_mae, tr_band, n_el = 0.0, 0.0, 0.0, 0
         out_of_time = False
         for k in progress.bar(rng.permutation(len(train_batches)), f"epoch {epoch}", leave=False):
-            if n_el and deadline is not None and time.time() > deadline:
+            if n_el and past(deadline):
                 out_of_time = True              # the rest of the epoch is skipped
                 break
             b = tuple(train_batches[k])
             g, y = cache[b]
-            pred = net(g)
-            loss = _loss(pred, y)
-            if with_bands:
-                band = _band_term(band_losses, b, pred, cfg, k_gen)
-                loss = loss + cfg.band_weight * band
-                tr_band += band.item() * len(b)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{ds.path}: loss became {loss.item()} at epoch {epoch} on {', '.join(b)}; "
+            pred = stepper(g)
+            if world == 1:
+                loss = _loss(pred, y)
+                if with_bands:
+                    band = torch.stack(_band_terms(band_losses, ops, b, pred, cfg, k_gen)).mean()
+                    loss = loss + cfg.band_weight * band
+                    tr_band += band.item() * len(b)
+                value = loss.item()
+            else:
+                loss, value, n_y, mae_sum = _ddp_loss(pred, y, world, b in empty)
+                if with_bands:          # the mean over the global batch's structures, rescaled likewise
+                    terms = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
+                    band = torch.stack(terms).sum() if terms else pred.sum() * 0.0
+                    band_sum = _all_sum(band).item()
+                    loss = loss + cfg.band_weight * world * band / len(b)
+                    value += cfg.band_weight * band_sum / len(b)
+                    tr_band += band_sum
+            if not math.isfinite(value):
+                raise TrainingError(f"{ds.path}: loss became {value} at epoch {epoch} on {', '.join(b)}; "
                                     f"lower the learning rate (now {opt.param_groups[0]['lr']:.2e})")
             opt.zero_grad()
             loss.backward()
@@ -305,9 +427,14 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             opt.step()
             if ema is not None:
                 ema.update_parameters(net)
-            tr_loss += loss.item() * y.numel()
-            tr_mae += (pred - y).abs().sum().item()
-            n_el += y.numel()
+            if world == 1:
+                tr_loss += value * y.numel()
+                tr_mae += (pred - y).abs().sum().item()
+                n_el += y.numel()
+            else:
+                tr_loss += value * n_y
+                tr_mae += mae_sum
+                n_el += n_y
         evaluated.eval()
         with torch.no_grad():
             v_loss, v_mae, v_n = 0.0, 0.0, 0
@@ -318,6 +445,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                 v_mae += (pred - y).abs().sum().item()
                 v_n += y.numel()
         v_loss /= v_n
+        if world > 1:
+            v_loss, v_mae = _from_rank0([v_loss, v_mae], device)
         if epoch > cfg.warmup_epochs:
             sched.step(v_loss)
         rec = {"epoch": epoch, "train_loss": tr_loss / n_el, "train_mae_meV": 1000 * tr_mae / n_el,
@@ -330,24 +459,33 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         if v_loss < best:
             best = v_loss
             best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
-            Predictor(evaluated, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
-        if not out_of_time:     # a partial epoch is not a state to resume from: it is redone
+            if lead:
+                Predictor(evaluated, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+        if lead and not out_of_time:     # a partial epoch is not a state to resume from: it is redone
             _save_state(last_path, epoch=epoch, model=net.state_dict(), optimizer=opt.state_dict(),
                         scheduler=sched.state_dict(), ema=None if ema is None else ema.state_dict(),
                         numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), k_rng=k_gen.get_state(),
                         history=history, best=best, best_state=best_state, stale=stale,
                         model_config=mcfg.model_dump(mode="json"), train_config=cfg.model_dump(mode="json"))
-        _write_metrics(out_path, history)
+        if lead:
+            _write_metrics(out_path, history)
+        if board is not None:
+            for key, v in rec.items():
+                if key != "epoch":
+                    board.add_scalar(key, v, epoch)
+            board.flush()
         eta = (time.time() - t0) / epoch * (cfg.epochs - epoch)
         log(f"epoch {epoch:4d}/{cfg.epochs}  train MAE {rec['train_mae_meV']:9.3f} meV  "
             f"val MAE {rec['val_mae_meV']:9.3f} meV  lr {rec['lr']:.1e}  {rec['time_s']:7.1f} s  ETA {eta:6.0f} s"
             + (f"  band {rec['train_band_mae_meV']:7.2f} meV" if with_bands else "") + ("  *" if v_loss == best else ""))
-        if out_of_time or (deadline is not None and time.time() > deadline):
+        if out_of_time or past(deadline):
             log(f"stopping: {cfg.max_minutes} minute limit reached" + (" inside the epoch" if out_of_time else ""))
             break
         if cfg.early_stop is not None and stale >= cfg.early_stop:
             log(f"stopping early: no validation gain for {cfg.early_stop} epochs")
             break
+    if board is not None:
+        board.close()
     if best_state is None:
         raise TrainingError(f"no epoch was trained (epochs = {cfg.epochs})")
     evaluated.load_state_dict(best_state)
@@ -355,9 +493,14 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     result = {"history": history, "parameters": net.n_parameters, "checkpoint": os.fspath(out_path),
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
               "test": evaluate(pred, [ops[n] for n in split["test"]]) if split["test"] else None}
-    pred.save(out_path, {"history": history, "metrics": {"val": result["val"], "test": result["test"]}})
-    with atomic_path(Path(os.fspath(out_path) + ".json")) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=1))
+    if lead:
+        pred.save(out_path, {"history": history, "metrics": {"val": result["val"], "test": result["test"]}})
+        with atomic_path(Path(os.fspath(out_path) + ".json")) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1))
+    if own_group:
+        import torch.distributed as dist
+        dist.barrier()                  # the files are written before any process returns
+        dist.destroy_process_group()
     return result
 
 
@@ -373,17 +516,22 @@ def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBas
             for n in names}
 
 
-def _band_term(band_losses: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen) -> torch.Tensor:
-    """Mean band-energy loss (eV) of the structures of one batch (their flat predictions one after
-    another in ``pred``) at fresh random k-points."""
+def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen) -> list:
+    """Band-energy losses (eV, one 0-d tensor each) of the structures of the batch ``names`` that
+    this process computes (those in ``band_losses``; their flat predictions one after another in
+    ``pred``) at fresh random k-points. k-points are drawn for every structure of the batch, in
+    order, so that the generator ``k_gen`` stays the same on every process."""
     from .band_loss import random_kpoints
     terms, start = [], 0
     for n in names:
-        bl = band_losses[n]
+        k = random_kpoints(ops[n].atoms, cfg.band_kpoints, k_gen)
+        bl = band_losses.get(n)
+        if bl is None:
+            continue
         stop = start + bl.op.nnz
-        terms.append(bl(pred[start:stop], random_kpoints(bl.op.atoms, cfg.band_kpoints, k_gen)))
+        terms.append(bl(pred[start:stop], k))
         start = stop
-    return torch.stack(terms).mean()
+    return terms
 
 
 def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig) -> None:

@@ -316,3 +316,19 @@ def test_yaml_run_with_overrides_ema_warmup_and_band_stage(tmp_path, dataset, ca
     rows = list(csv.DictReader(open(tmp_path / "m.pt.metrics.csv")))
     assert len(rows) == 3 and rows[0]["train_band_mae_meV"] == "" and float(rows[2]["train_band_mae_meV"]) > 0
     assert float(rows[0]["lr"]) == pytest.approx(5e-3)          # warm-up: half the rate in epoch 1 of 2
+
+
+def test_tensorboard_only_when_installed(trained):
+    """The per-epoch metrics go to <output>.tb/ when tensorboard imports; otherwise nothing is written."""
+    out, result = trained
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        assert not Path(str(out) + ".tb").exists()
+        return
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(out) + ".tb")
+    events.Reload()
+    mae = events.Scalars("train_mae_meV")
+    assert [e.step for e in mae] == [h["epoch"] for h in result["history"]]
+    assert [e.value for e in mae] == pytest.approx([h["train_mae_meV"] for h in result["history"]], rel=1e-6)

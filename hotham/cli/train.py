@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .options import add_model_options, add_openmx_data_option, later, model_kwargs
@@ -76,6 +77,8 @@ def _train(args) -> int:
         raise HothamError("give the checkpoint to write with -o (or a YAML run file naming it)")
     else:
         result = train(args.dataset, args.output, config=TrainConfig(**model_kwargs(args, TrainConfig)), **common)
+    if int(os.environ.get("RANK", "0")) != 0:      # under torchrun only process 0 reports
+        return 0
     target = "H" if result["val"]["units"] == "meV" else "S"
     print(format_report(result["val"], f"{target} on val"))
     if result["test"]:
