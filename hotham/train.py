@@ -28,6 +28,7 @@ from .domain import training_domain
 from .errors import HothamError
 from .evaluation import evaluate
 from .files import atomic_path
+from .graphs import GraphStore, Structures, GraphBuilder
 
 
 class TrainingError(HothamError):
@@ -70,6 +71,9 @@ class TrainConfig(BaseModel):
     band_start: int = Field(1, description="first epoch of the band-energy loss")
     band_kpoints: int = Field(4, description="random k-points per structure and step of the band-energy loss")
     band_window: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
+    cache_gb: float | None = Field(None, description="memory (GB) for cached graphs; beyond it structures are read "
+                                                     "and graphs built at every step (none: cache all)")
+    workers: int = Field(0, description="DataLoader processes that build the graphs not cached")
 
 
 def valence_per_species(ops) -> dict:
@@ -307,7 +311,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if not split["val"]:
         log("note: empty validation split; monitoring the training split instead")
         split["val"] = list(split["train"])
-    ops = {name: ds[name] for name in set(split["train"]) | set(split["val"]) | set(split["test"])}
+    # every structure read once and kept, or (cache_gb) read again whenever needed
+    ops = Structures(ds, sorted(set(split["train"]) | set(split["val"]) | set(split["test"])),
+                     keep=cfg.cache_gb is None)
     for name, op in ops.items():
         X = getattr(op, which)
         if X is None:
@@ -325,10 +331,6 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
         f"layers={mcfg.layers}, tensor product {mcfg.tensor_product}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
 
-    def target_of(names):
-        return torch.as_tensor(np.concatenate([getattr(ops[n], which) - baseline.flat(ops[n]) for n in names]),
-                               dtype=dtype, device=device)
-
     # graphs are built once: fixed batches, shuffled in order every epoch
     train_batches = _batches(split["train"], cfg.batch_size, rng)
     val_batches = [[n] for n in split["val"]]
@@ -336,9 +338,14 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # batch) runs the first structure as a stand-in that counts for nothing
     mine = {tuple(b): _share(b, world, rank) if world > 1 else b for b in train_batches}
     empty = {b for b, m in mine.items() if not m}
+    store = GraphStore(GraphBuilder(ops, net.species, net.shells, baseline, which, dtype),
+                       {**{b: m or list(b[:1]) for b, m in mine.items()}, **{tuple(b): b for b in val_batches}},
+                       device=device, dtype=dtype, budget_gb=cfg.cache_gb, workers=cfg.workers)
     with progress.stage(f"graphs of {len(ops)} structures"):
-        cache = {b: (net.graph([ops[n] for n in m or b[:1]]), target_of(m or b[:1])) for b, m in mine.items()}
-        cache.update({tuple(b): (net.graph([ops[n] for n in b]), target_of(b)) for b in val_batches})
+        n_cached = store.fill()
+    if n_cached < len(store.batches):
+        log(f"{n_cached} of {len(store.batches)} batch graphs cached ({cfg.cache_gb} GB); the others are built at "
+            f"every step ({cfg.workers} worker processes)")
 
     if cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -395,12 +402,11 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         with_bands = bool(band_losses) and epoch >= cfg.band_start
         tr_loss, tr_mae, tr_band, n_el = 0.0, 0.0, 0.0, 0
         out_of_time = False
-        for k in progress.bar(rng.permutation(len(train_batches)), f"epoch {epoch}", leave=False):
+        order = [tuple(train_batches[k]) for k in rng.permutation(len(train_batches))]
+        for b, g, y in progress.bar(store.iterate(order), f"epoch {epoch}", total=len(order), leave=False):
             if n_el and past(deadline):
                 out_of_time = True              # the rest of the epoch is skipped
                 break
-            b = tuple(train_batches[k])
-            g, y = cache[b]
             pred = stepper(g)
             if world == 1:
                 loss = _loss(pred, y)
@@ -439,7 +445,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         with torch.no_grad():
             v_loss, v_mae, v_n = 0.0, 0.0, 0
             for b in val_batches:
-                g, y = cache[tuple(b)]
+                g, y = store[tuple(b)]
                 pred = evaluated(g)
                 v_loss += _loss(pred, y).item() * y.numel()
                 v_mae += (pred - y).abs().sum().item()
@@ -505,7 +511,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 
 
 #: configuration fields a resumed run may change
-RESUMABLE = ("epochs", "max_minutes", "device", "early_stop")
+RESUMABLE = ("epochs", "max_minutes", "device", "early_stop", "cache_gb", "workers")
 
 
 def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBaseline) -> dict:

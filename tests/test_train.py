@@ -332,3 +332,31 @@ def test_tensorboard_only_when_installed(trained):
     mae = events.Scalars("train_mae_meV")
     assert [e.step for e in mae] == [h["epoch"] for h in result["history"]]
     assert [e.value for e in mae] == pytest.approx([h["train_mae_meV"] for h in result["history"]], rel=1e-6)
+
+
+def test_lazy_structures_and_uncached_graphs_give_the_same_weights(tmp_path):
+    """A memory budget of 0 GB (every graph rebuilt at every step from structures read on demand,
+    in 2 DataLoader worker processes or in the training process) trains to the same weights, bit
+    for bit, as caching everything (one thread: torch's parallel reductions vary in the last bit)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _train_with_budgets(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_with_budgets(tmp_path):
+    import torch
+    shipped = Path(__file__).parents[1] / "data" / "bilayer_graphene_slid_1x1"
+    build_dataset(sorted(shipped.iterdir())[:5], tmp_path / "set.h5", split=(0.6, 0.4, 0.0), progress=False)
+    weights = []
+    for k, extra in enumerate([{}, {"cache_gb": 0.0}, {"cache_gb": 0.0, "workers": 2}]):
+        lines = []
+        train(tmp_path / "set.h5", tmp_path / f"m{k}.pt", model=TINY, log=lines.append,
+              config=TrainConfig(epochs=3, lr=1e-2, batch_size=2, **extra))
+        assert ("batch graphs cached" in " ".join(lines)) == bool(extra)
+        weights.append(torch.load(tmp_path / f"m{k}.pt", weights_only=False)["model"]["state_dict"])
+    for w in weights[1:]:
+        assert all(torch.equal(w[name], weights[0][name]) for name in w)
