@@ -36,18 +36,13 @@ def main(argv=None) -> int:
     from hotham.demo import check_twisted_bilayer
     from hotham.files import atomic_path
     from hotham.threads import set_threads
-    from hotham.train import train_from_file
+    from hotham.train import last_state_path, train_from_file
 
     threads = set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         out_dir = tmp if args.quick else ROOT / "data" / "models"
         out = out_dir / "bilayer_graphene.pt"
-        build_dataset([ROOT / "data" / "bilayer_graphene_slid_1x1"], tmp / "set.h5", split=(0.75, 0.25, 0.0), seed=0,
-                      progress=False)
-        run = tmp / "demo_model.yaml"
-        run.write_text((ROOT / "examples" / "demo_model.yaml").read_text())
-        t0 = time.time()
         if args.record_only:
             from hotham.checkpoint import load_predictor
             predictor = load_predictor(out)
@@ -55,6 +50,11 @@ def main(argv=None) -> int:
                       "parameters": predictor.model.n_parameters}
             wall = result["history"][-1]["time_s"]      # the training loop's own clock
         else:
+            build_dataset([ROOT / "data" / "bilayer_graphene_slid_1x1"], tmp / "set.h5", split=(0.75, 0.25, 0.0),
+                          seed=0, progress=False)
+            run = tmp / "demo_model.yaml"           # its data (set.h5) is relative to the run file
+            run.write_text((ROOT / "examples" / "demo_model.yaml").read_text())
+            t0 = time.time()
             result = train_from_file(run, output=out, train_overrides={"epochs": 3} if args.quick else None,
                                      force=True, progress=False)
             wall = time.time() - t0
@@ -67,10 +67,10 @@ def main(argv=None) -> int:
                   "command": " ".join(["python", "examples/train_demo_model.py", *(argv or sys.argv[1:])])}
         with atomic_path(out.with_suffix(".json")) as f:
             Path(f).write_text(json.dumps(record, indent=1))
-        for extra in (".last.pt", ".pt.json", ".pt.metrics.csv", ".pt.config.yaml"):
-            side = out.with_name(out.stem + extra) if extra == ".last.pt" else out.with_name(out.name + extra[3:])
-            if not args.quick and side.exists():
-                side.unlink()       # the shipped folder keeps the checkpoint and its record only
+        if not args.quick:          # the shipped folder keeps the checkpoint and its record only
+            for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
+                                                                                      ".config.yaml")]:
+                side.unlink(missing_ok=True)
         print(json.dumps(record, indent=1))
     return 0
 

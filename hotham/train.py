@@ -270,8 +270,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 
     After every epoch the whole training state goes to :func:`last_state_path` (atomically).
     ``resume`` continues a killed or finished run from it, with the same data set, model and
-    configuration (``epochs`` and ``max_minutes`` may grow): the weights reached are
-    bit-identical to those of an uninterrupted run.
+    configuration (only the fields in :data:`RESUMABLE` may change): the weights reached are
+    bit-identical to those of an uninterrupted run (on one thread).
     ``config.max_minutes`` is checked after every step: a run stops within one step and one
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
 
@@ -314,15 +314,18 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # every structure read once and kept, or (cache_gb) read again whenever needed
     ops = Structures(ds, sorted(set(split["train"]) | set(split["val"]) | set(split["test"])),
                      keep=cfg.cache_gb is None)
+    # one pass over all structures (a lazy run reads each once here): checks, longest block, valence
+    max_edge, valence = 0.0, {}
     for name, op in ops.items():
         X = getattr(op, which)
         if X is None:
             raise TrainingError(f"{ds.path}: structure {name} has no {which}")
         if op.spin != "none" and which == "H":
             raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}; the model learns spin-less H")
+        max_edge = max(max_edge, float(op.edge_lengths().max()))
+        valence.update(valence_per_species([op]))
 
     basis = ds.basis
-    max_edge = max(float(op.edge_lengths().max()) for op in ops.values())
     mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {})})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
@@ -392,7 +395,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     deadline = None if cfg.max_minutes is None else time.time() + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
-            "valence_electrons": valence_per_species(ops.values()),
+            "valence_electrons": valence,
             "domain": training_domain([ops[n] for n in split["train"]])}
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
