@@ -15,7 +15,6 @@ section (``accuracy``, or ``accuracy.band-w0.01`` for ``--rows band --band-weigh
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +92,6 @@ def _val_band_mae(checkpoint, dataset) -> float:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from results import record, tee
     with tee() as printed:
         section = main()

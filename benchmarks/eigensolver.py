@@ -157,7 +157,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from results import record, tee
-    with tee() as printed:
-        main()
-    record("eigensolver", printed)
+    from results import record_run
+    record_run("eigensolver", main)

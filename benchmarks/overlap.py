@@ -46,8 +46,5 @@ def main(na: int = 50, nb: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    from results import record, tee
-    args = [int(x) for x in sys.argv[1:3]]
-    with tee() as printed:
-        main(*args)
-    record("overlap", printed)
+    from results import record_run
+    record_run("overlap", main, *[int(x) for x in sys.argv[1:3]])

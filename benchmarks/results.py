@@ -9,10 +9,8 @@ torch versions, threads) and the command line. The file is rewritten atomically
 (:func:`hotham.files.atomic_path`), under a lock on this folder, so two benchmarks finishing at
 once do not lose each other's section.
 
-    from results import record, tee    # benchmarks/ is the running script's folder
-    with tee() as printed:
-        main()
-    record("overlap", printed)
+    from results import record_run     # benchmarks/ is the running script's folder
+    record_run("overlap", main)         # = with tee() as printed: main(); record("overlap", printed)
 """
 from __future__ import annotations
 
@@ -168,3 +166,11 @@ def record(section: str, lines, *, path=RESULTS) -> Path:
             Path(tmp).write_text(replace_section(text, section, block), encoding="utf-8")
     print(f"(figures recorded in {path}, section {section!r})")
     return path
+
+
+def record_run(section: str, main, *args):
+    """``main(*args)``, with what it prints recorded as ``section`` of RESULTS.md; returns its result."""
+    with tee() as printed:
+        result = main(*args)
+    record(section, printed)
+    return result

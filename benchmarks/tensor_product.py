@@ -200,8 +200,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from results import record, tee
-    with tee() as printed:
-        rc = main()
-    record("tensor_product", printed)
-    raise SystemExit(rc)
+    from results import record_run
+    raise SystemExit(record_run("tensor_product", main))

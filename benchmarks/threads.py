@@ -99,8 +99,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from results import record, tee
-    with tee() as printed:
-        main()
-    record("threads", printed)
+    from results import record_run
+    record_run("threads", main)

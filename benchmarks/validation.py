@@ -10,7 +10,6 @@ OpenMX's, over all bands and within 5 eV of OpenMX's chemical potential
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -32,8 +31,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from results import record, tee
-    with tee() as printed:
-        main()
-    record("validation", printed)
+    from results import record_run
+    record_run("validation", main)
