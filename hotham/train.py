@@ -315,18 +315,26 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     ops = Structures(ds, sorted(set(split["train"]) | set(split["val"]) | set(split["test"])),
                      keep=cfg.cache_gb is None)
     # one pass over all structures (a lazy run reads each once here): checks, longest block, valence
-    max_edge, valence = 0.0, {}
+    max_edge, valence, spin = 0.0, {}, None
     for name, op in ops.items():
         X = getattr(op, which)
         if X is None:
             raise TrainingError(f"{ds.path}: structure {name} has no {which}")
-        if op.spin != "none" and which == "H":
-            raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}; the model learns spin-less H")
+        if which == "H":
+            if op.spin == "collinear":
+                raise TrainingError(f"{ds.path}: structure {name} has collinear spin; the model learns spin-less "
+                                    f"H or spinor H with spin-orbit coupling (soc)")
+            if spin is not None and op.spin != spin:
+                raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}, others {spin}")
+            spin = op.spin
         max_edge = max(max_edge, float(op.edge_lengths().max()))
         valence.update(valence_per_species([op]))
 
     basis = ds.basis
-    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {})})
+    if spin == "soc" and cfg.band_weight > 0:
+        raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
+    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
+                                             "spin": spin or "none"})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
