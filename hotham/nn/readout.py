@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import nn
 
 from .layers import edge_chunks, feature_irreps
 
 
+@lru_cache(maxsize=None)
 def _w3j(l1, l2, l3) -> torch.Tensor:
     from e3nn import o3
 
@@ -53,18 +56,21 @@ def block_irreps(shells_a, shells_b):
 _CARTESIAN_TO_INTERNAL = (2, 0, 1)
 
 
-def _paths(l1, l2, vector: bool):
+@lru_cache(maxsize=None)
+def _paths(l1, l2, vector: bool) -> tuple:
     """(l3, irrep L of the coefficients, CG tensor [2l1+1, 2l2+1, (3,) 2L+1]) of every readout
     path of a shell pair: l1 (x) l2 -> l3, and for the SOC head further l3 (x) 1e -> L (the
-    spin axis as a Cartesian index x, y, z)."""
+    spin axis as a Cartesian index x, y, z). Cached: do not modify."""
+    out = []
     for l3 in range(abs(l1 - l2), l1 + l2 + 1):
         C = _w3j(l1, l2, l3) * math.sqrt(2 * l3 + 1)
         if not vector:
-            yield l3, l3, C
+            out.append((l3, l3, C))
             continue
         for L in range(abs(l3 - 1), l3 + 2):
             V = _w3j(l3, 1, L)[:, list(_CARTESIAN_TO_INTERNAL)] * math.sqrt(2 * L + 1)
-            yield l3, L, torch.einsum("abm,mcn->abcn", C, V)
+            out.append((l3, L, torch.from_numpy(np.einsum("abm,mcn->abcn", C.numpy(), V.numpy()))))
+    return tuple(out)
 
 
 def block_layout(shells_a, shells_b, lmax: int, vector: bool = False):
