@@ -138,7 +138,7 @@ def format_report(rep: dict, title: str = "H") -> str:
         lines.append(f"  ({rep['only_pred']} blocks only in the prediction, {rep['only_ref']} only in the reference)")
     for kind in ("part", "species", "orbital"):
         if rep.get(kind):
-            lines.append(f"  per {kind} pair:")
+            lines.append("  real and imaginary parts of the spinor elements:" if kind == "part" else f"  per {kind} pair:")
             for name, e in sorted(rep[kind].items()):
                 lines.append(f"    {name:>8s}  MAE {e['mae']:9.3f}  RMSE {e['rmse']:9.3f}  max {e['max']:9.3f}  (n={e['n']})")
     return "\n".join(lines)

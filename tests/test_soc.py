@@ -151,3 +151,33 @@ def test_soc_model_trains_and_predicts_spinor_operators(tmp_path):
     with pytest.raises(TrainingError, match="band-energy loss"):
         train(tmp_path / "set.h5", tmp_path / "b.pt", model={"lmax": 2, "channels": 4, "layers": 1},
               config=TrainConfig(epochs=1, band_weight=0.1), log=lambda s: None)
+
+
+def test_spin_texture_of_mos2_at_k_is_out_of_plane_and_reversed_at_minus_k():
+    """The spin-orbit split top valence bands of MoS2 at K are spin up and down along z (the
+    mirror plane of the layer), and time reversal flips them at K' = -K."""
+    from hotham.electronic import states
+    op = io.read(SOC_OPENMX)
+    K = [1 / 3, 1 / 3, 0]
+    st = states(op, [K, [-x for x in K]], bands=[24, 25])      # the two top valence bands (26 electrons)
+    s = st.spin                                                  # [k, band, (x, y, z)]
+    assert s.shape == (2, 2, 3)
+    assert np.abs(s[..., :2]).max() < 1e-3 and np.all(np.abs(s[..., 2]) > 0.9)
+    assert s[0, 0, 2] * s[0, 1, 2] < 0                           # the split pair: opposite spins
+    assert np.allclose(s[1], -s[0], atol=1e-6)                   # Kramers partners at -K
+    assert states(io.read(DATA / "openmx" / "mos2_prim"), [K], bands=[12]).spin is None
+
+
+def test_compare_a_soc_prediction_with_the_openmx_run(soc_case, tmp_path):
+    from hotham.electronic.report import write_comparison
+    op, _, pred = soc_case
+    io.write(tmp_path / "pred.h5", pred)
+    summary = write_comparison(tmp_path / "pred.h5", SOC_OPENMX, tmp_path / "cmp", npoints=20)
+    assert "imaginary" in summary
+    import json
+    out = json.loads((tmp_path / "cmp.json").read_text())
+    blocks = out["H_blocks"]
+    assert blocks["real_mae"] > 0 and blocks["imag_mae"] > 0
+    assert np.isfinite(out["bands"]["mae_meV"])
+    same = write_comparison(SOC_OPENMX, SOC_OPENMX, tmp_path / "self", npoints=20)
+    assert json.loads((tmp_path / "self.json").read_text())["H_blocks"]["imag_mae"] == 0.0, same
