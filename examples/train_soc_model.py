@@ -8,7 +8,7 @@ perturbed MoS2 cells of ../shared/data/deeph/mos2_soc_1x1 (non-collinear + SOC; 
 with seed 0: 8 train, 2 validation, 2 held out). The record beside the checkpoint (mos2_soc.json)
 holds the held-out block MAE of the real and imaginary parts of the spinor blocks and the SOC
 splitting of the top valence band at K, model against DFT (:func:`hotham.soc.soc_errors`).
---data points to another copy of the set; --quick falls back to the two cells in tests/data.
+--data points to another copy of the set; --quick falls back to the two SOC cells in tests/data.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "deeph" / "mos2_soc_1x1"
-TEST_DATA = ROOT / "tests" / "data" / "deeph" / "mos2_soc_1x1"
+#: --quick without ../shared: the SOC cell and run of tests/data (one trains, one validates)
+TEST_DATA = [ROOT / "tests" / "data" / "deeph" / "mos2_soc_1x1", ROOT / "tests" / "data" / "openmx" / "mos2_prim_soc"]
 
 
 def main(argv=None) -> int:
@@ -39,12 +40,13 @@ def main(argv=None) -> int:
     from hotham.train import last_state_path, train_from_file
 
     threads = set_threads(args.threads)
-    data = args.data or (DATA if DATA.is_dir() or not args.quick else TEST_DATA)
+    fallback = args.quick and args.data is None and not DATA.is_dir()
+    sources = TEST_DATA if fallback else [args.data or DATA]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         out = (tmp if args.quick else ROOT / "data" / "models") / "mos2_soc.pt"
-        split = (0.5, 0.5, 0.0) if args.quick and data == TEST_DATA else (0.7, 0.15, 0.15)
-        build_dataset([data], tmp / "set.h5", split=split, seed=0, spin="soc", progress=False)
+        split = (0.5, 0.5, 0.0) if fallback else (0.7, 0.15, 0.15)
+        build_dataset(sources, tmp / "set.h5", split=split, seed=0, spin="soc", progress=False)
         run = tmp / "mos2_soc.yaml"           # its data (set.h5) is relative to the run file
         run.write_text((ROOT / "examples" / "mos2_soc.yaml").read_text())
         t0 = time.time()
