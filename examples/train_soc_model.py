@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,10 +32,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
     args = ap.parse_args(argv)
     from hotham.dataset import Dataset, build_dataset
-    from hotham.files import atomic_path
     from hotham.soc import soc_errors
     from hotham.threads import set_threads
-    from hotham.train import last_state_path, train_from_file
+    from hotham.train import train_from_file, write_model_record
 
     threads = set_threads(args.threads)
     fallback = args.quick and args.data is None and not DATA.is_dir()
@@ -62,16 +59,9 @@ def main(argv=None) -> int:
                   "soc_splitting_K_meV": {Path(s).name: v for s, v in errors["splitting"].items()},
                   "soc_splitting_K_max_error_meV": errors["splitting_max_error_meV"],
                   "epochs": len(result["history"]), "parameters": result["parameters"],
-                  "train_wall_s": round(wall, 1), "threads": threads,
-                  "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}",
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "command": " ".join(["python", "examples/train_soc_model.py", *(argv or sys.argv[1:])])}
-        with atomic_path(out.with_suffix(".json")) as f:
-            Path(f).write_text(json.dumps(record, indent=1))
-        if not args.quick:          # the shipped folder keeps the checkpoint and its record only
-            for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
-                                                                                      ".config.yaml")]:
-                side.unlink(missing_ok=True)
+                  "train_wall_s": round(wall, 1), "threads": threads}
+        record = write_model_record(out, record, " ".join(["python", "examples/train_soc_model.py",
+                                                           *(argv or sys.argv[1:])]), ship=not args.quick)
         print(json.dumps(record, indent=1))
     return 0
 

@@ -257,6 +257,26 @@ def last_state_path(out_path) -> Path:
     return out.with_name(f"{out.stem}.last{out.suffix or '.pt'}")
 
 
+def write_model_record(out_path, record: dict, command: str, *, ship: bool = True) -> dict:
+    """The record of a trained model (its figures ``record`` plus the machine, the date and the
+    ``command`` that made it) written as ``<checkpoint>.json`` beside ``out_path`` (``model.pt``
+    -> ``model.json``, atomically); with ``ship`` the side files of training (last state,
+    ``.pt.json``, metrics, resolved configuration) are removed, so that a shipped folder keeps the
+    checkpoint and its record only. Returns the record as written."""
+    import platform
+    from datetime import datetime, timezone
+    out = Path(out_path)
+    record = {**record, "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}",
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}
+    with atomic_path(out.with_suffix(".json")) as f:
+        Path(f).write_text(json.dumps(record, indent=1))
+    if ship:
+        for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
+                                                                                  ".config.yaml")]:
+            side.unlink(missing_ok=True)
+    return record
+
+
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
           progress=False) -> dict:

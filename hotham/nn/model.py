@@ -52,7 +52,7 @@ class HotHamConfig(BaseModel):
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
     spin: "none" (spin-less H) or "soc" (spinor H: the spin-less part plus the SOC head).
     soc_scale: eV per unit output of the SOC head (small: the SOC left after the on-site xi L.sigma
-    baseline is ~0.3 meV per element on MoS2, a hundred times less than the spin-less residual).
+    baseline is ~0.2 meV per element on MoS2, a hundred times less than the spin-less residual).
     """
 
     model_config = ConfigDict(extra="forbid")
