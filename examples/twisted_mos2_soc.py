@@ -57,7 +57,9 @@ def main(argv=None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             op = predict(args.model, atoms, openmx_data=args.openmx_data)
-        outside = any(issubclass(w.category, DomainWarning) for w in caught)
+        for w in caught:
+            if issubclass(w.category, DomainWarning):
+                print("note: " + " ".join(str(w.message).split("\n")[1:]).strip())
         A, B = split_spinor(op)
         no_soc = op.with_blocks(H=join_spinor(op, A.real, 0.0 * B.imag))
         bands = band_structure(op, "GMKG", npoints=4 if args.quick else 60)
@@ -66,13 +68,14 @@ def main(argv=None) -> int:
         angle = atoms.info.get("twist_angle")
         what = f"bilayer twisted {angle:.2f} deg" if angle is not None else "monolayer"
         print(f"MoS2 {what}, {len(atoms)} atoms, {2 * op.n_orbitals} spinor orbitals: E_F {op.fermi_level:.3f} eV, "
-              f"SOC splitting of the top valence band at K {1000 * valence_splitting(op):.1f} meV"
-              + ("; outside the training domain (the model learned single layers)" if outside else ""))
+              f"SOC splitting of the top valence band at K {1000 * valence_splitting(op):.1f} meV")
         plot_bands(ax, plain, window=(-1.2, 2.2), color="0.65", label="without SOC", zorder=1)
         plot_bands(ax, bands, window=(-1.2, 2.2), color="C3", label="with SOC")
         title = (f"MoS$_2$ bilayer twisted {angle:.2f}$^\\circ$ ({len(atoms)} atoms)" if angle is not None
                  else "MoS$_2$ monolayer (as trained)")
-        ax.set_title(title + ("\nextrapolated: no interlayer block was trained" if outside else ""), fontsize=8)
+        # the model learned single layers: every interlayer block of the bilayer is extrapolated
+        ax.set_title(title + ("\nextrapolated: no interlayer block was trained" if angle is not None else ""),
+                     fontsize=8)
         ax.set_ylabel("E - E$_F$ (eV)")
         ax.legend(fontsize=7, loc="upper right")
     with tempfile.TemporaryDirectory() as tmp:
