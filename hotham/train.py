@@ -5,7 +5,10 @@
     pred = hotham.predict("model.pt", op)             # BlockOperator with predicted H (eV)
 
 Targets are the DFT blocks in eV minus the equivariant on-site baseline
-(:class:`hotham.baseline.OnsiteBaseline`); the network learns the residual. The loss is the
+(:class:`hotham.baseline.OnsiteBaseline`); the network learns the residual. Spin-orbit data
+(``spin="soc"``) give a model with the SOC head, trained on the real spin-less and SOC parts of
+the spinor blocks (:func:`hotham.soc.real_parts`: the loss over them is the loss over the real and
+imaginary parts of the spinor elements). The loss is the
 Hot-Ham paper's: mean absolute error plus root-mean-square error over all block elements. The
 best model on the validation split is written as a checkpoint (:mod:`hotham.checkpoint`).
 """
