@@ -11,6 +11,10 @@ level), with the wall time of the row. A run with other rows or band settings re
 section (``accuracy``, or ``accuracy.band-w0.01`` for ``--rows band --band-weight 0.01``).
 
     python benchmarks/accuracy.py [--epochs 300] [--rows block band e3nn] [--band-weight 0.1]
+
+Spin-orbit coupling (``--soc``, section ``accuracy.soc``): the shipped SOC model
+data/models/mos2_soc.pt on the held-out cells of ../shared/data/deeph/mos2_soc_1x1 (the split of
+examples/train_soc_model.py), see :func:`soc_accuracy`.
 """
 from __future__ import annotations
 
@@ -35,7 +39,10 @@ def main(argv=None):
     ap.add_argument("--band-weight", type=float, default=0.1, help="weight of the band loss (default 0.1)")
     ap.add_argument("--band-start", type=int, default=None, help="first epoch of the band loss (default: half-way)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--soc", action="store_true", help="the SOC model on held-out mos2_soc_1x1 cells instead")
     args = ap.parse_args(argv)
+    if args.soc:
+        return soc_accuracy(args.threads)
     import yaml
 
     from hotham.dataset import build_dataset
@@ -71,6 +78,41 @@ def main(argv=None):
     # the default comparison has its own section; other rows or band settings get theirs
     default = args.rows == list(ROWS) and args.band_weight == 0.1 and args.band_start is None
     return "accuracy" if default else f"accuracy.{'-'.join(args.rows)}-w{args.band_weight:g}-s{band_start}"
+
+
+def soc_accuracy(threads=None, model=ROOT / "data" / "models" / "mos2_soc.pt",
+                 data=ROOT.parent / "shared" / "data" / "deeph" / "mos2_soc_1x1") -> str:
+    """Prints how the DFT spinor blocks of mos2_soc_1x1 split (hotham.soc.soc_split_report: the
+    time-reversal-odd rest, and how much of the SOC part HamGNN's xi L.sigma holds on on-site and
+    hopping blocks), then the SOC model's block MAE (real and imaginary parts of the spinor
+    elements) on the held-out cells (split 0.7/0.15/0.15, seed 0, as examples/train_soc_model.py)
+    and the SOC splitting of the top valence band at K, model against DFT, each from its own
+    H(k). Returns the section name."""
+    from hotham import io
+    from hotham.dataset import split_names
+    from hotham.soc import soc_errors, soc_split_report
+    from hotham.threads import set_threads
+    set_threads(threads)
+    folders = sorted(p for p in Path(data).iterdir() if p.is_dir())
+    ops = {p.name: io.read(p) for p in folders}
+    rep = soc_split_report(ops.values())
+    fit = rep["xi_fit"]
+    print(f"DFT spinor blocks of {len(ops)} cells ({Path(data).name}): |M| / |A| = {rep['M_norm'] / rep['A_norm']:.4f}, "
+          f"time-reversal-odd part (Im A, Re B) {rep['tr_odd']:.1e} of |H|")
+    print(f"xi L.sigma fit per block and shell pair: residual {100 * fit['onsite']['residual']:.2f} % of the on-site "
+          f"SOC (|M| {fit['onsite']['M_norm']:.3f} eV), {100 * fit['hopping']['residual']:.1f} % of the hopping SOC "
+          f"(|M| {fit['hopping']['M_norm']:.3f} eV)")
+    print("on-site xi (eV): " + "; ".join(f"{s} " + ", ".join(f"{k} {v:.4f}" for k, v in x.items() if k[:2] == k[3:5])
+                                         for s, x in rep["onsite_xi_eV"].items()))
+    held = split_names([p.name for p in folders], (0.7, 0.15, 0.15), seed=0)["test"]
+    err = soc_errors(model, [ops[n] for n in held])
+    print(f"model {Path(model).name} on held-out cells {', '.join(held)}: block MAE real {err['real_mae_meV']:.3f} meV, "
+          f"imaginary {err['imag_mae_meV']:.4f} meV")
+    for src, v in err["splitting"].items():
+        print(f"  {Path(src).name}: SOC splitting of the top valence band at K: model {v['model_meV']:.1f} meV, "
+              f"DFT {v['dft_meV']:.1f} meV, error {v['model_meV'] - v['dft_meV']:+.2f} meV")
+    print(f"largest splitting error {err['splitting_max_error_meV']:.2f} meV")
+    return "accuracy.soc"
 
 
 def _val_band_mae(checkpoint, dataset) -> float:

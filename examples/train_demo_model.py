@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +32,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from hotham.dataset import build_dataset
     from hotham.demo import check_twisted_bilayer
-    from hotham.files import atomic_path
     from hotham.threads import set_threads
-    from hotham.train import last_state_path, train_from_file
+    from hotham.train import train_from_file, write_model_record
 
     threads = set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,15 +59,9 @@ def main(argv=None) -> int:
         record = {"checkpoint": out.name, "val_block_mae_meV": result["val"]["all"]["mae"],
                   "epochs": len(result["history"]), "parameters": result["parameters"],
                   **{k: v for k, v in check.items() if k.endswith(("meV", "eV"))},
-                  "train_wall_s": round(wall, 1), "threads": threads, "machine": f"{platform.platform()}, "
-                  f"{platform.processor() or platform.machine()}", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "command": " ".join(["python", "examples/train_demo_model.py", *(argv or sys.argv[1:])])}
-        with atomic_path(out.with_suffix(".json")) as f:
-            Path(f).write_text(json.dumps(record, indent=1))
-        if not args.quick:          # the shipped folder keeps the checkpoint and its record only
-            for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
-                                                                                      ".config.yaml")]:
-                side.unlink(missing_ok=True)
+                  "train_wall_s": round(wall, 1), "threads": threads}
+        record = write_model_record(out, record, " ".join(["python", "examples/train_demo_model.py",
+                                                           *(argv or sys.argv[1:])]), ship=not args.quick)
         print(json.dumps(record, indent=1))
     return 0
 

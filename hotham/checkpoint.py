@@ -66,14 +66,24 @@ class Predictor:
             mae = min((float(m) for m in epochs if math.isfinite(m)), default=math.nan)
         return mae if math.isfinite(mae) else None
 
+    @property
+    def spin(self) -> str:
+        """Spin of the operators it predicts: "none", or "soc" for a model with the SOC head."""
+        return self.model.config.spin if self.target == "H" else "none"
+
     def predict_blocks(self, op: BlockOperator) -> np.ndarray:
         """Predicted blocks of ``op``'s (i, j, R) list: flat float64 [nnz] in ``op``'s layout
-        (eV for H), network output plus on-site baseline. :func:`hotham.predict` wraps this
+        (eV for H), network output plus on-site baseline; for a SOC model the spinor blocks,
+        complex128 [4 nnz] (:func:`hotham.soc.join_spinor`). :func:`hotham.predict` wraps this
         into an operator."""
         self.model.eval()
         with torch.no_grad():
             out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
-        return self.baseline.add_to(op, out)
+        out = self.baseline.add_to(op, out)
+        if out.ndim == 2:
+            from .soc import join_spinor
+            return join_spinor(op, out[0], out[1:])
+        return out
 
     def save(self, path, extra: dict | None = None) -> None:
         ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "target": self.target,

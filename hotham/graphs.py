@@ -44,7 +44,8 @@ class Structures(Mapping):
 
 class GraphBuilder:
     """Graph and target of a list of structure names (picklable: runs in DataLoader workers).
-    Targets are the blocks minus the on-site baseline, float [nnz total]."""
+    Targets are the blocks minus the on-site baseline, float [nnz total]; for spin-orbit H
+    [4, nnz total], the spin-less and SOC parts (:func:`hotham.soc.real_parts`)."""
 
     def __init__(self, structures: Structures, species, shells, baseline, which: str, dtype):
         self.structures, self.species, self.shells = structures, species, shells
@@ -54,7 +55,9 @@ class GraphBuilder:
         from .nn.graph import build_graph
         ops = [self.structures[n] for n in names]
         graph = build_graph(ops, self.species, self.shells, dtype=self.dtype)
-        target = np.concatenate([getattr(op, self.which) - self.baseline.flat(op) for op in ops])
+        from .soc import real_parts
+        target = np.concatenate([(real_parts(op) if self.which == "H" and op.spin == "soc" else getattr(op, self.which))
+                                 - self.baseline.flat(op) for op in ops], axis=-1)
         return graph, target
 
 

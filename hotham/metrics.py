@@ -90,9 +90,13 @@ class BlockErrors:
         self.only_pred += only_a
         self.only_ref += only_b
         d = (a[..., ia] - b[..., ib]) * self.scale   # [n] or [2, n] for collinear
-        self._add(("all",), d.ravel())
         if ref.spin == "soc" and which == "H":
+            # spinor elements: "all" pools their real and imaginary parts, "part" has each alone
+            self._add(("all",), np.concatenate([d.real, d.imag]))
+            self._add(("part", "real"), d.real)
+            self._add(("part", "imag"), d.imag)
             return  # the breakdowns below are spin-less
+        self._add(("all",), d.ravel())
         pair_id, orb_id, pair_names, orb_names = element_labels(pred)
         d2 = np.atleast_2d(d)
         for ids, names, kind in ((pair_id[ia], pair_names, "species"), (orb_id[ia], orb_names, "orbital")):
@@ -101,9 +105,11 @@ class BlockErrors:
 
     def report(self) -> dict:
         """``{"all": {...}, "species": {"C-C": {...}}, "orbital": {"s-p": {...}}, "units", "blocks",
-        "only_pred", "only_ref"}``, each entry with ``mae``, ``rmse``, ``max`` and ``n`` (elements)."""
+        "only_pred", "only_ref"}``, each entry with ``mae``, ``rmse``, ``max`` and ``n`` (elements);
+        for spin-orbit H ``"all"`` pools the real and imaginary parts of the spinor elements and
+        ``"part"`` {"real", "imag"} has each alone (no species or orbital breakdown)."""
         out: dict = {"all": {"mae": float("nan"), "rmse": float("nan"), "max": float("nan"), "n": 0},
-                     "species": {}, "orbital": {}, "units": "meV" if self.which == "H" else "1",
+                     "species": {}, "orbital": {}, "part": {}, "units": "meV" if self.which == "H" else "1",
                      "blocks": self.blocks, "only_pred": self.only_pred, "only_ref": self.only_ref}
         for key, n in self._n.items():
             if not n:
@@ -130,9 +136,9 @@ def format_report(rep: dict, title: str = "H") -> str:
              f"max {rep['all']['max']:.4g} {u} over {rep['all']['n']} elements"]
     if rep.get("only_pred") or rep.get("only_ref"):
         lines.append(f"  ({rep['only_pred']} blocks only in the prediction, {rep['only_ref']} only in the reference)")
-    for kind in ("species", "orbital"):
+    for kind in ("part", "species", "orbital"):
         if rep.get(kind):
-            lines.append(f"  per {kind} pair:")
+            lines.append("  real and imaginary parts of the spinor elements:" if kind == "part" else f"  per {kind} pair:")
             for name, e in sorted(rep[kind].items()):
                 lines.append(f"    {name:>8s}  MAE {e['mae']:9.3f}  RMSE {e['rmse']:9.3f}  max {e['max']:9.3f}  (n={e['n']})")
     return "\n".join(lines)

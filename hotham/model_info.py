@@ -9,7 +9,7 @@ from typing import Mapping
 
 from .errors import HothamError
 
-PARTS = ("embedding", "layers", "last", "onsite", "hopping")
+PARTS = ("embedding", "layers", "last", "onsite", "hopping", "soc_onsite", "soc_hopping")   # soc_*: spin="soc"
 
 
 @dataclass
@@ -54,5 +54,5 @@ def model_info(basis: Mapping[str, str] | None = None, **config) -> ModelInfo:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = HotHam(cfg)
-    parts = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in PARTS}
+    parts = {part: sum(p.numel() for p in getattr(model, part).parameters()) for part in PARTS if hasattr(model, part)}
     return ModelInfo(cfg, model.n_parameters, parts, [str(w.message) for w in caught])

@@ -129,7 +129,7 @@ def _with_prediction(predictor, op: BlockOperator) -> BlockOperator:
     X = predictor.predict_blocks(op)
     src = f"model:{predictor.info.get('path', 'hotham')}" + (f" on {op.source}" if op.source else "")
     if predictor.target == "H":
-        out = op.with_blocks(H=X, S=op.S, spin="none", source=src)
+        out = op.with_blocks(H=X, S=op.S, spin=getattr(predictor, "spin", "none"), source=src)
     else:
         out = op.with_blocks(H=op.H if op.spin == "none" else None, S=X, spin="none", source=src)
     valence = predictor.info.get("valence_electrons") or {}

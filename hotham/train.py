@@ -5,7 +5,10 @@
     pred = hotham.predict("model.pt", op)             # BlockOperator with predicted H (eV)
 
 Targets are the DFT blocks in eV minus the equivariant on-site baseline
-(:class:`hotham.baseline.OnsiteBaseline`); the network learns the residual. The loss is the
+(:class:`hotham.baseline.OnsiteBaseline`); the network learns the residual. Spin-orbit data
+(``spin="soc"``) give a model with the SOC head, trained on the real spin-less and SOC parts of
+the spinor blocks (:func:`hotham.soc.real_parts`: the loss over them is the loss over the real and
+imaginary parts of the spinor elements). The loss is the
 Hot-Ham paper's: mean absolute error plus root-mean-square error over all block elements. The
 best model on the validation split is written as a checkpoint (:mod:`hotham.checkpoint`).
 """
@@ -257,6 +260,26 @@ def last_state_path(out_path) -> Path:
     return out.with_name(f"{out.stem}.last{out.suffix or '.pt'}")
 
 
+def write_model_record(out_path, record: dict, command: str, *, ship: bool = True) -> dict:
+    """The record of a trained model (its figures ``record`` plus the machine, the date and the
+    ``command`` that made it) written as ``<checkpoint>.json`` beside ``out_path`` (``model.pt``
+    -> ``model.json``, atomically); with ``ship`` the side files of training (last state,
+    ``.pt.json``, metrics, resolved configuration) are removed, so that a shipped folder keeps the
+    checkpoint and its record only. Returns the record as written."""
+    import platform
+    from datetime import datetime, timezone
+    out = Path(out_path)
+    record = {**record, "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}",
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}
+    with atomic_path(out.with_suffix(".json")) as f:
+        Path(f).write_text(json.dumps(record, indent=1))
+    if ship:
+        for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
+                                                                                  ".config.yaml")]:
+            side.unlink(missing_ok=True)
+    return record
+
+
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
           progress=False) -> dict:
@@ -315,18 +338,26 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     ops = Structures(ds, sorted(set(split["train"]) | set(split["val"]) | set(split["test"])),
                      keep=cfg.cache_gb is None)
     # one pass over all structures (a lazy run reads each once here): checks, longest block, valence
-    max_edge, valence = 0.0, {}
+    max_edge, valence, spin = 0.0, {}, None
     for name, op in ops.items():
         X = getattr(op, which)
         if X is None:
             raise TrainingError(f"{ds.path}: structure {name} has no {which}")
-        if op.spin != "none" and which == "H":
-            raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}; the model learns spin-less H")
+        if which == "H":
+            if op.spin == "collinear":
+                raise TrainingError(f"{ds.path}: structure {name} has collinear spin; the model learns spin-less "
+                                    f"H or spinor H with spin-orbit coupling (soc)")
+            if spin is not None and op.spin != spin:
+                raise TrainingError(f"{ds.path}: structure {name} has spin={op.spin}, others {spin}")
+            spin = op.spin
         max_edge = max(max_edge, float(op.edge_lengths().max()))
         valence.update(valence_per_species([op]))
 
     basis = ds.basis
-    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {})})
+    if spin == "soc" and cfg.band_weight > 0:
+        raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
+    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
+                                             "spin": spin or "none"})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)

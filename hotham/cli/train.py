@@ -12,7 +12,7 @@ def _options(parser) -> None:
     from ..nn.model import HotHamConfig
     from ..train import TrainConfig
     add_model_options(parser, TrainConfig, title="training")
-    add_model_options(parser, HotHamConfig, title="model",
+    add_model_options(parser, HotHamConfig, title="model", exclude=("spin",),   # spin: the data set's
                       defaults={"r_cut": "just above the longest block of the data set"})
 
 

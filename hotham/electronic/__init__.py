@@ -10,7 +10,7 @@ from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
 from .report import write_bands, write_comparison, write_dos, write_states
 from .solve import DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, eigenvalues, solve
-from .states import States, orbital_weights, states
+from .states import States, orbital_weights, spin_texture, states
 from .tiling import folded_kpoints, supercell_for_atoms, tile
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "band_path", "band_structure", "BandStructure", "KPath", "path_length", "slab_axis",
     "dos", "DOS", "fermi_level", "find_fermi_level", "electron_count", "occupancy", "monkhorst_pack", "mesh_shape",
     "automatic_mesh",
-    "states", "States", "orbital_weights",
+    "states", "States", "orbital_weights", "spin_texture",
     "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands",
     "band_errors", "band_file_beside", "band_file_deviation", "check_openmx_run",
     "plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure",

@@ -106,8 +106,10 @@ def block_mae(a: BlockOperator, b: BlockOperator, which: str = "H") -> dict:
     """Element-wise MAE between the blocks of two operators on the same structure (meV for H).
 
     Blocks are matched by (i, j, R); blocks present in only one operator are counted, not
-    compared. Returns {"mae", "max", "units", "n_blocks", "only_a", "only_b", "per_pair": {"C-C": mae}};
-    :func:`hotham.metrics.block_errors` has the full breakdown (RMSE, orbital pairs).
+    compared. Returns {"mae", "max", "units", "n_blocks", "only_a", "only_b", "per_pair": {"C-C": mae}},
+    for spin-orbit H also "real_mae" and "imag_mae" (the real and imaginary parts of the spinor
+    elements; "mae" pools them); :func:`hotham.metrics.block_errors` has the full breakdown (RMSE,
+    orbital pairs).
     """
     from ..metrics import block_errors
     try:
@@ -116,7 +118,8 @@ def block_mae(a: BlockOperator, b: BlockOperator, which: str = "H") -> dict:
         raise HothamError(str(exc)) from None
     return {"mae": rep["all"]["mae"], "max": rep["all"]["max"], "units": rep["units"], "n_blocks": rep["blocks"],
             "only_a": rep["only_pred"], "only_b": rep["only_ref"],
-            "per_pair": {p: e["mae"] for p, e in rep["species"].items()}}
+            "per_pair": {p: e["mae"] for p, e in rep["species"].items()},
+            **{f"{part}_mae": e["mae"] for part, e in rep["part"].items()}}
 
 
 def _band_data(band_file):

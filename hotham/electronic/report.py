@@ -162,7 +162,8 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     ``kpts``: fractional k-points [nk, 3] (default Gamma); ``bands`` (indices, 0-based ascending,
     negative from the top) or ``n`` states nearest ``around`` (eV, default E_F); ``channel``: the
     collinear channel; ``fermi``: Fermi level, eV (default the file's). Returns the summary: per
-    state its energy and its three largest atom weights.
+    state its energy, its three largest atom weights and, for spin-orbit blocks, its spin texture
+    <sigma_x, sigma_y, sigma_z>.
     """
     _check_formats(format)
     if bands is None and n is None:
@@ -187,7 +188,8 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
             top = np.argsort(aw[q, b])[::-1][:3]
             lines.append(f"k=({k[0]:.4f}, {k[1]:.4f}, {k[2]:.4f}) "
                          f"E-E_F={st.energies[q, b] - op.fermi_level:+.4f} eV  largest atom weights: "
-                         + ", ".join(f"{i}:{aw[q, b, i]:.3f}" for i in top))
+                         + ", ".join(f"{i}:{aw[q, b, i]:.3f}" for i in top)
+                         + ("" if st.spin is None else "  <sigma> = ({:+.3f}, {:+.3f}, {:+.3f})".format(*st.spin[q, b])))
     lines.append(f"states -> {pre}.h5 (eigenvectors, Mulliken weights), {pre}.{format}")
     return "\n".join(lines)
 
@@ -229,7 +231,9 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     try:
         out["H_blocks"] = block_mae(mod, ref, "H")
         out["S_blocks"] = block_mae(mod, ref, "S")
-        lines.append(f"blocks: H MAE {out['H_blocks']['mae']:.4f} meV (max {out['H_blocks']['max']:.4f}) over "
+        hb = out["H_blocks"]
+        parts = f" (real {hb['real_mae']:.4f}, imaginary {hb['imag_mae']:.4f})" if "imag_mae" in hb else ""
+        lines.append(f"blocks: H MAE {hb['mae']:.4f} meV{parts} (max {hb['max']:.4f}) over "
                      f"{out['H_blocks']['n_blocks']} common blocks; S MAE {out['S_blocks']['mae']:.3e}")
     except HothamError as exc:
         lines.append(f"blocks: not compared ({exc})")

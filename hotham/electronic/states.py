@@ -2,7 +2,10 @@
 
 Mulliken weight of state c on orbital mu: w_mu = Re(conj(c_mu) (S(k) c)_mu); the weights of a
 state sum to 1 (c is S-normalised). Atom and shell weights sum the orbitals of each atom /
-each (atom, shell). For soc the two spin components of an orbital are added.
+each (atom, shell). For soc the two spin components of an orbital are added, and the spin
+texture of a state is <sigma_a> = <c| S(k) (x) sigma_a |c> / <c| S(k) (x) 1 |c> (a = x, y, z;
+spin-major c = (c_up, c_down): <sigma_x> + i <sigma_y> = 2 c_up^dagger S c_down, <sigma_z> =
+c_up^dagger S c_up - c_down^dagger S c_down), between -1 and 1.
 Eigenvectors are in the lattice gauge of :mod:`hotham.electronic.hk`.
 """
 from __future__ import annotations
@@ -17,15 +20,32 @@ from .hk import Assembler, as_kpoints
 from .solve import solve
 
 
+def _with_overlap(op: BlockOperator, kpts, vectors: np.ndarray):
+    """(c [size, nb], S(k) c) of ``vectors`` [nk, size, nb] at every fractional k-point."""
+    k = as_kpoints(kpts)
+    asm = Assembler(op)
+    for q in range(len(k)):
+        yield vectors[q], asm.S(k[q]) @ vectors[q]
+
+
+def spin_texture(op: BlockOperator, kpts, vectors: np.ndarray) -> np.ndarray:
+    """<sigma_x>, <sigma_y>, <sigma_z> of spinor ``vectors`` [nk, 2 n_orbitals, nb] (soc) at
+    fractional ``kpts``: float [nk, nb, 3] (module docstring; -1..1)."""
+    if op.spin != "soc":
+        raise HothamError(f"a spin texture needs spinor states (spin soc; this operator is spin {op.spin})")
+    n, out = op.n_orbitals, []
+    for c, Sc in _with_overlap(op, kpts, vectors):
+        updown = np.sum(np.conj(c[:n]) * Sc[n:], axis=0)                    # c_up^dagger S c_down [nb]
+        up, down = (np.real(np.sum(np.conj(c[s]) * Sc[s], axis=0)) for s in (slice(0, n), slice(n, None)))
+        out.append(np.stack([2 * updown.real, 2 * updown.imag, up - down], axis=-1) / (up + down)[:, None])
+    return np.stack(out)
+
+
 def orbital_weights(op: BlockOperator, kpts, vectors: np.ndarray, channel: int = 0) -> np.ndarray:
     """Mulliken weights [nk, nb, n_orbitals] (spin-less orbitals) of S-normalised ``vectors``
     [nk, size, nb] at fractional ``kpts``."""
-    k = as_kpoints(kpts)
-    asm = Assembler(op)
     out = []
-    for q in range(len(k)):
-        c = vectors[q]
-        Sc = asm.S(k[q]) @ c
+    for c, Sc in _with_overlap(op, kpts, vectors):
         w = np.real(np.conj(c) * Sc)                      # [size, nb]
         if op.spin == "soc":
             n = op.n_orbitals
@@ -90,13 +110,15 @@ def l_weights(op, w):
 class States:
     """Eigenpairs at chosen k and bands: ``energies`` [nk, nb] eV, ``vectors`` [nk, size, nb],
     ``weights`` (Mulliken per orbital) [nk, nb, n_orbitals], ``bands`` the band indices (all-band
-    numbering, 0-based) or None when the states are the n nearest a target energy."""
+    numbering, 0-based) or None when the states are the n nearest a target energy; ``spin``
+    the spin texture <sigma_x, sigma_y, sigma_z> [nk, nb, 3] of soc states (None otherwise)."""
     op: BlockOperator
     kpts: np.ndarray
     energies: np.ndarray
     vectors: np.ndarray
     weights: np.ndarray
     bands: np.ndarray | None = None
+    spin: np.ndarray | None = None
 
     @property
     def atom_weights(self) -> np.ndarray:
@@ -112,7 +134,7 @@ class States:
     def save_hdf5(self, fname) -> None:
         """Eigenvectors, energies and weights to HDF5 (atomic write). Datasets: kpts [nk, 3],
         energies [nk, nb] (eV), vectors [nk, size, nb] complex (lattice gauge, S-normalised),
-        orbital_weights, atom_weights; attrs fermi_level, source."""
+        orbital_weights, atom_weights, spin_texture [nk, nb, 3] (soc); attrs fermi_level, source."""
         import h5py
         from ..files import atomic_path
         with atomic_path(fname) as tmp, h5py.File(tmp, "w") as f:
@@ -126,6 +148,8 @@ class States:
             f.attrs["shell_names"] = np.array(names, dtype="S")
             if self.bands is not None:
                 f["bands"] = self.bands
+            if self.spin is not None:
+                f["spin_texture"] = self.spin
             f["positions"] = self.op.atoms.positions
             f["cell"] = np.asarray(self.op.atoms.cell)
             f["numbers"] = self.op.atoms.numbers
@@ -140,6 +164,7 @@ def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around:
 
     ``bands``: indices into the ascending list of all bands (dense solve); or ``n`` states nearest
     ``around`` (eV, default E_F; sparse for large cells). Collinear: one channel (``channel``).
+    Spin-orbit operators also get the spin texture of every state (:func:`spin_texture`).
     """
     if op.spin != "collinear":
         channel = None if channel in (None, 0) else channel
@@ -155,4 +180,4 @@ def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around:
         b = b % e.shape[1]
         e, c = e[:, b], c[:, :, b]
     w = orbital_weights(op, eig.kpts, c, channel or 0)
-    return States(op, eig.kpts, e, c, w, b)
+    return States(op, eig.kpts, e, c, w, b, spin_texture(op, eig.kpts, c) if op.spin == "soc" else None)

@@ -9,6 +9,12 @@ The network returns tensors only; operators with predicted blocks are built outs
 
 The output is exactly Hermitian: every block is averaged with the transpose of its partner,
 H_ij(R) <- (H_ij(R) + H_ji(-R)^T) / 2.
+
+A model with ``spin="soc"`` has a second, vector readout (the SOC head, :mod:`hotham.soc`) and
+returns [4, nnz]: the real spin-less part A and the three real SOC parts M_x, M_y, M_z of the
+spinor blocks H = sigma_0 (x) A + i sum_a sigma_a (x) M_a (spin-major), M antisymmetrised with its
+partner, M_ji(-R) = -M_ij(R)^T, so that the spinor operator is exactly Hermitian and, A and M
+being real, exactly time-reversal invariant.
 """
 from __future__ import annotations
 
@@ -44,6 +50,9 @@ class HotHamConfig(BaseModel):
     the faster one on CPU) or "fourier"; both give the same product to rounding.
     radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
+    spin: "none" (spin-less H) or "soc" (spinor H: the spin-less part plus the SOC head).
+    soc_scale: eV per unit output of the SOC head (small: the SOC left after the on-site xi L.sigma
+    baseline is ~0.2 meV per element on MoS2, a hundred times less than the spin-less residual).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +71,8 @@ class HotHamConfig(BaseModel):
     r_cut: float = Field(12.0, description="radial cutoff, Angstrom")
     hidden: int = Field(64, description="width of the species and radial MLPs")
     output_scale: float = Field(1.0, description="eV per unit network output")
+    spin: Literal["none", "soc"] = Field("none", description="spin-less H, or spinor H with spin-orbit coupling")
+    soc_scale: float = Field(0.01, description="eV per unit output of the SOC head")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod
@@ -115,6 +126,9 @@ class HotHam(nn.Module):
         self.last = SO2Layer(C, L, nr, config.hidden)
         self.onsite = BlockReadout(C, L, self.species, self.shells, "onsite")
         self.hopping = BlockReadout(C, L, self.species, self.shells, "hopping")
+        if config.spin == "soc":
+            self.soc_onsite = BlockReadout(C, L, self.species, self.shells, "onsite", vector=True)
+            self.soc_hopping = BlockReadout(C, L, self.species, self.shells, "hopping", vector=True)
 
     @property
     def n_parameters(self) -> int:
@@ -126,7 +140,8 @@ class HotHam(nn.Module):
         return build_graph(ops, self.species, self.shells, dtype=p.dtype).to(p.device, p.dtype)
 
     def forward(self, batch: GraphBatch, edge_chunk: int | None = None) -> torch.Tensor:
-        """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order.
+        """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order; for
+        ``spin="soc"`` [4, nnz]: the spin-less part A and the SOC parts M_x, M_y, M_z (eV).
 
         ``edge_chunk``: message passing over at most this many edges at a time (same result;
         bounds the memory of inference on structures of 10^4 atoms). Default: none while
@@ -146,12 +161,28 @@ class HotHam(nn.Module):
         out = self.onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=out, chunk=edge_chunk)
         out = self.hopping(even=edge_even, odd=edge_odd, groups=batch.hopping, out=out, scale=envelope,
                            chunk=edge_chunk)
-        # exact Hermiticity: a + b and b + a are the same floating-point number
+        out = self._hermitian(out, batch.partner, 1.0, self.config.output_scale)
+        if self.config.spin != "soc":
+            return out
+        soc = batch.edge_vec.new_zeros((3, batch.nnz))
+        soc = self.soc_onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=soc, chunk=edge_chunk)
+        soc = self.soc_hopping(even=edge_even, odd=edge_odd, groups=batch.hopping, out=soc, scale=envelope,
+                               chunk=edge_chunk)
+        return torch.cat([out[None], self._hermitian(soc, batch.partner, -1.0, self.config.soc_scale)])
+
+    @staticmethod
+    def _hermitian(out: torch.Tensor, partner: torch.Tensor, sign: float, scale: float) -> torch.Tensor:
+        """(out + sign * out[partner]) / 2 times ``scale``: exactly Hermitian blocks (sign
+        +1: X_ji(-R) = X_ij(R)^T) or the antisymmetric SOC parts (-1: M_ji(-R) = -M_ij(R)^T)."""
+        # exact: a + b and b + a (and a - b, -(b - a)) are the same floating-point number
         if torch.is_grad_enabled():
-            out = 0.5 * (out + out[batch.partner])
-            return out * self.config.output_scale
-        out += out[batch.partner]           # inference: in place, one temporary of length nnz
-        return out.mul_(0.5 * self.config.output_scale)
+            out = 0.5 * (out + sign * out[..., partner])
+            return out * scale
+        if sign > 0:
+            out += out[..., partner]           # inference: in place, one temporary of length nnz
+        else:
+            out -= out[..., partner]
+        return out.mul_(0.5 * scale)
 
     def _geometry(self, batch: GraphBatch):
         """(radial [E, n_radial], cutoff [E], sh [E, (L+1)^2], wigner [per l: E, 2l+1, 2l+1],

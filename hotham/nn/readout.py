@@ -12,18 +12,28 @@ own learned linear combination of the C channels; all edges of one species pair 
 one matrix product (flat block = coefficients @ T^T, T the fixed Clebsch-Gordan map).
 Irreps with l3 > L cannot be produced and are left out (those block components stay 0; choose
 L >= 2 l_max of the basis).
+
+The SOC head (``vector=True``) reads out the real SOC part M_a (a = x, y, z) of spinor blocks
+(:mod:`hotham.soc`): a pseudovector of blocks, l1 (x) l2 (x) 1e. Each path l1 (x) l2 -> l3,
+l3 (x) 1 -> L3 is one slot of irrep L3 (parity (-1)^(l1+l2): spin does not flip under
+inversion), mapped by the product of the two Clebsch-Gordan tensors
+M_a[m1, m2] = sum C^{l1 l2 l3}_{m1 m2 m3} C^{l3 1 L3}_{m3 a' M} h_{L3 M}, with a' the internal
+(y, z, x) component of the Cartesian axis a.
 """
 from __future__ import annotations
 
 import math
 import warnings
+from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import nn
 
 from .layers import edge_chunks, feature_irreps
 
 
+@lru_cache(maxsize=None)
 def _w3j(l1, l2, l3) -> torch.Tensor:
     from e3nn import o3
 
@@ -42,13 +52,35 @@ def block_irreps(shells_a, shells_b):
     return o3.Irreps(parts).sort().irreps.simplify()
 
 
-def block_layout(shells_a, shells_b, lmax: int):
+#: internal (y, z, x) component of the Cartesian axes x, y, z (the spin axis of the SOC head)
+_CARTESIAN_TO_INTERNAL = (2, 0, 1)
+
+
+@lru_cache(maxsize=None)
+def _paths(l1, l2, vector: bool) -> tuple:
+    """(l3, irrep L of the coefficients, CG tensor [2l1+1, 2l2+1, (3,) 2L+1]) of every readout
+    path of a shell pair: l1 (x) l2 -> l3, and for the SOC head further l3 (x) 1e -> L (the
+    spin axis as a Cartesian index x, y, z). Cached: do not modify."""
+    out = []
+    for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+        C = _w3j(l1, l2, l3) * math.sqrt(2 * l3 + 1)
+        if not vector:
+            out.append((l3, l3, C))
+            continue
+        for L in range(abs(l3 - 1), l3 + 2):
+            V = _w3j(l3, 1, L)[:, list(_CARTESIAN_TO_INTERNAL)] * math.sqrt(2 * L + 1)
+            out.append((l3, L, torch.from_numpy(np.einsum("abm,mcn->abcn", C.numpy(), V.numpy()))))
+    return tuple(out)
+
+
+def block_layout(shells_a, shells_b, lmax: int, vector: bool = False):
     """Irrep slots and Clebsch-Gordan map of one (row species, column species) block.
 
     Returns (slots, T, dropped): slots {(l3, odd): count}, in a fixed order; T float64
     [n_a * n_b, M] mapping the concatenated coefficients (slot-major, then m3, grouped by
     (l3, odd) in ``slots`` order) to the row-major flat block; dropped = number of irreps with
-    l3 > lmax left out.
+    l3 > lmax left out. ``vector``: the SOC head's map, T [3 * n_a * n_b, M] to the blocks of
+    M_x, M_y, M_z one after another (slots keyed by the coefficients' irrep L3 of each path).
     """
     offs_a = [sum(2 * l + 1 for l in shells_a[:k]) for k in range(len(shells_a))]
     offs_b = [sum(2 * l + 1 for l in shells_b[:k]) for k in range(len(shells_b))]
@@ -56,30 +88,35 @@ def block_layout(shells_a, shells_b, lmax: int):
     entries, slots, dropped = [], {}, 0
     for l1, r1 in zip(shells_a, offs_a):
         for l2, c2 in zip(shells_b, offs_b):
-            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
-                if l3 > lmax:
+            for l3, L, C in _paths(l1, l2, vector):
+                if L > lmax:
                     dropped += 1
                     continue
-                key = (l3, (l1 + l2 + l3) % 2)
-                entries.append((l1, r1, l2, c2, l3, key, slots.get(key, 0)))
+                key = (L, (l1 + l2 + L) % 2)
+                entries.append((l1, r1, l2, c2, C, key, slots.get(key, 0)))
                 slots[key] = slots.get(key, 0) + 1
     keys = sorted(slots)
     start, k = {}, 0
     for key in keys:
         start[key] = k
         k += slots[key] * (2 * key[0] + 1)
-    T = torch.zeros(na * nb, k, dtype=torch.float64)
-    for l1, r1, l2, c2, l3, key, s in entries:
-        C = _w3j(l1, l2, l3) * math.sqrt(2 * l3 + 1)
+    n_vec = 3 if vector else 1
+    T = torch.zeros(n_vec * na * nb, k, dtype=torch.float64)
+    for l1, r1, l2, c2, C, key, s in entries:
         rows = (r1 + torch.arange(2 * l1 + 1))[:, None] * nb + (c2 + torch.arange(2 * l2 + 1))[None]  # [m1, m2]
-        cols = start[key] + s * (2 * l3 + 1) + torch.arange(2 * l3 + 1)
-        T[rows[..., None], cols[None, None]] = C
+        cols = start[key] + s * (2 * key[0] + 1) + torch.arange(2 * key[0] + 1)
+        if vector:                  # C [m1, m2, a, M]: rows of M_a follow those of M_(a-1)
+            rows = torch.arange(3)[None, None, :] * (na * nb) + rows[..., None]
+            T[rows[..., None], cols] = C
+        else:
+            T[rows[..., None], cols[None, None]] = C
     return {key: slots[key] for key in keys}, T, dropped
 
 
 class BlockReadout(nn.Module):
     """Blocks of one kind (``"onsite"``: keys are species indices, read from node features;
-    ``"hopping"``: keys are (row species, column species), read from edge features).
+    ``"hopping"``: keys are (row species, column species), read from edge features); with
+    ``vector`` the SOC head: the blocks of M_x, M_y, M_z, written into ``out`` [3, nnz].
 
     forward(even, odd, groups, out): even / odd features [rows, C, K] (node features for on-site
     blocks, edge features for hopping ones) with irreps_even_in = C x (0e + 1o + 2e + ...) and
@@ -90,9 +127,10 @@ class BlockReadout(nn.Module):
     predicted as 0).
     """
 
-    def __init__(self, channels: int, lmax: int, species: list[str], shells: dict, kind: str):
+    def __init__(self, channels: int, lmax: int, species: list[str], shells: dict, kind: str,
+                 vector: bool = False):
         super().__init__()
-        self.kind = kind
+        self.kind, self.vector = kind, vector
         self.irreps_even_in = feature_irreps(channels, lmax)
         self.irreps_odd_in = feature_irreps(channels, lmax, odd=True)
         keys = [(a, a) for a in range(len(species))] if kind == "onsite" else \
@@ -103,7 +141,7 @@ class BlockReadout(nn.Module):
         self.biases = nn.ParameterDict()
         dropped = 0
         for a, b in keys:
-            slots, T, d = block_layout(shells[species[a]], shells[species[b]], lmax)
+            slots, T, d = block_layout(shells[species[a]], shells[species[b]], lmax, vector)
             dropped += d
             name = f"{a}_{b}"
             self.register_buffer(f"T_{name}", T, persistent=False)
@@ -113,8 +151,9 @@ class BlockReadout(nn.Module):
             if kind == "onsite" and (0, 0) in slots:
                 self.biases[name] = nn.Parameter(torch.zeros(slots[(0, 0)]))
         if dropped:
-            warnings.warn(f"L = {lmax} is too small for the basis: {dropped} {kind} irreps with l3 > L are left "
-                          f"out (their block components are predicted as 0); use L >= 2 * l_max of the basis",
+            what, need = ("SOC", "2 * l_max + 1") if vector else ("", "2 * l_max")
+            warnings.warn(f"L = {lmax} is too small for the basis: {dropped} {kind} {what} irreps with l3 > L are "
+                          f"left out (their block components are predicted as 0); use L >= {need} of the basis",
                           stacklevel=3)
 
     def forward(self, even, odd, groups: dict, out: torch.Tensor, scale: torch.Tensor | None = None,
@@ -122,11 +161,15 @@ class BlockReadout(nn.Module):
         """Write the blocks of every group into the flat ``out``; ``scale`` [rows] (optional)
         multiplies each block, biases included (the radial envelope of hopping blocks).
         ``chunk``: read out at most this many blocks at a time (inference; same result)."""
+        n_vec, nnz = (3, out.shape[-1]) if self.vector else (1, 0)
+        flat_out = out.reshape(-1)
         for key, (rows_all, start_all) in groups.items():
             a, b = (key, key) if self.kind == "onsite" else key
             name = f"{a}_{b}"
             T = getattr(self, f"T_{name}").to(out.dtype)
-            local = torch.arange(T.shape[0], device=start_all.device)    # row-major n_a x n_b block
+            # row-major n_a x n_b block (M_x, M_y, M_z blocks nnz apart for the SOC head)
+            local = (torch.arange(n_vec, device=start_all.device)[:, None] * nnz
+                     + torch.arange(T.shape[0] // n_vec, device=start_all.device)).reshape(-1)
             has_odd = any(from_odd for _, from_odd in self.layouts[(a, b)])
             for sl in edge_chunks(len(rows_all), chunk or max(len(rows_all), 1)):
                 rows, pos = rows_all[sl], start_all[sl][:, None] + local
@@ -145,7 +188,7 @@ class BlockReadout(nn.Module):
                 if scale is not None:
                     block = block * scale[rows][:, None]
                 if torch.is_grad_enabled():
-                    out = out.index_put((pos.reshape(-1),), block.reshape(-1))
+                    flat_out = flat_out.index_put((pos.reshape(-1),), block.reshape(-1))
                 else:  # inference: write in place, no copy of the whole output per group
-                    out.index_put_((pos.reshape(-1),), block.reshape(-1))
-        return out
+                    flat_out.index_put_((pos.reshape(-1),), block.reshape(-1))
+        return flat_out.view(out.shape)
