@@ -9,6 +9,7 @@ import pytest
 from ase.build import mx2
 
 import hotham
+from hotham.prediction import QualityWarning
 from hotham.checkpoint import load_predictor
 from hotham.dataset import Dataset, build_dataset
 from hotham.errors import BasisError
@@ -42,7 +43,7 @@ def test_one_batch_of_three_chemistries_trains_and_predicts_blocks(mixed_model):
         for name in ds.names:
             op = ds[name]
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", hotham.QualityWarning)      # a one-epoch model
+                warnings.simplefilter("ignore", QualityWarning)      # a one-epoch model
                 pred = hotham.predict(predictor, op, fermi_level=False)
             assert pred.H.shape == op.H.shape and np.isfinite(pred.H).all()
             sym = op.atoms.get_chemical_symbols()
