@@ -1,0 +1,122 @@
+"""What the transfer examples (twisted_mos2.py, graphene_hbn.py) share: predict one structure that
+DFT never saw, its bands near the gap on the in-plane path, its DOS, the gap, a picture, and the
+time and peak memory it took.
+
+Not a script: imported by the examples beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arguments(doc: str, model: str, out: str) -> argparse.Namespace:
+    """The examples' common options: --model, --out, --quick (CI), --full, --threads, --openmx-data."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=ROOT / "data" / "models" / model, help="checkpoint (default %(default)s)")
+    ap.add_argument("--out", type=Path, default=ROOT / "examples" / "pictures" / out,
+                    help="folder for pictures and numbers (default %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="the smallest cell, few k-points (a CI check)")
+    ap.add_argument("--full", action="store_true", help="also the largest cell (minutes, GBs)")
+    ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: hotham's choice)")
+    ap.add_argument("--openmx-data", default=None,
+                    help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA, else ../shared/data/openmx/DFT_DATA19)")
+    args = ap.parse_args()
+    beside = ROOT.parent / "shared" / "data" / "openmx" / "DFT_DATA19"
+    if args.openmx_data is None and not os.environ.get("HOTHAM_OPENMX_DATA") and beside.is_dir():
+        args.openmx_data = str(beside)
+    from hotham.threads import set_threads
+    args.threads = set_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def folded_k(atoms, layer, k=(1 / 3, 1 / 3, 0.0)) -> np.ndarray:
+    """Fractional k [3] of the supercell ``atoms`` that the k-point ``k`` of the primitive ``layer``
+    (fractional in its cell) folds onto: k_super = P k mod 1 with supercell rows = P @ layer rows."""
+    P = np.asarray(atoms.cell[:2, :2]) @ np.linalg.inv(np.asarray(layer.cell[:2, :2]))
+    ks = P @ np.asarray(k[:2])
+    return np.append(ks - np.floor(ks + 1e-9), 0.0)
+
+
+def peak_memory_gb() -> float:
+    """Peak resident memory of this process so far (GB; Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints: int, mesh, around=None,
+                  k_gap=None, window=(-1.5, 1.5)) -> dict:
+    """Predict ``atoms`` with ``args.model`` (S from the PAO files), its bands on the in-plane path
+    G-M-K-G (``npoints`` k-points) and its DOS on a ``mesh`` (0.03 eV Gaussians): all bands where
+    LAPACK diagonalises the cell whole, else the ``n_states`` nearest E_F; read off the gap. E_F: from the electron count (cells up to
+    12 000 orbitals), else ``around`` (eV, in the gap). ``k_gap``: also the gap at this fractional
+    k (all bands and the electron count where the cell is small enough). Writes ``<out>/<name>.png``
+    and returns the record (gap in meV, atoms, orbitals, seconds, peak memory in GB)."""
+    from matplotlib.figure import Figure
+
+    import hotham
+    import hotham.electronic as el
+    from hotham.electronic.solve import DENSE_MAX
+    from hotham.prediction import DomainWarning
+    t0 = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DomainWarning)
+        pred = hotham.predict(args.model, atoms, openmx_data=args.openmx_data)
+    t_predict = time.time() - t0
+    ef = pred.fermi_level if np.isfinite(pred.fermi_level) else around
+    if ef is None:
+        raise SystemExit(f"{name}: no Fermi level from the electron count ({pred.meta['fermi_level_method']}); "
+                         "give the energy of the gap (around)")
+    pred.fermi_level = float(ef)
+    # cells LAPACK diagonalises whole: all bands, the gap from the electron count; larger ones: the
+    # n_states nearest E_F (sparse shift-invert), the gap from E_F
+    small = pred.n_orbitals <= DENSE_MAX
+    bands = el.band_structure(pred, "GMKG", npoints=npoints, n=None if small else n_states)
+    gap = el.band_gap(bands.energies, **({"n_occupied": el.occupied_bands(pred)} if small else {"fermi": ef}))
+    d = el.dos(pred, mesh, width=0.03, n=None if small else n_states)
+    record = {"name": name, "atoms": len(atoms), "orbitals": pred.n_orbitals,
+              "fermi_level_eV": float(ef), "fermi_level_method": pred.meta.get("fermi_level_method", "")
+              if np.isfinite(pred.fermi_level) else "given (around)",
+              "gap_meV": 1000 * gap.gap, "indirect": gap.indirect,
+              "vbm_k": bands.path.kpts[gap.k_vbm].round(4).tolist(), "cbm_k": bands.path.kpts[gap.k_cbm].round(4).tolist(),
+              "direct_gap_meV": 1000 * gap.direct_gap,
+              "outside_training_domain": [str(w.message).splitlines()[1:] for w in caught
+                                          if issubclass(w.category, DomainWarning)]}
+    if k_gap is not None:
+        k = np.atleast_2d(k_gap)
+        if small:
+            k_gap_value = el.band_gap(el.eigenvalues(pred, k), n_occupied=el.occupied_bands(pred)).gap
+        else:
+            k_gap_value = el.band_gap(el.eigenvalues(pred, k, n=8, around=ef), fermi=ef).gap
+        record.update({"k_gap": np.round(k[0], 6).tolist(), "gap_at_k_meV": 1000 * k_gap_value})
+    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
+    ax_b, ax_d = fig.subplots(1, 2, width_ratios=[1.6, 1.0])
+    el.plot_bands(ax_b, bands, window=window)
+    ax_b.set_ylabel("E - E_F (eV)")
+    el.plot_dos(ax_d, d, window=window)
+    ax_d.set_xlabel("E - E_F (eV)")
+    ax_d.set_ylabel("DOS (states/eV/cell)")
+    fig.suptitle(f"{title}: {len(atoms)} atoms, gap {1000 * gap.gap:.0f} meV", fontsize=10)
+    el.save_figure(fig, args.out / f"{name}.png", dpi=90)
+    record.update({"seconds": round(time.time() - t0, 1), "predict_seconds": round(t_predict, 1),
+                   "peak_memory_GB": round(peak_memory_gb(), 2), "threads": args.threads})
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def write_records(args, records: list[dict], name: str) -> None:
+    """All cases' records into ``<out>/<name>.json`` (atomic write)."""
+    from hotham.files import atomic_path
+    with atomic_path(args.out / f"{name}.json") as tmp:
+        Path(tmp).write_text(json.dumps({"model": str(args.model), "command": " ".join(["python", *sys.argv]),
+                                         "cases": records}, indent=1))
