@@ -8,7 +8,7 @@
     python examples/train_model.py RECIPE.yaml --record-only      # re-measure the shipped checkpoint, rewrite its record
 
 A recipe is a hotham run file (``hotham train RECIPE.yaml``: model, training budget, seed). Which
-DFT sets it trains on and how they are split is :data:`SOURCES` (by the recipe's name): the
+DFT sets it trains on and how they are split is hotham.recipes.SOURCES (by the recipe's name): the
 script builds the data set from those folders with a seeded train/val/test split, trains with
 :func:`hotham.train.train_from_file`, and writes the checkpoint and its record
 ``data/models/<output>.json``: the block MAE (meV) of the held-out test cells, overall and per
@@ -33,34 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: recipe name -> (DFT set folders under the data root, train/val/test ratios); split seed 0
-SOURCES = {
-    "graphene_hbn": (["graphene_hbn_slid_1x1"], (0.8, 0.1, 0.1)),
-    "mos2_bilayer": (["mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
-    "mixed": (["bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1", "mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
-    # the demo's 12 slid bilayers ship in data/; its held-out check is the twisted bilayer data/tbg_21.79
-    "demo_model": (["bilayer_graphene_slid_1x1"], (0.75, 0.25, 0.0)),
-}
-SPLIT_SEED = 0
 #: --quick: the few cells of each set shipped in tests/data/deeph, half of them for validation
 QUICK_DATA, QUICK_SPLIT = ROOT / "tests" / "data" / "deeph", (0.5, 0.5, 0.0)
-
-
-def default_data_root() -> Path:
-    """$HOTHAM_DATA, else ../shared/data/deeph beside the checkout."""
-    return Path(os.environ.get("HOTHAM_DATA") or ROOT.parent / "shared" / "data" / "deeph")
-
-
-def held_out_record(checkpoint, dataset, split: str) -> dict:
-    """Block errors (meV) of ``checkpoint`` on the ``split`` cells of ``dataset``: overall MAE,
-    RMSE, max, per species pair MAE and the structures (hotham.evaluation.evaluate_split)."""
-    from hotham.evaluation import evaluate_split
-    ev = evaluate_split(checkpoint, dataset, split)
-    rep = ev["report"]
-    return {f"{split}_block_mae_meV": rep["all"]["mae"], f"{split}_block_rmse_meV": rep["all"]["rmse"],
-            f"{split}_block_max_meV": rep["all"]["max"],
-            f"{split}_species_pair_mae_meV": {k: v["mae"] for k, v in rep["species"].items()},
-            f"{split}_structures": ev["structures"]}
 
 
 def _relative(path: Path) -> str:
@@ -73,7 +47,7 @@ def _relative(path: Path) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("recipe", help=f"run file; its name picks the data ({', '.join(SOURCES)})")
+    ap.add_argument("recipe", help="run file; its name picks the data (hotham.recipes.SOURCES)")
     ap.add_argument("--data-root", type=Path, default=None,
                     help="folder holding the DFT sets (default $HOTHAM_DATA, else ../shared/data/deeph)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "models", help="where the checkpoint and record go")
@@ -85,22 +59,15 @@ def main(argv=None) -> int:
                          "from the checkpoint's history)")
     args = ap.parse_args(argv)
     from hotham.checkpoint import load_predictor
-    from hotham.dataset import build_dataset
-    from hotham.errors import HothamError
     from hotham.files import atomic_path
+    from hotham.recipes import SPLIT_SEED, held_out_record, recipe_dataset
     from hotham.threads import set_threads
     from hotham.train import last_state_path, load_run_config, train_from_file
 
     recipe = Path(args.recipe)
     name = recipe.stem
-    if name not in SOURCES:
-        raise HothamError(f"{recipe}: no data sources known for the recipe {name!r} (known: {', '.join(SOURCES)}); "
-                          "add it to SOURCES in examples/train_model.py")
-    sets, split = SOURCES[name]
     demo = name == "demo_model"
-    root = ROOT / "data" if demo else QUICK_DATA if args.quick else (args.data_root or default_data_root())
-    if args.quick and not demo:
-        split = QUICK_SPLIT
+    quick = args.quick and not demo         # the demo's own cells are small enough
     run = load_run_config(recipe)
     threads = set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,10 +75,8 @@ def main(argv=None) -> int:
         out = (tmp if args.quick else args.out) / Path(run.output or f"{name}.pt").name
         out.parent.mkdir(parents=True, exist_ok=True)
         dataset = tmp / "set.h5"
-        missing = [s for s in sets if not (root / s).is_dir()]
-        if missing:
-            raise HothamError(f"{root}: no {', '.join(missing)} (give --data-root or $HOTHAM_DATA)")
-        build_dataset([root / s for s in sets], dataset, split=split, seed=SPLIT_SEED, progress=False)
+        sets, split = recipe_dataset(name, dataset, root=QUICK_DATA if quick else args.data_root,
+                                     split=QUICK_SPLIT if quick else None)
         if args.record_only:
             predictor = load_predictor(out)
             history, parameters = predictor.info["history"], predictor.model.n_parameters
