@@ -115,8 +115,22 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
 
 
 def write_records(args, records: list[dict], name: str) -> None:
-    """All cases' records into ``<out>/<name>.json`` (atomic write)."""
+    """All cases' records into ``<out>/<name>.json`` (atomic write) and, except with --quick, a
+    table of them into section ``transfer.<name>`` of benchmarks/RESULTS.md."""
     from hotham.files import atomic_path
     with atomic_path(args.out / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps({"model": str(args.model), "command": " ".join(["python", *sys.argv]),
                                          "cases": records}, indent=1))
+    if args.quick:
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from results import record
+    lines = [f"model {Path(args.model).name}, {args.threads} thread(s); gaps from the model's bands (meV)", "",
+             "| cell | atoms | orbitals | gap | gap at K | time (s) | of which predict (s) | peak memory (GB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        kind = "indirect" if r["indirect"] else "direct"
+        at_k = f"{r['gap_at_k_meV']:.1f}" if "gap_at_k_meV" in r else ""
+        lines.append(f"| {r['name']} | {r['atoms']} | {r['orbitals']} | {r['gap_meV']:.0f} ({kind}) | {at_k} | "
+                     f"{r['seconds']:.0f} | {r['predict_seconds']:.0f} | {r['peak_memory_GB']:.2f} |")
+    record(f"transfer.{name}", lines)

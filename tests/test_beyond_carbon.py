@@ -69,3 +69,18 @@ def test_band_gap_reads_edges_from_a_window_or_the_electron_count():
     assert g.direct_gap == pytest.approx(0.7)
     with pytest.raises(HothamError, match="one side"):
         el.band_gap(E, fermi=2.0)
+
+
+def test_dos_of_the_states_nearest_an_energy_equals_the_full_dos_there():
+    """dos(n=..., around=...) (large cells: the sparse solver's window) is the full DOS wherever the window's
+    states cover every k-point."""
+    op = hotham.io.read(DEEPH / "graphene_hbn_slid_1x1" / "001")
+    ef = el.find_fermi_level(op, (6, 6, 1))
+    grid = np.linspace(ef - 0.4, ef + 0.4, 81)
+    full = el.dos(op, (6, 6, 1), width=0.05, energies=grid, fermi=ef)
+    part = el.dos(op, (6, 6, 1), width=0.05, energies=grid, n=8, around=ef)
+    window = part.levels
+    assert part.fermi_level == ef and window.shape[1] == 8
+    inside = (grid > window.min(1).max() + 0.3) & (grid < window.max(1).min() - 0.3)     # 6 widths from the edges
+    assert inside.sum() > 10
+    np.testing.assert_allclose(part.total[inside], full.total[inside], rtol=1e-6, atol=1e-9)
