@@ -106,7 +106,8 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
     el.plot_dos(ax_d, d, window=window)
     ax_d.set_xlabel("E - E_F (eV)")
     ax_d.set_ylabel("DOS (states/eV/cell)")
-    fig.suptitle(f"{title}: {len(atoms)} atoms, gap {1000 * gap.gap:.0f} meV", fontsize=10)
+    at_k = f", at K {record['gap_at_k_meV']:.1f} meV" if k_gap is not None else ""
+    fig.suptitle(f"{title}: {len(atoms)} atoms, gap {1000 * gap.gap:.0f} meV{at_k}", fontsize=10)
     el.save_figure(fig, args.out / f"{name}.png", dpi=90)
     record.update({"seconds": round(time.time() - t0, 1), "predict_seconds": round(t_predict, 1),
                    "peak_memory_GB": round(peak_memory_gb(), 2), "threads": args.threads})
