@@ -71,7 +71,7 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
     t0 = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DomainWarning)
-        pred = hotham.predict(args.model, atoms, openmx_data=args.openmx_data)
+        pred = hotham.predict(args.model, atoms, openmx_data=args.openmx_data, progress=not args.quick)
     t_predict = time.time() - t0
     ef = pred.fermi_level if np.isfinite(pred.fermi_level) else around
     if ef is None:
@@ -81,7 +81,7 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
     # cells LAPACK diagonalises whole: all bands, the gap from the electron count; larger ones: the
     # n_states nearest E_F (sparse shift-invert), the gap from E_F
     small = pred.n_orbitals <= DENSE_MAX
-    bands = el.band_structure(pred, "GMKG", npoints=npoints, n=None if small else n_states)
+    bands = el.band_structure(pred, "GMKG", npoints=npoints, n=None if small else n_states, progress=not args.quick)
     gap = el.band_gap(bands.energies, **({"n_occupied": el.occupied_bands(pred)} if small else {"fermi": ef}))
     d = el.dos(pred, mesh, width=0.03, n=None if small else n_states)
     record = {"name": name, "atoms": len(atoms), "orbitals": pred.n_orbitals,
