@@ -117,6 +117,7 @@ def chemistry_rows(args) -> str:
 
     import hotham.electronic as el
     from hotham import predict
+    from hotham.checkpoint import load_predictor
     from hotham.dataset import Dataset
     from hotham.prediction import QualityWarning
     from hotham.recipes import held_out_record, recipe_dataset
@@ -126,7 +127,8 @@ def chemistry_rows(args) -> str:
     threads = set_threads(args.threads)
     budget = "shipped checkpoints" if args.shipped else f"{args.epochs} epochs per row"
     print(f"held-out test cells of each recipe's set, {budget}, {threads} thread(s)")
-    print(f"{'chemistry':14s} {'test block MAE':>15s} {'gap DFT':>9s} {'|gap error|':>12s} {'epochs':>7s} {'wall':>7s}")
+    print(f"{'chemistry':14s} {'test block MAE':>15s} {'gap DFT':>9s} {'|gap error| mean, max':>22s} {'epochs':>7s} "
+          f"{'wall':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for chem, (name, k_gap) in CHEMISTRIES.items():
@@ -150,10 +152,10 @@ def chemistry_rows(args) -> str:
                     gaps.append([el.band_gap(el.eigenvalues(op, kpts), n_occupied=n_occ).gap
                                  for op in (dft, predict(ckpt, dft, fermi_level=False))])
             g = np.array(gaps)
-            from hotham.checkpoint import load_predictor
             epochs = len(load_predictor(ckpt).info.get("history", []))
             print(f"{chem:14s} {rec['test_block_mae_meV']:11.3f} meV {1000 * g[:, 0].mean():6.0f} meV "
-                  f"{1000 * np.abs(g[:, 1] - g[:, 0]).mean():8.1f} meV {epochs:7d} {wall:6.0f} s", flush=True)
+                  f"{1000 * np.abs(g[:, 1] - g[:, 0]).mean():8.1f}, {1000 * np.abs(g[:, 1] - g[:, 0]).max():5.1f} meV "
+                  f"{epochs:7d} {wall:6.0f} s", flush=True)
     return "accuracy.chemistries" + ("-shipped" if args.shipped else "" if args.epochs == 300 else f"-{args.epochs}")
 
 
