@@ -45,7 +45,10 @@ def main():
                           npoints=9 if args.quick else 12 if big else 90,
                           mesh=(3, 3, 1) if args.quick else (1, 1, 1) if big else (9, 9, 1),
                           around=ef, k_gap=k, window=(-1.0, 1.0))
-        print(f"{name}: gap at graphene's K (k = {r['k_gap']}): {r['gap_at_k_meV']:.1f} meV", flush=True)
+        if "gap_at_k_meV" in r:
+            print(f"{name}: gap at graphene's K (k = {r['k_gap']}): {r['gap_at_k_meV']:.1f} meV", flush=True)
+        else:
+            print(f"{name}: E_F not counted ({r['orbitals']} orbitals), so no gap at K is read off", flush=True)
         ef = r["fermi_level_eV"]            # the moire cell (beyond the electron count) looks for its states here
         records.append(r)
     write_records(args, records, "graphene_hbn")

@@ -37,10 +37,10 @@ def main():
         title, layers, (m, n) = CASES[name]
         atoms = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
         # beyond 2000 orbitals the sparse solver factorises H - E_F S at every k-point: fewer of them
-        sparse, big = len(atoms) > 100, len(atoms) > 1000
+        sparse = len(atoms) > 100
         r = transfer_case(args, name, atoms, title=title, n_states=12 if args.quick else 24,
-                          npoints=9 if args.quick else 12 if big else 18 if sparse else 60,
-                          mesh=(2, 2, 1) if args.quick or sparse and not big else (1, 1, 1) if big else (4, 4, 1),
+                          npoints=9 if args.quick or sparse else 60,
+                          mesh=(2, 2, 1) if args.quick else (1, 1, 1) if sparse else (4, 4, 1),
                           around=mid_gap, window=(-1.2, 1.2))
         # the middle of the gap of the cells so far: where the largest cell, beyond the electron count
         # (12 000 orbitals), looks for its states
