@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,3 +31,24 @@ def test_twisted_mos2_soc_quick():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "twisted_mos2_soc.py"), "--quick"],
                          capture_output=True, text=True, check=True).stdout
     assert "SOC splitting of the top valence band at K" in out and "bands ->" in out
+def test_train_model_quick_mixed_chemistries():
+    """One model for graphene, graphene/hBN and MoS2 (13- and 19-orbital atoms), 3 epochs on the cells in
+    tests/data/deeph; its record holds the held-out MAE per species pair."""
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_model.py"), str(ROOT / "examples" / "mixed.yaml"),
+                          "--quick", "--threads", "1"], capture_output=True, text=True, check=True).stdout
+    record = json.loads(out[out.index("{"):])
+    assert record["epochs"] == 3 and record["val_block_mae_meV"] > 0
+    assert {"C-C", "B-N", "C-B", "Mo-S", "S-S"} <= set(record["val_species_pair_mae_meV"])
+    assert record["command"].startswith("python examples/train_model.py examples/mixed.yaml")
+
+
+@pytest.mark.parametrize("script, first", [("twisted_mos2.py", "bilayer_21.79"), ("graphene_hbn.py", "twisted_21.79")])
+def test_transfer_example_quick(script, first, tmp_path, openmx_data):
+    """The transfer examples, shrunk: the smallest cell on a few k-points with the shipped model (S from the
+    PAO files, which tests/conftest.py points at)."""
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick", "--threads", "1", "--out",
+                          str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    record = json.loads((tmp_path / script.replace(".py", ".json")).read_text())
+    case = record["cases"][0]
+    assert case["name"] == first and first in out and (tmp_path / f"{first}.png").stat().st_size > 10_000
+    assert case["seconds"] > 0 and case["peak_memory_GB"] > 0 and "gap_meV" in case

@@ -111,3 +111,47 @@ def test_phonopy_random_and_thermal():
     assert (u ** 2).sum(1).mean() == pytest.approx(expected, rel=0.05)
     with pytest.raises(Exception, match="force constants"):
         phonopy_perturbations(cu, 1, supercell=(2, 2, 2), temperature=300.0)
+
+
+#: the commands that made the reference sets (../shared/data/README.md): set -> (arguments, structures checked)
+REFERENCE_SETS = {
+    "bilayer_graphene_slid_1x1": (["graphene", "-n", "14", "--distance", "3.25", "3.45", "--cell-height", "18.40",
+                                   "--seed", "20251102"], [0, 13]),
+    "graphene_hbn_slid_1x1": (["graphene", "--top", "hbn", "--stacking", "AA", "--lattice", "2.46", "2.504",
+                               "-n", "16", "--distance", "3.20", "3.45", "--cell-height", "18.60",
+                               "--seed", "20251201"], [0, 7, 15]),
+    "mos2_bilayer_slid_1x1": (["MoS2", "--stacking", "AA", "--distance", "6.0", "6.6", "--between", "centres",
+                               "-n", "16", "--cell-height", "24.90", "--seed", "20251202"], [0, 7, 15]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_SETS))
+def test_cli_slide_regenerates_reference_sets(name, tmp_path):
+    """`hotham structure slide` with a set's seed writes its OpenMX inputs: species, cell, positions, k grid."""
+    from hotham.cli import main
+    args, checked = REFERENCE_SETS[name]
+    assert main(["structure", "slide", *args, "--displacement", "0.02", "--kgrid", "9", "9", "1",
+                 "-o", str(tmp_path / "runs")]) == 0
+    for k in checked:
+        ref_path = DATA / "deeph" / name / "000" / "openmx.dat" if k == 0 else DATA / "openmx_inputs" / f"{name}_{k:03d}.dat"
+        ref_inp, inp = read_openmx_input(ref_path), read_openmx_input(tmp_path / "runs" / f"{k:03d}" / "openmx.dat")
+        ref, s = input_structure(ref_inp)[0], input_structure(inp)[0]
+        assert s.get_chemical_symbols() == ref.get_chemical_symbols()
+        np.testing.assert_allclose(s.cell[:], ref.cell[:], atol=1e-9)
+        np.testing.assert_allclose(s.positions, ref.positions, atol=1e-9)     # the .dat files carry 12 decimals
+        assert inp.keywords["scf.kgrid"] == ref_inp.keywords["scf.kgrid"] == ["9", "9", "1"]
+
+
+def test_slide_between_centres_and_drawn_lattice():
+    """--between centres measures the layers' mean heights (Mo-Mo); a drawn lattice scales both layers."""
+    from hotham.workflows.generate import generate_slid
+    ss = generate_slid("MoS2", n=3, distance=(6.0, 6.6), between="centres", stacking="AA", seed=4)
+    for s in ss:
+        z = s.positions[:, 2]
+        assert z[3] - z[0] == pytest.approx(s.info["d"][0], abs=1e-12)      # Mo of the top layer minus Mo of the bottom
+    gh = generate_slid("graphene", top="hbn", stacking="AA", lattice=(2.40, 2.60), n=4, seed=5)
+    for s in gh:
+        assert 2.40 <= s.info["a"] <= 2.60 and np.linalg.norm(s.cell[0]) == pytest.approx(s.info["a"], abs=1e-12)
+        assert s.get_chemical_symbols() == ["C", "C", "B", "N"]
+    with pytest.raises(Exception, match="different in-plane cells"):
+        generate_slid("graphene", top="hbn", n=1)

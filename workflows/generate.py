@@ -36,26 +36,49 @@ def generate_perturbed(structure, n: int = 10, *, method: str = "gaussian", supe
                                  force_constants=force_constants, strain=strain, seed=seed)
 
 
-def generate_slid(structure, n: int = 10, *, grid=None, distance=(3.25, 3.45), stacking: str = "AB",
-                  supercell=(1, 1), cell_height: float | None = None, displacement: float = 0.0,
-                  seed: int = 0) -> list[Atoms]:
-    """Bilayers of the layer ``structure`` with the top layer slid rigidly
-    (:func:`.slide.slid_structures`): ``n`` random slides, or a regular ``grid`` (NU, NV).
+def generate_slid(structure, n: int = 10, *, top=None, grid=None, distance=(3.25, 3.45), between: str = "gap",
+                  lattice=None, stacking: str = "AB", supercell=(1, 1), cell_height: float | None = None,
+                  displacement: float = 0.0, seed: int = 0) -> list[Atoms]:
+    """Bilayers of the layer ``structure`` (bottom) and ``top`` (default: the same layer) with the
+    top layer slid rigidly (:func:`.slide.slid_structures`): ``n`` random slides, or a regular
+    ``grid`` (NU, NV). Built-in names are the reference data's layers
+    (:func:`.layers.reference_layer`: graphene, hbn, MoS2), so the reference sets come back from
+    their seeds (README, "Structures and OpenMX runs").
 
     distance: interlayer distance(s), Angstrom: (LO, HI) drawn uniformly per structure, one
-    value, or in grid mode the values combined with every grid point. The untwisted bilayer is
-    built at their mean with ``stacking``, repeated ``supercell`` in-plane; slides are fractions
-    of the primitive cell. ``displacement``: standard deviation (Angstrom) of Gaussian
-    displacements added after sliding."""
+    value, or in grid mode the values combined with every grid point; ``between`` says what it
+    measures ("gap" between the facing atom planes, or "centres" of the layers: Mo-Mo for MoS2).
+    The untwisted bilayer is built at their mean with ``stacking``, repeated ``supercell``
+    in-plane; slides are fractions of the primitive cell. ``lattice``: (LO, HI), a common in-plane
+    lattice constant drawn first for each structure (both layers keep their fractional
+    coordinates); without it both layers must have the same in-plane cell. ``displacement``:
+    standard deviation (Angstrom) of Gaussian displacements added after sliding."""
+    from hotham.errors import StructureError
+
     from .slide import bilayer, slid_structures
-    layer = build_or_read(structure)
+    layer = build_or_read(structure, reference=True)
+    upper = None
+    if top is not None:
+        upper = build_or_read(top, reference=True)
+        cell, ucell = np.asarray(layer.cell[:2, :2]), np.asarray(upper.cell[:2, :2])
+        if lattice is None and np.abs(cell - ucell).max() > 1e-6:
+            raise StructureError(f"{top} and {structure} have different in-plane cells: give a common lattice "
+                                 "constant range (lattice / --lattice LO HI), or build a lattice-matched "
+                                 "heterostructure (hotham structure hetero)")
+        frac = np.linalg.solve(ucell.T, upper.positions[:, :2].T).T     # onto the bottom layer's cell
+        upper.positions[:, :2] = frac @ cell
+        upper.cell[:2] = layer.cell[:2]
     distance = [float(d) for d in np.atleast_1d(distance)]
-    base = bilayer(layer, stacking=stacking, interlayer=float(np.mean(distance)), supercell=supercell,
-                   cell_height=cell_height)
+    gap = float(np.mean(distance))
+    if between == "centres":         # the facing halves of the two layers are not gap
+        zl, zu = layer.positions[:, 2], (layer if upper is None else upper).positions[:, 2]
+        gap -= zl.max() - zl.mean() + zu.mean() - zu.min()
+    base = bilayer(layer, top=upper, stacking=stacking, interlayer=gap, supercell=supercell, cell_height=cell_height)
     if grid:
-        return slid_structures(base, grid=grid, distance=distance, displacement=displacement, seed=seed,
-                               slide_cell=layer.cell[:2])
+        return slid_structures(base, grid=grid, distance=distance, between=between, displacement=displacement,
+                               seed=seed, slide_cell=layer.cell[:2])
     return slid_structures(base, n=n, distance=distance[0] if len(distance) == 1 else tuple(distance),
+                           between=between, lattice=None if lattice is None else tuple(lattice),
                            displacement=displacement, seed=seed, slide_cell=layer.cell[:2])
 
 
@@ -85,9 +108,9 @@ def generate_hetero(bottom, top, **options):
     return heterostructure(build_or_read(bottom), build_or_read(top), **options)
 
 
-def write_structures(structures, out, *, kdensity: float = 4.0, openmx_data=None) -> list[str]:
+def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, openmx_data=None) -> list[str]:
     """Write structures by the extension of ``out`` (any format ase writes; ``.dat``: an OpenMX
-    input with a ``kdensity`` k grid and DATA.PATH ``openmx_data``, see
+    input with the k grid ``kgrid`` (N1, N2, N3) or one of ``kdensity``, and DATA.PATH ``openmx_data``, see
     :func:`.openmx_input.openmx_input_text`), and a manifest of each one's ``info`` (slides,
     distances, twist, strain, seeds). Returns the paths written.
 
@@ -109,7 +132,7 @@ def write_structures(structures, out, *, kdensity: float = 4.0, openmx_data=None
         p.parent.mkdir(parents=True, exist_ok=True)
         a = as_slab(a)
         if p.suffix == ".dat":
-            write_openmx_input(p, a, kdensity=kdensity, openmx_data=openmx_data)
+            write_openmx_input(p, a, kdensity=kdensity, kgrid=kgrid, openmx_data=openmx_data)
         else:
             b = a.copy()
             b.info = {}

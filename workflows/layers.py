@@ -280,10 +280,33 @@ def as_slab(atoms: Atoms, vacuum: float = DEFAULT_VACUUM) -> Atoms:
     return a
 
 
-def build_or_read(spec) -> Atoms:
+#: The layers of the reference OpenMX data (../shared/data/README.md, "Geometry"): name ->
+#: (a in Angstrom, [(symbol, u, v, z in Angstrom)]) in the 120-degree cell a1 = a(1, 0, 0),
+#: a2 = a(-1/2, sqrt3/2, 0). ase's built-in layers put an atom at the origin instead (graphene:
+#: C at (0, 0) and (2/3, 1/3); MoS2: S planes +-1.595), so their slid sets are shifted copies.
+REFERENCE_LAYERS = {
+    "graphene": (2.46, [("C", 1 / 3, 2 / 3, 0.0), ("C", 2 / 3, 1 / 3, 0.0)]),
+    "hbn": (2.50, [("B", 1 / 3, 2 / 3, 0.0), ("N", 2 / 3, 1 / 3, 0.0)]),
+    "mos2": (3.16, [("Mo", 1 / 3, 2 / 3, 0.0), ("S", 2 / 3, 1 / 3, 1.565), ("S", 2 / 3, 1 / 3, -1.565)]),
+}
+
+
+def reference_layer(name: str, a: float | None = None) -> Atoms:
+    """The reference data's layer ``name`` (graphene, hbn or MoS2; :data:`REFERENCE_LAYERS`) with
+    lattice constant ``a`` (Angstrom; default the reference's), no out-of-plane vector."""
+    a0, sites = REFERENCE_LAYERS[name.lower()]
+    a = a0 if a is None else float(a)
+    cell = np.array([[a, 0.0, 0.0], [-a / 2, a * np.sqrt(3) / 2, 0.0], [0.0, 0.0, 0.0]])
+    frac = np.array([[u, v] for _, u, v, _ in sites])
+    pos = np.column_stack([frac @ cell[:2, :2], [z for *_, z in sites]])
+    return Atoms([sym for sym, *_ in sites], positions=pos, cell=cell, pbc=(True, True, False))
+
+
+def build_or_read(spec, *, reference: bool = False) -> Atoms:
     """A structure from a file (any format :func:`hotham.io.read_structure` reads, OpenMX .dat
     included) or a built-in layer: ``graphene``, ``hbn`` or an ase.build.mx2 formula (MoS2, WS2,
-    MoSe2, ...), optionally ``NAME:a=LATTICE``; as a slab (:func:`as_slab`)."""
+    MoSe2, ...), optionally ``NAME:a=LATTICE``; as a slab (:func:`as_slab`). With ``reference``,
+    graphene, hbn and MoS2 are the reference data's layers (:func:`reference_layer`)."""
     from pathlib import Path
 
     from ase.build import graphene, mx2
@@ -296,6 +319,8 @@ def build_or_read(spec) -> Atoms:
     name, _, opt = str(spec).partition(":")
     kw = {k: float(v) for k, v in (x.split("=") for x in opt.split(",") if x)}
     low = name.lower()
+    if reference and low in REFERENCE_LAYERS:
+        return as_slab(reference_layer(low, kw.get("a")))
     if low == "graphene":
         return as_slab(graphene(a=kw.get("a", 2.46)))
     if low == "hbn":

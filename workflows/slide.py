@@ -2,9 +2,11 @@
 training sets for twisted systems (a large-angle moire is locally a slid bilayer).
 
 Random draws use ``numpy.random.default_rng(seed)`` in structure order; for each structure:
-the slide (u, v) ~ U[0, 1)^2 of every moving layer, then the interlayer distance(s) d ~ U[lo, hi]
-of every gap, then the Gaussian displacements (3 numbers per atom, atom order). This is the order of
-the reference data sets (bilayer_graphene_slid_*), which these functions reproduce.
+the in-plane lattice constant a ~ U[lo, hi] (only when a range is given), the slide
+(u, v) ~ U[0, 1)^2 of every moving layer, then the interlayer distance(s) d ~ U[lo, hi] of every
+gap, then the Gaussian displacements (3 numbers per atom, atom order). This is the order of the
+reference data sets (bilayer_graphene_slid_*, graphene_hbn_slid_1x1, mos2_bilayer_slid_1x1), which
+these functions reproduce from the reference layers (:func:`.layers.reference_layer`).
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from .layers import DEFAULT_INTERLAYER, DEFAULT_VACUUM, find_layers, stack_layer
 from .perturb import wrap_in_plane
 
 
-def bilayer(layer: Atoms, *, stacking="AB", interlayer: float = DEFAULT_INTERLAYER, supercell=(1, 1),
-            vacuum: float = DEFAULT_VACUUM, cell_height: float | None = None) -> Atoms:
-    """Untwisted bilayer of a 2D layer (tags 0 bottom, 1 top; the top layer shifted by
-    ``stacking`` and wrapped into the primitive cell), repeated ``supercell`` in-plane (ase's
-    repeat order: the primitive bilayer's atoms, cell after cell, as in the reference sets)."""
-    top = layer.copy()
+def bilayer(layer: Atoms, *, top: Atoms | None = None, stacking="AB", interlayer: float = DEFAULT_INTERLAYER,
+            supercell=(1, 1), vacuum: float = DEFAULT_VACUUM, cell_height: float | None = None) -> Atoms:
+    """Untwisted bilayer of a 2D layer (tags 0 bottom, 1 top; the top layer, ``layer`` itself or
+    ``top`` on the same in-plane cell, shifted by ``stacking`` and wrapped into the primitive
+    cell), repeated ``supercell`` in-plane (ase's repeat order: the primitive bilayer's atoms,
+    cell after cell, as in the reference sets)."""
+    top = layer.copy() if top is None else top.copy()
     top.positions += stacking_shift(layer, stacking)
     cell2 = np.asarray(layer.cell[:2])[:, :2]  # wrap the shifted layer into its own cell
     f = np.linalg.solve(cell2.T, top.positions[:, :2].T).T
@@ -66,7 +69,8 @@ def set_layers(atoms: Atoms, shifts: dict, gaps=None, *, tags=None) -> Atoms:
 
 
 def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=None, distance=None,
-                    displacement: float = 0.0, seed: int = 0, slide_cell=None, wrap: bool = True) -> list[Atoms]:
+                    between: str = "gap", lattice=None, displacement: float = 0.0, seed: int = 0, slide_cell=None,
+                    wrap: bool = True) -> list[Atoms]:
     """Structures of ``atoms`` (a multilayer, tags = layers) with layers slid rigidly.
 
     n: number of random structures (slides uniform over ``slide_cell``), or grid=(nu, nv): the
@@ -74,11 +78,17 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
     moving: layers to slide (default: every layer but the bottom one).
     distance: None (keep), a number, (lo, hi) drawn uniformly per gap, or in grid mode a list
         of values combined with every grid point.
+    between: what ``distance`` measures: "gap" (top atom of the lower layer to bottom atom of the
+        upper one) or "centres" (between the layers' mean heights: Mo-Mo for MoS2).
+    lattice: (lo, hi): an in-plane lattice constant a ~ U[lo, hi] (Angstrom) drawn first for each
+        random structure; the whole structure (cell, positions, ``slide_cell``) is scaled in-plane
+        from |a1| to it, fractional coordinates kept.
     displacement: standard deviation (Angstrom, per Cartesian coordinate) of Gaussian
         displacements added after sliding.
     slide_cell: [2, 3] in-plane vectors the slide fractions refer to (default: atoms' cell;
         pass the primitive cell for supercells).
-    Each structure's ``info`` holds slide_frac, slide_cart, d (the gaps) and the displacements."""
+    Each structure's ``info`` holds slide_frac, slide_cart, d (the distances as ``between``
+    measures them), a (with ``lattice``) and the displacements."""
     tags = atoms.get_tags()
     if tags.max(initial=0) == 0:
         tags = find_layers(atoms)
@@ -87,6 +97,15 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
         raise StructureError("slid structures need at least two layers (tags or bonded layers)")
     moving = list(range(1, nl)) if moving is None else list(moving)
     cell2 = np.asarray(atoms.cell[:2] if slide_cell is None else slide_cell, float)
+    if between not in ("gap", "centres"):
+        raise StructureError(f"between must be 'gap' or 'centres', not {between!r}")
+    z = atoms.positions[:, 2]
+    # centre distance d -> gap: d minus the upper half of the lower layer and the lower half of the upper one
+    half = np.array([[z[tags == k].max() - z[tags == k].mean(), z[tags == k].mean() - z[tags == k].min()]
+                     for k in range(nl)])
+    to_gap = half[:-1, 0] + half[1:, 1] if between == "centres" else np.zeros(nl - 1)
+    if lattice is not None and grid is not None:
+        raise StructureError("a drawn lattice constant needs random slides (n), not a grid")
     rng = np.random.default_rng(seed)
     plan = []
     if grid is not None:
@@ -96,6 +115,7 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
             plan.append(([(i / nu, j / nv)] * len(moving), None if d is None else [float(d)] * (nl - 1)))
     elif n is not None:
         for _ in range(int(n)):
+            a = float(rng.uniform(*lattice)) if lattice is not None else None
             uv = [tuple(rng.random(2)) for _ in moving]
             if distance is None:
                 d = None
@@ -104,25 +124,34 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
             else:
                 lo, hi = distance
                 d = [float(rng.uniform(lo, hi)) for _ in range(nl - 1)]
-            plan.append((uv, d))
-            # noise is drawn inside the loop below to keep the reference order
-            plan[-1] = plan[-1] + (rng.normal(0.0, displacement, (len(atoms), 3)) if displacement > 0 else None,)
+            noise = rng.normal(0.0, displacement, (len(atoms), 3)) if displacement > 0 else None
+            plan.append((uv, d, noise, a))
     else:
         raise StructureError("give n (random slides) or grid=(nu, nv)")
+    a0 = float(np.linalg.norm(atoms.cell[0]))
     out = []
     for item in plan:
         uv, d = item[0], item[1]
         noise = item[2] if len(item) > 2 else (rng.normal(0.0, displacement, (len(atoms), 3))
                                                if displacement > 0 else None)
-        shifts = {k: np.append(np.asarray(f) @ cell2[:, :2], 0.0) for k, f in zip(moving, uv)}
-        s = set_layers(atoms, shifts, d, tags=tags)
+        a = item[3] if len(item) > 3 else None
+        base, slide2 = atoms, cell2
+        if a is not None:       # homogeneous in-plane scaling: fractional coordinates kept
+            base = atoms.copy()
+            base.cell[:2] *= a / a0
+            base.positions[:, :2] *= a / a0
+            slide2 = cell2 * (a / a0)
+        shifts = {k: np.append(np.asarray(f) @ slide2[:, :2], 0.0) for k, f in zip(moving, uv)}
+        gaps = None if d is None else np.asarray(d) - to_gap
+        s = set_layers(base, shifts, gaps, tags=tags)
         if noise is not None:
             s.positions += noise
         if wrap:
             wrap_in_plane(s)
         s.info.update({"slide_frac": [list(map(float, f)) for f in uv],
                        "slide_cart": [shifts[k].tolist() for k in moving], "moving_layers": moving,
-                       "d": d, "displacement": displacement, "seed": seed})
+                       "d": d, "between": between, "displacement": displacement, "seed": seed,
+                       **({"a": a} if a is not None else {})})
         s.set_array("displacements", noise if noise is not None else np.zeros((len(atoms), 3)))
         out.append(s)
     return out

@@ -26,7 +26,8 @@ def _defaults(module: str, name: str):
 
 def _write(structures, args) -> int:
     from ..workflows.generate import write_structures
-    paths = write_structures(structures, args.output, kdensity=args.kdensity, openmx_data=args.openmx_data)
+    paths = write_structures(structures, args.output, kdensity=args.kdensity, kgrid=args.kgrid,
+                             openmx_data=args.openmx_data)
     print(f"wrote {len(paths)} structure(s): {paths[0]}{' ...' if len(paths) > 1 else ''}")
     return 0
 
@@ -69,6 +70,8 @@ def register(subparsers) -> None:
         q.add_argument("-o", "--output", required=required,
                        help="output file (any ase format; .dat = OpenMX input) or folder")
         q.add_argument("--kdensity", type=float, help="k points per 1/A of .dat outputs (default %(default)s)")
+        q.add_argument("--kgrid", type=int, nargs=3, metavar=("N1", "N2", "N3"),
+                       help="k grid of .dat outputs instead of --kdensity")
         add_openmx_data_option(q, OPENMX_DATA_INPUT_HELP)
 
     q = sub.add_parser("perturb", help="random displacements (+ strain) of a (super)cell")
@@ -89,11 +92,17 @@ def register(subparsers) -> None:
     q.set_defaults(func=_perturb)
 
     q = sub.add_parser("slide", help="bilayers with the top layer slid rigidly")
-    q.add_argument("input", help=LAYER_HELP)
+    q.add_argument("input", help=LAYER_HELP + "; the bottom layer")
+    q.add_argument("--top", help="top layer (default: the same as the bottom one)")
     q.add_argument("-n", type=int, help="number of random slides (default %(default)s)")
     q.add_argument("--grid", type=int, nargs=2, metavar=("NU", "NV"), help="regular NU NV grid of slides instead")
     q.add_argument("--distance", type=float, nargs="+",
                    help="interlayer distance, A: LO HI range, one value, or grid values (default %(default)s)")
+    q.add_argument("--between", choices=["gap", "centres"],
+                   help="what --distance measures: the gap between facing atom planes, or the layers' centres "
+                        "(Mo-Mo for MoS2) (default %(default)s)")
+    q.add_argument("--lattice", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="draw a common in-plane lattice constant per structure, A (both layers scaled)")
     q.add_argument("--stacking", help="stacking before sliding: AA, AB or BA (default %(default)s)")
     q.add_argument("--supercell", type=int, nargs=2, help="in-plane repetitions of the bilayer (default %(default)s)")
     q.add_argument("--cell-height", type=float, help="c length, A (default: layers + vacuum)")

@@ -4,6 +4,7 @@ from .bands import BandStructure, KPath, band_path, band_structure, path_length
 from .compare import (BandComparison, band_errors, band_file_beside, band_file_deviation, block_mae, check_openmx_run,
                       common_fermi_levels, compare_bands, compare_operator_bands, openmx_bands)
 from .dos import DOS, dos
+from .gap import BandGap, band_gap, occupied_bands
 from .fermi import (automatic_mesh, electron_count, fermi_level, find_fermi_level, mesh_shape, monkhorst_pack,
                     occupancy)
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
@@ -17,6 +18,7 @@ __all__ = [
     "eigenvalues", "solve", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
     "Assembler", "hk_sk", "phase_factors", "as_kpoints", "is_real_kpoint",
     "band_path", "band_structure", "BandStructure", "KPath", "path_length", "slab_axis",
+    "band_gap", "BandGap", "occupied_bands",
     "dos", "DOS", "fermi_level", "find_fermi_level", "electron_count", "occupancy", "monkhorst_pack", "mesh_shape",
     "automatic_mesh",
     "states", "States", "orbital_weights", "spin_texture",

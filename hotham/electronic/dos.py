@@ -90,8 +90,14 @@ class DOS:
 
 def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussian",
         project: str | None = None, energies=None, n_electrons: float | None = None,
-        fermi: float | None = None, temperature: float = 300.0, de: float | None = None) -> DOS:
+        fermi: float | None = None, temperature: float = 300.0, de: float | None = None,
+        n: int | None = None, around: float | None = None) -> DOS:
     """Total (and projected) DOS on a Monkhorst-Pack ``mesh``.
+
+    ``n``: only the ``n`` states nearest ``around`` (eV, default the Fermi level) at each
+    k-point (the sparse solver of large cells): the DOS is then complete only over the energies
+    those states cover at every k-point, and the Fermi level is ``fermi``, else ``around``, else
+    ``op.fermi_level`` (no electron count over a window).
 
     ``project``: None, "species", "l" (per species and angular momentum) or "atom".
     Fermi level: ``fermi`` if given, else from ``n_electrons`` (default from the operator's
@@ -102,8 +108,10 @@ def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussia
     need_vec = project is not None
     chans = [0, 1] if op.spin == "collinear" else [None]
     levels, wts = [], []
+    if n is not None and fermi is None:
+        fermi = float(op.fermi_level if around is None else around)
     for s in chans:
-        eig = solve(op, k, channel=s, vectors=need_vec)
+        eig = solve(op, k, channel=s, vectors=need_vec, n=n, around=around)
         levels.append(eig.energies)
         if need_vec:
             wts.append(orbital_weights(op, k, eig.vectors, s or 0))

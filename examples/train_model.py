@@ -1,0 +1,119 @@
+"""Train a shipped model from its recipe, and record how good it is on held-out cells.
+
+    python examples/train_model.py examples/graphene_hbn.yaml     # data/models/graphene_hbn.pt + .json
+    python examples/train_model.py examples/mos2_bilayer.yaml     # data/models/mos2_bilayer.pt + .json
+    python examples/train_model.py examples/mixed.yaml            # graphene, graphene/hBN and MoS2 in one model
+    python examples/train_model.py examples/demo_model.yaml       # the demo's model (data/models/bilayer_graphene.pt)
+    python examples/train_model.py RECIPE.yaml --quick            # 3 epochs into a temporary folder (CI)
+    python examples/train_model.py RECIPE.yaml --record-only      # re-measure the shipped checkpoint, rewrite its record
+
+A recipe is a hotham run file (``hotham train RECIPE.yaml``: model, training budget, seed). Which
+DFT sets it trains on and how they are split is hotham.recipes.SOURCES (by the recipe's name): the
+script builds the data set from those folders with a seeded train/val/test split, trains with
+:func:`hotham.train.train_from_file`, and writes the checkpoint and its record
+``data/models/<output>.json``: the block MAE (meV) of the held-out test cells, overall and per
+species pair, the validation MAE, epochs, parameters, wall time, threads, machine, date, command.
+
+The real OpenMX sets live outside the repository: ``--data-root`` (default ``$HOTHAM_DATA``, else
+``../shared/data/deeph`` beside the checkout) holds ``graphene_hbn_slid_1x1/``,
+``mos2_bilayer_slid_1x1/``, ``bilayer_graphene_slid_1x1/``. The demo's recipe trains on the
+cells shipped in ``data/``; ``--quick`` trains the others on the few cells of their sets shipped in
+``tests/data/deeph``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: --quick: the few cells of each set shipped in tests/data/deeph, half of them for validation
+QUICK_DATA, QUICK_SPLIT = ROOT / "tests" / "data" / "deeph", (0.5, 0.5, 0.0)
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when it lies inside it (the command in a record)."""
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("recipe", help="run file; its name picks the data (hotham.recipes.SOURCES)")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="folder holding the DFT sets (default $HOTHAM_DATA, else ../shared/data/deeph)")
+    ap.add_argument("--out", type=Path, default=ROOT / "data" / "models", help="where the checkpoint and record go")
+    ap.add_argument("--quick", action="store_true",
+                    help="3 epochs on the cells in tests/data/deeph, into a temporary folder (a CI check)")
+    ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: hotham's choice)")
+    ap.add_argument("--record-only", action="store_true",
+                    help="no training: measure the checkpoint in --out and rewrite its record (training figures "
+                         "from the checkpoint's history)")
+    args = ap.parse_args(argv)
+    from hotham.checkpoint import load_predictor
+    from hotham.files import atomic_path
+    from hotham.recipes import SPLIT_SEED, held_out_record, recipe_dataset
+    from hotham.threads import set_threads
+    from hotham.train import last_state_path, load_run_config, train_from_file
+
+    recipe = Path(args.recipe)
+    name = recipe.stem
+    demo = name == "demo_model"
+    quick = args.quick and not demo         # the demo's own cells are small enough
+    run = load_run_config(recipe)
+    threads = set_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        out = (tmp if args.quick else args.out) / Path(run.output or f"{name}.pt").name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        dataset = tmp / "set.h5"
+        sets, split = recipe_dataset(name, dataset, root=QUICK_DATA if quick else args.data_root,
+                                     split=QUICK_SPLIT if quick else None)
+        if args.record_only:
+            predictor = load_predictor(out)
+            history, parameters = predictor.info["history"], predictor.model.n_parameters
+            wall = history[-1]["time_s"]            # the training loop's own clock
+        else:
+            copy = tmp / recipe.name                # the run file's data (set.h5) is relative to it
+            copy.write_text(recipe.read_text())
+            t0 = time.time()
+            result = train_from_file(copy, output=out, train_overrides={"epochs": 3} if args.quick else None,
+                                     force=True, progress=False)
+            history, parameters, wall = result["history"], result["parameters"], time.time() - t0
+        predictor = load_predictor(out)
+        record = {"checkpoint": out.name, "recipe": f"examples/{recipe.name}", "data": [f"{s}/" for s in sets],
+                  "split": {"ratios": list(split), "seed": SPLIT_SEED},
+                  "val_block_mae_meV": predictor.val_block_mae_meV,
+                  **held_out_record(predictor, dataset, "test" if split[2] > 0 else "val")}
+        if demo:
+            from hotham.demo import check_twisted_bilayer
+            check = check_twisted_bilayer(predictor, ROOT / "data")
+            record.update({k: v for k, v in check.items() if k.endswith(("meV", "eV"))})
+        record.update({"epochs": len(history), "parameters": parameters, "train_wall_s": round(wall, 1),
+                       "threads": threads,
+                       "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+                                  f"{os.cpu_count()} cores",
+                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "command": " ".join(["python", "examples/train_model.py", _relative(recipe),
+                                            *[a for a in (sys.argv[1:] if argv is None else argv)
+                                              if a != args.recipe]])})
+        with atomic_path(out.with_suffix(".json")) as f:
+            Path(f).write_text(json.dumps(record, indent=1))
+        if not args.quick:          # the shipped folder keeps the checkpoint and its record only
+            for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
+                                                                                      ".config.yaml")]:
+                side.unlink(missing_ok=True)
+        print(json.dumps(record, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

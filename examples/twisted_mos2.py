@@ -1,0 +1,53 @@
+"""Twisted MoS2 multilayers that DFT cannot reach, predicted by the shipped MoS2 model.
+
+    python examples/twisted_mos2.py            # 21.79 deg bilayer (42 atoms), 9.43 deg bilayer (222), twisted trilayer (63)
+    python examples/twisted_mos2.py --full     # and the 5.09 deg double bilayer (1524 atoms, 22 860 orbitals)
+    python examples/twisted_mos2.py --quick    # the 42-atom bilayer on a few k-points (CI)
+
+The model (data/models/mos2_bilayer.pt, examples/mos2_bilayer.yaml) learned parallel MoS2
+bilayers slid over the whole cell at Mo-Mo distances 6.0-6.6 A; locally a twisted bilayer is such
+a slid bilayer. Each cell is built by hotham's twist generator from the reference MoS2 layer (the
+training data's, hotham.workflows.layers.reference_layer) at a Mo-Mo distance of 6.3 A, its
+overlap S comes from OpenMX's PAO files ($HOTHAM_OPENMX_DATA or --openmx-data), and
+hotham.predict gives H and E_F. Printed and written to examples/pictures/twisted_mos2/: the bands
+nearest the gap on G-M-K-G with the DOS of the same states (one picture per cell), the gap
+(indirect, VBM at Gamma), the time and the peak memory of each cell.
+"""
+from transfer import arguments, transfer_case, write_records
+
+MO_MO = 6.3                          # Angstrom, the middle of the training range 6.0-6.6
+#: name -> (title, rotated layers bottom first, (m, n)); cells in order of size
+CASES = {
+    "bilayer_21.79": ("twisted bilayer MoS2 21.79°", "01", (1, 2)),
+    "trilayer_21.79": ("twisted trilayer MoS2 21.79° (middle turned)", "010", (1, 2)),
+    "bilayer_9.43": ("twisted bilayer MoS2 9.43°", "01", (3, 4)),
+    "double_bilayer_5.09": ("twisted double bilayer MoS2 5.09°", "0011", (6, 7)),
+}
+
+
+def main():
+    args = arguments(__doc__, "mos2_bilayer.pt", "twisted_mos2")
+    from hotham.workflows.layers import build_or_read
+    from hotham.workflows.twist import twisted_multilayer
+    layer = build_or_read("MoS2", reference=True)
+    gap = MO_MO - (layer.positions[:, 2].max() - layer.positions[:, 2].min())      # S-S gap between layers
+    names = ["bilayer_21.79"] if args.quick else list(CASES)[:3] + (["double_bilayer_5.09"] if args.full else [])
+    records, mid_gap = [], None
+    for name in names:
+        title, layers, (m, n) = CASES[name]
+        atoms = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
+        # beyond 2000 orbitals the sparse solver factorises H - E_F S at every k-point: fewer of them
+        sparse = len(atoms) > 100
+        r = transfer_case(args, name, atoms, title=title, n_states=12 if args.quick else 24,
+                          npoints=9 if args.quick or sparse else 60,
+                          mesh=(2, 2, 1) if args.quick else (1, 1, 1) if sparse else (4, 4, 1),
+                          around=mid_gap, window=(-1.2, 1.2))
+        # the middle of the gap of the cells so far: where the largest cell, beyond the electron count
+        # (12 000 orbitals), looks for its states
+        mid_gap = r["fermi_level_eV"]
+        records.append(r)
+    write_records(args, records, "twisted_mos2")
+
+
+if __name__ == "__main__":
+    main()
