@@ -146,12 +146,16 @@ class ShiftInvert:
     :data:`hotham.electronic.block.TOL` for eigenvalues only,
     :data:`~hotham.electronic.block.TOL_VECTORS` with eigenvectors), or ARPACK's (0 = machine).
     The ordering of the first factorisation is reused at every later k (same sparsity pattern).
+    ``inertia``: also count the bands below the shift at every k (Sylvester's law of inertia:
+    the negative pivots of the factor of H(k) - shift S(k)), as ``info["n_below"]`` after
+    :meth:`solve` or alone by :meth:`count`; the factor is then of the exact matrix in double
+    precision (``precision`` and ``drop_tol`` are overridden).
     Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
     """
 
     def __init__(self, op: BlockOperator, shift: float, assembler: Assembler | None = None,
                  channel: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
-                 eigensolver: str = "auto", drop_tol: float = DROP_TOL):
+                 eigensolver: str = "auto", drop_tol: float = DROP_TOL, inertia: bool = False):
         if not np.isfinite(shift):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
@@ -166,10 +170,15 @@ class ShiftInvert:
         if eigensolver not in ("block", "arpack"):
             raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
         self.eigensolver = eigensolver
+        self.inertia = bool(inertia)
+        if self.inertia:
+            # the count of bands below the shift is the inertia of the matrix factorised: that
+            # must be H - shift S itself, in double precision and with every block
+            precision, drop_tol = "double", 0.0
         if precision == "auto":
             precision = "single" if (pardiso and eigensolver == "block") else "double"
         self.precision = precision
-        self.factor = factorizer(backend, self.asm.size, precision)
+        self.factor = factorizer(backend, self.asm.size, precision, inertia=self.inertia)
         self.drop_tol = float(drop_tol)
         self._sel = None
         self.info: dict = {}
@@ -178,14 +187,62 @@ class ShiftInvert:
     def backend(self) -> str:
         return self.factor.name
 
-    def solve(self, k, n: int, vectors: bool = False):
-        """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None)."""
+    def move(self, shift: float) -> "ShiftInvert":
+        """Target another energy (eV) with the same factorisation object, so PARDISO's symbolic
+        analysis (and SuperLU's ordering) carry over; the selection of what is factorised is
+        rebuilt only where it depends on the shift (dropped blocks)."""
+        if float(shift) != self.shift:
+            self.shift = float(shift)
+            if self.drop_tol > 0:
+                self._sel = None
+        return self
+
+    def count(self, k) -> int:
+        """Bands below the shift at fractional k (needs ``inertia=True``): one factorisation."""
+        self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
+        return self._n_below()
+
+    def _n_below(self) -> int:
+        try:
+            return self.factor.inertia()[1]
+        except RuntimeError as exc:
+            raise SolverError(f"no band count at shift {self.shift} eV: {exc}") from None
+
+    def solve(self, k, n: int, vectors: bool = False, X0: np.ndarray | None = None):
+        """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None).
+
+        ``X0``: starting vectors [size, <= n] for the block iteration (e.g. those of a nearby k)."""
         k = np.asarray(k, dtype=np.float64).reshape(3)
-        real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         size = self.asm.size
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
+        H, S, real, nnz, factored_nnz, t0, t1, t2 = self._factorise(k)
         dtype = np.float64 if real else np.complex128
+        fac = self.factor
+        with _blas_threads_guard():
+            if self.eigensolver == "block":
+                info = {}
+                try:
+                    e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
+                                              tol=self._block_tol(vectors), X0=X0)
+                except BlockNoConvergence as exc:
+                    raise SolverError(f"at k = {k}: {exc}") from None
+                c = c.astype(np.complex128) if vectors else None
+            else:
+                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
+        # timings (s) and sizes of the last solve, for benchmarks
+        self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
+                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
+                         factor_mflop=getattr(fac, "factor_mflop", None))
+        if self.inertia:
+            self.info["n_below"] = self._n_below()
+        return e, c
+
+    def _factorise(self, k):
+        """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
+        (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
+        after the factorisation)."""
+        real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
         if not soc:
@@ -207,24 +264,7 @@ class ShiftInvert:
                               f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
-        t2 = time.perf_counter()
-        fac = self.factor
-        with _blas_threads_guard():
-            if self.eigensolver == "block":
-                info = {}
-                try:
-                    e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
-                                              tol=self._block_tol(vectors))
-                except BlockNoConvergence as exc:
-                    raise SolverError(f"at k = {k}: {exc}") from None
-                c = c.astype(np.complex128) if vectors else None
-            else:
-                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
-        # timings (s) and sizes of the last solve, for benchmarks
-        self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
-                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
-                         factor_mflop=getattr(fac, "factor_mflop", None))
-        return e, c
+        return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
 
     def _selection(self, ref) -> SlotSelection:
         """Which stored entries of K (pattern ``ref``: a CSR matrix or the assembler's pattern)
