@@ -99,3 +99,18 @@ def test_fermi_level_window_and_gap_rules(mos2):
     assert full == pytest.approx(0.5 * (vbm + cbm), abs=1e-12)
     k, w = irreducible_kpoints(monkhorst_pack(mos2.atoms, 5))
     assert len(k) == 13 and w.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("system", ["graphene", "mos2"])
+def test_band_edges_sparse_equal_dense(system, request):
+    prim = request.getfixturevalue(system)
+    big = tile(prim, (3, 3, 1))
+    big.fermi_level = find_fermi_level(big, (1, 1, 1))
+    k = [[0, 0, 0], [0.1, 0.2, 0], [0.2, 0.2, 0]]       # real, then complex k (warm starts across them)
+    sparse = eigenvalues(big, k, n_below=3, n_above=5, method="sparse")
+    dense = eigenvalues(big, k, n_below=3, n_above=5, method="dense")
+    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+    assert np.all(sparse[:, :3] < big.fermi_level) and np.all(sparse[:, 3:] >= big.fermi_level)
+    full = eigenvalues(big, k)
+    below = np.sum(full < big.fermi_level, axis=1)
+    np.testing.assert_allclose(dense, [f[b - 3:b + 5] for f, b in zip(full, below)], atol=1e-10)

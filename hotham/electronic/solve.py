@@ -182,6 +182,7 @@ class ShiftInvert:
         self.drop_tol = float(drop_tol)
         self._sel = None
         self.info: dict = {}
+        self.last_vectors = None
 
     @property
     def backend(self) -> str:
@@ -227,6 +228,7 @@ class ShiftInvert:
                                               tol=self._block_tol(vectors), X0=X0)
                 except BlockNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
+                self.last_vectors = c               # a warm start for the next k (``X0``)
                 c = c.astype(np.complex128) if vectors else None
             else:
                 e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
@@ -342,7 +344,76 @@ class ShiftInvert:
         return e, (c @ y).astype(np.complex128), info
 
 
+def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
+                X0: np.ndarray | None = None, max_shifts: int = 10):
+    """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
+    fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
+    window at E_F: a warm start for the next k).
+
+    Each shift s returns the m eigenvalues nearest it, so it certifies that no other eigenvalue
+    lies within r = max |e - s| of s. The first shift is at E_F (``X0``: starting vectors, e.g.
+    the previous k's); while the certified interval around E_F holds too few states on one side,
+    the next shift goes just beyond that interval's end on that side, which across the gap of an
+    insulator is the other band edge (two shifts in all; one for a metal)."""
+    found_e, found_c, cert = [], [], []
+    s, m = float(fermi), n_below + n_above
+    shifts = []
+    if X0 is not None and np.iscomplexobj(X0) and is_real_kpoint(si.op, k) and si.op.spin != "soc":
+        X0 = X0.real                             # a complex start at a real k: its real part
+    for _ in range(max_shifts):
+        for attempt in range(3):
+            try:
+                e, c = si.move(s).solve(k, m, vectors, X0=X0 if not shifts else None)
+                break
+            except SolverError:                  # the shift hit an eigenvalue (a degenerate E_F)
+                s += 1e-4 * (attempt + 1)
+        else:
+            raise SolverError(f"no shift near {s:.4f} eV works at k = {k}")
+        if not shifts:
+            start = si.last_vectors
+        shifts.append(s)
+        r = np.abs(e - s).max() * (1 - 1e-9) - 1e-9   # the farthest state may have a partner just outside
+        new = np.abs(e - s) <= r
+        for lo, hi in cert:                      # states of earlier certified intervals are known
+            new &= ~((e >= lo) & (e <= hi))
+        found_e.append(e[new])
+        found_c.append(c[:, new] if vectors else None)
+        cert.append((s - r, s + r))
+        A, B = _component(cert, fermi)
+        E = np.concatenate(found_e)
+        inside = (E >= A) & (E <= B)
+        below = np.flatnonzero(inside & (E < fermi))
+        above = np.flatnonzero(inside & (E >= fermi))
+        if len(below) >= n_below and len(above) >= n_above:
+            pick = np.concatenate([below[np.argsort(E[below])][len(below) - n_below:],
+                                   above[np.argsort(E[above])][:n_above]])
+            pick = pick[np.argsort(E[pick], kind="stable")]
+            C = np.concatenate(found_c, axis=1)[:, pick] if vectors else None
+            return E[pick], C, start
+        width = max(B - A, 1e-3)
+        if len(below) < n_below:                 # next window just below the certified interval
+            s, m = A - 0.01 * width, 2 * (n_below - len(below)) + 4
+        else:
+            s, m = B + 0.01 * width, 2 * (n_above - len(above)) + 4
+    raise SolverError(f"{max_shifts} shifts did not find {n_below} states below and {n_above} above "
+                      f"E_F = {fermi:.4f} eV at k = {k}")
+
+
+def _component(intervals, x: float) -> tuple[float, float]:
+    """The connected union of the closed ``intervals`` [(lo, hi)] that contains x."""
+    iv = sorted(intervals)
+    A, B = x, x
+    grown = True
+    while grown:
+        grown = False
+        for lo, hi in iv:
+            if lo <= B and hi >= A and (lo < A or hi > B):
+                A, B, grown = min(A, lo), max(B, hi), True
+    return A, B
+
+
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
+          n_below: int | None = None, n_above: int | None = None,
           channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
           eigensolver: str = "auto", progress=False) -> Eigen:
@@ -356,7 +427,20 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     module docstring (``channel=None`` concatenates up and down). ``progress``: a bar over the
     k-points of the sparse solver, with its ETA, on stderr (a flag or a
     :class:`hotham.progress.Progress`). Returns :class:`Eigen`.
+
+    ``n_below`` / ``n_above`` (instead of ``n``): the states just below E_F (``around``, default
+    ``op.fermi_level``) and from it up, at every k: the band edges of an insulator, whatever
+    the gap, or the states around E_F of a metal (:func:`edge_states`: one shift at E_F, a
+    second across the gap; along a path each k starts from the previous k's vectors).
     """
+    if n_below is not None or n_above is not None:
+        if n is not None:
+            raise HothamError("give n (states nearest `around`) or n_below / n_above (around E_F), not both")
+        n_below, n_above = int(n_below or 0), int(n_above or 0)
+        if n_below < 0 or n_above < 0 or n_below + n_above < 1:
+            raise HothamError(f"n_below = {n_below}, n_above = {n_above}: at least one state, none negative")
+        return _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method,
+                            dict(backend=backend, precision=precision, eigensolver=eigensolver), progress)
     from ..progress import Progress
     progress = Progress.of(progress, "bands")
     for name, X in (("Hamiltonian (H)", op.H), ("overlap (S)", op.S)):
@@ -410,6 +494,47 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     return Eigen(energies, vecs, k, spin_idx)
 
 
+def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method, solver_kw,
+                 progress) -> Eigen:
+    """:func:`solve` with ``n_below`` / ``n_above``."""
+    from ..progress import Progress
+    progress = Progress.of(progress, "bands")
+    fermi = op.fermi_level if around is None else float(around)
+    if not np.isfinite(fermi):
+        raise HothamError(f"{op.source or 'operator'} has no Fermi level for n_below / n_above: find it first "
+                          "(hotham.electronic.find_fermi_level) or give `around`")
+    k = as_kpoints(kpts)
+    asm = Assembler(op)
+    if method == "auto":
+        method = "dense" if asm.size <= dense_max else "sparse"
+    chans = _channels(op, channel)
+    nb = n_below + n_above
+    E, C = [], []
+    for s in chans:
+        if method == "dense":
+            eig = solve(op, k, channel=s, vectors=vectors, method="dense")
+            e = eig.energies
+            first = np.sum(e < fermi, axis=1)[:, None] - n_below
+            if first.min() < 0 or first.max() + nb > e.shape[1]:
+                raise HothamError(f"fewer than {n_below} bands below or {n_above} above E_F = {fermi:.4f} eV")
+            idx = first + np.arange(nb)
+            E.append(np.take_along_axis(e, idx, 1))
+            C.append(np.take_along_axis(eig.vectors, idx[:, None, :], 2) if vectors else None)
+            continue
+        si = ShiftInvert(op, fermi, asm, channel=s, **solver_kw)
+        es, cs, X0 = [], [], None
+        for q in progress.bar(range(len(k)), "k-points (band edges)"):
+            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0)
+            es.append(e)
+            cs.append(c)
+        E.append(np.stack(es))
+        C.append(np.stack(cs) if vectors else None)
+    energies = np.concatenate(E, axis=1)
+    vecs = np.concatenate(C, axis=2) if vectors else None
+    spin_idx = np.repeat(chans, [nb] * len(chans)) if op.spin == "collinear" else None
+    return Eigen(energies, vecs, k, spin_idx)
+
+
 def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:
     """Indices [nk, n] of the n eigenvalues nearest target, kept in ascending energy order."""
     idx = np.argsort(np.abs(e - target), axis=1, kind="stable")[:, :n]
@@ -422,7 +547,8 @@ def eigenvalues(op: BlockOperator, kpts, *, n: int | None = None, around: float 
 
     All bands (dense LAPACK) when ``n`` is None; else the ``n`` eigenvalues nearest ``around``
     (eV, default ``op.fermi_level``), through sparse shift-invert for matrices larger than
-    :data:`DENSE_MAX`. Collinear operators: ``channel`` 0/1 picks a channel, ``None`` gives
+    :data:`DENSE_MAX`; or with ``n_below`` / ``n_above`` the states just below and above E_F
+    (band edges, :func:`solve`). Collinear operators: ``channel`` 0/1 picks a channel, ``None`` gives
     [up bands | down bands] concatenated (2 x nbands). SOC: 2N spinor bands.
     """
     return solve(op, kpts, n=n, around=around, channel=channel, **kwargs).energies
