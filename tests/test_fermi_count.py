@@ -45,7 +45,8 @@ def test_inertia_counts_bands_below_the_shift(mos2, backend, k):
     op = tile(mos2, (2, 2, 1))
     asm = Assembler(op)
     e = sla.eigh(asm.H(k).toarray(), asm.S(k).toarray(), eigvals_only=True)
-    si = ShiftInvert(op, 0.0, asm, backend=backend, inertia=True)
+    # the exact matrix in double precision: its inertia is exact (tests of inexact factors below)
+    si = ShiftInvert(op, 0.0, asm, backend=backend, inertia=True, precision="double", drop_tol=0.0)
     # shifts in the valence band, in the gap and in the conduction band, each off an eigenvalue
     for shift in (mos2.fermi_level - 1.137, mos2.fermi_level + 0.011, mos2.fermi_level + 2.071):
         assert si.move(shift).count(k) == int(np.sum(e < shift))
@@ -63,16 +64,19 @@ def test_tile_scales_a_total_electron_count(graphene, mos2):
     assert electron_count(tile(op, (2, 1, 1))) == 4 * 26.0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("system", ["graphene", "mos2"])
-def test_counting_equals_folded_primitive_and_dense(system, request):
+def test_counting_equals_folded_primitive_and_dense(system, backend, request):
+    # SuperLU: the exact matrix; PARDISO: its default single-precision, thinned factor, whose band
+    # counts hold with every shift kept INERTIA_MARGIN away from the eigenvalues
     prim = request.getfixturevalue(system)
     big = tile(prim, (3, 3, 1))
     info = {}
-    ef = find_fermi_level(big, (1, 1, 1), method="count", info=info)
+    ef = find_fermi_level(big, (1, 1, 1), method="count", backend=backend, info=info)
     # Gamma of the 3x3 supercell holds the primitive bands of the Gamma-centred 3x3 mesh (K included)
     assert ef == pytest.approx(find_fermi_level(prim, (3, 3, 1)), abs=1e-8)
     assert ef == pytest.approx(find_fermi_level(big, (1, 1, 1), method="dense"), abs=1e-8)
-    assert info["method"] == "count" and info["factorisations"] <= 3
+    assert info["method"] == "count" and info["factorisations"] <= 4
     if system == "mos2":
         vbm, cbm = info["band_edges"]           # an insulator: E_F in the middle of the gap
         assert cbm - vbm > 1.0 and ef == pytest.approx(0.5 * (vbm + cbm))

@@ -43,6 +43,10 @@ from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
 #: blocks of H - shift S are all below this (eV); see :meth:`Assembler.small_pair_mask`
 DROP_TOL = 1e-4
 
+#: a band count from a perturbed (single-precision, thinned) factor is trusted when no
+#: eigenvalue lies closer than this to the shift, eV (a hundred times the perturbation)
+INERTIA_MARGIN = 0.01
+
 #: largest matrix solved densely when all bands are asked for (or by default when n is given)
 DENSE_MAX = 2000
 
@@ -148,8 +152,12 @@ class ShiftInvert:
     The ordering of the first factorisation is reused at every later k (same sparsity pattern).
     ``inertia``: also count the bands below the shift at every k (Sylvester's law of inertia:
     the negative pivots of the factor of H(k) - shift S(k)), as ``info["n_below"]`` after
-    :meth:`solve` or alone by :meth:`count`; the factor is then of the exact matrix in double
-    precision (``precision`` and ``drop_tol`` are overridden).
+    :meth:`solve` or alone by :meth:`count`. The count is that of the matrix factorised: with
+    ``precision="double"`` and ``drop_tol=0`` of H - shift S itself; a single-precision or
+    thinned factor (the defaults for PARDISO, half the memory) perturbs H - shift S by ~1e-4 eV,
+    which can only move an eigenvalue across the shift if it lies that close to it, so callers
+    keep their shifts :data:`INERTIA_MARGIN` away from every eigenvalue (they see the
+    eigenvalues nearest the shift).
     Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
     """
 
@@ -171,10 +179,6 @@ class ShiftInvert:
             raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
         self.eigensolver = eigensolver
         self.inertia = bool(inertia)
-        if self.inertia:
-            # the count of bands below the shift is the inertia of the matrix factorised: that
-            # must be H - shift S itself, in double precision and with every block
-            precision, drop_tol = "double", 0.0
         if precision == "auto":
             precision = "single" if (pardiso and eigensolver == "block") else "double"
         self.precision = precision
