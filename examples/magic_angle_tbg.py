@@ -38,8 +38,10 @@ def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, log=print) -> dict:
-    """The example (module docstring) for the (m, n) bilayer into ``out``; returns its summary."""
+def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, log=print,
+        return_operator: bool = False):
+    """The example (module docstring) for the (m, n) bilayer into ``out``; returns its summary
+    (and the predicted operator, with ``return_operator``)."""
     from matplotlib.figure import Figure
 
     import hotham
@@ -74,7 +76,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     guess = find_fermi_level(small, (6, 6, 1))
     info = {}
     mesh = automatic_mesh(pred.atoms)
-    pred.fermi_level = find_fermi_level(pred, mesh, guess=guess, info=info)
+    pred.fermi_level = find_fermi_level(pred, mesh, method="count", guess=guess, info=info)
     log(f"== E_F by counting on the {'x'.join(map(str, mesh))} mesh: {pred.fermi_level:.4f} eV "
         f"({info['factorisations']} factorisations; first shift {guess:.4f} eV, the 21.79 deg cell's E_F)")
     stage("fermi_level", t0)
@@ -149,7 +151,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     with atomic_path(out / "magic_angle.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1))
     log(f"== total {times['total']:.1f} s, peak memory {peak_gb():.2f} GB -> {out}")
-    return summary
+    return (summary, pred) if return_operator else summary
 
 
 def main(argv=None) -> dict:

@@ -204,8 +204,12 @@ class ShiftInvert:
 
     def count(self, k) -> int:
         """Bands below the shift at fractional k (needs ``inertia=True``): one factorisation."""
-        self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
-        return self._n_below()
+        _, _, _, nnz, factored, t0, t1, t2 = self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
+        fac = self.factor
+        self.info = dict(t_assemble=t1 - t0, t_factor=t2 - t1, nnz=nnz, factored_nnz=factored,
+                         factor_nnz=getattr(fac, "factor_nnz", None), factor_mflop=getattr(fac, "factor_mflop", None),
+                         n_below=self._n_below())
+        return self.info["n_below"]
 
     def _n_below(self) -> int:
         try:
@@ -360,7 +364,9 @@ def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, ve
     the next shift goes just beyond that interval's end on that side, which across the gap of an
     insulator is the other band edge (two shifts in all; one for a metal)."""
     found_e, found_c, cert = [], [], []
-    s, m = float(fermi), n_below + n_above
+    # a few guard states: the farthest state of a window is not certified (its partner may lie
+    # just outside), and the first window is rarely split evenly around E_F
+    s, m = float(fermi), n_below + n_above + max(4, (n_below + n_above) // 2)
     shifts = []
     if X0 is not None and np.iscomplexobj(X0) and is_real_kpoint(si.op, k) and si.op.spin != "soc":
         X0 = X0.real                             # a complex start at a real k: its real part
