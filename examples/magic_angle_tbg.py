@@ -145,7 +145,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     summary = {"m": m, "n": n, "twist_angle_deg": atoms.info["twist_angle"], "atoms": len(atoms),
                "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level, "fermi_info": {
                    k: v for k, v in info.items() if k in ("factorisations", "window_kT", "band_edges", "rows")},
-               "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * float(flat.max() - flat.min()),
+               "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * float(flat.max() - flat.min()),
                "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_gb(), "threads": threads}
     from hotham.files import atomic_path
     with atomic_path(out / "magic_angle.json") as tmp:
