@@ -2,18 +2,15 @@
 against dense diagonalisation and against folded primitive cells (tiling is exact)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.linalg as sla
 
-import hotham.io as hio
 from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, tile
 from hotham.electronic.factor import have_pardiso
 from hotham.electronic.fermi import electron_count, fermi_level, irreducible_kpoints, monkhorst_pack
+from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
 
-DATA = Path(__file__).parent / "data" / "openmx"
 BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
 
 
@@ -29,14 +26,6 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="module")
-def graphene():
-    return hio.read(DATA / "graphene_prim")
-
-
-@pytest.fixture(scope="module")
-def mos2():
-    return hio.read(DATA / "mos2_prim")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
