@@ -107,3 +107,15 @@ def test_band_edges_sparse_equal_dense(system, request):
     full = eigenvalues(big, k)
     below = np.sum(full < big.fermi_level, axis=1)
     np.testing.assert_allclose(dense, [f[b - 3:b + 5] for f, b in zip(full, below)], atol=1e-10)
+
+
+def test_cli_bands_edges(tmp_path):
+    from pathlib import Path
+
+    from hotham.cli import main
+    run = Path(__file__).parent / "data" / "openmx" / "mos2_prim"
+    assert main(["bands", str(run), "--edges", "2", "3", "--npoints", "12", "--quiet", "-o", str(tmp_path / "b")]) == 0
+    data = np.loadtxt(tmp_path / "b.txt")
+    assert data.shape == (len(data), 4 + 5)
+    fermi = float(open(tmp_path / "b.txt").readline().split()[-1])
+    assert np.all(data[:, 4:6] < fermi) and np.all(data[:, 6:] > fermi)       # the valence and conduction edges
