@@ -83,7 +83,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
 
     t0 = time.perf_counter()
     kp = band_path(pred.atoms, "GKMG", npoints=nk)
-    eig = solve(pred, kp.kpts, n_below=4, n_above=4)
+    eig = solve(pred, kp.kpts, n_below=4, n_above=4, progress=True)
     e = eig.energies - pred.fermi_level                      # [nk, 8], eV
     flat = e[:, 2:6]
     log(f"== 8 states around E_F at {len(kp.kpts)} k on Gamma-K-M-Gamma: the 4 nearest E_F span "
