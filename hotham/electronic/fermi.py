@@ -274,7 +274,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         raise SolverError(f"counting found no Fermi level near the shifts {log['shifts'][-3:]} eV")
 
     # 2. widen or move windows until the answer rests on complete information at every row
-    N = int(round(target)) if abs(target - round(target)) < 1e-9 else None
+    # the band index of the gap (one spin channel: collinear channels fill separately)
+    N = int(round(target)) if abs(target - round(target)) < 1e-9 and len(chans) == 1 else None
     m = n
     for _ in range(12):
         mu = fermi_level(W, n_electrons, weights=rw, occ=occ, temperature=temperature, n_below=NB)
