@@ -119,3 +119,13 @@ def test_cli_bands_edges(tmp_path):
     assert data.shape == (len(data), 4 + 5)
     fermi = float(open(tmp_path / "b.txt").readline().split()[-1])
     assert np.all(data[:, 4:6] < fermi) and np.all(data[:, 6:] > fermi)       # the valence and conduction edges
+
+
+@pytest.mark.parametrize("run, reps", [("graphene_prim_spin", (3, 3, 1)), ("mos2_prim_soc", (2, 2, 1))])
+def test_counting_collinear_and_soc(run, reps):
+    from pathlib import Path
+
+    import hotham.io as hio
+    big = tile(hio.read(Path(__file__).parent / "data" / "openmx" / run), reps)
+    assert find_fermi_level(big, (1, 1, 1), method="count") == pytest.approx(
+        find_fermi_level(big, (1, 1, 1), method="dense"), abs=1e-8)

@@ -135,7 +135,7 @@ def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: 
     w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
     nb = np.zeros(len(e)) if n_below is None else np.asarray(n_below, float)
     below = occ * float(np.sum(w * nb))
-    if n_electrons > occ * e.shape[1] + below or n_electrons < below:
+    if n_electrons > occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below or n_electrons < below:
         raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
     kT = max(K_B * temperature, 1e-6)
     edges = band_edges(e, n_electrons, occ, n_below)
