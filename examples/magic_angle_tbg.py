@@ -135,7 +135,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
 
     fig = Figure(figsize=(5, 4.2), layout="tight")
     ax = fig.subplots()
-    st.op.atoms = pred.atoms
+    # the four states as one: their summed orbital weights / 4 (a picture of the flat bands together)
     st_sum = type(st)(st.op, st.kpts, st.energies[:, :1], st.vectors[:, :, :1], st.weights.sum(1, keepdims=True) / 4)
     plot_atom_weights(ax, st_sum, scale=60.0)
     ax.set_title(f"{label}: weight of the 4 states nearest E_F at K", fontsize=9)
