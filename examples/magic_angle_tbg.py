@@ -12,8 +12,9 @@ each stage:
   the first shift at the E_F of the 28-atom 21.79 deg cell predicted by the same model);
 * the 4 states just below and 4 from E_F up along the moire path Gamma-K-M-Gamma;
 * the density of those states near E_F (Gaussian-broadened, from the path's k-points);
-* where the 4 states nearest E_F at K live: their Mulliken weight per atom, which gathers on
-  the AA regions (the corners of the moire cell) at the magic angle.
+* where the 4 states nearest E_F at K live: their Mulliken weight per atom, and the share of it
+  on the atoms near the AA regions (the corners of the moire cell), where flat-band states of
+  the magic angle gather.
 
 Pictures and numbers go to ``--out`` (default magic_angle_out/): magic_angle_bands.png,
 magic_angle_dos.png, magic_angle_weights.png, magic_angle.json.
@@ -82,7 +83,9 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     stage("fermi_level", t0)
 
     t0 = time.perf_counter()
-    kp = band_path(pred.atoms, "GKMG", npoints=nk)
+    # the corners in the moire cell's own basis (t2 = R120 t1: K = (1/3, 1/3), M = (1/2, 0))
+    kp = band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=nk,
+                   labels=["Γ", "K", "M", "Γ"])
     eig = solve(pred, kp.kpts, n_below=4, n_above=4, progress=True)
     e = eig.energies - pred.fermi_level                      # [nk, 8], eV
     flat = e[:, 2:6]
