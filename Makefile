@@ -20,6 +20,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/hotham demo --out demo_out
+	$(PY) examples/magic_angle_tbg.py --quick --out demo_out/magic_angle
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info .pytest_cache

@@ -157,7 +157,12 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
 
 def _fermi_level(op: BlockOperator) -> tuple[float, str]:
     """(Fermi level in eV or NaN, how it was found) of a predicted operator."""
-    from .electronic.fermi import automatic_mesh, electron_count, find_fermi_level
+    from .electronic.fermi import DENSE_FERMI_MAX, automatic_mesh, electron_count, find_fermi_level
+    if op.n_orbitals * op.spin_factor > DENSE_FERMI_MAX:
+        # counting needs a first shift near E_F to stay at one or two factorisations; the caller
+        # usually knows one (a small cell of the same material), a prediction does not
+        return float("nan"), (f"not computed above {DENSE_FERMI_MAX} orbitals: "
+                              "hotham.electronic.find_fermi_level(op, guess=...) counts it")
     try:
         mesh = automatic_mesh(op.atoms)
         ef = find_fermi_level(op, mesh)

@@ -183,7 +183,9 @@ def test_compare_uses_one_fermi_level_definition(tmp_path, run):
     model.fermi_level = find_fermi_level(dft, automatic_mesh(dft.atoms))
     assert abs(model.fermi_level - dft.fermi_level) > 1e-3          # the two definitions differ
     hio.write(tmp_path / "model.h5", model)
-    assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--npoints", "30", "-o", str(tmp_path / "a")]) == 0
+    # hBN's E_F is the middle of its 4.6 eV gap: the window must reach past 2.3 eV to hold bands
+    assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--npoints", "30", "--window", "-3", "3",
+                 "-o", str(tmp_path / "a")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())
     assert a["bands"]["mae_meV"] == 0.0 and a["bands"]["n_values"] > 0
     assert a["fermi_level"]["model_eV"] == a["fermi_level"]["reference_eV"] == model.fermi_level
@@ -197,7 +199,7 @@ def test_compare_uses_one_fermi_level_definition(tmp_path, run):
     assert "6x6x1 mesh" in b["fermi_level"]["method"]
     # --fermi still overrides the model's Fermi level: a 50 meV offset is a 50 meV band MAE
     assert main(["compare", str(tmp_path / "model.h5"), str(folder), "--npoints", "30", "--fermi",
-                 str(model.fermi_level + 0.05), "-o", str(tmp_path / "c")]) == 0
+                 str(model.fermi_level + 0.05), "--window", "-3", "3", "-o", str(tmp_path / "c")]) == 0
     c = json.loads((tmp_path / "c.json").read_text())
     assert c["bands"]["mae_meV"] == pytest.approx(50.0, abs=1e-6)
 

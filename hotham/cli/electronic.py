@@ -22,7 +22,7 @@ def cmd_bands(args) -> int:
     from ..electronic.report import write_bands
     print(write_bands(args.input, args.output, path=args.path, npoints=args.npoints, n=args.n, around=args.around,
                       channel=args.channel, fermi=args.fermi, window=tuple(args.window), format=args.format,
-                      data=args.data, progress=not args.quiet))
+                      data=args.data, edges=args.edges, progress=not args.quiet))
     return 0
 
 
@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--npoints", type=int, default=200, help="k-points on an automatic path (default 200)")
     p.add_argument("--n", type=int, help="only the n bands nearest --around (sparse solver for big cells)")
     p.add_argument("--around", type=float, help="target energy for --n, eV (default E_F)")
+    p.add_argument("--edges", type=int, nargs=2, metavar=("BELOW", "ABOVE"),
+                   help="only the BELOW states just below E_F and ABOVE from it up: band edges of an insulator "
+                        "(E_F by counting when the file has none)")
     p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over the k-points")
     p.set_defaults(func=cmd_bands)

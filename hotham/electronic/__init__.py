@@ -5,21 +5,22 @@ from .compare import (BandComparison, band_errors, band_file_beside, band_file_d
                       common_fermi_levels, compare_bands, compare_operator_bands, openmx_bands)
 from .dos import DOS, dos
 from .gap import BandGap, band_gap, occupied_bands
-from .fermi import (automatic_mesh, electron_count, fermi_level, find_fermi_level, mesh_shape, monkhorst_pack,
-                    occupancy)
+from .fermi import (automatic_mesh, band_edges, count_fermi_level, electron_count, fermi_level, find_fermi_level,
+                    mesh_shape, monkhorst_pack, occupancy)
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
 from .report import write_bands, write_comparison, write_dos, write_states
-from .solve import DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, eigenvalues, solve
+from .solve import (DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, edge_states, eigenvalues,
+                    solve)
 from .states import States, orbital_weights, spin_texture, states
 from .tiling import folded_kpoints, supercell_for_atoms, tile
 
 __all__ = [
-    "eigenvalues", "solve", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
+    "eigenvalues", "solve", "edge_states", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
     "Assembler", "hk_sk", "phase_factors", "as_kpoints", "is_real_kpoint",
     "band_path", "band_structure", "BandStructure", "KPath", "path_length", "slab_axis",
     "band_gap", "BandGap", "occupied_bands",
-    "dos", "DOS", "fermi_level", "find_fermi_level", "electron_count", "occupancy", "monkhorst_pack", "mesh_shape",
+    "dos", "DOS", "fermi_level", "find_fermi_level", "count_fermi_level", "band_edges", "electron_count", "occupancy", "monkhorst_pack", "mesh_shape",
     "automatic_mesh",
     "states", "States", "orbital_weights", "spin_texture",
     "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands",

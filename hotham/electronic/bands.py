@@ -116,7 +116,10 @@ def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int |
                    around: float | None = None, channel: int | None = None, labels=None,
                    **solver_kw) -> BandStructure:
     """Bands of ``op`` on a path (see :func:`band_path`); all bands, or the ``n`` nearest
-    ``around`` (eV, default the Fermi level; sparse solver for large cells)."""
+    ``around`` (eV, default the Fermi level; sparse solver for large cells), or with
+    ``n_below`` / ``n_above`` (keywords of :func:`~hotham.electronic.solve.solve`) the states
+    just below and above E_F."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
     eig = solve(op, kp.kpts, n=n, around=around, channel=channel, **solver_kw)
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=n is not None)
+    window = n is not None or solver_kw.get("n_below") is not None or solver_kw.get("n_above") is not None
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=window)

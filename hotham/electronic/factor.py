@@ -10,7 +10,12 @@ Two backends behind one call, :func:`factorizer`:
 * ``"superlu"`` (scipy, always there): LU with the symmetric-mode MMD(A^T + A) column order of
   the first matrix reused at later k.
 
-Both return a solver object with ``factor(A)`` and ``solve(b)``.
+Both return a solver object with ``factor(A)``, ``solve(b)`` and ``inertia()``: by Sylvester's
+law of inertia the signs of the pivots D of A = P^T L D L^H P (P a permutation) are those of the
+eigenvalues of A, so for A = H(k) - E S(k) with S positive definite the number of negative
+pivots is the number of bands below E at k. PARDISO reports it (iparm 22/23); SuperLU factorises
+with diagonal pivots only (symmetric mode, pivot threshold 0) and the same row and column order,
+so its U = D L^H and the signs of diag(U) are the pivots' (diagonal scaling keeps the signs).
 """
 from __future__ import annotations
 
@@ -74,18 +79,29 @@ class SuperLUFactor:
     def factor_nnz(self) -> int:
         return int(self.lu.L.nnz + self.lu.U.nnz)
 
+    def inertia(self) -> tuple[int, int]:
+        """(positive, negative) eigenvalues of the last Hermitian matrix factorised, from the
+        signs of the diagonal of U. A row order other than the column order (a pivot taken
+        off the diagonal, which the settings above only allow for a zero diagonal entry)
+        breaks the congruence: RuntimeError then."""
+        if not np.array_equal(self.lu.perm_r, self.lu.perm_c):
+            raise RuntimeError("SuperLU pivoted off the diagonal: its factor gives no inertia")
+        d = self.lu.U.diagonal().real
+        return int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
+
 
 class PardisoFactor:
     """MKL PARDISO through pypardiso's ctypes binding, symmetric/Hermitian indefinite."""
 
     name = "pardiso"
 
-    def __init__(self, precision: str = "double"):
+    def __init__(self, precision: str = "double", inertia: bool = False):
         import pypardiso
         have_pardiso()
         if precision not in ("double", "single"):
             raise ValueError(f"precision must be 'double' or 'single', got {precision!r}")
         self.precision = precision
+        self.want_inertia = inertia
         self._cls = pypardiso.PyPardisoSolver
         self.solver = None
         self.mtype = None
@@ -134,7 +150,10 @@ class PardisoFactor:
         s.set_iparm(13, 1)   # ... and weighted matching: robust 1x1/2x2 pivots for indefinite A
         s.set_iparm(18, -1)  # report the number of nonzeros in the factor ...
         s.set_iparm(19, -1)  # ... and the MFLOP of the factorisation
-        s.set_iparm(21, 1)   # Bunch-Kaufman pivoting
+        # Bunch-Kaufman pivoting; MKL reports no inertia for complex Hermitian matrices with it,
+        # so there, when the inertia is wanted, 1x1 diagonal pivots (the factor then only
+        # preconditions the block iteration, whose residuals are exact)
+        s.set_iparm(21, 0 if (self.want_inertia and self.mtype == -4) else 1)
         s.set_iparm(28, 1 if self.precision == "single" else 0)   # factorisation in float32/complex64
 
     def _call(self, b, phase):
@@ -160,6 +179,16 @@ class PardisoFactor:
     def solve(self, b):
         return self._call(np.asarray(b), phase=33).astype(self.U.dtype, copy=False)
 
+    def inertia(self) -> tuple[int, int]:
+        """(positive, negative) eigenvalues of the last matrix factorised: PARDISO's iparm 22
+        and 23 (exact for the matrix factorised; its single-precision factor or a dropped
+        tail perturb that matrix, see :class:`hotham.electronic.solve.ShiftInvert`)."""
+        if not self.want_inertia:
+            raise RuntimeError("this PARDISO factor was not set up for the inertia (factorizer(inertia=True))")
+        if self.solver.get_iparm(14):
+            raise RuntimeError(f"PARDISO perturbed {self.solver.get_iparm(14)} pivots: its inertia is not exact")
+        return int(self.solver.get_iparm(22)), int(self.solver.get_iparm(23))
+
     @property
     def factor_nnz(self) -> int:
         return int(self.solver.get_iparm(18)) if self.solver is not None else 0
@@ -182,19 +211,21 @@ class PardisoFactor:
 PARDISO_MIN_SIZE = 8000
 
 
-def factorizer(backend: str = "auto", size: int | None = None, precision: str = "double"):
+def factorizer(backend: str = "auto", size: int | None = None, precision: str = "double", inertia: bool = False):
     """A fresh factorisation object: ``"pardiso"``, ``"superlu"`` or ``"auto"`` (PARDISO if
     available and the matrix has at least :data:`PARDISO_MIN_SIZE` rows).
 
     ``precision="single"`` (PARDISO only) factorises in single precision: half the memory and
     about half the time of the factor and of every solve. Shift-invert then works with a
     slightly perturbed inverse; the Rayleigh quotients of :class:`ShiftInvert` keep the
-    eigenvalues accurate to second order (checked against dense LAPACK in the tests)."""
+    eigenvalues accurate to second order (checked against dense LAPACK in the tests).
+    ``inertia``: the factor's ``inertia()`` is wanted (PARDISO then pivots complex Hermitian
+    matrices 1x1, the only mode in which MKL reports it)."""
     if backend == "auto":
         big = size is None or size >= PARDISO_MIN_SIZE
         backend = "pardiso" if (big and have_pardiso()) else "superlu"
     if backend == "pardiso":
-        return PardisoFactor(precision)
+        return PardisoFactor(precision, inertia)
     if backend == "superlu":
         return SuperLUFactor()
     raise ValueError(f"unknown sparse backend {backend!r} (auto, pardiso, superlu)")

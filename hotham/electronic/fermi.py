@@ -6,8 +6,23 @@ number of valence electrons of the cell on a Gamma-centred Monkhorst-Pack mesh:
 
     sum_k w_k sum_n occ f((e_nk - mu) / kT) = N_electrons,
 
-occ = 2 for a spin-less operator, 1 for spin-orbit spinors or each collinear channel. In a gap
-the root sits where the count is reached (mid-gap at low T for a symmetric gap).
+occ = 2 for a spin-less operator, 1 for spin-orbit spinors or each collinear channel.
+
+Insulators: in a gap wider than ``GAP_KT`` kT (0.52 eV at 300 K) E_F is the middle of the gap
+(between the highest occupied and the lowest empty band over the mesh). There the root of the
+equation above is set by occupations below e^-10, which no window of eigenvalues resolves and
+double precision stops resolving for gaps over ~60 kT; the middle of the gap is its zero-smearing
+limit.
+
+Large cells (more than ``DENSE_FERMI_MAX`` spin-orbitals): E_F by counting. Sylvester's law of
+inertia: the number of negative pivots of the LDL^T factor of H(k) - E S(k) is the number of
+bands below E at k. One factorisation per k at a shift E gives that count and, by shift-invert on
+the same factor, the eigenvalues nearest E, so the electron count sum_k w_k N_k(e) is known
+exactly for every e in the window those eigenvalues span; the Fermi-Dirac sum is exact to
+e^-WINDOW_KT once every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a
+window are full, above it empty), and the gap rule needs the band edges in every window. With a
+good first shift (``guess``, else the operator's own E_F) that is one or two factorisations per
+k-point; from a poor one the shift moves by secant steps on the exact counts.
 """
 from __future__ import annotations
 
@@ -19,12 +34,20 @@ from ..errors import HothamError
 from ..operator import BlockOperator
 
 __all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
-           "find_fermi_level", "DENSE_FERMI_MAX"]
+           "find_fermi_level", "count_fermi_level", "band_edges", "irreducible_kpoints", "DENSE_FERMI_MAX",
+           "GAP_KT", "WINDOW_KT"]
 
 K_B = 8.617333262e-5  # eV / K
 
 #: spin-orbitals above which find_fermi_level does not diagonalise densely
 DENSE_FERMI_MAX = 12000
+
+#: a gap wider than this many kT puts E_F in its middle
+GAP_KT = 20.0
+#: the counting method's eigenvalue windows reach this many kT beyond E_F on both sides
+WINDOW_KT = 8.0
+#: eigenvalues per window of the counting method: at first, and at most
+COUNT_WINDOW, COUNT_WINDOW_MAX = 16, 256
 
 #: atoms x k-points of the automatic mesh (Gamma alone for large supercells)
 AUTO_MESH_ATOM_K = 400
@@ -80,39 +103,238 @@ def occupancy(op: BlockOperator) -> float:
     return 2.0 if op.spin == "none" else 1.0
 
 
+def band_edges(energies: np.ndarray, n_electrons: float, occ: float = 2.0, n_below=None):
+    """(highest occupied, lowest empty) band energy over all k (eV) when the electrons fill a
+    whole number N of bands at every k, else None; also None when a window ``energies`` [nk, nb]
+    starting at band ``n_below`` [nk] (default 0) misses band N - 1 or N at some k."""
+    e = np.sort(np.asarray(energies, dtype=float), axis=1)   # +inf pads a window that is shorter
+    nb = np.zeros(len(e), np.int64) if n_below is None else np.asarray(n_below, np.int64)
+    N = n_electrons / occ
+    if abs(N - round(N)) > 1e-9 or round(N) < 1:
+        return None
+    i = int(round(N)) - nb                              # window index of band N at every k
+    if np.any(i < 1) or np.any(i >= e.shape[1]):
+        return None
+    rows = np.arange(len(e))
+    vbm, cbm = e[rows, i - 1], e[rows, i]
+    if not (np.all(np.isfinite(vbm)) and np.all(np.isfinite(cbm))):
+        return None
+    return float(vbm.max()), float(cbm.min())
+
+
 def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: float = 2.0,
-                temperature: float = 300.0) -> float:
-    """Chemical potential (eV) with sum_k w_k sum_n occ f((e_nk - mu)/kT) = n_electrons.
+                temperature: float = 300.0, n_below=None) -> float:
+    """Chemical potential (eV) with sum_k w_k sum_n occ f((e_nk - mu)/kT) = n_electrons, or the
+    middle of a gap wider than ``GAP_KT`` kT (module docstring).
 
     ``energies`` [nk, nb] (all spin channels concatenated along nb), ``weights`` [nk] summing
-    to 1 (default uniform). Fermi-Dirac at ``temperature`` (K)."""
+    to 1 (default uniform). Fermi-Dirac at ``temperature`` (K). ``n_below`` [nk]: the energies
+    are a window of the spectrum with that many bands below it at each k (full: the counting
+    method, :func:`count_fermi_level`)."""
     e = np.asarray(energies, dtype=float)
     w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
-    if n_electrons > occ * e.shape[1] or n_electrons < 0:
+    nb = np.zeros(len(e)) if n_below is None else np.asarray(n_below, float)
+    below = occ * float(np.sum(w * nb))
+    if n_electrons > occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below or n_electrons < below:
         raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
     kT = max(K_B * temperature, 1e-6)
+    edges = band_edges(e, n_electrons, occ, n_below)
+    if edges is not None and edges[1] - edges[0] > GAP_KT * kT:
+        return 0.5 * (edges[0] + edges[1])
 
     def count(mu):
         x = np.clip((e - mu) / kT, -200, 200)
-        return float(occ * np.sum(w[:, None] / (1.0 + np.exp(x)))) - n_electrons
+        return float(occ * np.sum(w[:, None] / (1.0 + np.exp(x)))) + below - n_electrons
 
-    lo, hi = e.min() - 1.0, e.max() + 1.0
+    finite = e[np.isfinite(e)]
+    lo, hi = finite.min() - 1.0, finite.max() + 1.0
     return float(brentq(count, lo, hi, xtol=1e-10))
 
 
+def irreducible_kpoints(kpts) -> tuple[np.ndarray, np.ndarray]:
+    """(k-points [m, 3], weights [m] summing to 1) of ``kpts`` [nk, 3] with each pair k, -k
+    (equal bands by time reversal, Kramers for spinors) kept once at twice the weight."""
+    k = np.asarray(kpts, dtype=float).reshape(-1, 3)
+    key = lambda q: np.round(np.mod(q, 1.0) * 1e6).astype(np.int64) % 1000000   # noqa: E731
+    a, b = key(k), key(-k)
+    index = {tuple(r): i for i, r in enumerate(a)}
+    partner = np.array([index.get(tuple(r), i) for i, r in enumerate(b)])
+    keep = partner >= np.arange(len(k))
+    w = np.where(partner[keep] == np.flatnonzero(keep), 1.0, 2.0)
+    return k[keep], w / w.sum()
+
+
+def _onsite_guess(op: BlockOperator, bands: float) -> float:
+    """A first shift (eV) for the counting method when the operator has no Fermi level: the
+    atomic limit, the on-site energies H_ii / S_ii at Gamma filled with ``bands`` per cell."""
+    from .hk import Assembler
+    asm = Assembler(op)
+    S = asm.S([0, 0, 0], real=op.spin != "soc").diagonal().real
+    chans = [0, 1] if op.spin == "collinear" else [0]
+    d = np.sort(np.concatenate([asm.H([0, 0, 0], c, real=op.spin != "soc").diagonal().real / S for c in chans]))
+    i = int(np.clip(np.ceil(bands * len(chans)), 1, len(d) - 1))
+    return float(0.5 * (d[i - 1] + d[i]))
+
+
+def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=None, temperature: float = 300.0,
+                      guess: float | None = None, n: int = COUNT_WINDOW, backend: str = "auto",
+                      info: dict | None = None, progress=False) -> float:
+    """Fermi level (eV) by counting (module docstring) at fractional ``kpts`` [nk, 3] with
+    ``weights`` [nk] (default uniform): for each k (and collinear channel) a factorisation of
+    H(k) - shift S(k) gives the bands below the shift and the ``n`` eigenvalues nearest it.
+
+    ``guess``: the first shift, eV (default ``op.fermi_level``, else the on-site estimate).
+    ``info`` (a dict, filled): shifts tried, factorisations, the windows' reach in kT, the band
+    edges of an insulator. Windows grow to :data:`COUNT_WINDOW_MAX` eigenvalues; a spectrum that
+    needs more within ``WINDOW_KT`` kT of E_F raises SolverError (a lower ``temperature`` needs
+    fewer)."""
+    from ..progress import Progress
+    from .solve import INERTIA_MARGIN, ShiftInvert, SolverError, _channels
+    progress = Progress.of(progress, "fermi")
+    k = np.asarray(kpts, dtype=float).reshape(-1, 3)
+    w = np.full(len(k), 1.0 / len(k)) if weights is None else np.asarray(weights, float)
+    chans = _channels(op, None)
+    occ = occupancy(op)
+    kT = max(K_B * temperature, 1e-6)
+    # one row per (k, channel); weights of a channel sum to 1, so the rows count occ-electron bands
+    rows = [(q, c) for c in chans for q in range(len(k))]
+    rw = np.concatenate([w] * len(chans))
+    target = n_electrons / occ
+    solvers = [ShiftInvert(op, 0.0, channel=c, backend=backend, inertia=True) for c in chans]
+    for si in solvers:
+        if si.backend == "superlu":      # double precision: with every block its count is exact
+            si.drop_tol = 0.0
+    shift = guess if guess is not None else op.fermi_level
+    if not np.isfinite(shift):
+        shift = _onsite_guess(op, target / len(chans))
+    NB = np.zeros(len(rows), np.int64)
+    W = np.zeros((len(rows), n))
+    top = lambda: np.where(np.isfinite(W), W, -np.inf).max(axis=1)   # noqa: E731  (windows' upper ends)
+    log = {"shifts": [], "factorisations": 0}
+
+    def window(r, s, m):
+        q, c = rows[r]
+        si = solvers[chans.index(c)]
+        for _ in range(4):
+            e, _ = si.move(s).solve(k[q], m)
+            log["factorisations"] += 1
+            exact = si.precision == "double" and si.drop_tol == 0
+            if exact or np.abs(e - s).min() >= INERTIA_MARGIN:
+                break
+            # an eigenvalue this close to the shift could cross it in the perturbed factor:
+            # the next shift in the middle of the nearest gap between the window's eigenvalues
+            gaps = np.diff(e)
+            mids = 0.5 * (e[1:] + e[:-1])
+            ok = gaps >= 2 * INERTIA_MARGIN
+            if not ok.any():
+                raise SolverError(f"no gap of {2 * INERTIA_MARGIN} eV near {s:.4f} eV at k = {k[q]} for an "
+                                  "inexact factor's band count: use precision='double', drop_tol=0")
+            s = float(mids[ok][np.argmin(np.abs(mids[ok] - s))])
+        return si.info["n_below"] - int(np.count_nonzero(e < s)), e
+
+    def solve_rows(idx, shifts, m):
+        nonlocal W
+        if m > W.shape[1]:
+            W = np.hstack([W, np.zeros((len(rows), m - W.shape[1]))])
+        for r, s in zip(progress.bar(idx, f"k-points at {np.mean(shifts):.3f} eV"), shifts):
+            NB[r], e = window(r, s, m)
+            W[r, :m] = e
+            W[r, m:] = np.inf       # a window solved with fewer eigenvalues: no band there
+            log["shifts"].append(float(s))
+
+    def counts(e):
+        """(bands below e, bands at or below e), weighted over rows."""
+        return float(np.sum(rw * (NB + np.count_nonzero(W < e, axis=1)))), \
+            float(np.sum(rw * (NB + np.count_nonzero(W <= e, axis=1))))
+
+    # 1. move one shift for all rows until the zero-temperature E_F lies inside every window
+    lo_b, hi_b = (-np.inf, None), (np.inf, None)         # bracket: (energy, count there)
+    for _ in range(16):
+        solve_rows(range(len(rows)), [shift] * len(rows), n)
+        L, U = W.min(axis=1).max(), top().min()
+        cL, cU = counts(L)[0], counts(U)[1]
+        if cL <= target + 1e-9 and target <= cU + 1e-9:
+            break
+        if cU < target:
+            lo_b = (U, cU)
+            step = (target - cU) * (U - L) / max(cU - cL, 1.0) if U > L else 1.0
+            new = U + max(step, 0.5 * (U - L), 1e-3)
+            if hi_b[1] is not None:                      # secant between the bracket's ends
+                new = U + (target - cU) * (hi_b[0] - U) / max(hi_b[1] - cU, 1e-12)
+        else:
+            hi_b = (L, cL)
+            step = (cL - target) * (U - L) / max(cU - cL, 1.0) if U > L else 1.0
+            new = L - max(step, 0.5 * (U - L), 1e-3)
+            if lo_b[1] is not None:
+                new = L - (cL - target) * (L - lo_b[0]) / max(cL - lo_b[1], 1e-12)
+        if not (lo_b[0] < new < hi_b[0]):
+            new = 0.5 * (lo_b[0] + hi_b[0]) if np.isfinite(lo_b[0] + hi_b[0]) else new
+        shift = new
+    else:
+        raise SolverError(f"counting found no Fermi level near the shifts {log['shifts'][-3:]} eV")
+
+    # 2. widen or move windows until the answer rests on complete information at every row
+    # the band index of the gap (one spin channel: collinear channels fill separately)
+    N = int(round(target)) if abs(target - round(target)) < 1e-9 and len(chans) == 1 else None
+    m = n
+    for _ in range(12):
+        mu = fermi_level(W, n_electrons, weights=rw, occ=occ, temperature=temperature, n_below=NB)
+        edges = band_edges(W, n_electrons, occ, NB)
+        if edges is not None and edges[1] - edges[0] > GAP_KT * kT:
+            log["band_edges"] = edges
+            break
+        if N is not None and edges is None and log.get("gap_search", 0) < 8:
+            # an insulator whose band edge N-1 or N lies outside some windows: a shift placed
+            # across the gap (mirrored about E_F) at those rows, the band index known from the count
+            log["gap_search"] = log.get("gap_search", 0) + 1
+            low = NB > N - 1
+            high = NB + np.isfinite(W).sum(axis=1) <= N
+            idx = np.flatnonzero(low | high)
+            shifts = np.where(low[idx], 2 * mu - W[idx].min(axis=1), 2 * mu - top()[idx])
+            solve_rows(idx, shifts, m)
+            continue
+        reach = np.minimum(mu - W.min(axis=1), top() - mu) / kT
+        short = np.flatnonzero(reach < WINDOW_KT)
+        log["window_kT"] = float(reach.min())
+        if len(short) == 0:
+            break
+        if m >= COUNT_WINDOW_MAX:
+            raise SolverError(f"more than {COUNT_WINDOW_MAX} bands lie within {WINDOW_KT:g} kT of E_F = {mu:.4f} eV at "
+                              f"{len(short)} k-points: give a lower temperature (the counting method needs every "
+                              "band inside that window)")
+        m = min(2 * m, COUNT_WINDOW_MAX)
+        solve_rows(short, [mu] * len(short), m)
+    else:
+        raise SolverError(f"counting did not settle the Fermi level (last {mu:.4f} eV)")
+    if info is not None:
+        info.update(log, method="count", fermi_level=mu, rows=len(rows))
+    return mu
+
+
 def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None = None,
-                     temperature: float = 300.0, max_orbitals: int = DENSE_FERMI_MAX) -> float:
+                     temperature: float = 300.0, max_orbitals: int = DENSE_FERMI_MAX, method: str = "auto",
+                     guess: float | None = None, backend: str = "auto", info: dict | None = None,
+                     progress=False) -> float:
     """Fermi level (eV) of an operator from its electron count on a Gamma-centred ``mesh``.
 
     ``mesh``: (n1, n2, n3), a scalar n (n x n x 1 for slabs), or None for
-    :func:`automatic_mesh`. ``n_electrons`` defaults to :func:`electron_count`. All bands at
-    every mesh point are diagonalised densely, so operators of more than ``max_orbitals``
-    spin-orbitals raise HothamError (give the band tools an energy ``around`` instead)."""
-    from .solve import eigenvalues
+    :func:`automatic_mesh`. ``n_electrons`` defaults to :func:`electron_count`. ``method``:
+    "dense" (all bands at every mesh point), "count" (:func:`count_fermi_level`: inertia of
+    sparse factorisations and the eigenvalues near E_F, any size; ``guess`` the first shift,
+    ``backend`` the factorisation), or "auto": dense up to ``max_orbitals`` spin-orbitals,
+    counting above. k and -k count once (time reversal). ``info``: a dict filled with how."""
     n_orb = op.n_orbitals * op.spin_factor
-    if n_orb > max_orbitals:
-        raise HothamError(f"{op.n_orbitals} orbitals > {max_orbitals} (pass --around)")
     n_el = electron_count(op) if n_electrons is None else float(n_electrons)
     mesh = automatic_mesh(op.atoms) if mesh is None else mesh
-    return fermi_level(eigenvalues(op, monkhorst_pack(op.atoms, mesh)), n_el, occ=occupancy(op),
-                       temperature=temperature)
+    k, w = irreducible_kpoints(monkhorst_pack(op.atoms, mesh))
+    if method == "auto":
+        method = "dense" if n_orb <= max_orbitals else "count"
+    if method == "count":
+        return count_fermi_level(op, k, n_el, weights=w, temperature=temperature, guess=guess, backend=backend,
+                                 info=info, progress=progress)
+    if method != "dense":
+        raise HothamError(f"unknown Fermi-level method {method!r} (auto, dense, count)")
+    from .solve import eigenvalues
+    if info is not None:
+        info.update(method="dense")
+    return fermi_level(eigenvalues(op, k), n_el, weights=w, occ=occupancy(op), temperature=temperature)

@@ -107,14 +107,15 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
-                window=(-5.0, 5.0), format: str = "png", data: str = "txt", progress=False) -> str:
+                window=(-5.0, 5.0), format: str = "png", data: str = "txt", edges=None, progress=False) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
     ``path``: see the module docstring (``npoints`` k-points on an automatic or lettered path).
     ``n``, ``around`` (eV), ``channel``: as :func:`~hotham.electronic.bands.band_structure` (the n
-    bands nearest ``around``, sparse for big cells; one collinear channel). ``fermi``: Fermi level
-    to use, eV (default the file's). ``window``: energies shown, eV around E_F. ``progress``: a bar
+    bands nearest ``around``, sparse for big cells; one collinear channel). ``edges``: (below,
+    above), that many states just below and above E_F instead (the band edges of an insulator;
+    E_F by counting when the file has none). ``fermi``: Fermi level to use, eV (default the file's). ``window``: energies shown, eV around E_F. ``progress``: a bar
     over the k-points of the sparse solver on stderr. Returns the summary.
     """
     _check_formats(format, data)
@@ -122,7 +123,13 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     if fermi is not None:
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
-    bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress)
+    kw = {}
+    if edges is not None:
+        if not np.isfinite(op.fermi_level):
+            from .fermi import find_fermi_level
+            op.fermi_level = find_fermi_level(op, progress=progress)
+        kw = dict(n_below=int(edges[0]), n_above=int(edges[1]))
+    bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress, **kw)
     pre = _prefix(prefix, _name(source) + "_bands")
     _plot(plot_bands, bs, f"{pre}.{format}", window=tuple(window))
     _save_numbers(bs, pre, data)

@@ -43,6 +43,10 @@ from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
 #: blocks of H - shift S are all below this (eV); see :meth:`Assembler.small_pair_mask`
 DROP_TOL = 1e-4
 
+#: a band count from a perturbed (single-precision, thinned) factor is trusted when no
+#: eigenvalue lies closer than this to the shift, eV (a hundred times the perturbation)
+INERTIA_MARGIN = 0.01
+
 #: largest matrix solved densely when all bands are asked for (or by default when n is given)
 DENSE_MAX = 2000
 
@@ -146,12 +150,20 @@ class ShiftInvert:
     :data:`hotham.electronic.block.TOL` for eigenvalues only,
     :data:`~hotham.electronic.block.TOL_VECTORS` with eigenvectors), or ARPACK's (0 = machine).
     The ordering of the first factorisation is reused at every later k (same sparsity pattern).
+    ``inertia``: also count the bands below the shift at every k (Sylvester's law of inertia:
+    the negative pivots of the factor of H(k) - shift S(k)), as ``info["n_below"]`` after
+    :meth:`solve` or alone by :meth:`count`. The count is that of the matrix factorised: with
+    ``precision="double"`` and ``drop_tol=0`` of H - shift S itself; a single-precision or
+    thinned factor (the defaults for PARDISO, half the memory) perturbs H - shift S by ~1e-4 eV,
+    which can only move an eigenvalue across the shift if it lies that close to it, so callers
+    keep their shifts :data:`INERTIA_MARGIN` away from every eigenvalue (they see the
+    eigenvalues nearest the shift).
     Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
     """
 
     def __init__(self, op: BlockOperator, shift: float, assembler: Assembler | None = None,
                  channel: int = 0, tol: float | None = None, backend: str = "auto", precision: str = "auto",
-                 eigensolver: str = "auto", drop_tol: float = DROP_TOL):
+                 eigensolver: str = "auto", drop_tol: float = DROP_TOL, inertia: bool = False):
         if not np.isfinite(shift):
             raise HothamError("shift-invert needs a finite target energy: give `around` "
                               "(the operator has no Fermi level)")
@@ -166,26 +178,85 @@ class ShiftInvert:
         if eigensolver not in ("block", "arpack"):
             raise HothamError(f"unknown eigensolver {eigensolver!r} (auto, block, arpack)")
         self.eigensolver = eigensolver
+        self.inertia = bool(inertia)
         if precision == "auto":
             precision = "single" if (pardiso and eigensolver == "block") else "double"
         self.precision = precision
-        self.factor = factorizer(backend, self.asm.size, precision)
+        # one factorisation object per arithmetic (real at Gamma-like k, complex elsewhere), so
+        # that each keeps its symbolic analysis along a path that alternates between them
+        self._factors = {kind: factorizer(backend, self.asm.size, precision, inertia=self.inertia)
+                         for kind in (True, False)}
+        self.factor = self._factors[False]
         self.drop_tol = float(drop_tol)
         self._sel = None
         self.info: dict = {}
+        self.last_vectors = None
 
     @property
     def backend(self) -> str:
         return self.factor.name
 
-    def solve(self, k, n: int, vectors: bool = False):
-        """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None)."""
+    def move(self, shift: float) -> "ShiftInvert":
+        """Target another energy (eV) with the same factorisation objects and the same selection
+        of what is factorised, so PARDISO's symbolic analysis (and SuperLU's ordering) carry over.
+        The atom pairs left out stay those of the first shift: far tails, whose blocks of
+        H - shift S change by |shift difference| x their overlap (~1e-5), and the factor only
+        preconditions the iteration."""
+        self.shift = float(shift)
+        return self
+
+    def count(self, k) -> int:
+        """Bands below the shift at fractional k (needs ``inertia=True``): one factorisation."""
+        _, _, _, nnz, factored, t0, t1, t2 = self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
+        fac = self.factor
+        self.info = dict(t_assemble=t1 - t0, t_factor=t2 - t1, nnz=nnz, factored_nnz=factored,
+                         factor_nnz=getattr(fac, "factor_nnz", None), factor_mflop=getattr(fac, "factor_mflop", None),
+                         n_below=self._n_below())
+        return self.info["n_below"]
+
+    def _n_below(self) -> int:
+        try:
+            return self.factor.inertia()[1]
+        except RuntimeError as exc:
+            raise SolverError(f"no band count at shift {self.shift} eV: {exc}") from None
+
+    def solve(self, k, n: int, vectors: bool = False, X0: np.ndarray | None = None):
+        """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None).
+
+        ``X0``: starting vectors [size, <= n] for the block iteration (e.g. those of a nearby k)."""
         k = np.asarray(k, dtype=np.float64).reshape(3)
-        real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         size = self.asm.size
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
+        H, S, real, nnz, factored_nnz, t0, t1, t2 = self._factorise(k)
         dtype = np.float64 if real else np.complex128
+        fac = self.factor
+        with _blas_threads_guard():
+            if self.eigensolver == "block":
+                info = {}
+                try:
+                    e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
+                                              tol=self._block_tol(vectors), X0=X0)
+                except BlockNoConvergence as exc:
+                    raise SolverError(f"at k = {k}: {exc}") from None
+                self.last_vectors = c               # a warm start for the next k (``X0``)
+                c = c.astype(np.complex128) if vectors else None
+            else:
+                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
+        # timings (s) and sizes of the last solve, for benchmarks
+        self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
+                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
+                         factor_mflop=getattr(fac, "factor_mflop", None))
+        if self.inertia:
+            self.info["n_below"] = self._n_below()
+        return e, c
+
+    def _factorise(self, k):
+        """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
+        (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
+        after the factorisation)."""
+        real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
+        self.factor = self._factors[real]
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
         if not soc:
@@ -207,24 +278,7 @@ class ShiftInvert:
                               f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
-        t2 = time.perf_counter()
-        fac = self.factor
-        with _blas_threads_guard():
-            if self.eigensolver == "block":
-                info = {}
-                try:
-                    e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
-                                              tol=self._block_tol(vectors))
-                except BlockNoConvergence as exc:
-                    raise SolverError(f"at k = {k}: {exc}") from None
-                c = c.astype(np.complex128) if vectors else None
-            else:
-                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
-        # timings (s) and sizes of the last solve, for benchmarks
-        self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
-                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
-                         factor_mflop=getattr(fac, "factor_mflop", None))
-        return e, c
+        return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
 
     def _selection(self, ref) -> SlotSelection:
         """Which stored entries of K (pattern ``ref``: a CSR matrix or the assembler's pattern)
@@ -302,7 +356,78 @@ class ShiftInvert:
         return e, (c @ y).astype(np.complex128), info
 
 
+def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
+                X0: np.ndarray | None = None, max_shifts: int = 10):
+    """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
+    fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
+    window at E_F: a warm start for the next k).
+
+    Each shift s returns the m eigenvalues nearest it, so it certifies that no other eigenvalue
+    lies within r = max |e - s| of s. The first shift is at E_F (``X0``: starting vectors, e.g.
+    the previous k's); while the certified interval around E_F holds too few states on one side,
+    the next shift goes just beyond that interval's end on that side, which across the gap of an
+    insulator is the other band edge (two shifts in all; one for a metal)."""
+    found_e, found_c, cert = [], [], []
+    # a few guard states: the farthest state of a window is not certified (its partner may lie
+    # just outside), and the first window is rarely split evenly around E_F
+    s, m = float(fermi), n_below + n_above + max(4, (n_below + n_above) // 2)
+    shifts = []
+    if X0 is not None and np.iscomplexobj(X0) and is_real_kpoint(si.op, k) and si.op.spin != "soc":
+        X0 = X0.real                             # a complex start at a real k: its real part
+    for _ in range(max_shifts):
+        for attempt in range(3):
+            try:
+                e, c = si.move(s).solve(k, m, vectors, X0=X0 if not shifts else None)
+                break
+            except SolverError:                  # the shift hit an eigenvalue (a degenerate E_F)
+                s += 1e-4 * (attempt + 1)
+        else:
+            raise SolverError(f"no shift near {s:.4f} eV works at k = {k}")
+        if not shifts:
+            start = si.last_vectors
+        shifts.append(s)
+        r = np.abs(e - s).max() * (1 - 1e-9) - 1e-9   # the farthest state may have a partner just outside
+        new = np.abs(e - s) <= r
+        for lo, hi in cert:                      # states of earlier certified intervals are known
+            new &= ~((e >= lo) & (e <= hi))
+        found_e.append(e[new])
+        found_c.append(c[:, new] if vectors else None)
+        cert.append((s - r, s + r))
+        A, B = _component(cert, fermi)
+        E = np.concatenate(found_e)
+        inside = (E >= A) & (E <= B)
+        below = np.flatnonzero(inside & (E < fermi))
+        above = np.flatnonzero(inside & (E >= fermi))
+        if len(below) >= n_below and len(above) >= n_above:
+            pick = np.concatenate([below[np.argsort(E[below])][len(below) - n_below:],
+                                   above[np.argsort(E[above])][:n_above]])
+            pick = pick[np.argsort(E[pick], kind="stable")]
+            C = np.concatenate(found_c, axis=1)[:, pick] if vectors else None
+            return E[pick], C, start
+        width = max(B - A, 1e-3)
+        if len(below) < n_below:                 # next window just below the certified interval
+            s, m = A - 0.01 * width, 2 * (n_below - len(below)) + 4
+        else:
+            s, m = B + 0.01 * width, 2 * (n_above - len(above)) + 4
+    raise SolverError(f"{max_shifts} shifts did not find {n_below} states below and {n_above} above "
+                      f"E_F = {fermi:.4f} eV at k = {k}")
+
+
+def _component(intervals, x: float) -> tuple[float, float]:
+    """The connected union of the closed ``intervals`` [(lo, hi)] that contains x."""
+    iv = sorted(intervals)
+    A, B = x, x
+    grown = True
+    while grown:
+        grown = False
+        for lo, hi in iv:
+            if lo <= B and hi >= A and (lo < A or hi > B):
+                A, B, grown = min(A, lo), max(B, hi), True
+    return A, B
+
+
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
+          n_below: int | None = None, n_above: int | None = None,
           channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
           eigensolver: str = "auto", progress=False) -> Eigen:
@@ -316,7 +441,20 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     module docstring (``channel=None`` concatenates up and down). ``progress``: a bar over the
     k-points of the sparse solver, with its ETA, on stderr (a flag or a
     :class:`hotham.progress.Progress`). Returns :class:`Eigen`.
+
+    ``n_below`` / ``n_above`` (instead of ``n``): the states just below E_F (``around``, default
+    ``op.fermi_level``) and from it up, at every k: the band edges of an insulator, whatever
+    the gap, or the states around E_F of a metal (:func:`edge_states`: one shift at E_F, a
+    second across the gap; along a path each k starts from the previous k's vectors).
     """
+    if n_below is not None or n_above is not None:
+        if n is not None:
+            raise HothamError("give n (states nearest `around`) or n_below / n_above (around E_F), not both")
+        n_below, n_above = int(n_below or 0), int(n_above or 0)
+        if n_below < 0 or n_above < 0 or n_below + n_above < 1:
+            raise HothamError(f"n_below = {n_below}, n_above = {n_above}: at least one state, none negative")
+        return _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method,
+                            dict(backend=backend, precision=precision, eigensolver=eigensolver), progress)
     from ..progress import Progress
     progress = Progress.of(progress, "bands")
     for name, X in (("Hamiltonian (H)", op.H), ("overlap (S)", op.S)):
@@ -370,6 +508,47 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     return Eigen(energies, vecs, k, spin_idx)
 
 
+def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method, solver_kw,
+                 progress) -> Eigen:
+    """:func:`solve` with ``n_below`` / ``n_above``."""
+    from ..progress import Progress
+    progress = Progress.of(progress, "bands")
+    fermi = op.fermi_level if around is None else float(around)
+    if not np.isfinite(fermi):
+        raise HothamError(f"{op.source or 'operator'} has no Fermi level for n_below / n_above: find it first "
+                          "(hotham.electronic.find_fermi_level) or give `around`")
+    k = as_kpoints(kpts)
+    asm = Assembler(op)
+    if method == "auto":
+        method = "dense" if asm.size <= dense_max else "sparse"
+    chans = _channels(op, channel)
+    nb = n_below + n_above
+    E, C = [], []
+    for s in chans:
+        if method == "dense":
+            eig = solve(op, k, channel=s, vectors=vectors, method="dense")
+            e = eig.energies
+            first = np.sum(e < fermi, axis=1)[:, None] - n_below
+            if first.min() < 0 or first.max() + nb > e.shape[1]:
+                raise HothamError(f"fewer than {n_below} bands below or {n_above} above E_F = {fermi:.4f} eV")
+            idx = first + np.arange(nb)
+            E.append(np.take_along_axis(e, idx, 1))
+            C.append(np.take_along_axis(eig.vectors, idx[:, None, :], 2) if vectors else None)
+            continue
+        si = ShiftInvert(op, fermi, asm, channel=s, **solver_kw)
+        es, cs, X0 = [], [], None
+        for q in progress.bar(range(len(k)), "k-points (band edges)"):
+            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0)
+            es.append(e)
+            cs.append(c)
+        E.append(np.stack(es))
+        C.append(np.stack(cs) if vectors else None)
+    energies = np.concatenate(E, axis=1)
+    vecs = np.concatenate(C, axis=2) if vectors else None
+    spin_idx = np.repeat(chans, [nb] * len(chans)) if op.spin == "collinear" else None
+    return Eigen(energies, vecs, k, spin_idx)
+
+
 def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:
     """Indices [nk, n] of the n eigenvalues nearest target, kept in ascending energy order."""
     idx = np.argsort(np.abs(e - target), axis=1, kind="stable")[:, :n]
@@ -382,7 +561,8 @@ def eigenvalues(op: BlockOperator, kpts, *, n: int | None = None, around: float 
 
     All bands (dense LAPACK) when ``n`` is None; else the ``n`` eigenvalues nearest ``around``
     (eV, default ``op.fermi_level``), through sparse shift-invert for matrices larger than
-    :data:`DENSE_MAX`. Collinear operators: ``channel`` 0/1 picks a channel, ``None`` gives
+    :data:`DENSE_MAX`; or with ``n_below`` / ``n_above`` the states just below and above E_F
+    (band edges, :func:`solve`). Collinear operators: ``channel`` 0/1 picks a channel, ``None`` gives
     [up bands | down bands] concatenated (2 x nbands). SOC: 2N spinor bands.
     """
     return solve(op, kpts, n=n, around=around, channel=channel, **kwargs).energies

@@ -42,6 +42,10 @@ def tile(op: BlockOperator, reps) -> BlockOperator:
     S = None if op.S is None else np.tile(op.S, n_cells)
     meta = dict(op.meta)
     meta["supercell"] = [int(r) for r in reps]
+    # a total electron count grows with the cell (a dict per element counts the atoms itself)
+    v = meta.get("valence_electrons")
+    if v is not None and not isinstance(v, dict):
+        meta["valence_electrons"] = float(v) * n_cells
     return BlockOperator(atoms, op.basis, edge_i, edge_j, edge_R, H=H, S=S, spin=op.spin,
                          fermi_level=op.fermi_level, source=f"{op.source} x {tuple(int(r) for r in reps)}",
                          meta=meta)

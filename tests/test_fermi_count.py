@@ -1,0 +1,131 @@
+"""Band counts from the inertia of sparse factorisations, and the Fermi level by counting
+against dense diagonalisation and against folded primitive cells (tiling is exact)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+
+from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, tile
+from hotham.electronic.factor import have_pardiso
+from hotham.electronic.fermi import electron_count, fermi_level, irreducible_kpoints, monkhorst_pack
+from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
+
+BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small problems: one BLAS / torch thread (idle threads spin on a loaded machine)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [(0.0, 0.0, 0.0), (0.1, 0.23, 0.0)])
+def test_inertia_counts_bands_below_the_shift(mos2, backend, k):
+    op = tile(mos2, (2, 2, 1))
+    asm = Assembler(op)
+    e = sla.eigh(asm.H(k).toarray(), asm.S(k).toarray(), eigvals_only=True)
+    # the exact matrix in double precision: its inertia is exact (tests of inexact factors below)
+    si = ShiftInvert(op, 0.0, asm, backend=backend, inertia=True, precision="double", drop_tol=0.0)
+    # shifts in the valence band, in the gap and in the conduction band, each off an eigenvalue
+    for shift in (mos2.fermi_level - 1.137, mos2.fermi_level + 0.011, mos2.fermi_level + 2.071):
+        assert si.move(shift).count(k) == int(np.sum(e < shift))
+    # the same count comes with the eigenvalues nearest the shift
+    vals, _ = si.solve(k, 6)
+    assert si.info["n_below"] == int(np.sum(e < si.shift))
+    np.testing.assert_allclose(vals, np.sort(e[np.argsort(np.abs(e - si.shift))[:6]]), atol=1e-7)
+
+
+def test_tile_scales_a_total_electron_count(graphene, mos2):
+    assert graphene.meta["valence_electrons"] == 8.0
+    assert electron_count(tile(graphene, (3, 3, 1))) == 72.0
+    op = tile(mos2, (2, 1, 1))
+    op.meta["valence_electrons"] = {"Mo": 14.0, "S": 6.0}     # per element: scales with the atoms
+    assert electron_count(tile(op, (2, 1, 1))) == 4 * 26.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("system", ["graphene", "mos2"])
+def test_counting_equals_folded_primitive_and_dense(system, backend, request):
+    # SuperLU: the exact matrix; PARDISO: its default single-precision, thinned factor, whose band
+    # counts hold with every shift kept INERTIA_MARGIN away from the eigenvalues
+    prim = request.getfixturevalue(system)
+    big = tile(prim, (3, 3, 1))
+    info = {}
+    ef = find_fermi_level(big, (1, 1, 1), method="count", backend=backend, info=info)
+    # Gamma of the 3x3 supercell holds the primitive bands of the Gamma-centred 3x3 mesh (K included)
+    assert ef == pytest.approx(find_fermi_level(prim, (3, 3, 1)), abs=1e-8)
+    assert ef == pytest.approx(find_fermi_level(big, (1, 1, 1), method="dense"), abs=1e-8)
+    assert info["method"] == "count" and info["factorisations"] <= 4
+    if system == "mos2":
+        vbm, cbm = info["band_edges"]           # an insulator: E_F in the middle of the gap
+        assert cbm - vbm > 1.0 and ef == pytest.approx(0.5 * (vbm + cbm))
+    else:
+        assert info["window_kT"] >= 8          # a semimetal: Fermi-Dirac inside complete windows
+
+
+def test_counting_on_a_mesh_from_a_poor_guess(graphene):
+    big = tile(graphene, (2, 2, 1))
+    info = {}
+    # above the threshold the counting method is used: the 3x3 mesh of the 2x2 cell (5 k up to time reversal)
+    ef = find_fermi_level(big, (3, 3, 1), max_orbitals=10, guess=graphene.fermi_level - 6.0, info=info)
+    assert info["method"] == "count" and info["rows"] == 5 and len(set(info["shifts"])) > 1
+    assert ef == pytest.approx(find_fermi_level(big, (3, 3, 1), method="dense"), abs=1e-8)
+
+
+def test_fermi_level_window_and_gap_rules(mos2):
+    e = eigenvalues(mos2, monkhorst_pack(mos2.atoms, 5))
+    full = fermi_level(e, 26.0)
+    # the same answer from windows of the spectrum with the bands below them counted
+    cut = 5
+    assert fermi_level(e[:, cut:], 26.0, n_below=np.full(len(e), cut)) == pytest.approx(full, abs=1e-12)
+    vbm, cbm = e[:, 12].max(), e[:, 13].min()
+    assert full == pytest.approx(0.5 * (vbm + cbm), abs=1e-12)
+    k, w = irreducible_kpoints(monkhorst_pack(mos2.atoms, 5))
+    assert len(k) == 13 and w.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("system", ["graphene", "mos2"])
+def test_band_edges_sparse_equal_dense(system, request):
+    prim = request.getfixturevalue(system)
+    big = tile(prim, (3, 3, 1))
+    big.fermi_level = find_fermi_level(big, (1, 1, 1))
+    k = [[0, 0, 0], [0.1, 0.2, 0], [0.2, 0.2, 0]]       # real, then complex k (warm starts across them)
+    sparse = eigenvalues(big, k, n_below=3, n_above=5, method="sparse")
+    dense = eigenvalues(big, k, n_below=3, n_above=5, method="dense")
+    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+    assert np.all(sparse[:, :3] < big.fermi_level) and np.all(sparse[:, 3:] >= big.fermi_level)
+    full = eigenvalues(big, k)
+    below = np.sum(full < big.fermi_level, axis=1)
+    np.testing.assert_allclose(dense, [f[b - 3:b + 5] for f, b in zip(full, below)], atol=1e-10)
+
+
+def test_cli_bands_edges(tmp_path):
+    from pathlib import Path
+
+    from hotham.cli import main
+    run = Path(__file__).parent / "data" / "openmx" / "mos2_prim"
+    assert main(["bands", str(run), "--edges", "2", "3", "--npoints", "12", "--quiet", "-o", str(tmp_path / "b")]) == 0
+    data = np.loadtxt(tmp_path / "b.txt")
+    assert data.shape == (len(data), 4 + 5)
+    fermi = float(open(tmp_path / "b.txt").readline().split()[-1])
+    assert np.all(data[:, 4:6] < fermi) and np.all(data[:, 6:] > fermi)       # the valence and conduction edges
+
+
+@pytest.mark.parametrize("run, reps", [("graphene_prim_spin", (3, 3, 1)), ("mos2_prim_soc", (2, 2, 1))])
+def test_counting_collinear_and_soc(run, reps):
+    from pathlib import Path
+
+    import hotham.io as hio
+    big = tile(hio.read(Path(__file__).parent / "data" / "openmx" / run), reps)
+    assert find_fermi_level(big, (1, 1, 1), method="count") == pytest.approx(
+        find_fermi_level(big, (1, 1, 1), method="dense"), abs=1e-8)
