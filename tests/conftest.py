@@ -80,3 +80,13 @@ def float64():
     with float64_default():
         yield
 
+
+
+def graphene_deeph(tmp) -> Path:
+    """A folder ``deeph`` holding the two graphene sets of tests/data/deeph only (links), for the tests
+    that build a carbon data set from it: tests/data/deeph also holds graphene/hBN, MoS2 and SOC cells."""
+    root = Path(tmp) / "deeph"
+    root.mkdir()
+    for name in ("bilayer_graphene_slid_1x1", "graphene_mono_2x2"):
+        (root / name).symlink_to(DATA / "deeph" / name, target_is_directory=True)
+    return root

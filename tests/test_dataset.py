@@ -17,21 +17,12 @@ from hotham.cli import main
 from hotham.dataset import Dataset, build_dataset, split_names
 from hotham.errors import BasisError, FormatError, HothamError
 from hotham.parsers.deeph import write_deeph
-from conftest import DATA, random_operator
+from conftest import DATA, graphene_deeph, random_operator
 
 DEEPH = DATA / "deeph"
 MONO = DEEPH / "graphene_mono_2x2" / "000"
 BILAYER = DEEPH / "bilayer_graphene_slid_1x1" / "000"
 
-
-def graphene_sets(tmp) -> Path:
-    """A folder ``deeph`` with the two graphene sets of tests/data/deeph only (it also holds other
-    chemistries and a SOC set, which a spin-less graphene build would list as skipped)."""
-    root = Path(tmp) / "deeph"
-    root.mkdir()
-    for src in (MONO.parent, BILAYER.parent):
-        (root / src.name).symlink_to(src, target_is_directory=True)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def built(tmp_path_factory):
     (broken / "element.dat").chmod(0o644)
     (broken / "element.dat").unlink()
     out = tmp / "set.h5"
-    report = build_dataset([graphene_sets(tmp), tmp / "broken"], out, seed=3, progress=False)
+    report = build_dataset([graphene_deeph(tmp), tmp / "broken"], out, seed=3, progress=False)
     return out, report, broken
 
 
@@ -194,7 +185,7 @@ def test_dataset_rejects_foreign_file(tmp_path):
 
 def test_cli_build_and_info(tmp_path, capsys):
     out = tmp_path / "cli.h5"
-    rc = main(["dataset", "build", str(graphene_sets(tmp_path)), str(tmp_path / "nothing"), "-o", str(out),
+    rc = main(["dataset", "build", str(graphene_deeph(tmp_path)), str(tmp_path / "nothing"), "-o", str(out),
                "--split", "0.5", "0.5", "0", "--seed", "1", "--cutoff", "5", "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0 and "structures: 2" in text and "skipped 1" in text and "no such file" in text

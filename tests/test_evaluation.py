@@ -12,6 +12,8 @@ from hotham.electronic import automatic_mesh, find_fermi_level
 from hotham.evaluation import evaluate_split
 from hotham.train import TrainConfig, train
 
+from conftest import graphene_deeph  # noqa: E402
+
 DATA = Path(__file__).parent / "data"
 OPENMX = ["graphene_prim", "bilayer_graphene_ab_prim"]     # run folders with a .Band file
 
@@ -20,7 +22,7 @@ OPENMX = ["graphene_prim", "bilayer_graphene_ab_prim"]     # run folders with a 
 def dataset(tmp_path_factory):
     """Two DeepH structures (no .Band file) and two OpenMX runs (with one), all C6.0-s2p2d1."""
     path = tmp_path_factory.mktemp("ev") / "set.h5"
-    build_dataset([DATA / "deeph"] + [DATA / "openmx" / n for n in OPENMX], path, split=(0.5, 0.5, 0.0), seed=0,
+    build_dataset([graphene_deeph(path.parent)] + [DATA / "openmx" / n for n in OPENMX], path, split=(0.5, 0.5, 0.0), seed=0,
                   progress=False)
     return path
 

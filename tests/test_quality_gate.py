@@ -13,6 +13,8 @@ from hotham.dataset import build_dataset
 from hotham.prediction import QUALITY_GATE_MEV, QualityWarning
 from hotham.train import TrainConfig, train
 
+from conftest import graphene_deeph  # noqa: E402
+
 DATA = Path(__file__).parent / "data"
 TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
 BILAYER = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
@@ -22,7 +24,7 @@ BILAYER = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
 def under_trained(tmp_path_factory):
     """A checkpoint after 1 epoch: far above the gate."""
     tmp = tmp_path_factory.mktemp("gate")
-    build_dataset([DATA / "deeph"], tmp / "set.h5", split=(0.5, 0.5, 0.0), seed=0, progress=False)
+    build_dataset([graphene_deeph(tmp)], tmp / "set.h5", split=(0.5, 0.5, 0.0), seed=0, progress=False)
     train(tmp / "set.h5", tmp / "m.pt", model=TINY, config=TrainConfig(epochs=1), log=lambda s: None)
     return tmp / "m.pt"
 

@@ -17,6 +17,8 @@ from hotham.baseline import OnsiteBaseline
 from hotham.checkpoint import load_predictor
 from hotham.train import TrainConfig, train
 
+from conftest import graphene_deeph  # noqa: E402
+
 DATA = Path(__file__).parent / "data"
 TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
 
@@ -24,7 +26,7 @@ TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("ds") / "set.h5"
-    build_dataset([DATA / "deeph"], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
+    build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
     return path
 
 
@@ -134,8 +136,11 @@ def test_fermi_level_from_electron_count_matches_openmx():
     assert automatic_mesh(dft.atoms) == (10, 10, 1)
     ef = find_fermi_level(dft)                                  # automatic 10x10: semimetal, mesh-dependent
     assert abs(ef - dft.fermi_level) < 0.05
-    with pytest.raises(HothamError, match="orbitals > 10"):
-        find_fermi_level(dft, max_orbitals=10)
+    # above max_orbitals the bands below E_F are counted (inertia) instead of diagonalised: same E_F
+    dense = find_fermi_level(dft, (9, 9, 1))
+    info = {}
+    assert abs(find_fermi_level(dft, (9, 9, 1), max_orbitals=10, info=info) - dense) < 1e-6
+    assert info["method"] == "count"
 
 
 def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_data):
