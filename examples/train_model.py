@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +56,9 @@ def main(argv=None) -> int:
                          "from the checkpoint's history)")
     args = ap.parse_args(argv)
     from hotham.checkpoint import load_predictor
-    from hotham.files import atomic_path
     from hotham.recipes import SPLIT_SEED, held_out_record, recipe_dataset
     from hotham.threads import set_threads
-    from hotham.train import last_state_path, load_run_config, train_from_file
+    from hotham.train import load_run_config, train_from_file, write_model_record
 
     recipe = Path(args.recipe)
     name = recipe.stem
@@ -98,19 +94,11 @@ def main(argv=None) -> int:
             check = check_twisted_bilayer(predictor, ROOT / "data")
             record.update({k: v for k, v in check.items() if k.endswith(("meV", "eV"))})
         record.update({"epochs": len(history), "parameters": parameters, "train_wall_s": round(wall, 1),
-                       "threads": threads,
-                       "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}, "
-                                  f"{os.cpu_count()} cores",
-                       "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "command": " ".join(["python", "examples/train_model.py", _relative(recipe),
-                                            *[a for a in (sys.argv[1:] if argv is None else argv)
-                                              if a != args.recipe]])})
-        with atomic_path(out.with_suffix(".json")) as f:
-            Path(f).write_text(json.dumps(record, indent=1))
-        if not args.quick:          # the shipped folder keeps the checkpoint and its record only
-            for side in [last_state_path(out)] + [out.with_name(out.name + s) for s in (".json", ".metrics.csv",
-                                                                                      ".config.yaml")]:
-                side.unlink(missing_ok=True)
+                       "threads": threads})
+        command = " ".join(["python", "examples/train_model.py", _relative(recipe),
+                            *[a for a in (sys.argv[1:] if argv is None else argv) if a != args.recipe]])
+        # the shipped folder keeps the checkpoint and its record only
+        record = write_model_record(out, record, command, ship=not args.quick)
         print(json.dumps(record, indent=1))
     return 0
 

@@ -269,7 +269,8 @@ def write_model_record(out_path, record: dict, command: str, *, ship: bool = Tru
     import platform
     from datetime import datetime, timezone
     out = Path(out_path)
-    record = {**record, "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}",
+    record = {**record, "machine": f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+                                   f"{os.cpu_count()} cores",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}
     with atomic_path(out.with_suffix(".json")) as f:
         Path(f).write_text(json.dumps(record, indent=1))
