@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from eigensolver import _operator, gemm_job, run
 
@@ -44,13 +42,14 @@ def moire_job(m, n, nk, out, q):
 
 def edges_job(n_atoms, q):
     from hotham.electronic import eigenvalues, find_fermi_level
+    from hotham.progress import peak_memory_gb
     prim, op, reps = _operator("mos2", n_atoms)
     op.fermi_level = find_fermi_level(prim, reps)     # Gamma of the supercell = the folded mesh
     t0 = time.perf_counter()
     e = eigenvalues(op, [[0, 0, 0]], n_below=10, n_above=10)[0]
     t = time.perf_counter() - t0
     q.put(dict(atoms=op.n_atoms, orbitals=op.n_orbitals, t=t, gap=float(e[10] - e[9]), fermi=op.fermi_level,
-               peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2))
+               peak_gb=peak_memory_gb()))
 
 
 def main(argv=None):

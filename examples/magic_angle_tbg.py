@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 import warnings
 from pathlib import Path
@@ -32,11 +31,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL, QUICK = (31, 32), (11, 12)
-
-
-def peak_gb() -> float:
-    """Peak resident memory of this process, GB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, log=print,
@@ -49,6 +43,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
     from hotham.electronic import band_path, find_fermi_level, plot_atom_weights, save_figure, solve, states
     from hotham.electronic.fermi import automatic_mesh
+    from hotham.progress import peak_memory_gb
     from hotham.threads import set_threads
     from hotham.workflows.generate import generate_twisted
 
@@ -58,7 +53,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
 
     def stage(name, t0):
         times[name] = time.perf_counter() - t0
-        log(f"   {name}: {times[name]:.1f} s (peak memory {peak_gb():.2f} GB)")
+        log(f"   {name}: {times[name]:.1f} s (peak memory {peak_memory_gb():.2f} GB)")
 
     t0 = time.perf_counter()
     atoms = generate_twisted("graphene", m=m, n=n)
@@ -149,11 +144,11 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
                "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level, "fermi_info": {
                    k: v for k, v in info.items() if k in ("factorisations", "window_kT", "band_edges", "rows")},
                "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * float(flat.max() - flat.min()),
-               "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_gb(), "threads": threads}
+               "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_memory_gb(), "threads": threads}
     from hotham.files import atomic_path
     with atomic_path(out / "magic_angle.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1))
-    log(f"== total {times['total']:.1f} s, peak memory {peak_gb():.2f} GB -> {out}")
+    log(f"== total {times['total']:.1f} s, peak memory {peak_memory_gb():.2f} GB -> {out}")
     return (summary, pred) if return_operator else summary
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 import warnings
@@ -49,11 +48,6 @@ def folded_k(atoms, layer, k=(1 / 3, 1 / 3, 0.0)) -> np.ndarray:
     return np.append(ks - np.floor(ks + 1e-9), 0.0)
 
 
-def peak_memory_gb() -> float:
-    """Peak resident memory of this process so far (GB; Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-
-
 def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints: int, mesh, around=None,
                   k_gap=None, window=(-1.5, 1.5)) -> dict:
     """Predict ``atoms`` with ``args.model`` (S from the PAO files), its bands on the in-plane path
@@ -69,6 +63,7 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
     import hotham.electronic as el
     from hotham.electronic.solve import DENSE_MAX
     from hotham.prediction import DomainWarning
+    from hotham.progress import peak_memory_gb
     t0 = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DomainWarning)

@@ -12,7 +12,13 @@ import sys
 import time
 from contextlib import contextmanager
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "peak_memory_gb"]
+
+
+def peak_memory_gb() -> float:
+    """Peak resident memory of this process so far, GB (Linux's ru_maxrss is in kB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 class Progress:
