@@ -129,7 +129,6 @@ def test_fermi_level_from_electron_count_matches_openmx():
     """The E_F a prediction gets (electron count on a mesh) reproduces OpenMX's chemical potential
     when applied to the DFT blocks themselves (slid bilayer: 16 electrons, 10x10 mesh)."""
     from hotham.electronic import automatic_mesh, find_fermi_level
-    from hotham.errors import HothamError
     dft = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
     ef = find_fermi_level(dft, (9, 9, 1))                       # OpenMX's own scf.Kgrid
     assert abs(ef - dft.fermi_level) < 2e-3
