@@ -77,7 +77,7 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
     nnz_per_graph = []
     for g, op in enumerate(ops):
         symbols = op.atoms.get_chemical_symbols()
-        for s in set(symbols):
+        for s in sorted(set(symbols)):      # sorted: the same species is named in every run
             if s not in sp_index:
                 raise BasisError(f"species {s} of {op.source or 'structure'} is unknown to the model "
                                  f"(model species: {', '.join(species)})")
