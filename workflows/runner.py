@@ -73,7 +73,11 @@ def link_openmx_data(folder: Path, dat: Path) -> None:
     where = (folder / path)
     if not where.exists() and not where.is_symlink() and where.name == "DFT_DATA19":
         where.parent.mkdir(parents=True, exist_ok=True)
-        where.symlink_to(Path(env).resolve(), target_is_directory=True)
+        try:
+            where.symlink_to(Path(env).resolve(), target_is_directory=True)
+        except FileExistsError:     # a run of the same folder started in parallel made it first
+            if not where.is_symlink():
+                raise
 
 
 def find_input(folder) -> Path:
