@@ -99,11 +99,21 @@ def _timed(f) -> float:
 
 
 def run(target, *args):
+    """``target(*args, q)`` in a fresh process (its own peak memory); what it puts on ``q``.
+    A process that dies without an answer (killed for memory: exit code -9) raises."""
+    import queue
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=args + (q,))
     p.start()
-    res = q.get()
+    while True:
+        try:
+            res = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"{target.__name__}{args} died without a result (exit code {p.exitcode}; "
+                                   "-9: killed, e.g. for memory)")
     p.join()
     return res
 
