@@ -79,6 +79,12 @@ class SuperLUFactor:
     def factor_nnz(self) -> int:
         return int(self.lu.L.nnz + self.lu.U.nnz)
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the factor holds: the entries of L and U with their row indices, and the orderings."""
+        lu = self.lu
+        return int(lu.L.data.nbytes + lu.U.data.nbytes + 4 * (lu.L.nnz + lu.U.nnz) + 16 * lu.shape[0])
+
     def inertia(self) -> tuple[int, int]:
         """(positive, negative) eigenvalues of the last Hermitian matrix factorised, from the
         signs of the diagonal of U. A row order other than the column order (a pivot taken
@@ -192,6 +198,15 @@ class PardisoFactor:
     @property
     def factor_nnz(self) -> int:
         return int(self.solver.get_iparm(18)) if self.solver is not None else 0
+
+    @property
+    def memory_bytes(self) -> int:
+        """PARDISO's own report of its peak memory, bytes: max(iparm 15, iparm 16 + iparm 17),
+        in kB (the symbolic analysis' peak; its permanent memory plus the factor's)."""
+        if self.solver is None:
+            return 0
+        g = self.solver.get_iparm
+        return 1024 * max(int(g(15)), int(g(16)) + int(g(17)))
 
     @property
     def factor_mflop(self) -> int:
