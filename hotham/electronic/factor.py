@@ -57,6 +57,7 @@ class SuperLUFactor:
         if upper:
             raise ValueError("SuperLU needs the full matrix, not its upper triangle")
         A = sp.csc_matrix(A)
+        self.dtype = A.dtype
         opts = dict(options=dict(SymmetricMode=True), diag_pivot_thresh=0.0)
         if self.perm is None:
             self.lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", **opts)
@@ -83,7 +84,7 @@ class SuperLUFactor:
     def memory_bytes(self) -> int:
         """Bytes the factor holds: the entries of L and U with their row indices, and the orderings."""
         lu = self.lu
-        return int(lu.L.data.nbytes + lu.U.data.nbytes + 4 * (lu.L.nnz + lu.U.nnz) + 16 * lu.shape[0])
+        return int(self.factor_nnz * (self.dtype.itemsize + 4) + 16 * lu.shape[0])
 
     def inertia(self) -> tuple[int, int]:
         """(positive, negative) eigenvalues of the last Hermitian matrix factorised, from the

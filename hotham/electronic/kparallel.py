@@ -20,13 +20,14 @@ serial), where the budget is ``memory_gb`` or the machine's available memory
   (a spawned worker's resident memory, measured: 0.33 GB);
 * three times the pickled operator: the bytes received, the operator unpickled from them, and
   the assembler's pattern and slot maps built from it (about as large);
-* the working set of one k-point. Sparse shift-invert: the factor of H(k) - shift S(k),
-  measured by factorising at the first k-point in the parent before the workers start
-  (PARDISO's own report of its peak memory, or SuperLU's L and U), plus 68 bytes per stored
-  entry of H(k) (H, S and K values, complex, their shared index and the assembler's slot map)
-  and ten blocks of the iteration's vectors (size x states x 16 bytes). Dense: eight
-  size x size complex matrices per k of a batch (H, S, the Cholesky factor, its inverse, the
-  reduced matrix, its vectors, the result).
+* the working set of one k-point. Sparse shift-invert: twice the factor of H(k) - shift S(k)
+  (:data:`FACTOR_COPIES`: a path through real and complex k-points keeps a factor of each),
+  measured by factorising once in the parent before the workers start, at the first complex
+  k-point of the list (PARDISO's own report of its peak memory, or SuperLU's L and U entries),
+  plus :data:`BYTES_PER_ENTRY` (200, measured) per stored entry of H(k), plus ten blocks of the
+  iteration's vectors (size x states x 16 bytes). Dense: eight size x size complex matrices per
+  k of a batch (H, S, the Cholesky factor, its inverse, the reduced matrix, its vectors, the
+  result).
 * the chunk's results: energies, and eigenvectors when asked for (twice: the worker's and
   their pickled copy).
 
@@ -44,7 +45,7 @@ import numpy as np
 
 from ..errors import HothamError
 from ..progress import Progress
-from .hk import Assembler, as_kpoints
+from .hk import Assembler, as_kpoints, is_real_kpoint
 
 __all__ = ["solve_parallel", "plan_processes", "chunk_bounds", "available_memory_gb", "KPointError",
            "WORKER_BASE_GB"]
@@ -52,9 +53,14 @@ __all__ = ["solve_parallel", "plan_processes", "chunk_bounds", "available_memory
 #: resident memory of a spawned worker with numpy, scipy, torch and hotham imported, GB (measured)
 WORKER_BASE_GB = 0.33
 
-#: bytes per stored entry of H(k) while one k is solved: H, S and K values (complex, 16 each),
-#: their shared column index (4) and the assembler's slot map (16)
-BYTES_PER_ENTRY = 68
+#: bytes per stored entry of H(k) while one k is solved, measured (peak resident memory of a
+#: solve along a path, less the factors; 4500-orbital MoS2, SuperLU 218, PARDISO 160): H(k),
+#: S(k) and K values, their index, the assembly's temporaries and the factorised selection of K
+BYTES_PER_ENTRY = 200
+
+#: factors alive at once: one for the real k-points (Gamma, zone boundary) and one for the
+#: complex ones, each replaced only once its successor is built
+FACTOR_COPIES = 2
 
 #: blocks of size x states complex vectors the block iteration holds (X, H X, S X, residuals,
 #: corrections and their products)
@@ -151,8 +157,11 @@ def plan_processes(op, kpts, processes: int, memory_gb: float | None = None, ope
         si = ShiftInvert(op, target, asm, channel=_channels(op, solve_kw.get("channel"))[0],
                          backend=solve_kw.get("backend", "auto"), precision=solve_kw.get("precision", "auto"),
                          eigensolver=solve_kw.get("eigensolver", "auto"))
-        info = si.factorise(k[0])
-        fixed = info["factor_bytes"] + BYTES_PER_ENTRY * info["nnz"] + VECTOR_BLOCKS * 16 * size * states
+        # at a complex k when there is one: its factor is the larger (real ones take half)
+        probe = next((q for q in k if not is_real_kpoint(op, q)), k[0])
+        info = si.factorise(probe)
+        fixed = (FACTOR_COPIES * info["factor_bytes"] + BYTES_PER_ENTRY * info["nnz"]
+                 + VECTOR_BLOCKS * 16 * size * states)
         del si
         work = lambda chunk: fixed                                 # noqa: E731
 
