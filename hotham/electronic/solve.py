@@ -253,7 +253,7 @@ class ShiftInvert:
         # timings (s) and sizes of the last solve, for benchmarks
         self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
                          nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
-                         factor_mflop=getattr(fac, "factor_mflop", None), factor_bytes=fac.memory_bytes)
+                         factor_mflop=getattr(fac, "factor_mflop", None))
         if self.inertia:
             self.info["n_below"] = self._n_below()
         return e, c
