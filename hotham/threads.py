@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["thread_count", "set_threads"]
+__all__ = ["thread_count", "set_threads", "threads_in_use"]
 
 _LIMITS = None      # the threadpoolctl limiter, kept alive for the process
+_SET = None         # the count the last set_threads applied
 
 
 def _cores() -> int:
@@ -52,8 +53,9 @@ def thread_count(threads: int | None = None) -> int:
 
 def set_threads(threads: int | None = None) -> int:
     """Apply :func:`thread_count` to torch and the BLAS/OpenMP pools; returns the count."""
-    global _LIMITS
+    global _LIMITS, _SET
     n = thread_count(threads)
+    _SET = n
     import torch
     torch.set_num_threads(n)
     try:
@@ -66,3 +68,9 @@ def set_threads(threads: int | None = None) -> int:
         return n
     _LIMITS = threadpool_limits(limits=n)
     return n
+
+
+def threads_in_use() -> int:
+    """The count :func:`set_threads` applied in this process, else :func:`thread_count` (what
+    it would apply): the threads a computation may split among worker processes."""
+    return _SET if _SET is not None else thread_count()

@@ -184,19 +184,16 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
     """Write a SLURM job-array script running one folder per array task (list of folders in
     ``<path>.folders``); finished folders (run.json converged) are skipped by the script."""
     from hotham.files import atomic_path
+    from hotham.slurm import array_range, sbatch_header, write_script
     folders = [Path(f).resolve() for f in folders]
     if not folders:
         raise HothamError("no run folders for the job array")
     path = Path(path)
     listing = path.with_name(path.name + ".folders")
     cmd = command or os.environ.get("HOTHAM_OPENMX") or "srun openmx"
-    arr = f"0-{len(folders) - 1}" + (f"%{max_parallel}" if max_parallel else "")
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array={arr}",
-             f"#SBATCH --ntasks={ntasks}", f"#SBATCH --cpus-per-task={cpus_per_task}", f"#SBATCH --time={time_limit}",
-             f"#SBATCH --output={job_name}-%A_%a.log"]
-    if partition:
-        lines.append(f"#SBATCH --partition={partition}")
-    lines += [f"#SBATCH {x}" for x in extra_sbatch]
+    lines = sbatch_header(job_name, array=array_range(len(folders), max_parallel), ntasks=ntasks,
+                          cpus_per_task=cpus_per_task, time_limit=time_limit, partition=partition,
+                          extra_sbatch=extra_sbatch)
     lines += ["set -uo pipefail", f"export OMP_NUM_THREADS={cpus_per_task}",
               f'folder=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(listing))})',
               'cd "$folder"',
@@ -208,14 +205,10 @@ def slurm_array_script(folders, path, command=None, *, job_name: str = "hotham-o
               f'start=$(date +%s); {_shell_command(cmd)} > "$name.std" 2>&1; rc=$?',
               # convergence and run.json are recorded by hotham (same logic as run_one)
               'python -c "import sys; from hotham.workflows.runner import record_finished; '
-              'record_finished(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))" "$folder" "$rc" "$(( $(date +%s) - start ))"',
-              ""]
+              'record_finished(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))" "$folder" "$rc" "$(( $(date +%s) - start ))"']
     with atomic_path(listing) as tmp:
         Path(tmp).write_text("".join(f"{f}\n" for f in folders))
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(lines))
-    os.chmod(path, 0o755)
-    return path
+    return write_script(path, lines)
 
 
 def _shell_command(cmd: str) -> str:

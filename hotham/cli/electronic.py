@@ -1,4 +1,4 @@
-"""``hotham bands | dos | states | compare``: electronic structure from block files.
+"""``hotham bands | bands-merge | dos | states | compare``: electronic structure from block files.
 
 Each command parses its arguments and calls one function of :mod:`hotham.electronic.report`,
 which reads the blocks with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder or
@@ -10,19 +10,38 @@ from __future__ import annotations
 
 def _common(p, output_help):
     p.add_argument("input", help="block file: hotham .h5, OpenMX run folder / .scfout(.gz), DeepH folder")
+    _outputs(p, output_help)
+    p.add_argument("--fermi", type=float, help="Fermi level to use, eV (default: the file's)")
+
+
+def _outputs(p, output_help):
     p.add_argument("-o", "--output", help=output_help)
     p.add_argument("--format", choices=("png", "pdf"), default="png", help="plot format (default png)")
     p.add_argument("--data", choices=("txt", "h5"), default="txt", help="numbers as text (numpy.loadtxt) or HDF5")
     p.add_argument("--window", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"),
                    help="energy window around E_F for the plot, eV (default -5 5)")
-    p.add_argument("--fermi", type=float, help="Fermi level to use, eV (default: the file's)")
 
 
 def cmd_bands(args) -> int:
+    options = dict(path=args.path, npoints=args.npoints, n=args.n, around=args.around, channel=args.channel,
+                   fermi=args.fermi, edges=args.edges, processes=args.processes, memory_gb=args.memory_gb)
+    if args.slurm:
+        from ..electronic.kchunks import write_slurm_bands
+        script = write_slurm_bands(args.input, args.slurm, args.chunks, args.output, options=options,
+                                   window=tuple(args.window), format=args.format, data=args.data,
+                                   cpus_per_task=args.cpus_per_task, time_limit=args.time_limit,
+                                   partition=args.partition, memory=args.mem)
+        print(f"wrote {script} ({args.chunks} array tasks and a merge job); submit with: bash {script}")
+        return 0
     from ..electronic.report import write_bands
-    print(write_bands(args.input, args.output, path=args.path, npoints=args.npoints, n=args.n, around=args.around,
-                      channel=args.channel, fermi=args.fermi, window=tuple(args.window), format=args.format,
-                      data=args.data, edges=args.edges, progress=not args.quiet))
+    print(write_bands(args.input, args.output, window=tuple(args.window), format=args.format, data=args.data,
+                      progress=not args.quiet, kchunk=args.kchunk, **options))
+    return 0
+
+
+def cmd_bands_merge(args) -> int:
+    from ..electronic.report import merge_bands
+    print(merge_bands(args.parts, args.output, window=tuple(args.window), format=args.format, data=args.data))
     return 0
 
 
@@ -66,7 +85,27 @@ def register(subparsers) -> None:
                         "(E_F by counting when the file has none)")
     p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over the k-points")
+    p.add_argument("--processes", type=int, default=1,
+                   help="k-points in this many worker processes, fewer when the memory budget holds fewer "
+                        "(the threads are shared among them; default 1)")
+    p.add_argument("--memory-gb", type=float, help="memory budget of the worker processes, GB (default: available)")
+    p.add_argument("--kchunk", metavar="I/N",
+                   help="only chunk I (from 0) of N of the k-points, into <output>.partIofN.h5 (join: bands-merge)")
+    c = p.add_argument_group("cluster", "a SLURM job array over k-chunks, then their merge")
+    c.add_argument("--slurm", metavar="SCRIPT", help="write a script submitting the array and the merge (bash SCRIPT)")
+    c.add_argument("--chunks", type=int, default=4, help="array tasks, one k-chunk each (default 4)")
+    c.add_argument("--cpus-per-task", type=int, default=1, help="threads per task (default 1)")
+    c.add_argument("--time", dest="time_limit", default="12:00:00", metavar="HH:MM:SS", help="time limit per task")
+    c.add_argument("--partition", help="SLURM partition")
+    c.add_argument("--mem", help="memory per task, SLURM's --mem (e.g. 64G)")
     p.set_defaults(func=cmd_bands)
+
+    p = subparsers.add_parser("bands-merge", help="join the k-chunk parts of hotham bands --kchunk",
+                              description="Join the part files of a band run in k-chunks (hotham bands --kchunk I/N) "
+                                          "into the plot and numbers hotham bands writes for the whole path.")
+    p.add_argument("parts", nargs="+", help="part files <prefix>.partIofN.h5, every chunk once")
+    _outputs(p, "output prefix (default: the parts' <prefix>)")
+    p.set_defaults(func=cmd_bands_merge)
 
     p = subparsers.add_parser("dos", help="density of states (total and projected)")
     _common(p, "output prefix (default <input>_dos)")

@@ -59,6 +59,7 @@ class SuperLUFactor:
         if upper:
             raise ValueError("SuperLU needs the full matrix, not its upper triangle")
         A = sp.csc_matrix(A)
+        self.dtype = A.dtype
         opts = dict(options=dict(SymmetricMode=True), diag_pivot_thresh=0.0)
         if self.perm is None:
             self.lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", **opts)
@@ -80,6 +81,12 @@ class SuperLUFactor:
     @property
     def factor_nnz(self) -> int:
         return int(self.lu.L.nnz + self.lu.U.nnz)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the factor holds: the entries of L and U with their row indices, and the orderings."""
+        lu = self.lu
+        return int(self.factor_nnz * (self.dtype.itemsize + 4) + 16 * lu.shape[0])
 
     def inertia(self) -> tuple[int, int]:
         """(positive, negative) eigenvalues of the last Hermitian matrix factorised, from the
@@ -236,6 +243,15 @@ class PardisoFactor:
     @property
     def factor_nnz(self) -> int:
         return int(self.solver.get_iparm(18)) if self.solver is not None else 0
+
+    @property
+    def memory_bytes(self) -> int:
+        """PARDISO's own report of its peak memory, bytes: max(iparm 15, iparm 16 + iparm 17),
+        in kB (the symbolic analysis' peak; its permanent memory plus the factor's)."""
+        if self.solver is None:
+            return 0
+        g = self.solver.get_iparm
+        return 1024 * max(int(g(15)), int(g(16)) + int(g(17)))
 
     @property
     def factor_mflop(self) -> int:

@@ -29,7 +29,7 @@ from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos,
 from .solve import eigenvalues
 from .states import states
 
-__all__ = ["write_bands", "write_dos", "write_states", "write_comparison"]
+__all__ = ["write_bands", "merge_bands", "write_dos", "write_states", "write_comparison"]
 
 #: at most this many states get a panel in the picture of :func:`write_states`
 STATE_PANELS = 6
@@ -107,7 +107,8 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
-                window=(-5.0, 5.0), format: str = "png", data: str = "txt", edges=None, progress=False) -> str:
+                window=(-5.0, 5.0), format: str = "png", data: str = "txt", edges=None, progress=False,
+                processes: int = 1, memory_gb: float | None = None, kchunk=None) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
@@ -116,25 +117,61 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     bands nearest ``around``, sparse for big cells; one collinear channel). ``edges``: (below,
     above), that many states just below and above E_F instead (the band edges of an insulator;
     E_F by counting when the file has none). ``fermi``: Fermi level to use, eV (default the file's). ``window``: energies shown, eV around E_F. ``progress``: a bar
-    over the k-points of the sparse solver on stderr. Returns the summary.
+    over the k-points of the sparse solver on stderr. ``processes``, ``memory_gb``: the k-points
+    in parallel worker processes under a memory budget (:mod:`hotham.electronic.kparallel`).
+    ``kchunk``: "I/N", only chunk I of N of the k-points, written to ``<prefix>.part<I>of<N>.h5``
+    for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. Returns the summary.
     """
     _check_formats(format, data)
     op = _read(source)
     if fermi is not None:
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
-    kw = {}
+    kw = dict(processes=processes, memory_gb=memory_gb)
     if edges is not None:
         if not np.isfinite(op.fermi_level):
             from .fermi import find_fermi_level
             op.fermi_level = find_fermi_level(op, progress=progress)
-        kw = dict(n_below=int(edges[0]), n_above=int(edges[1]))
-    bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress, **kw)
+        kw.update(n_below=int(edges[0]), n_above=int(edges[1]))
     pre = _prefix(prefix, _name(source) + "_bands")
+    if kchunk is not None:
+        from .bands import KPath
+        from .kchunks import parse_kchunk, part_name, write_part
+        from .kparallel import chunk_bounds
+        i, nchunks = parse_kchunk(kchunk)
+        a, b = chunk_bounds(len(kp.kpts), nchunks)[i]
+        bs = band_structure(op, KPath(kp.kpts[a:b], kp.x[a:b], kp.special_x, kp.labels), n=n, around=around,
+                            channel=channel, progress=progress, **kw)
+        settings = dict(source=str(Path(source).resolve()), n=n, around=around, channel=channel, fermi=fermi,
+                        edges=None if edges is None else [int(e) for e in edges])
+        fname = write_part(part_name(pre, i, nchunks), kp, (i, nchunks), a, bs.energies, bs.fermi_level,
+                           bs.channel, bs.partial, settings)
+        return (f"bands: chunk {i} of {nchunks}, k-points {a}..{b - 1} of {len(kp.kpts)} x {bs.energies.shape[1]} "
+                f"bands -> {fname} (merge the parts with hotham bands-merge)")
+    bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress, **kw)
+    return _write_band_files(bs, pre, format, data, window)
+
+
+def _write_band_files(bs, pre: Path, format: str, data: str, window) -> str:
+    """The plot and the numbers of a band structure at ``pre``; returns the summary line."""
     _plot(plot_bands, bs, f"{pre}.{format}", window=tuple(window))
     _save_numbers(bs, pre, data)
-    return (f"bands: {len(kp.kpts)} k-points x {bs.energies.shape[1]} bands -> {pre}.{format}, "
-            f"{pre}.{data} (E_F = {op.fermi_level:.4f} eV)")
+    return (f"bands: {len(bs.path.kpts)} k-points x {bs.energies.shape[1]} bands -> {pre}.{format}, "
+            f"{pre}.{data} (E_F = {bs.fermi_level:.4f} eV)")
+
+
+def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+    """The part files of a band run in k-chunks (``write_bands(..., kchunk="I/N")``) joined into
+    what :func:`write_bands` writes for the whole path: ``<prefix>.<format>`` and
+    ``<prefix>.txt|h5`` (default prefix: the parts' name without ``.part<I>of<N>.h5``). Fails
+    on a missing or duplicated chunk, or on parts of another k list
+    (:func:`~hotham.electronic.kchunks.merge_parts`). Returns the summary."""
+    from .kchunks import merge_parts, part_stem
+    _check_formats(format, data)
+    parts = [Path(p) for p in parts]
+    bs = merge_parts(parts)
+    pre = _prefix(prefix, part_stem(parts[0]))
+    return _write_band_files(bs, pre, format, data, window)
 
 
 def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = "gaussian",

@@ -207,12 +207,19 @@ class ShiftInvert:
 
     def count(self, k) -> int:
         """Bands below the shift at fractional k (needs ``inertia=True``): one factorisation."""
+        self.factorise(k)
+        self.info["n_below"] = self._n_below()
+        return self.info["n_below"]
+
+    def factorise(self, k) -> dict:
+        """Assemble and factorise H(k) - shift S(k) at fractional k, nothing more; returns
+        :attr:`info` (times in s, sizes; ``factor_bytes``: the memory the factor holds)."""
         _, _, _, nnz, factored, t0, t1, t2 = self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
         fac = self.factor
         self.info = dict(t_assemble=t1 - t0, t_factor=t2 - t1, nnz=nnz, factored_nnz=factored,
                          factor_nnz=getattr(fac, "factor_nnz", None), factor_mflop=getattr(fac, "factor_mflop", None),
-                         n_below=self._n_below())
-        return self.info["n_below"]
+                         factor_bytes=fac.memory_bytes)
+        return self.info
 
     def _n_below(self) -> int:
         try:
@@ -447,7 +454,8 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
           n_below: int | None = None, n_above: int | None = None,
           channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
-          eigensolver: str = "auto", progress=False) -> Eigen:
+          eigensolver: str = "auto", progress=False, processes: int = 1,
+          memory_gb: float | None = None) -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
 
     ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
@@ -463,7 +471,18 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     ``op.fermi_level``) and from it up, at every k: the band edges of an insulator, whatever
     the gap, or the states around E_F of a metal (:func:`edge_states`: one shift at E_F, a
     second across the gap; along a path each k starts from the previous k's vectors).
+
+    ``processes`` > 1: the k-points in contiguous chunks, one per worker process, at most as
+    many processes as the memory budget ``memory_gb`` (GB, default the machine's available
+    memory) holds, the threads shared among them (:func:`hotham.electronic.kparallel.solve_parallel`:
+    the rule, and the errors of a worker). The same result, in the order of ``kpts``.
     """
+    if processes != 1:
+        from .kparallel import solve_parallel
+        return solve_parallel(op, kpts, processes=processes, memory_gb=memory_gb, progress=progress,
+                              n=n, around=around, n_below=n_below, n_above=n_above, channel=channel,
+                              vectors=vectors, dense_max=dense_max, method=method, backend=backend,
+                              precision=precision, eigensolver=eigensolver)
     if n_below is not None or n_above is not None:
         if n is not None:
             raise HothamError("give n (states nearest `around`) or n_below / n_above (around E_F), not both")
