@@ -137,12 +137,10 @@ class PardisoFactor:
     def analyse(self, A, upper: bool = False) -> dict:
         """The symbolic analysis (METIS ordering) of ``A`` alone, no numerical factorisation:
         what factorising it would cost, as PARDISO predicts it: ``factor_nnz`` (entries of L),
-        ``factor_mflop`` (MFLOP of the factorisation) and ``memory_gb`` (PARDISO's peak for the
-        factorisation and solves, GB: max(iparm 15, iparm 16 + 17), reported in KB)."""
+        ``factor_mflop`` (MFLOP of the factorisation) and ``memory_gb`` (PARDISO's peak,
+        :attr:`memory_bytes`, in GB)."""
         self._analyse(A, upper)
-        s = self.solver
-        return dict(factor_nnz=self.factor_nnz, factor_mflop=self.factor_mflop,
-                    memory_gb=max(s.get_iparm(15), s.get_iparm(16) + s.get_iparm(17)) / 2**20)
+        return dict(factor_nnz=self.factor_nnz, factor_mflop=self.factor_mflop, memory_gb=self.memory_bytes / 2**30)
 
     def _analyse(self, A, upper: bool):
         """Keep the upper triangle of ``A`` (sorted), and that of the matrix PARDISO factorises
