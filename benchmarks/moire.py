@@ -32,6 +32,7 @@ from pathlib import Path
 
 
 from eigensolver import _operator, gemm_job, run
+from results import record, tee
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the issue's targets on 2 cores
@@ -105,41 +106,55 @@ def main(argv=None):
     ap.add_argument("--out", default="magic_angle_out", help="the example's output folder")
     ap.add_argument("--skip", nargs="+", default=[], choices=("moire", "example", "mos2"), help="leave parts out")
     args = ap.parse_args(argv)
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
-          f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}; load average "
-          f"{os.getloadavg()[0]:.1f} at the start; {_available_gb():.1f} GB available")
     gemm = run(gemm_job)["gflops"]
-    print(f"float32 GEMM on this machine: {gemm:.0f} GFLOP/s")
-    if "moire" not in args.skip:
-        a = run(analysis_job, *args.indices)
-        print(f"\n== twisted bilayer graphene {a['angle']:.3f} deg: {a['atoms']} atoms, {a['orbitals']} orbitals, "
-              f"{a['blocks']} blocks")
-        print(f"structure {a['t_structure']:.1f} s, predict {a['t_predict']:.1f} s (peak memory {a['peak_predict_gb']:.2f} GB)")
-        floor = {}
-        for name in ("gamma", "K"):
-            f = a[name]
-            floor[name] = f["factor_mflop"] / 1e3 / gemm
-            print(f"factor at {name:5s}: nnz(H - E S) {f['nnz'] / 1e6:.0f} M, factorised {f['factored_nnz'] / 1e6:.0f} M, "
-                  f"nnz(L) {f['factor_nnz'] / 1e6:.0f} M, {f['factor_mflop'] / 1e6:.1f} TFLOP, PARDISO memory "
-                  f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
-        need = a["peak_predict_gb"] + a["K"]["memory_gb"]
-        total = a["t_predict"] + floor["gamma"] + args.nk * floor["K"]
-        print(f"the example's floor: predict + 1 factorisation at Gamma (E_F) + {args.nk} at complex k (bands) = "
-              f"{total:.0f} s; memory at least {need:.1f} GB (the operator after predict + one complex factor); "
-              f"this machine has {_available_gb():.1f} GB available")
-        if need < 0.9 * _available_gb():
-            report_example(run(moire_job, *args.indices, args.nk, args.out))
-        else:
-            print(f"-> the whole example does not fit in this machine's memory: not run (targets < "
-                  f"{TARGET_MOIRE_S / 60:.0f} min, < {TARGET_MOIRE_GB:.0f} GB: NOT met; the floor above is what "
-                  f"limits it)")
-    if "example" not in args.skip and tuple(args.example) != tuple(args.indices):
-        report_example(run(moire_job, *args.example, 8, args.out + f"_{args.example[0]}_{args.example[1]}"))
-    if "mos2" not in args.skip:
-        r = run(edges_job, args.mos2_atoms)
-        print(f"\n== MoS2 {r['atoms']} atoms ({r['orbitals']} orbitals), 10 states below and 10 above E_F = "
-              f"{r['fermi']:.4f} eV at Gamma: {r['t']:.1f} s, peak {r['peak_gb']:.2f} GB, gap {r['gap']:.3f} eV -> "
-              f"target (< {TARGET_EDGES_S:.0f} s): {'met' if r['t'] < TARGET_EDGES_S else 'NOT met'}")
+    header = (f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
+              f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}; load average "
+              f"{os.getloadavg()[0]:.1f} at the start; {_available_gb():.1f} GB available\n"
+              f"float32 GEMM on this machine: {gemm:.0f} GFLOP/s")
+    for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2)):
+        if part not in args.skip:
+            # one RESULTS.md section per part (moire, moire-example, moire-mos2): a rerun of one
+            # part replaces only its own figures
+            with tee() as printed:
+                print(header)
+                job(args, gemm)
+            record("moire" if part == "moire" else f"moire-{part}", printed)
+
+
+def _moire(args, gemm):
+    a = run(analysis_job, *args.indices)
+    print(f"\n== twisted bilayer graphene {a['angle']:.3f} deg: {a['atoms']} atoms, {a['orbitals']} orbitals, "
+          f"{a['blocks']} blocks")
+    print(f"structure {a['t_structure']:.1f} s, predict {a['t_predict']:.1f} s (peak memory {a['peak_predict_gb']:.2f} GB)")
+    floor = {}
+    for name in ("gamma", "K"):
+        f = a[name]
+        floor[name] = f["factor_mflop"] / 1e3 / gemm
+        print(f"factor at {name:5s}: nnz(H - E S) {f['nnz'] / 1e6:.0f} M, factorised {f['factored_nnz'] / 1e6:.0f} M, "
+              f"nnz(L) {f['factor_nnz'] / 1e6:.0f} M, {f['factor_mflop'] / 1e6:.1f} TFLOP, PARDISO memory "
+              f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
+    need = a["peak_predict_gb"] + a["K"]["memory_gb"]
+    total = a["t_predict"] + floor["gamma"] + args.nk * floor["K"]
+    print(f"the example's floor: predict + 1 factorisation at Gamma (E_F) + {args.nk} at complex k (bands) = "
+          f"{total:.0f} s; memory at least {need:.1f} GB (the operator after predict + one complex factor); "
+          f"this machine has {_available_gb():.1f} GB available")
+    if need < 0.9 * _available_gb():
+        report_example(run(moire_job, *args.indices, args.nk, args.out))
+    else:
+        print(f"-> the whole example does not fit in this machine's memory: not run (targets < "
+              f"{TARGET_MOIRE_S / 60:.0f} min, < {TARGET_MOIRE_GB:.0f} GB: NOT met; the floor above is what "
+              f"limits it)")
+
+
+def _example(args, gemm):
+    report_example(run(moire_job, *args.example, 8, args.out + f"_{args.example[0]}_{args.example[1]}"))
+
+
+def _mos2(args, gemm):
+    r = run(edges_job, args.mos2_atoms)
+    print(f"\n== MoS2 {r['atoms']} atoms ({r['orbitals']} orbitals), 10 states below and 10 above E_F = "
+          f"{r['fermi']:.4f} eV at Gamma: {r['t']:.1f} s, peak {r['peak_gb']:.2f} GB, gap {r['gap']:.3f} eV -> "
+          f"target (< {TARGET_EDGES_S:.0f} s): {'met' if r['t'] < TARGET_EDGES_S else 'NOT met'}")
 
 
 def edges_job(n_atoms, q):
@@ -155,5 +170,4 @@ def edges_job(n_atoms, q):
 
 
 if __name__ == "__main__":
-    from results import record_run
-    record_run("moire", main)
+    main()

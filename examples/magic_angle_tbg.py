@@ -8,8 +8,9 @@ atom); its H is predicted by the demo's model (data/models/bilayer_graphene.pt, 
 AB bilayers), S computed from OpenMX's PAO files ($HOTHAM_OPENMX_DATA). Then, with the times of
 each stage:
 
-* E_F by counting (hotham.electronic.find_fermi_level: inertia of sparse LDL^T factors at Gamma,
-  the first shift at the E_F of the 28-atom 21.79 deg cell predicted by the same model);
+* E_F by counting (hotham.electronic.find_fermi_level: inertia of sparse LDL^T factors on a mesh
+  that holds the Dirac points at K (3 x 3 for large cells), the first shift at the E_F of the
+  28-atom 21.79 deg cell predicted by the same model);
 * the 4 states just below and 4 from E_F up along the moire path Gamma-K-M-Gamma;
 * the density of those states near E_F (Gaussian-broadened, from the path's k-points);
 * where the 4 states nearest E_F at K live: their Mulliken weight per atom, and the share of it
@@ -71,7 +72,11 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     t0 = time.perf_counter()
     guess = find_fermi_level(small, (6, 6, 1))
     info = {}
-    mesh = automatic_mesh(pred.atoms)
+    # a twisted bilayer is a Dirac semimetal whose Dirac points sit at the corners K, K' of the
+    # moire zone. A mesh without them (Gamma alone, the automatic mesh of a large cell) puts E_F
+    # in the middle of the gap at Gamma, off charge neutrality (+30 meV at 2.88 deg, where the
+    # four Dirac states at K then all lie below it); meshes of multiples of 3 hold K = (1/3, 1/3)
+    mesh = tuple(3 * -(-m // 3) if i < 2 else 1 for i, m in enumerate(automatic_mesh(pred.atoms)))
     pred.fermi_level = find_fermi_level(pred, mesh, method="count", guess=guess, info=info)
     log(f"== E_F by counting on the {'x'.join(map(str, mesh))} mesh: {pred.fermi_level:.4f} eV "
         f"({info['factorisations']} factorisations; first shift {guess:.4f} eV, the 21.79 deg cell's E_F)")
@@ -136,7 +141,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     # the four states as one: their summed orbital weights / 4 (a picture of the flat bands together)
     st_sum = type(st)(st.op, st.kpts, st.energies[:, :1], st.vectors[:, :, :1], st.weights.sum(1, keepdims=True) / 4)
     plot_atom_weights(ax, st_sum, scale=60.0)
-    ax.set_title(f"{label}: weight of the 4 states nearest E_F at K", fontsize=9)
+    ax.set_title(f"{label}\nweight of the 4 states nearest E_F at K", fontsize=9)
     save_figure(fig, out / "magic_angle_weights.png")
 
     times["total"] = time.perf_counter() - t_all
