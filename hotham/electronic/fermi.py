@@ -34,9 +34,10 @@ from scipy.optimize import brentq
 from ..cell import slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .gap import band_edges
 
 __all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
-           "find_fermi_level", "count_fermi_level", "band_edges", "irreducible_kpoints", "DENSE_FERMI_MAX",
+           "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "DENSE_FERMI_MAX",
            "GAP_KT", "WINDOW_KT"]
 
 K_B = 8.617333262e-5  # eV / K
@@ -103,25 +104,6 @@ def electron_count(op: BlockOperator) -> float:
 def occupancy(op: BlockOperator) -> float:
     """Electrons per band: 2 for spin 'none', 1 for soc or a collinear channel."""
     return 2.0 if op.spin == "none" else 1.0
-
-
-def band_edges(energies: np.ndarray, n_electrons: float, occ: float = 2.0, n_below=None):
-    """(highest occupied, lowest empty) band energy over all k (eV) when the electrons fill a
-    whole number N of bands at every k, else None; also None when a window ``energies`` [nk, nb]
-    starting at band ``n_below`` [nk] (default 0) misses band N - 1 or N at some k."""
-    e = np.sort(np.asarray(energies, dtype=float), axis=1)   # +inf pads a window that is shorter
-    nb = np.zeros(len(e), np.int64) if n_below is None else np.asarray(n_below, np.int64)
-    N = n_electrons / occ
-    if abs(N - round(N)) > 1e-9 or round(N) < 1:
-        return None
-    i = int(round(N)) - nb                              # window index of band N at every k
-    if np.any(i < 1) or np.any(i >= e.shape[1]):
-        return None
-    rows = np.arange(len(e))
-    vbm, cbm = e[rows, i - 1], e[rows, i]
-    if not (np.all(np.isfinite(vbm)) and np.all(np.isfinite(cbm))):
-        return None
-    return float(vbm.max()), float(cbm.min())
 
 
 def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: float = 2.0,
