@@ -5,7 +5,9 @@ Two backends behind one call, :func:`factorizer`:
 * ``"pardiso"`` (used when the optional ``pypardiso`` wheel, i.e. Intel MKL, is installed):
   supernodal LDL^T with METIS ordering, real symmetric indefinite (MKL mtype -2) at real
   k-points and complex Hermitian indefinite (mtype -4) elsewhere; only the upper triangle is
-  passed. The symbolic analysis (ordering) is done once and reused for every later matrix of
+  passed. When the inertia is wanted at a complex k, the Hermitian matrix is factorised as its
+  real symmetric embedding of twice the size instead (MKL's complex inertia is wrong, see
+  :meth:`PardisoFactor._analyse`). The symbolic analysis (ordering) is done once and reused for every later matrix of
   the same pattern (all k), only the numerical factorisation is repeated.
 * ``"superlu"`` (scipy, always there): LU with the symmetric-mode MMD(A^T + A) column order of
   the first matrix reused at later k.
@@ -90,6 +92,16 @@ class SuperLUFactor:
         return int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
 
 
+def _real_embedding(U: sp.csr_matrix) -> sp.csr_matrix:
+    """Upper triangle of [[R, -I], [I, R]] (real symmetric, 2n x 2n) from the upper triangle
+    ``U`` of a Hermitian A = R + iI: R's upper triangle twice on the diagonal, and the whole
+    antisymmetric -I = Im(U)^T - Im(U) in the upper right."""
+    R, I = sp.csr_matrix(U.real), sp.csr_matrix(U.imag)
+    K = sp.bmat([[R, I.T - I], [None, R]], format="csr")
+    K.sort_indices()
+    return K
+
+
 class PardisoFactor:
     """MKL PARDISO through pypardiso's ctypes binding, symmetric/Hermitian indefinite."""
 
@@ -105,17 +117,50 @@ class PardisoFactor:
         self._cls = pypardiso.PyPardisoSolver
         self.solver = None
         self.mtype = None
-        self.U = None
+        self.U = self.K = None
+        self.embedded = False
 
     def factor(self, A, upper: bool = False):
         """Factorise the symmetric / Hermitian CSR matrix ``A`` (``upper=True``: A holds only its
         upper triangle, with sorted column indices)."""
-        real = not np.iscomplexobj(A.data)
-        mtype = -2 if real else -4
+        K = self._analyse(A, upper)
+        self._call(np.zeros(K.shape[0], dtype=K.dtype), phase=22)       # numerical factorisation
+        return self
+
+    def analyse(self, A, upper: bool = False) -> dict:
+        """The symbolic analysis (METIS ordering) of ``A`` alone, no numerical factorisation:
+        what factorising it would cost, as PARDISO predicts it: ``factor_nnz`` (entries of L),
+        ``factor_mflop`` (MFLOP of the factorisation) and ``memory_gb`` (PARDISO's peak for the
+        factorisation and solves, GB: max(iparm 15, iparm 16 + 17), reported in KB)."""
+        self._analyse(A, upper)
+        s = self.solver
+        return dict(factor_nnz=self.factor_nnz, factor_mflop=self.factor_mflop,
+                    memory_gb=max(s.get_iparm(15), s.get_iparm(16) + s.get_iparm(17)) / 2**20)
+
+    def _analyse(self, A, upper: bool):
+        """Keep the upper triangle of ``A`` (sorted), and that of the matrix PARDISO factorises
+        (A, or its real embedding for a complex A whose inertia is wanted) in the factor's
+        precision (PARDISO wants a, b and x in float32 / complex64 for a single-precision
+        factor, MKL manual iparm[27]); order and analyse it unless done for its pattern.
+        Returns the matrix factorised (upper triangle)."""
         U = A if upper else sp.triu(A, format="csr")
         U.sort_indices()
-        same = (self.solver is not None and mtype == self.mtype and U.nnz == self.U.nnz
-                and np.array_equal(U.indices, self.U.indices) and np.array_equal(U.indptr, self.U.indptr))
+        complex_ = np.iscomplexobj(U.data)
+        # MKL's complex Hermitian LDL^H (mtype -4) reports a wrong inertia, with every pivoting
+        # and matching setting (MKL 2026.2: 977 negative pivots where 637 bands lie below the
+        # shift, 150-atom MoS2 at K). A Hermitian A = R + iI (R symmetric, I antisymmetric) has
+        # the real symmetric embedding [[R, -I], [I, R]] of twice the size, whose eigenvalues
+        # are those of A, each twice: its real LDL^T gives the inertia, and its solves those
+        # of A (x = xr + i xi), at twice the flops of the complex factor.
+        self.embedded = complex_ and self.want_inertia
+        K = _real_embedding(U) if self.embedded else U
+        mtype = -4 if complex_ and not self.embedded else -2
+        same = (self.solver is not None and mtype == self.mtype and K.nnz == self.K.nnz
+                and np.array_equal(K.indices, self.K.indices) and np.array_equal(K.indptr, self.K.indptr))
+        self.U, self.K = U, K
+        real = not np.iscomplexobj(K.data)
+        self.dtype = K.dtype if self.precision == "double" else (np.float32 if real else np.complex64)
+        self.data = np.ascontiguousarray(K.data, dtype=self.dtype)
         if not same:
             if self.solver is not None:
                 self.solver.free_memory(everything=True)
@@ -123,20 +168,10 @@ class PardisoFactor:
             self.mtype = mtype
             self._set_iparm()
             # 1-based CSR index arrays, kept for every later call (pypardiso rebuilds them per call)
-            self.ia = (U.indptr + 1).astype(np.int32)
-            self.ja = (U.indices + 1).astype(np.int32)
-            self.U = U
-            self.dtype = U.dtype if self.precision == "double" else \
-                (np.complex64 if np.iscomplexobj(U.data) else np.float32)
-            self.data = np.ascontiguousarray(U.data, dtype=self.dtype)
-            self._call(np.zeros(U.shape[0], dtype=U.dtype), phase=11)   # ordering + symbolic, once
-        self.U = U
-        # single precision: PARDISO wants a, b and x in float32 / complex64 (MKL manual, iparm[27])
-        self.dtype = U.dtype if self.precision == "double" else \
-            (np.complex64 if np.iscomplexobj(U.data) else np.float32)
-        self.data = np.ascontiguousarray(U.data, dtype=self.dtype)
-        self._call(np.zeros(U.shape[0], dtype=U.dtype), phase=22)       # numerical factorisation
-        return self
+            self.ia = (K.indptr + 1).astype(np.int32)
+            self.ja = (K.indices + 1).astype(np.int32)
+            self._call(np.zeros(K.shape[0], dtype=K.dtype), phase=11)   # ordering + symbolic, once
+        return K
 
     def _set_iparm(self):
         """Explicit PARDISO settings (1-based iparm numbers as in MKL's manual)."""
@@ -149,11 +184,8 @@ class PardisoFactor:
         s.set_iparm(11, 1)   # symmetric scaling ...
         s.set_iparm(13, 1)   # ... and weighted matching: robust 1x1/2x2 pivots for indefinite A
         s.set_iparm(18, -1)  # report the number of nonzeros in the factor ...
-        s.set_iparm(19, -1)  # ... and the MFLOP of the factorisation
-        # Bunch-Kaufman pivoting; MKL reports no inertia for complex Hermitian matrices with it,
-        # so there, when the inertia is wanted, 1x1 diagonal pivots (the factor then only
-        # preconditions the block iteration, whose residuals are exact)
-        s.set_iparm(21, 0 if (self.want_inertia and self.mtype == -4) else 1)
+        s.set_iparm(19, -1)  # ... and the MFLOP of the factorisation (both after the analysis)
+        s.set_iparm(21, 1)   # Bunch-Kaufman pivoting
         s.set_iparm(28, 1 if self.precision == "single" else 0)   # factorisation in float32/complex64
 
     def _call(self, b, phase):
@@ -166,7 +198,7 @@ class PardisoFactor:
         i32 = ctypes.POINTER(ctypes.c_int32)
         s._mkl_pardiso(s.pt.ctypes.data_as(ctypes.POINTER(s._pt_type[0])), ctypes.byref(ctypes.c_int32(1)),
                        ctypes.byref(ctypes.c_int32(1)), ctypes.byref(ctypes.c_int32(self.mtype)),
-                       ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(self.U.shape[0])),
+                       ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(self.K.shape[0])),
                        self.data.ctypes.data_as(ctypes.c_void_p), self.ia.ctypes.data_as(i32),
                        self.ja.ctypes.data_as(i32), s.perm.ctypes.data_as(i32),
                        ctypes.byref(ctypes.c_int32(1 if b.ndim == 1 else b.shape[1])), s.iparm.ctypes.data_as(i32),
@@ -177,17 +209,29 @@ class PardisoFactor:
         return x
 
     def solve(self, b):
-        return self._call(np.asarray(b), phase=33).astype(self.U.dtype, copy=False)
+        """x with A x = b (b [n] or [n, m]) from the last factor."""
+        b = np.asarray(b)
+        if not self.embedded:
+            return self._call(b, phase=33).astype(self.U.dtype, copy=False)
+        n = self.U.shape[0]
+        x = self._call(np.concatenate([b.real, b.imag]), phase=33)
+        return (x[:n] + 1j * x[n:]).astype(self.U.dtype, copy=False)
 
     def inertia(self) -> tuple[int, int]:
         """(positive, negative) eigenvalues of the last matrix factorised: PARDISO's iparm 22
-        and 23 (exact for the matrix factorised; its single-precision factor or a dropped
-        tail perturb that matrix, see :class:`hotham.electronic.solve.ShiftInvert`)."""
+        and 23 (halved for a real embedding); exact for the matrix factorised (its
+        single-precision factor or a dropped tail perturb that matrix, see
+        :class:`hotham.electronic.solve.ShiftInvert`)."""
         if not self.want_inertia:
             raise RuntimeError("this PARDISO factor was not set up for the inertia (factorizer(inertia=True))")
         if self.solver.get_iparm(14):
             raise RuntimeError(f"PARDISO perturbed {self.solver.get_iparm(14)} pivots: its inertia is not exact")
-        return int(self.solver.get_iparm(22)), int(self.solver.get_iparm(23))
+        pos, neg = int(self.solver.get_iparm(22)), int(self.solver.get_iparm(23))
+        if self.embedded:
+            if pos % 2 or neg % 2:
+                raise RuntimeError(f"the real embedding of a Hermitian matrix gave an odd inertia ({pos}, {neg})")
+            pos, neg = pos // 2, neg // 2
+        return pos, neg
 
     @property
     def factor_nnz(self) -> int:
@@ -219,8 +263,9 @@ def factorizer(backend: str = "auto", size: int | None = None, precision: str = 
     about half the time of the factor and of every solve. Shift-invert then works with a
     slightly perturbed inverse; the Rayleigh quotients of :class:`ShiftInvert` keep the
     eigenvalues accurate to second order (checked against dense LAPACK in the tests).
-    ``inertia``: the factor's ``inertia()`` is wanted (PARDISO then pivots complex Hermitian
-    matrices 1x1, the only mode in which MKL reports it)."""
+    ``inertia``: the factor's ``inertia()`` is wanted (PARDISO then factorises a complex
+    Hermitian matrix as its real symmetric embedding of twice the size, see
+    :meth:`PardisoFactor._analyse`)."""
     if backend == "auto":
         big = size is None or size >= PARDISO_MIN_SIZE
         backend = "pardiso" if (big and have_pardiso()) else "superlu"

@@ -255,6 +255,19 @@ class ShiftInvert:
         """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
         (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
         after the factorisation)."""
+        H, S, A, real, nnz, t0 = self._assemble(k)
+        t1 = time.perf_counter()
+        try:
+            self.factor.factor(A, upper=self.factor.name == "pardiso")
+        except RuntimeError as exc:  # singular factor: shift is an eigenvalue
+            raise SolverError(f"H - shift S is singular at k = {k} (shift = {self.shift} eV is an eigenvalue?): "
+                              f"{exc}; move `around` slightly") from None
+        factored_nnz = A.nnz
+        del A
+        return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
+
+    def _assemble(self, k):
+        """H(k), S(k), the matrix to factorise, whether it is real, nnz(K) and the start clock."""
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         self.factor = self._factors[real]
         t0 = time.perf_counter()
@@ -269,16 +282,20 @@ class ShiftInvert:
             if sel is not None:
                 self._sel = sel.result()
         nnz = H.nnz if A is None else A.nnz
-        A = self._factor_matrix(H, S, A)
+        return H, S, self._factor_matrix(H, S, A), real, nnz, t0
+
+    def analyse(self, k) -> dict:
+        """What the factorisation at fractional k would cost, without doing it (PARDISO only:
+        its symbolic analysis): ``factor_nnz``, ``factor_mflop``, ``memory_gb`` (see
+        :meth:`hotham.electronic.factor.PardisoFactor.analyse`), the matrix's ``nnz`` and
+        ``t_assemble`` / ``t_analyse`` (s)."""
+        H, S, A, real, nnz, t0 = self._assemble(np.asarray(k, dtype=np.float64).reshape(3))
+        del H, S
+        if not hasattr(self.factor, "analyse"):
+            raise SolverError(f"the {self.factor.name} backend predicts no factorisation cost (install pypardiso)")
         t1 = time.perf_counter()
-        try:
-            self.factor.factor(A, upper=self.factor.name == "pardiso")
-        except RuntimeError as exc:  # singular factor: shift is an eigenvalue
-            raise SolverError(f"H - shift S is singular at k = {k} (shift = {self.shift} eV is an eigenvalue?): "
-                              f"{exc}; move `around` slightly") from None
-        factored_nnz = A.nnz
-        del A
-        return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
+        out = self.factor.analyse(A, upper=True)
+        return dict(out, nnz=nnz, factored_nnz=A.nnz, t_assemble=t1 - t0, t_analyse=time.perf_counter() - t1)
 
     def _selection(self, ref) -> SlotSelection:
         """Which stored entries of K (pattern ``ref``: a CSR matrix or the assembler's pattern)
