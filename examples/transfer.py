@@ -19,9 +19,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def arguments(doc: str, model: str, out: str) -> argparse.Namespace:
-    """The examples' common options: --model, --out, --quick (CI), --full, --threads, --openmx-data."""
+def arguments(doc: str, model: str, out: str, cells=()) -> argparse.Namespace:
+    """The examples' common options: --model, --out, --quick (CI), --full, --threads, --openmx-data,
+    and --cells (a choice among ``cells``, the example's cell names)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if cells:
+        ap.add_argument("--cells", nargs="+", choices=list(cells), default=None,
+                        help="only these cells (their records replace theirs in the example's JSON, the others kept)")
     ap.add_argument("--model", type=Path, default=ROOT / "data" / "models" / model, help="checkpoint (default %(default)s)")
     ap.add_argument("--out", type=Path, default=ROOT / "examples" / "pictures" / out,
                     help="folder for pictures and numbers (default %(default)s)")
@@ -123,7 +127,11 @@ def write_records(args, records: list[dict], name: str) -> None:
     """All cases' records into ``<out>/<name>.json`` (atomic write) and, except with --quick, a
     table of them into section ``transfer.<name>`` of benchmarks/RESULTS.md."""
     from hotham.files import atomic_path
-    with atomic_path(args.out / f"{name}.json") as tmp:
+    path = args.out / f"{name}.json"
+    if getattr(args, "cells", None) and path.is_file():      # a run of some cells: keep the others' records
+        ran = {r["name"] for r in records}
+        records = [r for r in json.loads(path.read_text())["cases"] if r["name"] not in ran] + records
+    with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps({"model": str(args.model), "command": " ".join(["python", *sys.argv]),
                                          "cases": records}, indent=1))
     if args.quick:

@@ -3,6 +3,7 @@
     python examples/twisted_mos2.py            # 21.79 deg bilayer (42 atoms), 9.43 deg bilayer (222), twisted trilayer (63)
     python examples/twisted_mos2.py --full     # and the 5.09 deg double bilayer (1524 atoms, 22 860 orbitals)
     python examples/twisted_mos2.py --quick    # the 42-atom bilayer on a few k-points (CI)
+    python examples/twisted_mos2.py --cells double_bilayer_5.09   # one cell (others' records kept)
 
 The model (data/models/mos2_bilayer.pt, examples/mos2_bilayer.yaml) learned parallel MoS2
 bilayers slid over the whole cell at Mo-Mo distances 6.0-6.6 A; locally a twisted bilayer is such
@@ -27,13 +28,20 @@ CASES = {
 
 
 def main():
-    args = arguments(__doc__, "mos2_bilayer.pt", "twisted_mos2")
+    args = arguments(__doc__, "mos2_bilayer.pt", "twisted_mos2", cells=CASES)
     from hotham.workflows.layers import build_or_read
     from hotham.workflows.twist import twisted_multilayer
     layer = build_or_read("MoS2", reference=True)
     gap = MO_MO - (layer.positions[:, 2].max() - layer.positions[:, 2].min())      # S-S gap between layers
     names = ["bilayer_21.79"] if args.quick else list(CASES)[:3] + (["double_bilayer_5.09"] if args.full else [])
+    names = [n for n in CASES if n in args.cells] if args.cells else names
     records, ef = [], None
+    if names[0] != "bilayer_21.79":
+        # the first shift of a large cell's counting: the E_F of the smallest cell (predicted, dense)
+        import hotham
+        _, layers, (m, n) = CASES["bilayer_21.79"]
+        small = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
+        ef = hotham.predict(args.model, small, openmx_data=args.openmx_data).fermi_level
     for name in names:
         title, layers, (m, n) = CASES[name]
         atoms = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
