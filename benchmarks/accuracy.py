@@ -14,7 +14,7 @@ section (``accuracy``, or ``accuracy.band-w0.01`` for ``--rows band --band-weigh
 
 Spin-orbit coupling (``--soc``, section ``accuracy.soc``): the shipped SOC model
 data/models/mos2_soc.pt on the held-out cells of ../shared/data/deeph/mos2_soc_1x1 (the split of
-examples/train_soc_model.py), see :func:`soc_accuracy`.
+its recipe, hotham.recipes.SOURCES["mos2_soc"]), see :func:`soc_accuracy`.
 
 Beyond carbon (``--chemistries``, section ``accuracy.chemistries``): a row per chemistry of the
 shipped recipes (graphene/hBN, MoS2 bilayers; hotham.recipes): the recipe's model trained on its
@@ -98,11 +98,12 @@ def soc_accuracy(threads=None, model=ROOT / "data" / "models" / "mos2_soc.pt",
     """Prints how the DFT spinor blocks of mos2_soc_1x1 split (hotham.soc.soc_split_report: the
     time-reversal-odd rest, and how much of the SOC part HamGNN's xi L.sigma holds on on-site and
     hopping blocks), then the SOC model's block MAE (real and imaginary parts of the spinor
-    elements) on the held-out cells (split 0.7/0.15/0.15, seed 0, as examples/train_soc_model.py)
+    elements) on the held-out cells (the split of its recipe, hotham.recipes.SOURCES["mos2_soc"])
     and the SOC splitting of the top valence band at K, model against DFT, each from its own
     H(k). Returns the section name."""
     from hotham import io
     from hotham.dataset import split_names
+    from hotham.recipes import SOURCES, SPLIT_SEED
     from hotham.soc import soc_errors, soc_split_report
     from hotham.threads import set_threads
     set_threads(threads)
@@ -117,7 +118,7 @@ def soc_accuracy(threads=None, model=ROOT / "data" / "models" / "mos2_soc.pt",
           f"(|M| {fit['hopping']['M_norm']:.3f} eV)")
     print("on-site xi (eV): " + "; ".join(f"{s} " + ", ".join(f"{k} {v:.4f}" for k, v in x.items() if k[:2] == k[3:5])
                                          for s, x in rep["onsite_xi_eV"].items()))
-    held = split_names([p.name for p in folders], (0.7, 0.15, 0.15), seed=0)["test"]
+    held = split_names([p.name for p in folders], SOURCES["mos2_soc"].split, seed=SPLIT_SEED)["test"]
     err = soc_errors(model, [ops[n] for n in held])
     print(f"model {Path(model).name} on held-out cells {', '.join(held)}: block MAE real {err['real_mae_meV']:.3f} meV, "
           f"imaginary {err['imag_mae_meV']:.4f} meV")

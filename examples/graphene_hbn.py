@@ -15,6 +15,8 @@ the hBN strained by 0.40 % onto the common cell). S comes from OpenMX's PAO file
 ($HOTHAM_OPENMX_DATA or --openmx-data), H and E_F from hotham.predict. Printed and written to
 examples/pictures/graphene_hbn/: bands near E_F on G-M-K-G with the DOS of the same states, the
 inversion-breaking gap at graphene's K point (folded into the cell), time and peak memory per cell.
+The moire cell's E_F is counted (bands below E_F by the inertia of sparse factorisations, first
+shift at the 28-atom cell's E_F) on a 3x3 mesh that holds the folded K.
 """
 from transfer import arguments, folded_k, transfer_case, write_records
 
@@ -41,15 +43,15 @@ def main():
     for name, title, atoms, layer in cells:
         k = folded_k(atoms, layer)              # graphene's K point in the cell
         big = len(atoms) > 100                  # sparse solver, a factorisation per k-point: Gamma alone for the DOS
+        # E_F of the moire cell on the Gamma-centred 3x3 mesh, which holds graphene's K folded into
+        # any supercell of graphene (k_super = P k, P integer): E_F lies in the gap at K
         r = transfer_case(args, name, atoms, title=title, n_states=8 if args.quick else 16,
                           npoints=9 if args.quick else 12 if big else 90,
                           mesh=(3, 3, 1) if args.quick else (1, 1, 1) if big else (9, 9, 1),
-                          around=ef, k_gap=k, window=(-1.0, 1.0))
-        if "gap_at_k_meV" in r:
-            print(f"{name}: gap at graphene's K (k = {r['k_gap']}): {r['gap_at_k_meV']:.1f} meV", flush=True)
-        else:
-            print(f"{name}: E_F not counted ({r['orbitals']} orbitals), so no gap at K is read off", flush=True)
-        ef = r["fermi_level_eV"]            # the moire cell (beyond the electron count) looks for its states here
+                          guess=ef, fermi_mesh=(3, 3, 1) if big else None, k_gap=k, window=(-1.0, 1.0))
+        print(f"{name}: gap at graphene's K (k = {r['k_gap']}): {r['gap_at_k_meV']:.1f} meV "
+              f"(E_F {r['fermi_level_eV']:.4f} eV: {r['fermi_level_method']})", flush=True)
+        ef = r["fermi_level_eV"]            # the moire cell's counting starts from the small cell's E_F
         records.append(r)
     write_records(args, records, "graphene_hbn")
 

@@ -4,6 +4,7 @@
     python examples/train_model.py examples/mos2_bilayer.yaml     # data/models/mos2_bilayer.pt + .json
     python examples/train_model.py examples/mixed.yaml            # graphene, graphene/hBN and MoS2 in one model
     python examples/train_model.py examples/demo_model.yaml       # the demo's model (data/models/bilayer_graphene.pt)
+    python examples/train_model.py examples/mos2_soc.yaml         # MoS2 with spin-orbit coupling (data/models/mos2_soc.pt)
     python examples/train_model.py RECIPE.yaml --quick            # 3 epochs into a temporary folder (CI)
     python examples/train_model.py RECIPE.yaml --record-only      # re-measure the shipped checkpoint, rewrite its record
 
@@ -12,13 +13,16 @@ DFT sets it trains on and how they are split is hotham.recipes.SOURCES (by the r
 script builds the data set from those folders with a seeded train/val/test split, trains with
 :func:`hotham.train.train_from_file`, and writes the checkpoint and its record
 ``data/models/<output>.json``: the block MAE (meV) of the held-out test cells, overall and per
-species pair, the validation MAE, epochs, parameters, wall time, threads, machine, date, command.
+species pair, the validation MAE, epochs, parameters, wall time, threads, machine, date, command;
+for a spin-orbit recipe also the MAE of the real and imaginary parts of the spinor blocks and the
+SOC splitting of the top valence band at K, model against DFT, per held-out cell.
 
 The real OpenMX sets live outside the repository: ``--data-root`` (default ``$HOTHAM_DATA``, else
 ``../shared/data/deeph`` beside the checkout) holds ``graphene_hbn_slid_1x1/``,
-``mos2_bilayer_slid_1x1/``, ``bilayer_graphene_slid_1x1/``. The demo's recipe trains on the
-cells shipped in ``data/``; ``--quick`` trains the others on the few cells of their sets shipped in
-``tests/data/deeph``.
+``mos2_bilayer_slid_1x1/``, ``bilayer_graphene_slid_1x1/``, ``mos2_soc_1x1/``. The demo's recipe
+trains on the cells shipped in ``data/``; ``--quick`` trains the others on the few cells of their
+sets shipped in ``tests/data/deeph`` (the SOC set, one cell there, with the SOC run of
+``tests/data/openmx``).
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: --quick: the few cells of each set shipped in tests/data/deeph, half of them for validation
 QUICK_DATA, QUICK_SPLIT = ROOT / "tests" / "data" / "deeph", (0.5, 0.5, 0.0)
+#: --quick: a second cell where tests/data/deeph holds one of the recipe's set
+QUICK_EXTRA = {"mos2_soc": [ROOT / "tests" / "data" / "openmx" / "mos2_prim_soc"]}
 
 
 def _relative(path: Path) -> str:
@@ -72,7 +78,7 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         dataset = tmp / "set.h5"
         sets, split = recipe_dataset(name, dataset, root=QUICK_DATA if quick else args.data_root,
-                                     split=QUICK_SPLIT if quick else None)
+                                     split=QUICK_SPLIT if quick else None, extra=QUICK_EXTRA.get(name, ()) if quick else ())
         if args.record_only:
             predictor = load_predictor(out)
             history, parameters = predictor.info["history"], predictor.model.n_parameters

@@ -3,13 +3,15 @@
     python examples/twisted_mos2.py            # 21.79 deg bilayer (42 atoms), 9.43 deg bilayer (222), twisted trilayer (63)
     python examples/twisted_mos2.py --full     # and the 5.09 deg double bilayer (1524 atoms, 22 860 orbitals)
     python examples/twisted_mos2.py --quick    # the 42-atom bilayer on a few k-points (CI)
+    python examples/twisted_mos2.py --cells double_bilayer_5.09   # one cell (others' records kept)
 
 The model (data/models/mos2_bilayer.pt, examples/mos2_bilayer.yaml) learned parallel MoS2
 bilayers slid over the whole cell at Mo-Mo distances 6.0-6.6 A; locally a twisted bilayer is such
 a slid bilayer. Each cell is built by hotham's twist generator from the reference MoS2 layer (the
 training data's, hotham.workflows.layers.reference_layer) at a Mo-Mo distance of 6.3 A, its
 overlap S comes from OpenMX's PAO files ($HOTHAM_OPENMX_DATA or --openmx-data), and
-hotham.predict gives H and E_F. Printed and written to examples/pictures/twisted_mos2/: the bands
+hotham.predict gives H; E_F comes from the electron count (counted by inertia for the double
+bilayer, from the previous cell's E_F). Printed and written to examples/pictures/twisted_mos2/: the bands
 nearest the gap on G-M-K-G with the DOS of the same states (one picture per cell), the gap
 (indirect, VBM at Gamma), the time and the peak memory of each cell.
 """
@@ -26,13 +28,20 @@ CASES = {
 
 
 def main():
-    args = arguments(__doc__, "mos2_bilayer.pt", "twisted_mos2")
+    args = arguments(__doc__, "mos2_bilayer.pt", "twisted_mos2", cells=CASES)
     from hotham.workflows.layers import build_or_read
     from hotham.workflows.twist import twisted_multilayer
     layer = build_or_read("MoS2", reference=True)
     gap = MO_MO - (layer.positions[:, 2].max() - layer.positions[:, 2].min())      # S-S gap between layers
     names = ["bilayer_21.79"] if args.quick else list(CASES)[:3] + (["double_bilayer_5.09"] if args.full else [])
-    records, mid_gap = [], None
+    names = [n for n in CASES if n in args.cells] if args.cells else names
+    records, ef = [], None
+    if names[0] != "bilayer_21.79":
+        # the first shift of a large cell's counting: the E_F of the smallest cell (predicted, dense)
+        import hotham
+        _, layers, (m, n) = CASES["bilayer_21.79"]
+        small = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
+        ef = hotham.predict(args.model, small, openmx_data=args.openmx_data).fermi_level
     for name in names:
         title, layers, (m, n) = CASES[name]
         atoms = twisted_multilayer(layer, m, n, rotated=[c == "1" for c in layers], interlayer=gap)
@@ -41,10 +50,13 @@ def main():
         r = transfer_case(args, name, atoms, title=title, n_states=12 if args.quick else 24,
                           npoints=9 if args.quick or sparse else 60,
                           mesh=(2, 2, 1) if args.quick else (1, 1, 1) if sparse else (4, 4, 1),
-                          around=mid_gap, window=(-1.2, 1.2))
-        # the middle of the gap of the cells so far: where the largest cell, beyond the electron count
-        # (12 000 orbitals), looks for its states
-        mid_gap = r["fermi_level_eV"]
+                          guess=ef, window=(-1.2, 1.2))
+        print(f"{name}: gap {r['gap_meV']:.0f} meV ({'indirect' if r['indirect'] else 'direct'}, VBM at k = "
+              f"{r['vbm_k']}, CBM at k = {r['cbm_k']}; E_F {r['fermi_level_eV']:.4f} eV: {r['fermi_level_method']})",
+              flush=True)
+        # the middle of the previous cell's gap: the first shift of the largest cell's counting
+        # (above 12 000 orbitals E_F is counted by inertia)
+        ef = r["fermi_level_eV"]
         records.append(r)
     write_records(args, records, "twisted_mos2")
 

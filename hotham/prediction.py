@@ -12,7 +12,9 @@ Two kinds of input:
   an S model.
 
 The predicted operator carries the valence electrons of its species (from the training data)
-and its own Fermi level from that electron count (:func:`hotham.electronic.find_fermi_level`).
+and its own Fermi level from that electron count (:func:`hotham.electronic.find_fermi_level`:
+dense diagonalisation on an automatic mesh up to its size threshold, counting bands by the
+inertia of sparse factorisations above it).
 
 Two warnings say when a prediction is not to be trusted, each once per prediction: a
 :class:`DomainWarning` when the structure lies outside the model's training domain
@@ -60,15 +62,20 @@ def quality_verdict(val_block_mae_meV: float | None, model: str = "the model") -
 
 
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
-            fermi_level: bool = True, progress=False) -> BlockOperator:
+            fermi_level: bool | str = True, progress=False) -> BlockOperator:
     """The predicted operator of ``source``: H (eV) from an H model, or S from an S model.
 
     model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
     source: DFT data (a path :func:`hotham.io.read` reads, or a BlockOperator: its blocks and S
     are kept), or a bare structure (a structure file or an ase.Atoms: blocks from the PAO radii,
     S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA``, or from ``overlap_model``).
-    fermi_level: estimate the Fermi level from the electron count (dense diagonalisation on an
-    automatic mesh; NaN with the reason in ``meta["fermi_level_method"]`` for large cells).
+    fermi_level: find the Fermi level (eV) from the electron count on the automatic mesh
+    (:func:`hotham.electronic.automatic_mesh`) at any size: True or "auto" (dense diagonalisation
+    up to :data:`hotham.electronic.fermi.DENSE_FERMI_MAX` spin-orbitals, counting above), "dense",
+    "count", or False (none: NaN). ``meta["fermi_level_method"]`` says how it was found (or why
+    not: an unknown electron count gives NaN). Counting starts from the atomic on-site estimate;
+    a caller who knows a better first shift (a small cell's E_F) passes ``fermi_level=False`` and
+    calls ``find_fermi_level(op, guess=...)`` itself.
     Warns (:class:`QualityWarning`) when the model fails the quality gate and (:class:`DomainWarning`)
     when the structure leaves its training domain; ``meta["model_val_block_mae_meV"]`` records the
     model's validation block MAE when the checkpoint has one.
@@ -80,6 +87,8 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     from .checkpoint import load_predictor
     from .progress import Progress
     progress = Progress.of(progress, "predict")
+    if fermi_level not in (True, False, "auto", "dense", "count"):
+        raise HothamError(f"fermi_level={fermi_level!r}: True, False, 'auto', 'dense' or 'count'")
     predictor = model if hasattr(model, "predict_blocks") else load_predictor(model, device=device)
     atoms = None
     if isinstance(source, BlockOperator):
@@ -118,9 +127,10 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     out.meta.pop("model_val_block_mae_meV", None)      # a previous model's, when op was a prediction
     if model_mae is not None:
         out.meta["model_val_block_mae_meV"] = model_mae
-    if fermi_level and out.H is not None:
+    if fermi_level is not False and out.H is not None:
         with progress.stage("Fermi level from the electron count"):
-            out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(out)
+            out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
+                out, "auto" if fermi_level is True else fermi_level, progress)
     return out
 
 
@@ -155,17 +165,20 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
     return predict(overlap_model, structure_operator(atoms, basis), fermi_level=False)
 
 
-def _fermi_level(op: BlockOperator) -> tuple[float, str]:
-    """(Fermi level in eV or NaN, how it was found) of a predicted operator."""
-    from .electronic.fermi import DENSE_FERMI_MAX, automatic_mesh, electron_count, find_fermi_level
-    if op.n_orbitals * op.spin_factor > DENSE_FERMI_MAX:
-        # counting needs a first shift near E_F to stay at one or two factorisations; the caller
-        # usually knows one (a small cell of the same material), a prediction does not
-        return float("nan"), (f"not computed above {DENSE_FERMI_MAX} orbitals: "
-                              "hotham.electronic.find_fermi_level(op, guess=...) counts it")
+def _fermi_level(op: BlockOperator, method: str = "auto", progress=False) -> tuple[float, str]:
+    """(Fermi level in eV, how it was found) of a predicted operator on its automatic mesh, by
+    :func:`hotham.electronic.find_fermi_level` with ``method`` ("auto", "dense" or "count");
+    (NaN, why) when it cannot be found (no electron count, no convergence)."""
+    from .electronic import fermi
+    info = {}
     try:
-        mesh = automatic_mesh(op.atoms)
-        ef = find_fermi_level(op, mesh)
+        mesh = fermi.automatic_mesh(op.atoms)
+        # the threshold read now, not at import: one setting for find_fermi_level and predict
+        ef = fermi.find_fermi_level(op, mesh, method=method, max_orbitals=fermi.DENSE_FERMI_MAX, info=info,
+                                    progress=progress)
+        n_el = fermi.electron_count(op)
     except HothamError as exc:
         return float("nan"), f"not computed: {exc}"
-    return ef, f"electron count ({electron_count(op):g}), {'x'.join(map(str, mesh))} mesh"
+    how = ("all bands (dense)" if info["method"] == "dense" else
+           f"counting bands by inertia ({info['factorisations']} factorisations)")
+    return ef, f"electron count ({n_el:g}), {'x'.join(map(str, mesh))} mesh, {how}"

@@ -2,28 +2,45 @@
 its held-out error is measured (``examples/train_model.py``, ``benchmarks/accuracy.py``).
 
 A recipe is a hotham run file ``examples/<name>.yaml`` (model, training budget, seed);
-:data:`SOURCES` names its DFT sets (DeepH folders under a data root) and split ratios, the split
-seeded with :data:`SPLIT_SEED`. The real OpenMX sets live outside the repository: the data root is
-``$HOTHAM_DATA``, else ``../shared/data/deeph`` beside the checkout; the demo's recipe trains on
-the cells shipped in ``data/``.
+:data:`SOURCES` names its DFT sets (DeepH folders under a data root), split ratios and spin
+treatment, the split seeded with :data:`SPLIT_SEED`. The real OpenMX sets live outside the
+repository: the data root is ``$HOTHAM_DATA``, else ``../shared/data/deeph`` beside the checkout;
+the demo's recipe trains on the cells shipped in ``data/``.
+
+Spin-orbit recipes (spin "soc") are measured as well by what SOC is for: the block MAE of the
+real and imaginary parts of the spinor elements and the SOC splitting of the top valence band at
+K, model against DFT, on the held-out cells (:func:`held_out_record`, :func:`hotham.soc.soc_errors`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import HothamError
 
-__all__ = ["SOURCES", "SPLIT_SEED", "default_data_root", "recipe_dataset", "held_out_record"]
+__all__ = ["Recipe", "SOURCES", "SPLIT_SEED", "default_data_root", "recipe_dataset", "held_out_record"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
-#: recipe name -> (DFT set folders under the data root, train/val/test ratios)
+
+
+class Recipe(NamedTuple):
+    """The data of a recipe: DFT set folders under the data root, train/val/test ratios, and the
+    spin treatment of the data set ("none" or "soc")."""
+    sets: list
+    split: tuple
+    spin: str = "none"
+
+
+#: recipe name -> its :class:`Recipe`
 SOURCES = {
-    "graphene_hbn": (["graphene_hbn_slid_1x1"], (0.8, 0.1, 0.1)),
-    "mos2_bilayer": (["mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
-    "mixed": (["bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1", "mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
+    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1"], (0.8, 0.1, 0.1)),
+    "mos2_bilayer": Recipe(["mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
+    "mixed": Recipe(["bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1", "mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
     # the demo's 12 slid bilayers ship in data/; its held-out check is the twisted bilayer data/tbg_21.79
-    "demo_model": (["bilayer_graphene_slid_1x1"], (0.75, 0.25, 0.0)),
+    "demo_model": Recipe(["bilayer_graphene_slid_1x1"], (0.75, 0.25, 0.0)),
+    # 12 strained and perturbed MoS2 monolayers, non-collinear with SOC: 8 train, 2 val, 2 held out
+    "mos2_soc": Recipe(["mos2_soc_1x1"], (0.7, 0.15, 0.15), "soc"),
 }
 SPLIT_SEED = 0
 
@@ -33,33 +50,47 @@ def default_data_root() -> Path:
     return Path(os.environ.get("HOTHAM_DATA") or _CHECKOUT.parent / "shared" / "data" / "deeph")
 
 
-def recipe_dataset(name: str, out, *, root=None, split=None) -> tuple[list[str], tuple]:
+def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[list[str], tuple]:
     """Build the data set of recipe ``name`` into ``out`` (hotham HDF5) from its DFT sets under
-    ``root`` (default :func:`default_data_root`; ``data/`` for the demo's recipe), split by its
-    ratios or ``split``; returns (the sets, the ratios used)."""
+    ``root`` (default :func:`default_data_root`; ``data/`` for the demo's recipe) and the folders
+    ``extra`` (more cells: the CI's small sets), split by its ratios or ``split``, with its spin
+    treatment; returns (the sets, the ratios used)."""
     from .dataset import build_dataset
     if name not in SOURCES:
         raise HothamError(f"no data sources known for the recipe {name!r} (known: {', '.join(SOURCES)}); add it to "
                           "hotham.recipes.SOURCES")
-    sets, ratios = SOURCES[name]
+    sets, ratios, spin = SOURCES[name]
     root = Path(_CHECKOUT / "data" if name == "demo_model" else root or default_data_root())
     missing = [s for s in sets if not (root / s).is_dir()]
     if missing:
         raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets, or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
-    build_dataset([root / s for s in sets], out, split=ratios, seed=SPLIT_SEED, progress=False)
+    build_dataset([root / s for s in sets] + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
+                  spin=spin, progress=False)
     return sets, ratios
 
 
 def held_out_record(checkpoint, dataset, split: str) -> dict:
     """Block errors (meV) of ``checkpoint`` on the ``split`` cells of ``dataset``: overall MAE,
-    RMSE and max, MAE per species pair, and the structures (:func:`hotham.evaluation.evaluate_split`)."""
+    RMSE and max, MAE per species pair, and the structures (:func:`hotham.evaluation.evaluate_split`);
+    for a spin-orbit data set also the MAE of the real and imaginary parts and the SOC splitting
+    at K, model and DFT per cell (:func:`hotham.soc.soc_errors`)."""
     from .evaluation import evaluate_split
     ev = evaluate_split(checkpoint, dataset, split)
     rep = ev["report"]
     if rep is None:
         raise HothamError(f"{dataset}: no structure in the {split} split")
-    return {f"{split}_block_mae_meV": rep["all"]["mae"], f"{split}_block_rmse_meV": rep["all"]["rmse"],
-            f"{split}_block_max_meV": rep["all"]["max"],
-            f"{split}_species_pair_mae_meV": {k: v["mae"] for k, v in rep["species"].items()},
-            f"{split}_structures": ev["structures"]}
+    record = {f"{split}_block_mae_meV": rep["all"]["mae"], f"{split}_block_rmse_meV": rep["all"]["rmse"],
+              f"{split}_block_max_meV": rep["all"]["max"],
+              f"{split}_species_pair_mae_meV": {k: v["mae"] for k, v in rep["species"].items()},
+              f"{split}_structures": ev["structures"]}
+    from .dataset import Dataset
+    with Dataset(dataset) as ds:
+        if ds.spin == "soc":
+            from .soc import soc_errors
+            soc = soc_errors(checkpoint, [ds[n] for n in ev["structures"]])
+            record.update({"held_out_real_mae_meV": soc["real_mae_meV"],
+                           "held_out_imag_mae_meV": soc["imag_mae_meV"],
+                           "soc_splitting_K_meV": {Path(k).name: v for k, v in soc["splitting"].items()},
+                           "soc_splitting_K_max_error_meV": soc["splitting_max_error_meV"]})
+    return record

@@ -60,6 +60,26 @@ def test_graphene_hbn_gap_at_k_matches_dft():
     assert abs(gap_model - gap_dft) * 1000 < GAP_TOLERANCE_MEV
 
 
+@pytest.mark.parametrize("model, cell", [("mos2_bilayer.pt", "mos2_bilayer_slid_1x1/001"),
+                                         ("graphene_hbn.pt", "graphene_hbn_slid_1x1/001")])
+def test_predict_counts_the_fermi_level_above_the_threshold(model, cell, monkeypatch):
+    """hotham.predict finds E_F at any size: above DENSE_FERMI_MAX (lowered here below the cell's
+    orbitals) by counting bands by inertia, the same E_F as all bands on the same automatic mesh
+    (MoS2: the middle of the gap; graphene/hBN: Fermi-Dirac, the gap at K below GAP_KT kT)."""
+    import hotham.electronic.fermi as fermi
+    dft = hotham.io.read(DEEPH / cell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QualityWarning)
+        dense = hotham.predict(MODELS / model, dft, fermi_level="dense")
+        monkeypatch.setattr(fermi, "DENSE_FERMI_MAX", dft.n_orbitals - 1)
+        counted = hotham.predict(MODELS / model, dft)
+    assert "dense" in dense.meta["fermi_level_method"]
+    assert "counting" in counted.meta["fermi_level_method"], counted.meta["fermi_level_method"]
+    assert counted.fermi_level == pytest.approx(dense.fermi_level, abs=1e-6)
+    with pytest.raises(HothamError, match="fermi_level"):
+        hotham.predict(MODELS / model, dft, fermi_level="bisect")
+
+
 def test_band_gap_reads_edges_from_a_window_or_the_electron_count():
     E = np.array([[-1.0, -0.2, 0.5, 1.0], [-0.9, -0.1, 0.3, 1.1]])   # VBM at k 1, CBM at k 1
     g = el.band_gap(E, n_occupied=2)

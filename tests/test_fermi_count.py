@@ -2,6 +2,8 @@
 against dense diagonalisation and against folded primitive cells (tiling is exact)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.linalg as sla
@@ -79,9 +81,27 @@ def test_counting_on_a_mesh_from_a_poor_guess(graphene):
     big = tile(graphene, (2, 2, 1))
     info = {}
     # above the threshold the counting method is used: the 3x3 mesh of the 2x2 cell (5 k up to time reversal)
-    ef = find_fermi_level(big, (3, 3, 1), max_orbitals=10, guess=graphene.fermi_level - 6.0, info=info)
+    ef = find_fermi_level(big, (3, 3, 1), max_orbitals=10, guess=graphene.fermi_level - 15.0, info=info)
     assert info["method"] == "count" and info["rows"] == 5 and len(set(info["shifts"])) > 1
     assert ef == pytest.approx(find_fermi_level(big, (3, 3, 1), method="dense"), abs=1e-8)
+
+
+@pytest.mark.parametrize("cell, mesh", [("openmx/mos2_prim", (3, 3, 1)), ("deeph/mos2_bilayer_slid_1x1/001", (1, 1, 1)),
+                                        ("deeph/graphene_hbn_slid_1x1/001", (3, 3, 1))])
+def test_counting_from_the_on_site_estimate_finds_gaps_wider_than_a_window(cell, mesh):
+    """No first shift (the atomic on-site estimate, eV from E_F) on 4x4 tiles: at some k the gap is
+    wider than the 16 eigenvalues nearest any one shift reach (MoS2 at Gamma, a window entirely
+    below or above it); the count still settles, bands N-1 and N searched per k-point, and gives
+    the E_F of all bands."""
+    import hotham.io
+    big = tile(hotham.io.read(Path(__file__).parent / "data" / cell), (4, 4, 1))
+    big.fermi_level = float("nan")
+    info = {}
+    ef = find_fermi_level(big, mesh, method="count", info=info)
+    assert ef == pytest.approx(find_fermi_level(big, mesh, method="dense"), abs=1e-8)
+    if "mos2" in cell:
+        vbm, cbm = info["band_edges"]
+        assert cbm - vbm > 1.0 and ef == pytest.approx(0.5 * (vbm + cbm))
 
 
 def test_fermi_level_window_and_gap_rules(mos2):

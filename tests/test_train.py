@@ -150,6 +150,7 @@ def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_da
     p = predict(out, tmp_path / "g.xyz")
     assert p.meta["valence_electrons"] == {"C": 4.0}
     assert np.isfinite(p.fermi_level) and "mesh" in p.meta["fermi_level_method"]
+    assert "dense" in p.meta["fermi_level_method"]
     assert "g.xyz" in p.source
 
 

@@ -4,8 +4,8 @@ from .bands import BandStructure, KPath, band_path, band_structure, path_length
 from .compare import (BandComparison, band_errors, band_file_beside, band_file_deviation, block_mae, check_openmx_run,
                       common_fermi_levels, compare_bands, compare_operator_bands, openmx_bands)
 from .dos import DOS, dos
-from .gap import BandGap, band_gap, occupied_bands
-from .fermi import (automatic_mesh, band_edges, count_fermi_level, electron_count, fermi_level, find_fermi_level,
+from .gap import BandGap, band_edges, band_gap, occupied_bands
+from .fermi import (automatic_mesh, count_fermi_level, electron_count, fermi_level, find_fermi_level,
                     mesh_shape, monkhorst_pack, occupancy)
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure

@@ -17,12 +17,14 @@ limit.
 Large cells (more than ``DENSE_FERMI_MAX`` spin-orbitals): E_F by counting. Sylvester's law of
 inertia: the number of negative pivots of the LDL^T factor of H(k) - E S(k) is the number of
 bands below E at k. One factorisation per k at a shift E gives that count and, by shift-invert on
-the same factor, the eigenvalues nearest E, so the electron count sum_k w_k N_k(e) is known
-exactly for every e in the window those eigenvalues span; the Fermi-Dirac sum is exact to
-e^-WINDOW_KT once every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a
-window are full, above it empty), and the gap rule needs the band edges in every window. With a
-good first shift (``guess``, else the operator's own E_F) that is one or two factorisations per
-k-point; from a poor one the shift moves by secant steps on the exact counts.
+the same factor, the m eigenvalues nearest E: all those within r (the farthest of them) of E, so
+the electron count sum_k w_k N_k(e) is known exactly for every e in (E - r, E + r), even where
+the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^-WINDOW_KT once
+every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window are full,
+above it empty), and the gap rule needs bands N-1 and N at every k (searched per k-point where a
+gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
+that is one or two factorisations per k-point; from a poor one the shift moves by secant steps
+on the exact counts.
 """
 from __future__ import annotations
 
@@ -32,9 +34,10 @@ from scipy.optimize import brentq
 from ..cell import slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .gap import band_edges
 
 __all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
-           "find_fermi_level", "count_fermi_level", "band_edges", "irreducible_kpoints", "DENSE_FERMI_MAX",
+           "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "DENSE_FERMI_MAX",
            "GAP_KT", "WINDOW_KT"]
 
 K_B = 8.617333262e-5  # eV / K
@@ -101,25 +104,6 @@ def electron_count(op: BlockOperator) -> float:
 def occupancy(op: BlockOperator) -> float:
     """Electrons per band: 2 for spin 'none', 1 for soc or a collinear channel."""
     return 2.0 if op.spin == "none" else 1.0
-
-
-def band_edges(energies: np.ndarray, n_electrons: float, occ: float = 2.0, n_below=None):
-    """(highest occupied, lowest empty) band energy over all k (eV) when the electrons fill a
-    whole number N of bands at every k, else None; also None when a window ``energies`` [nk, nb]
-    starting at band ``n_below`` [nk] (default 0) misses band N - 1 or N at some k."""
-    e = np.sort(np.asarray(energies, dtype=float), axis=1)   # +inf pads a window that is shorter
-    nb = np.zeros(len(e), np.int64) if n_below is None else np.asarray(n_below, np.int64)
-    N = n_electrons / occ
-    if abs(N - round(N)) > 1e-9 or round(N) < 1:
-        return None
-    i = int(round(N)) - nb                              # window index of band N at every k
-    if np.any(i < 1) or np.any(i >= e.shape[1]):
-        return None
-    rows = np.arange(len(e))
-    vbm, cbm = e[rows, i - 1], e[rows, i]
-    if not (np.all(np.isfinite(vbm)) and np.all(np.isfinite(cbm))):
-        return None
-    return float(vbm.max()), float(cbm.min())
 
 
 def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: float = 2.0,
@@ -209,7 +193,16 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         shift = _onsite_guess(op, target / len(chans))
     NB = np.zeros(len(rows), np.int64)
     W = np.zeros((len(rows), n))
-    top = lambda: np.where(np.isfinite(W), W, -np.inf).max(axis=1)   # noqa: E731  (windows' upper ends)
+    # per row the interval the window certifies: the m eigenvalues nearest a shift s are all those
+    # within r = max |e - s| of it, so the band count is known on (s - r, s + r) even where the
+    # window lies on one side of s (a gap above or below the shift at that k)
+    LO, HI = np.zeros(len(rows)), np.zeros(len(rows))
+    AT = np.zeros(len(rows))                              # the shift of each row's window
+    # the band index of the gap (one spin channel: collinear channels fill separately) and per row
+    # the energies of bands N-1 and N (NaN: not seen yet) with brackets (low, high) that hold them
+    N = int(round(target)) if abs(target - round(target)) < 1e-9 and len(chans) == 1 else None
+    EDGE = np.full((2, len(rows)), np.nan)
+    BRACKET = np.stack([np.full((2, len(rows)), -np.inf), np.full((2, len(rows)), np.inf)], axis=-1)
     log = {"shifts": [], "factorisations": 0}
 
     def window(r, s, m):
@@ -230,14 +223,26 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
                 raise SolverError(f"no gap of {2 * INERTIA_MARGIN} eV near {s:.4f} eV at k = {k[q]} for an "
                                   "inexact factor's band count: use precision='double', drop_tol=0")
             s = float(mids[ok][np.argmin(np.abs(mids[ok] - s))])
-        return si.info["n_below"] - int(np.count_nonzero(e < s)), e
+        return si.info["n_below"] - int(np.count_nonzero(e < s)), e, s
 
     def solve_rows(idx, shifts, m):
         nonlocal W
         if m > W.shape[1]:
             W = np.hstack([W, np.zeros((len(rows), m - W.shape[1]))])
         for r, s in zip(progress.bar(idx, f"k-points at {np.mean(shifts):.3f} eV"), shifts):
-            NB[r], e = window(r, s, m)
+            NB[r], e, s_used = window(r, s, m)
+            e = np.sort(e)
+            rad = (1 - 1e-9) * np.abs(e - s_used).max()        # a hair inside: ties at the rim
+            LO[r], HI[r], AT[r] = min(s_used - rad, e.min()), max(s_used + rad, e.max()), s_used
+            if N is not None:
+                for j, band in enumerate((N - 1, N)):
+                    i = band - NB[r]
+                    if 0 <= i < len(e):
+                        EDGE[j, r] = e[i]
+                    elif i >= len(e):                            # above the window: above its interval
+                        BRACKET[j, r, 0] = max(BRACKET[j, r, 0], HI[r])
+                    else:
+                        BRACKET[j, r, 1] = min(BRACKET[j, r, 1], LO[r])
             W[r, :m] = e
             W[r, m:] = np.inf       # a window solved with fewer eigenvalues: no band there
             log["shifts"].append(float(s))
@@ -251,7 +256,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     lo_b, hi_b = (-np.inf, None), (np.inf, None)         # bracket: (energy, count there)
     for _ in range(16):
         solve_rows(range(len(rows)), [shift] * len(rows), n)
-        L, U = W.min(axis=1).max(), top().min()
+        L, U = LO.max(), HI.min()
         cL, cU = counts(L)[0], counts(U)[1]
         if cL <= target + 1e-9 and target <= cU + 1e-9:
             break
@@ -273,36 +278,44 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     else:
         raise SolverError(f"counting found no Fermi level near the shifts {log['shifts'][-3:]} eV")
 
-    # 2. widen or move windows until the answer rests on complete information at every row
-    # the band index of the gap (one spin channel: collinear channels fill separately)
-    N = int(round(target)) if abs(target - round(target)) < 1e-9 and len(chans) == 1 else None
-    m = n
-    for _ in range(12):
-        mu = fermi_level(W, n_electrons, weights=rw, occ=occ, temperature=temperature, n_below=NB)
-        edges = band_edges(W, n_electrons, occ, NB)
-        if edges is not None and edges[1] - edges[0] > GAP_KT * kT:
-            log["band_edges"] = edges
-            break
-        if N is not None and edges is None and log.get("gap_search", 0) < 8:
-            # an insulator whose band edge N-1 or N lies outside some windows: a shift placed
-            # across the gap (mirrored about E_F) at those rows, the band index known from the count
+    # 2. move or widen windows until the answer rests on complete information at every row
+    m, mu = n, 0.5 * (L + U)
+    for _ in range(32):
+        missing = np.flatnonzero(np.isnan(EDGE).any(axis=0)) if N is not None else []
+        if len(missing):
+            # bands N-1 or N not seen at some rows (a gap wider than their windows): a shift towards
+            # each, inside its bracket (bisection) or a window's width beyond the side it lies on
             log["gap_search"] = log.get("gap_search", 0) + 1
-            low = NB > N - 1
-            high = NB + np.isfinite(W).sum(axis=1) <= N
-            idx = np.flatnonzero(low | high)
-            shifts = np.where(low[idx], 2 * mu - W[idx].min(axis=1), 2 * mu - top()[idx])
-            solve_rows(idx, shifts, m)
+            if log["gap_search"] > 16:
+                raise SolverError(f"counting did not find the band edges at {len(missing)} k-points")
+            width = np.maximum(HI - LO, 1e-2)[missing]
+            a, b = BRACKET[:, missing, 0], BRACKET[:, missing, 1]
+            aim = np.where(np.isfinite(a) & np.isfinite(b), 0.5 * (a + b),
+                           np.where(np.isfinite(a), a + 0.5 * width, b - 0.5 * width))
+            aim = np.where(np.isnan(EDGE[:, missing]), aim, np.nan)
+            solve_rows(missing, np.nanmean(aim, axis=0), m)
             continue
-        reach = np.minimum(mu - W.min(axis=1), top() - mu) / kT
+        if N is not None:
+            edges = float(EDGE[0].max()), float(EDGE[1].min())
+            if edges[1] - edges[0] > GAP_KT * kT:       # an insulator: E_F in the middle of the gap
+                log["band_edges"] = edges
+                mu = 0.5 * (edges[0] + edges[1])
+                break
+        try:                 # Fermi-Dirac on the windows (complete where they reach WINDOW_KT beyond it)
+            mu = fermi_level(W, n_electrons, weights=rw, occ=occ, temperature=temperature, n_below=NB)
+        except HothamError:  # windows moved off E_F by the edge search: back to the last estimate
+            pass
+        reach = np.minimum(mu - LO, HI - mu) / kT
         short = np.flatnonzero(reach < WINDOW_KT)
         log["window_kT"] = float(reach.min())
         if len(short) == 0:
             break
-        if m >= COUNT_WINDOW_MAX:
-            raise SolverError(f"more than {COUNT_WINDOW_MAX} bands lie within {WINDOW_KT:g} kT of E_F = {mu:.4f} eV at "
-                              f"{len(short)} k-points: give a lower temperature (the counting method needs every "
-                              "band inside that window)")
-        m = min(2 * m, COUNT_WINDOW_MAX)
+        if np.all(np.abs(AT[short] - mu) < WINDOW_KT * kT):  # already centred there: wider windows
+            if m >= COUNT_WINDOW_MAX:
+                raise SolverError(f"more than {COUNT_WINDOW_MAX} bands lie within {WINDOW_KT:g} kT of E_F = {mu:.4f} "
+                                  f"eV at {len(short)} k-points: give a lower temperature (the counting method needs "
+                                  "every band inside that window)")
+            m = min(2 * m, COUNT_WINDOW_MAX)
         solve_rows(short, [mu] * len(short), m)
     else:
         raise SolverError(f"counting did not settle the Fermi level (last {mu:.4f} eV)")

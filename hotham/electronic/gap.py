@@ -7,6 +7,9 @@ Two ways to tell occupied from empty bands:
   :func:`occupied_bands`);
 * ``fermi``: a window of the spectrum (the n states nearest an energy, sparse solver): states
   below ``fermi`` (eV) are valence, above it conduction. ``fermi`` must lie in the gap.
+
+:func:`band_edges` (the gap rule of :func:`hotham.electronic.fermi_level`) reads the same two
+bands from the electron count, also from windows that start at a known band index per k-point.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 from ..errors import HothamError
 from ..operator import BlockOperator
 
-__all__ = ["BandGap", "band_gap", "occupied_bands"]
+__all__ = ["BandGap", "band_gap", "occupied_bands", "band_edges"]
 
 
 @dataclass
@@ -44,14 +47,47 @@ class BandGap:
                 f"{1000 * self.direct_gap:.1f} meV{where(self.k_direct)}")
 
 
+def _filled_bands(n_electrons: float, occ: float) -> int | None:
+    """Bands that ``n_electrons`` fill at ``occ`` electrons per band, or None when that is not a
+    whole number (at least 1)."""
+    N = n_electrons / occ
+    return int(round(N)) if abs(N - round(N)) <= 1e-6 and round(N) >= 1 else None
+
+
+def _edge_bands(energies, n_occupied: int, n_below=None):
+    """(valence [nk], conduction [nk]): bands ``n_occupied`` - 1 and ``n_occupied`` at every k of
+    ``energies`` [nk, nb] (eV; sorted per k, +inf pads a shorter window), each row a window
+    starting at band ``n_below`` [nk] (default 0); None when some window misses either band."""
+    e = np.sort(np.asarray(energies, dtype=float), axis=1)
+    nb = np.zeros(len(e), np.int64) if n_below is None else np.asarray(n_below, np.int64)
+    i = n_occupied - nb                                  # window index of band n_occupied at every k
+    if np.any(i < 1) or np.any(i >= e.shape[1]):
+        return None
+    rows = np.arange(len(e))
+    val, con = e[rows, i - 1], e[rows, i]
+    if not (np.all(np.isfinite(val)) and np.all(np.isfinite(con))):
+        return None
+    return val, con
+
+
+def band_edges(energies: np.ndarray, n_electrons: float, occ: float = 2.0, n_below=None):
+    """(highest occupied, lowest empty) band energy over all k (eV) when the electrons fill a
+    whole number N of bands at every k, else None; also None when a window ``energies`` [nk, nb]
+    starting at band ``n_below`` [nk] (default 0) misses band N - 1 or N at some k."""
+    N = _filled_bands(n_electrons, occ)
+    vc = None if N is None else _edge_bands(energies, N, n_below)
+    return None if vc is None else (float(vc[0].max()), float(vc[1].min()))
+
+
 def occupied_bands(op: BlockOperator) -> int:
     """Bands filled by the valence electrons of a spin-degenerate operator (electrons / 2);
     HothamError when that count is odd (no gap to read off)."""
     from .fermi import electron_count, occupancy
-    ne = electron_count(op) / occupancy(op)
-    if abs(ne - round(ne)) > 1e-6:
-        raise HothamError(f"{op.source or 'operator'}: {ne:g} electrons per band slot: not an insulator's count")
-    return int(round(ne))
+    n_el, occ = electron_count(op), occupancy(op)
+    N = _filled_bands(n_el, occ)
+    if N is None:
+        raise HothamError(f"{op.source or 'operator'}: {n_el / occ:g} electrons per band slot: not an insulator's count")
+    return N
 
 
 def band_gap(energies, *, n_occupied: int | None = None, fermi: float | None = None) -> BandGap:
@@ -63,9 +99,10 @@ def band_gap(energies, *, n_occupied: int | None = None, fermi: float | None = N
     if (n_occupied is None) == (fermi is None):
         raise HothamError("give exactly one of n_occupied (all bands) and fermi (a window of states)")
     if n_occupied is not None:
-        if not 0 < n_occupied < E.shape[1]:
+        vc = _edge_bands(E, n_occupied)
+        if vc is None:
             raise HothamError(f"{n_occupied} occupied bands among {E.shape[1]}: no gap")
-        val, con = E[:, n_occupied - 1], E[:, n_occupied]
+        val, con = vc
     else:
         below, above = np.where(E < fermi, E, -np.inf), np.where(E > fermi, E, np.inf)
         val, con = below.max(1), above.min(1)
