@@ -34,6 +34,8 @@ from pathlib import Path
 from eigensolver import _operator, gemm_job, run
 from results import record, tee
 
+from hotham.electronic.kparallel import available_memory_gb
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the issue's targets on 2 cores
 TARGET_MOIRE_S, TARGET_MOIRE_GB, TARGET_EDGES_S = 20 * 60.0, 16.0, 90.0
@@ -74,14 +76,6 @@ def moire_job(m, n, nk, out, q):
     q.put(s)
 
 
-def _available_gb() -> float:
-    """MemAvailable of /proc/meminfo, GB."""
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
 def report_example(s):
     t = s["times_s"]
     print(f"\n== the whole example, twisted bilayer graphene {s['twist_angle_deg']:.3f} deg: {s['atoms']} atoms, "
@@ -109,7 +103,7 @@ def main(argv=None):
     gemm = run(gemm_job)["gflops"]
     header = (f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
               f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}; load average "
-              f"{os.getloadavg()[0]:.1f} at the start; {_available_gb():.1f} GB available\n"
+              f"{os.getloadavg()[0]:.1f} at the start; {available_memory_gb():.1f} GB available\n"
               f"float32 GEMM on this machine: {gemm:.0f} GFLOP/s")
     for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2)):
         if part not in args.skip:
@@ -137,8 +131,8 @@ def _moire(args, gemm):
     total = a["t_predict"] + floor["gamma"] + args.nk * floor["K"]
     print(f"the example's floor: predict + 1 factorisation at Gamma (E_F) + {args.nk} at complex k (bands) = "
           f"{total:.0f} s; memory at least {need:.1f} GB (the operator after predict + one complex factor); "
-          f"this machine has {_available_gb():.1f} GB available")
-    if need < 0.9 * _available_gb():
+          f"this machine has {available_memory_gb():.1f} GB available")
+    if need < 0.9 * available_memory_gb():
         report_example(run(moire_job, *args.indices, args.nk, args.out))
     else:
         print(f"-> the whole example does not fit in this machine's memory: not run (targets < "

@@ -7,8 +7,9 @@ Two backends behind one call, :func:`factorizer`:
   k-points and complex Hermitian indefinite (mtype -4) elsewhere; only the upper triangle is
   passed. When the inertia is wanted at a complex k, the Hermitian matrix is factorised as its
   real symmetric embedding of twice the size instead (MKL's complex inertia is wrong, see
-  :meth:`PardisoFactor._analyse`). The symbolic analysis (ordering) is done once and reused for every later matrix of
-  the same pattern (all k), only the numerical factorisation is repeated.
+  :meth:`PardisoFactor._analyse`). The symbolic analysis (ordering) is done once and reused
+  for every later matrix of the same pattern (all k), only the numerical factorisation is
+  repeated.
 * ``"superlu"`` (scipy, always there): LU with the symmetric-mode MMD(A^T + A) column order of
   the first matrix reused at later k.
 
