@@ -213,6 +213,19 @@ def split_names(names: Sequence[str], ratios=(0.8, 0.1, 0.1), seed: int = 0) -> 
     return {s: sorted(names[i] for i in part) for s, part in zip(SPLIT_NAMES, parts)}
 
 
+def _split_per_source(names, paths, sources, ratios, seed) -> dict[str, list[str]]:
+    """:func:`split_names` applied to the structures of each source (the first of ``sources``
+    whose folder holds the structure's ``path``), the parts merged and sorted."""
+    roots = [Path(s).absolute() for s in sources]
+    groups: dict[int, list[str]] = {}
+    for name, path in zip(names, paths):
+        p = Path(path).absolute()
+        i = next(i for i, r in enumerate(roots) if p == r or p.is_relative_to(r))
+        groups.setdefault(i, []).append(name)
+    parts = [split_names(g, ratios, seed) for g in groups.values()]
+    return {s: sorted(n for part in parts for n in part[s]) for s in SPLIT_NAMES}
+
+
 # ---------------------------------------------------------------------------------- building
 @dataclass
 class DatasetReport:
@@ -274,7 +287,7 @@ def _interrupt_flag():
 
 def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cutoff: float | None = None,
                   progress: bool = True, spin: str | None = None, h_tol: float = 1e-5,
-                  s_tol: float = 1e-6, strict: bool = False) -> DatasetReport:
+                  s_tol: float = 1e-6, strict: bool = False, split_by_source: bool = False) -> DatasetReport:
     """Read every structure under ``sources`` and write one training-set HDF5 file.
 
     Parameters
@@ -283,6 +296,9 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
         folders holding many of them (searched recursively, see :func:`find_structures`).
     out_path : the HDF5 file to write (atomically: nothing appears under this name on failure).
     split : train / val / test ratios (see :func:`split_names`), seeded by ``seed``.
+    split_by_source : split the structures of each of ``sources`` on its own (with the same
+        ratios and seed) and merge the parts, so that every source (a chemistry, a set) is held out
+        in proportion, and the set of one source alone is split as it would be in a mixed set.
     cutoff : Angstrom; drop blocks between atoms further apart (pairs kept together). ``None``
         keeps every block the DFT code wrote.
     spin : "none", "collinear" or "soc": structures of another spin treatment are skipped.
@@ -364,7 +380,10 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                 more = f" (and {len(report.skipped) - 5} more)" if len(report.skipped) > 5 else ""
                 raise HothamError(f"no structure could be read, nothing written: {why}{more}")
             report.species = sorted(basis.shells)
-            report.split = split_names(report.names, split, seed)
+            if split_by_source:
+                report.split = _split_per_source(report.names, report.sources, sources, split, seed)
+            else:
+                report.split = split_names(report.names, split, seed)
             report.max_edge_length = max(lengths.values(), default=0.0)
             stats = {}
             for which, mom in (("H", h_mom), ("S", s_mom)):
@@ -383,7 +402,8 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                 "cutoff": report.cutoff, "max_edge_length": report.max_edge_length,
                 "max_edge_length_pairs": json.dumps(dict(sorted(lengths.items()))),
                 "stats": json.dumps(stats), "split_ratios": json.dumps([float(x) for x in split]),
-                "split_seed": int(seed), "skipped": json.dumps(report.skipped),
+                "split_seed": int(seed), "split_by_source": bool(split_by_source),
+                "skipped": json.dumps(report.skipped),
             })
     return report
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from .errors import HothamError
 
-__all__ = ["Recipe", "SOURCES", "SPLIT_SEED", "default_data_root", "recipe_dataset", "held_out_record"]
+__all__ = ["Recipe", "SOURCES", "SPLIT_SEED", "default_data_root", "recipe_dataset", "held_out_record", "set_mae"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -65,9 +65,21 @@ def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[
     if missing:
         raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets, or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
+    # each set split on its own: a mixed recipe holds out the cells its single-set recipes hold out
     build_dataset([root / s for s in sets] + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
-                  spin=spin, progress=False)
+                  spin=spin, progress=False, split_by_source=True)
     return sets, ratios
+
+
+def set_mae(per_structure: dict) -> dict:
+    """Block MAE (meV) of the cells of each set, over all their elements: ``per_structure`` maps
+    names ``<set>__<cell>`` to {"mae", "n"} (:func:`hotham.evaluation.evaluate_split`)."""
+    sums: dict[str, list] = {}
+    for name, e in per_structure.items():
+        s = sums.setdefault(name.rsplit("__", 1)[0], [0.0, 0])
+        s[0] += e["mae"] * e["n"]
+        s[1] += e["n"]
+    return {k: total / n for k, (total, n) in sorted(sums.items())}
 
 
 def held_out_record(checkpoint, dataset, split: str) -> dict:
@@ -84,6 +96,9 @@ def held_out_record(checkpoint, dataset, split: str) -> dict:
               f"{split}_block_max_meV": rep["all"]["max"],
               f"{split}_species_pair_mae_meV": {k: v["mae"] for k, v in rep["species"].items()},
               f"{split}_structures": ev["structures"]}
+    by_set = set_mae(ev["per_structure"])
+    if len(by_set) > 1:
+        record[f"{split}_set_mae_meV"] = by_set
     from .dataset import Dataset
     with Dataset(dataset) as ds:
         if ds.spin == "soc":

@@ -110,6 +110,24 @@ def test_split_reproducible_disjoint_complete(built):
     assert {k: ds.split(k) for k in ("train", "val", "test")} == want == report.split
 
 
+def test_split_by_source_holds_out_each_set(tmp_path):
+    """Two sets of two cells each, half held out: split together, one set may land wholly in
+    training; split by source, each gives one cell to each part, as it would alone."""
+    sets = [DEEPH / "graphene_hbn_slid_1x1", DEEPH / "mos2_bilayer_slid_1x1"]
+    out = tmp_path / "mixed.h5"
+    assert main(["dataset", "build", *map(str, sets), "-o", str(out), "--split", "0.5", "0.5", "0",
+                 "--seed", "1", "--split-by-source", "--no-progress"]) == 0
+    with Dataset(out) as ds:
+        split = {k: ds.split(k) for k in ("train", "val")}
+    for s in sets:
+        alone = split_names([f"{s.name}__{c.name}" for c in s.iterdir()], (0.5, 0.5, 0), seed=1)
+        for k in ("train", "val"):
+            assert [n for n in split[k] if n.startswith(s.name)] == alone[k]
+            assert len(alone[k]) == 1
+    with h5py.File(out) as f:
+        assert f.attrs["split_by_source"]
+
+
 def test_cutoff_keeps_pairs_and_onsite(tmp_path):
     out = tmp_path / "cut.h5"
     report = build_dataset([MONO], out, cutoff=3.0, progress=False)

@@ -33,14 +33,19 @@ def test_twisted_mos2_soc_quick():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "twisted_mos2_soc.py"), "--quick"],
                          capture_output=True, text=True, check=True).stdout
     assert "SOC splitting of the top valence band at K" in out and "bands ->" in out
+
+
 def test_train_model_quick_mixed_chemistries():
     """One model for graphene, graphene/hBN and MoS2 (13- and 19-orbital atoms), 3 epochs on the cells in
-    tests/data/deeph; its record holds the held-out MAE per species pair."""
+    tests/data/deeph, each set split on its own; its record holds the held-out MAE per species pair
+    and per set."""
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "train_model.py"), str(ROOT / "examples" / "mixed.yaml"),
                           "--quick", "--threads", "1"], capture_output=True, text=True, check=True).stdout
     record = json.loads(out[out.index("{"):])
     assert record["epochs"] == 3 and record["val_block_mae_meV"] > 0
     assert {"C-C", "B-N", "C-B", "Mo-S", "S-S"} <= set(record["val_species_pair_mae_meV"])
+    assert set(record["val_set_mae_meV"]) == {"bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1",
+                                               "mos2_bilayer_slid_1x1"}
     assert record["command"].startswith("python examples/train_model.py examples/mixed.yaml")
 
 

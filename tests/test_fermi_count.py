@@ -165,3 +165,36 @@ def test_analysis_predicts_the_factorisation(mos2, k):
     assert a["factor_nnz"] == si.info["factor_nnz"] > 0
     assert a["factor_mflop"] == si.info["factor_mflop"] > 0
     assert 0 < a["memory_gb"] < 1
+
+
+@pytest.mark.skipif(not have_pardiso(), reason="an inexact factor: PARDISO's single precision (pip install pypardiso)")
+def test_counting_where_the_spectrum_is_denser_than_the_margin(graphene, monkeypatch):
+    """At 10^4 atoms eigenvalues lie closer than INERTIA_MARGIN across whole windows (graphene
+    72x72 failed so, from the on-site estimate at -11.6 eV); a margin of 2 eV does the same to a
+    3x3 tile. Counts made while the shift moves are used as they are, those the answer rests on
+    come from the exact factor, and E_F is the dense one."""
+    import importlib
+    monkeypatch.setattr(importlib.import_module("hotham.electronic.solve"), "INERTIA_MARGIN", 2.0)
+    big = tile(graphene, (3, 3, 1))
+    big.fermi_level = float("nan")          # the on-site estimate, far from E_F
+    info = {}
+    ef = find_fermi_level(big, (1, 1, 1), method="count", backend="pardiso", info=info)
+    assert info["approximate"] >= 1 and info["exact"] >= 1
+    assert ef == pytest.approx(find_fermi_level(big, (1, 1, 1), method="dense"), abs=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system, n", [("graphene", 72), ("mos2", 58)])
+def test_counting_at_ten_thousand_atoms_equals_folded_primitive(system, n, request):
+    """Slow version of test_counting_equals_folded_primitive_and_dense at 10^4 atoms: graphene
+    72x72 (10368 atoms, 134784 orbitals; Gamma of the tile holds K, so E_F sits on the Dirac
+    point) and MoS2 58x58 (10092 atoms, 151380 orbitals; an insulator, E_F mid-gap). The tile's
+    E_F from the inertia of its Gamma-point factorisations equals the primitive cell's on the
+    folded n x n mesh, found dense. About 10 and 20 minutes, 7 and 14 GB, on one core."""
+    prim = request.getfixturevalue(system)
+    big = tile(prim, (n, n, 1))
+    big.fermi_level = float("nan")          # no hint from the primitive run
+    info = {}
+    ef = find_fermi_level(big, (1, 1, 1), method="count", info=info)
+    assert info["method"] == "count"
+    assert ef == pytest.approx(find_fermi_level(prim, (n, n, 1)), abs=1e-6)

@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     b.add_argument("--split", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"),
                    help="split ratios (default %(default)s)")
     b.add_argument("--seed", type=int, help="seed of the random split (default %(default)s)")
+    b.add_argument("--split-by-source", action="store_true",
+                   help="split each SOURCE on its own and merge the parts (each set held out in proportion)")
     b.add_argument("--cutoff", type=float, metavar="R",
                    help="drop blocks between atoms further apart than R Angstrom (default: keep all)")
     b.add_argument("--spin", choices=("none", "collinear", "soc"),
@@ -40,7 +42,7 @@ def _build(args) -> int:
     from ..dataset import build_dataset
     report = build_dataset(args.sources, args.output, split=tuple(args.split), seed=args.seed,
                            cutoff=args.cutoff, spin=args.spin, progress=not args.no_progress,
-                           strict=args.strict)
+                           strict=args.strict, split_by_source=args.split_by_source)
     print(report.summary())
     return 0
 
