@@ -13,6 +13,10 @@
 3. 10^4-atom MoS2 (tiled primitive OpenMX run, tests/data/openmx/mos2_prim): the 10 states below
    and 10 above E_F at Gamma (E_F of the primitive cell on the folded mesh, exact by tiling),
    in its own process (its own peak memory).
+4. k-points in parallel (``--kparallel-atoms``, default 1000): the band edges (4 below, 4 above
+   E_F) of tiled MoS2 along G-M-K-G (``--nk``) in one process with every thread, then in as many
+   processes as threads (one thread each, ``solve(..., processes=P)``): both wall times, their
+   ratio, and the largest difference of the eigenvalues.
 
     OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 python benchmarks/moire.py
     python benchmarks/moire.py --indices 11 12 --mos2-atoms 3000      # smaller
@@ -98,14 +102,16 @@ def main(argv=None):
                     help="the whole example at this size too (default the 2.88 deg cell of make demo)")
     ap.add_argument("--mos2-atoms", type=int, default=10000)
     ap.add_argument("--out", default="magic_angle_out", help="the example's output folder")
-    ap.add_argument("--skip", nargs="+", default=[], choices=("moire", "example", "mos2"), help="leave parts out")
+    ap.add_argument("--kparallel-atoms", type=int, default=1000)
+    ap.add_argument("--skip", nargs="+", default=[], choices=("moire", "example", "mos2", "kparallel"),
+                    help="leave parts out")
     args = ap.parse_args(argv)
     gemm = run(gemm_job)["gflops"]
     header = (f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
               f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}; load average "
               f"{os.getloadavg()[0]:.1f} at the start; {available_memory_gb():.1f} GB available\n"
               f"float32 GEMM on this machine: {gemm:.0f} GFLOP/s")
-    for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2)):
+    for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2), ("kparallel", _kparallel)):
         if part not in args.skip:
             # one RESULTS.md section per part (moire, moire-example, moire-mos2): a rerun of one
             # part replaces only its own figures
@@ -149,6 +155,32 @@ def _mos2(args, gemm):
     print(f"\n== MoS2 {r['atoms']} atoms ({r['orbitals']} orbitals), 10 states below and 10 above E_F = "
           f"{r['fermi']:.4f} eV at Gamma: {r['t']:.1f} s, peak {r['peak_gb']:.2f} GB, gap {r['gap']:.3f} eV -> "
           f"target (< {TARGET_EDGES_S:.0f} s): {'met' if r['t'] < TARGET_EDGES_S else 'NOT met'}")
+
+
+def _kparallel(args, gemm):
+    from hotham.threads import threads_in_use
+    threads = threads_in_use()
+    one = run(kparallel_job, args.kparallel_atoms, args.nk, 1)
+    par = run(kparallel_job, args.kparallel_atoms, args.nk, threads)
+    import numpy as np
+    diff = float(np.abs(np.asarray(one["e"]) - np.asarray(par["e"])).max())
+    print(f"\n== k-points in parallel: MoS2 {one['atoms']} atoms ({one['orbitals']} orbitals), 4 states below and "
+          f"4 above E_F at {args.nk} k on G-M-K-G")
+    print(f"1 process x {threads} threads: {one['t']:.1f} s; {par['processes']} processes x 1 thread: "
+          f"{par['t']:.1f} s; speed-up {one['t'] / par['t']:.2f}; largest eigenvalue difference {diff:.1e} eV")
+
+
+def kparallel_job(n_atoms, nk, processes, q):
+    from hotham.electronic import band_path, find_fermi_level, solve
+    from hotham.electronic.kparallel import plan_processes
+    prim, op, reps = _operator("mos2", n_atoms)
+    op.fermi_level = find_fermi_level(prim, reps)     # Gamma of the supercell = the folded mesh
+    k = band_path(op.atoms, "GMKG", nk).kpts
+    used = plan_processes(op, k, processes, n_below=4, n_above=4)["processes"] if processes > 1 else 1
+    t0 = time.perf_counter()
+    r = solve(op, k, n_below=4, n_above=4, processes=processes)
+    q.put(dict(atoms=op.n_atoms, orbitals=op.n_orbitals, t=time.perf_counter() - t0, e=r.energies.tolist(),
+               processes=used))
 
 
 def edges_job(n_atoms, q):

@@ -73,9 +73,13 @@ def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
 
 
 def monkhorst_pack(atoms, mesh) -> np.ndarray:
-    """Fractional MP mesh [n1 n2 n3, 3] (Gamma-centred for odd n, as ase) of :func:`mesh_shape`."""
+    """Fractional Gamma-centred mesh [n1 n2 n3, 3] of :func:`mesh_shape`: ase's Monkhorst-Pack
+    grid, moved by half a step along every even n so that Gamma (and, for n a multiple of 3,
+    graphene's K) is on it. Gamma of an n1 x n2 x n3 supercell folds exactly this mesh of the cell."""
     from ase.dft.kpoints import monkhorst_pack as mp
-    return mp(mesh_shape(atoms, mesh))
+    size = np.asarray(mesh_shape(atoms, mesh))
+    k = mp(size) + np.where(size % 2 == 0, 0.5 / size, 0.0)
+    return k - np.floor(k + 0.5)    # in [-1/2, 1/2)
 
 
 def automatic_mesh(atoms) -> tuple[int, int, int]:
@@ -274,8 +278,13 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         return float(np.sum(rw * (NB + np.count_nonzero(W < e, axis=1)))), \
             float(np.sum(rw * (NB + np.count_nonzero(W <= e, axis=1))))
 
-    # 1. move one shift for all rows until the zero-temperature E_F lies inside every window
-    lo_b, hi_b = (-np.inf, None), (np.inf, None)         # bracket: (energy, count there)
+    # 1. move one shift for all rows until the zero-temperature E_F lies inside every window.
+    # Each step is a Newton step on the windows' own density of states (bands per eV between
+    # L and U) while it stays inside the bracket and halves it; else regula falsi on the bracket
+    # with the Illinois rule (an end kept twice counts half, so a far end cannot stall it); else
+    # bisection. At 10^4 atoms every step is a factorisation per k-point.
+    lo_b, hi_b = [-np.inf, None], [np.inf, None]          # bracket ends: [energy, count there - target]
+    last, width_before = None, np.inf
     for _ in range(16):
         solve_rows(range(len(rows)), [shift] * len(rows), n, certain=False)
         L, U = LO.max(), HI.min()
@@ -286,20 +295,23 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
             cL, cU = counts(L)[0], counts(U)[1]
         if cL <= target + 1e-9 and target <= cU + 1e-9:
             break
+        dos = max(cU - cL, 1.0) / (U - L) if U > L else 1.0
         if cU < target:
-            lo_b = (U, cU)
-            step = (target - cU) * (U - L) / max(cU - cL, 1.0) if U > L else 1.0
-            new = U + max(step, 0.5 * (U - L), 1e-3)
-            if hi_b[1] is not None:                      # secant between the bracket's ends
-                new = U + (target - cU) * (hi_b[0] - U) / max(hi_b[1] - cU, 1e-12)
+            if last == "lo" and hi_b[1] is not None:
+                hi_b[1] *= 0.5
+            lo_b, last = [U, cU - target], "lo"
+            new = U + max((target - cU) / dos, 0.5 * (U - L), 1e-3)
         else:
-            hi_b = (L, cL)
-            step = (cL - target) * (U - L) / max(cU - cL, 1.0) if U > L else 1.0
-            new = L - max(step, 0.5 * (U - L), 1e-3)
-            if lo_b[1] is not None:
-                new = L - (cL - target) * (L - lo_b[0]) / max(cL - lo_b[1], 1e-12)
-        if not (lo_b[0] < new < hi_b[0]):
-            new = 0.5 * (lo_b[0] + hi_b[0]) if np.isfinite(lo_b[0] + hi_b[0]) else new
+            if last == "hi" and lo_b[1] is not None:
+                lo_b[1] *= 0.5
+            hi_b, last = [L, cL - target], "hi"
+            new = L - max((cL - target) / dos, 0.5 * (U - L), 1e-3)
+        width = hi_b[0] - lo_b[0]
+        if not (lo_b[0] < new < hi_b[0] and width < 0.5 * width_before) and np.isfinite(width):
+            new = lo_b[0] - lo_b[1] * width / (hi_b[1] - lo_b[1])
+            if not lo_b[0] < new < hi_b[0]:
+                new = 0.5 * (lo_b[0] + hi_b[0])
+        width_before = width
         shift = new
     else:
         raise SolverError(f"counting found no Fermi level near the shifts {log['shifts'][-3:]} eV")
