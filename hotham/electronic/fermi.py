@@ -197,7 +197,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         if si.backend == "superlu":      # double precision: with every block its count is exact
             si.drop_tol = 0.0
     shift = guess if guess is not None else op.fermi_level
-    if not np.isfinite(shift):
+    estimated = not np.isfinite(shift)
+    if estimated:
         shift = _onsite_guess(op, target / len(chans))
     NB = np.zeros(len(rows), np.int64)
     W = np.zeros((len(rows), n))
@@ -206,6 +207,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     # window lies on one side of s (a gap above or below the shift at that k)
     LO, HI = np.zeros(len(rows)), np.zeros(len(rows))
     AT = np.zeros(len(rows))                              # the shift of each row's window
+    ASKED = np.zeros(len(rows))                           # the shift asked for (a window moves off eigenvalues)
     APPROX = np.zeros(len(rows), bool)                    # a count of an inexact factor, uncertified
     # the band index of the gap (one spin channel: collinear channels fill separately) and per row
     # the energies of bands N-1 and N (NaN: not seen yet) with brackets (low, high) that hold them
@@ -257,6 +259,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
             W = np.hstack([W, np.zeros((len(rows), m - W.shape[1]))])
         for r, s in zip(progress.bar(idx, f"k-points at {np.mean(shifts):.3f} eV"), shifts):
             NB[r], e, s_used, APPROX[r] = window(r, s, m, certain)
+            ASKED[r] = s
             e = np.sort(e)
             rad = (1 - 1e-9) * np.abs(e - s_used).max()        # a hair inside: ties at the rim
             LO[r], HI[r], AT[r] = min(s_used - rad, e.min()), max(s_used + rad, e.max()), s_used
@@ -277,6 +280,46 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         """(bands below e, bands at or below e), weighted over rows."""
         return float(np.sum(rw * (NB + np.count_nonzero(W < e, axis=1)))), \
             float(np.sum(rw * (NB + np.count_nonzero(W <= e, axis=1))))
+
+    def total_count(s):
+        """Bands below ``s``, weighted over rows: one factorisation per row, no eigenvalues."""
+        c = 0.0
+        for r, (q, ch) in enumerate(rows):
+            c += rw[r] * solvers[chans.index(ch)].move(s).count(k[q])
+            log["factorisations"] += 1
+        log["shifts"].append(float(s))
+        return c
+
+    # 0. from the on-site estimate (eV from E_F), counts alone until the shift is within half a
+    # window of E_F: no eigenvalues are solved for where the spectrum may be dense (10^4 atoms
+    # far from E_F, where they converge slowly), and a count off by a band still points the way.
+    # Steps doubling from 1 eV until E_F is bracketed, then Brent's method on the count.
+    if estimated:
+        class _Near(Exception):
+            pass
+
+        seen = {}
+
+        def excess(s):
+            if s not in seen:           # brentq asks again for the bracket's ends
+                seen[s] = total_count(s) - target
+            if abs(seen[s]) <= n / 2:
+                raise _Near(s)
+            return seen[s]
+
+        try:
+            a, fa, step = shift, excess(shift), 1.0
+            while True:
+                b = a + (step if fa < 0 else -step)
+                fb = excess(b)
+                if np.sign(fb) != np.sign(fa):
+                    break
+                a, fa, step = b, fb, 2 * step
+                if step > 1e3:
+                    raise SolverError(f"counting found no Fermi level up to {b:.1f} eV (electrons {n_electrons:g})")
+            shift = brentq(excess, min(a, b), max(a, b), xtol=1e-3)
+        except _Near as near:
+            shift = near.args[0]
 
     # 1. move one shift for all rows until the zero-temperature E_F lies inside every window.
     # Each step is a Newton step on the windows' own density of states (bands per eV between
@@ -328,8 +371,9 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
                 raise SolverError(f"counting did not find the band edges at {len(missing)} k-points")
             width = np.maximum(HI - LO, 1e-2)[missing]
             a, b = BRACKET[:, missing, 0], BRACKET[:, missing, 1]
-            aim = np.where(np.isfinite(a) & np.isfinite(b), 0.5 * (a + b),
-                           np.where(np.isfinite(a), a + 0.5 * width, b - 0.5 * width))
+            with np.errstate(invalid="ignore"):         # inf - inf where a bracket is open: not taken
+                aim = np.where(np.isfinite(a) & np.isfinite(b), 0.5 * (a + b),
+                               np.where(np.isfinite(a), a + 0.5 * width, b - 0.5 * width))
             aim = np.where(np.isnan(EDGE[:, missing]), aim, np.nan)
             solve_rows(missing, np.nanmean(aim, axis=0), m)
             continue
@@ -348,7 +392,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         log["window_kT"] = float(reach.min())
         if len(short) == 0:
             break
-        if np.all(np.abs(AT[short] - mu) < WINDOW_KT * kT):  # already centred there: wider windows
+        # already asked for there (the window may have moved off eigenvalues next to E_F): wider windows
+        if np.all(np.abs(ASKED[short] - mu) < WINDOW_KT * kT):
             if m >= COUNT_WINDOW_MAX:
                 raise SolverError(f"more than {COUNT_WINDOW_MAX} bands lie within {WINDOW_KT:g} kT of E_F = {mu:.4f} "
                                   f"eV at {len(short)} k-points: give a lower temperature (the counting method needs "
