@@ -34,7 +34,9 @@ def test_demo_retrained_for_one_epoch_fails_the_gate(tmp_path, capsys):
                  "--layers", "1"]) == 0
     text = capsys.readouterr().out
     s = json.loads((out / "summary.json").read_text())
-    assert abs(s["fermi_level_dft_eV"] - (-3.65996)) < 1e-3     # tbg_21.79 info.json: -3.6599614 eV
+    # tbg_21.79 info.json: -3.6599614 eV, on OpenMX's 6x6 grid (Monkhorst-Pack, off Gamma); hotham's 6x6
+    # mesh is Gamma-centred (-3.6570 eV)
+    assert abs(s["fermi_level_dft_eV"] - (-3.65996)) < 5e-3
     assert s["epochs"] == 1 and s["tbg_block_mae_meV"] > 0 and (out / "model.pt").exists()
     assert "model vs DFT bands" in text
     # one epoch is far from good enough: the quality gate says so instead of presenting the picture
