@@ -23,8 +23,9 @@ the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^
 every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window are full,
 above it empty), and the gap rule needs bands N-1 and N at every k (searched per k-point where a
 gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
-that is one or two factorisations per k-point; from a poor one the shift moves by secant steps
-on the counts. The default factor (PARDISO, single precision, far tails dropped) counts exactly
+that is one or two factorisations per k-point. From the on-site estimate (no E_F known) the
+shift first moves on counts alone (no eigenvalues: doubling steps, then Brent's method) until it
+lies within half a window of E_F, then by Newton steps on the windows' density of states. The default factor (PARDISO, single precision, far tails dropped) counts exactly
 when the shift lies :data:`~hotham.electronic.solve.INERTIA_MARGIN` from every eigenvalue; where
 the spectrum is denser than that all across a window (10^4 atoms, far from E_F), a count made
 while the shift still moves is used as it is (off by a band at most, it points the same way), and
