@@ -65,9 +65,10 @@ def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[
     if missing:
         raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets, or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
-    # each set split on its own: a mixed recipe holds out the cells its single-set recipes hold out
+    # each set of a mixed recipe split on its own: it holds out the cells its single-set recipes
+    # hold out (``extra`` cells, the CI's second cell of a one-cell set, join their set's split)
     build_dataset([root / s for s in sets] + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
-                  spin=spin, progress=False, split_by_source=True)
+                  spin=spin, progress=False, split_by_source=len(sets) > 1 and not extra)
     return sets, ratios
 
 

@@ -86,12 +86,21 @@ def monkhorst_pack(atoms, mesh) -> np.ndarray:
 def automatic_mesh(atoms) -> tuple[int, int, int]:
     """A mesh that shrinks as the cell grows: about ``AUTO_MESH_ATOM_K`` atoms x k-points in all
     (n x n along the periodic vectors, 1 across a slab's vacuum, Gamma alone for large cells,
-    whose Brillouin zone is small)."""
+    whose Brillouin zone is small). Along two vectors of a hexagonal lattice (equal lengths at
+    60 or 120 degrees) n > 1 is rounded up to a multiple of 3, so that K is on the mesh:
+    graphene's Dirac point and MoS2's band edges lie there, and a mesh without K puts a
+    semimetal's E_F in a gap of the mesh's own making."""
     n = max(1, int(round(np.sqrt(AUTO_MESH_ATOM_K / len(atoms)))))
     mesh = [n if p else 1 for p in atoms.pbc]
     ax = slab_axis(atoms)
     if ax is not None:
         mesh[ax] = 1
+    cell = np.asarray(atoms.cell)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        a, b = np.linalg.norm(cell[i]), np.linalg.norm(cell[j])
+        if mesh[i] > 1 and mesh[j] > 1 and abs(a - b) < 1e-3 * a and \
+                abs(abs(cell[i] @ cell[j]) / (a * b) - 0.5) < 1e-3:
+            mesh[i] = mesh[j] = 3 * -(-max(mesh[i], mesh[j]) // 3)
     return tuple(mesh)
 
 
