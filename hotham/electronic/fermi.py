@@ -228,6 +228,10 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
 
     exact_solvers = {}                                     # double precision, nothing dropped: made on demand
 
+    def below_window(solver, e, s):
+        """Bands below the window ``e`` from the solver's count below its shift ``s``."""
+        return solver.info["n_below"] - int(np.count_nonzero(e < s))
+
     def window(r, s, m, certain):
         """(bands below the window, its eigenvalues, the shift used, whether the count is approximate)."""
         q, c = rows[r]
@@ -237,7 +241,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
             log["factorisations"] += 1
             exact = si.precision == "double" and si.drop_tol == 0
             if exact or np.abs(e - s).min() >= INERTIA_MARGIN:
-                return si.info["n_below"] - int(np.count_nonzero(e < s)), e, s, False
+                return below_window(si, e, s), e, s, False
             # an eigenvalue this close to the shift could cross it in the perturbed factor:
             # the next shift in the middle of the nearest gap between the window's eigenvalues
             gaps = np.diff(e)
@@ -247,11 +251,11 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
                 break
             s = float(mids[ok][np.argmin(np.abs(mids[ok] - s))])
         else:
-            return si.info["n_below"] - int(np.count_nonzero(e < s)), e, s, False
+            return below_window(si, e, s), e, s, False
         # a spectrum denser than the margin all across the window (thousands of atoms, far from E_F)
         if not certain:      # while the shift is still being moved towards E_F: a count off by a band will do
             log["approximate"] = log.get("approximate", 0) + 1
-            return si.info["n_below"] - int(np.count_nonzero(e < s)), e, s, True
+            return below_window(si, e, s), e, s, True
         # the count is needed exactly: the factor of H - shift S itself, at the widest gap's middle
         if c not in exact_solvers:
             exact_solvers[c] = ShiftInvert(op, s, channel=c, backend=backend, inertia=True, precision="double",
@@ -261,7 +265,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         e, _ = ex.solve(k[q], m)
         log["factorisations"] += 1
         log["exact"] = log.get("exact", 0) + 1
-        return ex.info["n_below"] - int(np.count_nonzero(e < s)), e, s, False
+        return below_window(ex, e, s), e, s, False
 
     def solve_rows(idx, shifts, m, certain=True):
         nonlocal W
