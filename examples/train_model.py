@@ -83,6 +83,11 @@ def main(argv=None) -> int:
             predictor = load_predictor(out)
             history, parameters = predictor.info["history"], predictor.model.n_parameters
             wall = history[-1]["time_s"]            # the training loop's own clock
+            if "fermi_levels" not in predictor.info:     # a checkpoint from before training recorded them
+                from hotham.dataset import Dataset
+                from hotham.train import fermi_levels
+                with Dataset(dataset) as ds:
+                    predictor.save(out, extra={"fermi_levels": fermi_levels([ds[n] for n in ds.split("train")])})
         else:
             copy = tmp / recipe.name                # the run file's data (set.h5) is relative to it
             copy.write_text(recipe.read_text())

@@ -52,3 +52,9 @@ def periodic_axes(atoms, vacuum: float = SLAB_VACUUM) -> list[int]:
         if gaps.max() * height <= vacuum:
             out.append(ax)
     return out
+
+
+def chemistry(atoms) -> str:
+    """The elements of a structure, sorted and joined by '-' ("C", "B-C-N", "Mo-S"): the key of
+    what a model records per chemistry (its training cells' Fermi level)."""
+    return "-".join(sorted(set(atoms.get_chemical_symbols())))

@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
+
 from .domain import outside_domain
 from .errors import BasisError, FormatError, HothamError
 from .operator import BlockOperator
@@ -73,9 +75,10 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     (:func:`hotham.electronic.automatic_mesh`) at any size: True or "auto" (dense diagonalisation
     up to :data:`hotham.electronic.fermi.DENSE_FERMI_MAX` spin-orbitals, counting above), "dense",
     "count", or False (none: NaN). ``meta["fermi_level_method"]`` says how it was found (or why
-    not: an unknown electron count gives NaN). Counting starts from the atomic on-site estimate;
-    a caller who knows a better first shift (a small cell's E_F) passes ``fermi_level=False`` and
-    calls ``find_fermi_level(op, guess=...)`` itself.
+    not: an unknown electron count gives NaN). Counting starts from the median E_F of the model's
+    training cells of the same chemistry (``fermi_levels`` in the checkpoint), else from the
+    atomic on-site estimate; a caller who knows a better first shift (a small cell's E_F) passes
+    ``fermi_level=False`` and calls ``find_fermi_level(op, guess=...)`` itself.
     Warns (:class:`QualityWarning`) when the model fails the quality gate and (:class:`DomainWarning`)
     when the structure leaves its training domain; ``meta["model_val_block_mae_meV"]`` records the
     model's validation block MAE when the checkpoint has one.
@@ -129,8 +132,11 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
         out.meta["model_val_block_mae_meV"] = model_mae
     if fermi_level is not False and out.H is not None:
         with progress.stage("Fermi level from the electron count"):
+            from .cell import chemistry
+            # the first shift of counting: the training cells' E_F of this chemistry, if the model has it
+            guess = (predictor.info.get("fermi_levels") or {}).get(chemistry(out.atoms))
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
-                out, "auto" if fermi_level is True else fermi_level, progress)
+                out, "auto" if fermi_level is True else fermi_level, progress, guess)
     return out
 
 
@@ -165,9 +171,11 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
     return predict(overlap_model, structure_operator(atoms, basis), fermi_level=False)
 
 
-def _fermi_level(op: BlockOperator, method: str = "auto", progress=False) -> tuple[float, str]:
+def _fermi_level(op: BlockOperator, method: str = "auto", progress=False,
+                 guess: float | None = None) -> tuple[float, str]:
     """(Fermi level in eV, how it was found) of a predicted operator on its automatic mesh, by
-    :func:`hotham.electronic.find_fermi_level` with ``method`` ("auto", "dense" or "count");
+    :func:`hotham.electronic.find_fermi_level` with ``method`` ("auto", "dense" or "count") and
+    the first shift ``guess`` (eV; None: the operator's E_F, else the on-site estimate);
     (NaN, why) when it cannot be found (no electron count, no convergence)."""
     from .electronic import fermi
     info = {}
@@ -175,10 +183,14 @@ def _fermi_level(op: BlockOperator, method: str = "auto", progress=False) -> tup
         mesh = fermi.automatic_mesh(op.atoms)
         # the threshold read now, not at import: one setting for find_fermi_level and predict
         ef = fermi.find_fermi_level(op, mesh, method=method, max_orbitals=fermi.DENSE_FERMI_MAX, info=info,
-                                    progress=progress)
+                                    guess=guess if not np.isfinite(op.fermi_level) else None, progress=progress)
         n_el = fermi.electron_count(op)
     except HothamError as exc:
         return float("nan"), f"not computed: {exc}"
-    how = ("all bands (dense)" if info["method"] == "dense" else
-           f"counting bands by inertia ({info['factorisations']} factorisations)")
+    if info["method"] == "dense":
+        how = "all bands (dense)"
+    else:
+        first = ("the operator's E_F" if np.isfinite(op.fermi_level) else "the on-site estimate" if guess is None
+                 else f"{guess:.4f} eV, the training cells' E_F")
+        how = f"counting bands by inertia ({info['factorisations']} factorisations from {first})"
     return ef, f"electron count ({n_el:g}), {'x'.join(map(str, mesh))} mesh, {how}"

@@ -93,6 +93,20 @@ def valence_per_species(ops) -> dict:
     return out
 
 
+def fermi_levels(ops) -> dict:
+    """The median Fermi level (eV) of the structures per chemistry (:func:`hotham.cell.chemistry`),
+    over those that have one. A prediction of the same chemistry starts counting its own E_F
+    there (:func:`hotham.predict`): the model reproduces the DFT energies, zero included, and E_F
+    moves by about 0.1 eV between cells of one chemistry (primitive graphene -3.77 eV, slid
+    bilayers -3.62 eV), by eV between chemistries (graphene/hBN -4.46, MoS2 bilayers -4.79)."""
+    from .cell import chemistry
+    seen: dict = {}
+    for op in ops:
+        if np.isfinite(op.fermi_level):
+            seen.setdefault(chemistry(op.atoms), []).append(float(op.fermi_level))
+    return {k: float(np.median(v)) for k, v in sorted(seen.items())}
+
+
 # ---------------------------------------------------------------------------------- training
 def _loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Hot-Ham loss: MAE + RMSE over all elements (eV)."""
@@ -427,7 +441,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     deadline = None if cfg.max_minutes is None else time.time() + 60 * cfg.max_minutes
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
-            "valence_electrons": valence,
+            "valence_electrons": valence, "fermi_levels": fermi_levels([ops[n] for n in split["train"]]),
             "domain": training_domain([ops[n] for n in split["train"]])}
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()

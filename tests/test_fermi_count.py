@@ -141,6 +141,17 @@ def test_band_edges_sparse_equal_dense(system, request):
     np.testing.assert_allclose(dense, [f[b - 3:b + 5] for f, b in zip(full, below)], atol=1e-10)
 
 
+def test_band_edges_past_a_folded_cluster(mos2):
+    # 9x9 MoS2 at Gamma, E_F mid-gap: the first window certifies up to the second conduction
+    # state, and the next shift beyond it lands on a cluster of folded states (8 within 3 meV)
+    # whose window does not reach back; the shift after it goes back into the gap left between
+    big = tile(mos2, (9, 9, 1))
+    big.fermi_level = find_fermi_level(mos2, (9, 9, 1))
+    sparse = eigenvalues(big, [[0, 0, 0]], n_below=4, n_above=4, method="sparse")
+    dense = eigenvalues(big, [[0, 0, 0]], n_below=4, n_above=4, method="dense")
+    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+
+
 def test_cli_bands_edges(tmp_path):
     from pathlib import Path
 

@@ -46,7 +46,7 @@ def test_two_processes_equal_the_serial_run(mos2_2x2):
     serial = solve(mos2_2x2, k, **kw)
     log, stream = _log()
     par = solve(mos2_2x2, k, processes=2, memory_gb=50.0, progress=log, **kw)
-    assert "in 2 processes" in stream.getvalue()
+    assert "in 2 processes" in stream.getvalue() and par.processes == 2
     np.testing.assert_allclose(par.energies, serial.energies, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(par.kpts, serial.kpts)
 
@@ -59,7 +59,7 @@ def test_band_edges_in_processes_keep_warm_starts_inside_chunks(mos2_2x2):
     serial = solve(mos2_2x2, k, **kw)
     log, stream = _log()
     par = solve(mos2_2x2, k, processes=2, memory_gb=50.0, progress=log, **kw)
-    assert "in 2 processes" in stream.getvalue()
+    assert "in 2 processes" in stream.getvalue() and par.processes == 2
     dense = solve(mos2_2x2, k, n_below=3, n_above=3, method="dense").energies
     np.testing.assert_allclose(serial.energies, dense, atol=1e-7)
     np.testing.assert_allclose(par.energies, dense, atol=1e-7)

@@ -155,6 +155,23 @@ def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_da
     assert "g.xyz" in p.source
 
 
+def test_prediction_counts_from_the_training_cells_fermi_level(dataset, trained, monkeypatch):
+    """The checkpoint records its training cells' median E_F per chemistry; a prediction of a bare
+    structure of that chemistry, counted (threshold lowered), starts there and equals dense."""
+    import hotham.electronic.fermi as fermi
+    from hotham.train import fermi_levels
+    out, _ = trained
+    with Dataset(dataset) as ds:
+        expected = fermi_levels([ds[n] for n in ds.split("train")])
+    assert load_predictor(out).info["fermi_levels"] == pytest.approx(expected) and set(expected) == {"C"}
+    atoms = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000").atoms
+    dense = predict(out, atoms)
+    monkeypatch.setattr(fermi, "DENSE_FERMI_MAX", 10)
+    counted = predict(out, atoms)
+    assert f"{expected['C']:.4f} eV, the training cells' E_F" in counted.meta["fermi_level_method"]
+    assert counted.fermi_level == pytest.approx(dense.fermi_level, abs=1e-6)
+
+
 def test_predict_unknown_species_names_what_the_model_knows(trained):
     """A carbon model on MoS2 says which species it knows (not "no basis label for Mo, S")."""
     from hotham.errors import BasisError

@@ -187,7 +187,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
 
     ``guess``: the first shift, eV (default ``op.fermi_level``, else the on-site estimate).
     ``info`` (a dict, filled): shifts tried, factorisations, the windows' reach in kT, the band
-    edges of an insulator. Windows grow to :data:`COUNT_WINDOW_MAX` eigenvalues; a spectrum that
+    edges of an insulator, and the final windows (``n_below`` [rows], ``windows`` [rows, m] eV,
+    rows = k-points then channels; +inf past a window solved with fewer eigenvalues). Windows grow to :data:`COUNT_WINDOW_MAX` eigenvalues; a spectrum that
     needs more within ``WINDOW_KT`` kT of E_F raises SolverError (a lower ``temperature`` needs
     fewer)."""
     from ..progress import Progress
@@ -417,7 +418,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     else:
         raise SolverError(f"counting did not settle the Fermi level (last {mu:.4f} eV)")
     if info is not None:
-        info.update(log, method="count", fermi_level=mu, rows=len(rows))
+        # the windows the answer rests on: per row (k, channel) the bands below it and its eigenvalues
+        info.update(log, method="count", fermi_level=mu, rows=len(rows), n_below=NB.copy(), windows=W.copy())
     return mu
 
 

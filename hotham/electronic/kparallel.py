@@ -277,4 +277,4 @@ def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, 
                     fut.cancel()
                 raise
     vecs = np.concatenate([e.vectors for e in parts]) if solve_kw.get("vectors") else None
-    return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel)
+    return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel, processes=p)

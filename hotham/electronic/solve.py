@@ -74,11 +74,13 @@ class Eigen:
     vectors : complex [nk, n, nb] or None (columns S-orthonormal: c^H S c = 1)
     kpts : float [nk, 3], fractional
     channel : collinear channel of every band (collinear ``channel=None``: [nb] with 0 then 1), or None
+    processes : the worker processes that solved them (``solve(..., processes=P)`` starts at most P)
     """
     energies: np.ndarray
     vectors: np.ndarray | None
     kpts: np.ndarray
     channel: np.ndarray | None = None
+    processes: int = 1
 
 
 def _channels(op: BlockOperator, channel):
@@ -429,10 +431,17 @@ def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, ve
             C = np.concatenate(found_c, axis=1)[:, pick] if vectors else None
             return E[pick], C, start
         width = max(B - A, 1e-3)
-        if len(below) < n_below:                 # next window just below the certified interval
-            s, m = A - 0.01 * width, 2 * (n_below - len(below)) + 4
+        lo, hi = cert[-1]
+        # the next window just beyond the certified interval on the side short of states; where
+        # the last one fell on a cluster beyond it (a folded band edge of a large supercell: its m
+        # states within a hair of the shift) and left a gap not certified, a quarter into that gap
+        # (nearer the known end, so that the window reaches it rather than the cluster)
+        if len(below) < n_below:
+            s = A - 0.25 * (A - hi) if hi < A else A - 0.01 * width
+            m = 2 * (n_below - len(below)) + 4
         else:
-            s, m = B + 0.01 * width, 2 * (n_above - len(above)) + 4
+            s = B + 0.25 * (lo - B) if lo > B else B + 0.01 * width
+            m = 2 * (n_above - len(above)) + 4
     raise SolverError(f"{max_shifts} shifts did not find {n_below} states below and {n_above} above "
                       f"E_F = {fermi:.4f} eV at k = {k}")
 
