@@ -40,7 +40,7 @@ def tile_job(system, n, first, q):
     ef = find_fermi_level(big, (1, 1, 1), method="count", guess=guess, info=info)
     t = time.perf_counter() - t0
     peak = peak_memory_gb()
-    ref = find_fermi_level(prim, (n, n, 1), method="dense")
+    ref = find_fermi_level(prim, (n, n, 1), method="dense", symmetry=False)     # the whole folded mesh
     # the primitive's bands on the whole folded mesh, sorted: band i of the tile at Gamma
     folded = np.sort(solve(prim, monkhorst_pack(prim.atoms, (n, n, 1))).energies.ravel())
     w = info["windows"][0]

@@ -53,7 +53,7 @@ def analysis_job(m, n, q):
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
     from hotham.electronic import ShiftInvert, find_fermi_level
-    from hotham.electronic.fermi import irreducible_kpoints, monkhorst_pack
+    from hotham.electronic.fermi import irreducible_mesh
     from hotham.progress import peak_memory_gb
     from hotham.workflows.generate import generate_twisted
     t0 = time.perf_counter()
@@ -67,8 +67,8 @@ def analysis_job(m, n, q):
         small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
     after_predict = peak_memory_gb()
     shift = find_fermi_level(small, (6, 6, 1)) + 0.013
-    # the example's E_F mesh (3 x 3 holds K) and its rows: Gamma and the complex k, one each of +-k
-    rows = len(irreducible_kpoints(monkhorst_pack(atoms, (3, 3, 1)))[0])
+    # the example's E_F mesh (3 x 3 holds K) and its rows: Gamma and one complex k per star
+    rows = len(irreducible_mesh(atoms, (3, 3, 1))[0])
     out = dict(angle=atoms.info["twist_angle"], atoms=len(atoms), orbitals=pred.n_orbitals, blocks=pred.n_edges,
                t_structure=t_structure, t_predict=t_predict, peak_predict_gb=after_predict, rows=rows)
     # E_F counts bands: real LDL^T at Gamma, the real embedding (twice the size) at complex k,
@@ -144,7 +144,7 @@ def _moire(args, gemm):
               f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
     need = a["peak_predict_gb"] + max(a[name]["memory_gb"] for name in floor)
     total = a["t_predict"] + floor["gamma"] + (a["rows"] - 1) * floor["K counted"] + args.nk * floor["K"]
-    print(f"the example's floor: predict + E_F on the 3x3 mesh (one factorisation per row: Gamma and "
+    print(f"the example's floor: predict + E_F on the 3x3 mesh (one factorisation per star: Gamma and "
           f"{a['rows'] - 1} complex, counted) + {args.nk} complex k (bands) = {total:.0f} s; memory at least "
           f"{need:.1f} GB (the operator after predict + the largest factor); this machine has "
           f"{available_memory_gb():.1f} GB available")

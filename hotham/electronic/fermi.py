@@ -42,7 +42,7 @@ from ..operator import BlockOperator
 from .gap import band_edges
 
 __all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
-           "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "DENSE_FERMI_MAX",
+           "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "irreducible_mesh", "DENSE_FERMI_MAX",
            "GAP_KT", "WINDOW_KT"]
 
 K_B = 8.617333262e-5  # eV / K
@@ -59,6 +59,8 @@ COUNT_WINDOW, COUNT_WINDOW_MAX = 16, 256
 
 #: atoms x k-points of the automatic mesh (Gamma alone for large supercells)
 AUTO_MESH_ATOM_K = 400
+#: Angstrom: positions within it count as symmetric (spglib's default) for the mesh's stars
+SYMPREC = 1e-5
 
 
 def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
@@ -164,6 +166,31 @@ def irreducible_kpoints(kpts) -> tuple[np.ndarray, np.ndarray]:
     keep = partner >= np.arange(len(k))
     w = np.where(partner[keep] == np.flatnonzero(keep), 1.0, 2.0)
     return k[keep], w / w.sum()
+
+
+def irreducible_mesh(atoms, mesh, *, symmetry: bool = True, symprec: float = SYMPREC) -> tuple[np.ndarray, np.ndarray]:
+    """(k-points [m, 3] fractional, weights [m] summing to 1) of the Gamma-centred ``mesh``
+    (:func:`monkhorst_pack`), one k-point per star: k and -k (time reversal), and with
+    ``symmetry`` every k related to it by a rotation of the structure's space group (spglib,
+    positions to ``symprec`` Angstrom). The bands of a spin-less operator are the same on a star,
+    for the DFT blocks of a symmetric cell and for the prediction of an equivariant model alike
+    (a twisted bilayer, P321: 3 stars on 3 x 3 instead of 5; graphene: 19 on 12 x 12 instead
+    of 74). Not for spin-polarised or spin-orbit operators, whose symmetry is also that
+    of their magnetic moments, which the structure does not show (:func:`find_fermi_level` uses
+    time reversal alone for them)."""
+    size = mesh_shape(atoms, mesh)
+    if not symmetry or np.prod(size) == 1:
+        return irreducible_kpoints(monkhorst_pack(atoms, size))
+    import spglib
+    cell = (np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
+    sym = spglib.get_symmetry(cell, symprec=symprec)
+    if sym is None:
+        return irreducible_kpoints(monkhorst_pack(atoms, size))
+    mapping, grid = spglib.get_stabilized_reciprocal_mesh(size, sym["rotations"], is_shift=[0, 0, 0],
+                                                          is_time_reversal=True)
+    stars, members = np.unique(mapping, return_counts=True)
+    k = grid[stars] / np.asarray(size, float)
+    return k - np.floor(k + 0.5), members / members.sum()
 
 
 def _onsite_guess(op: BlockOperator, bands: float) -> float:
@@ -425,8 +452,8 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
 
 def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None = None,
                      temperature: float = 300.0, max_orbitals: int = DENSE_FERMI_MAX, method: str = "auto",
-                     guess: float | None = None, backend: str = "auto", info: dict | None = None,
-                     progress=False) -> float:
+                     guess: float | None = None, backend: str = "auto", symmetry: bool = True,
+                     info: dict | None = None, progress=False) -> float:
     """Fermi level (eV) of an operator from its electron count on a Gamma-centred ``mesh``.
 
     ``mesh``: (n1, n2, n3), a scalar n (n x n x 1 for slabs), or None for
@@ -434,11 +461,13 @@ def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None 
     "dense" (all bands at every mesh point), "count" (:func:`count_fermi_level`: inertia of
     sparse factorisations and the eigenvalues near E_F, any size; ``guess`` the first shift,
     ``backend`` the factorisation), or "auto": dense up to ``max_orbitals`` spin-orbitals,
-    counting above. k and -k count once (time reversal). ``info``: a dict filled with how."""
+    counting above. One k-point per star of the mesh (:func:`irreducible_mesh`): k and -k (time
+    reversal), and for a spin-less operator with ``symmetry`` the rotations of the structure's
+    space group. ``info``: a dict filled with how."""
     n_orb = op.n_orbitals * op.spin_factor
     n_el = electron_count(op) if n_electrons is None else float(n_electrons)
     mesh = automatic_mesh(op.atoms) if mesh is None else mesh
-    k, w = irreducible_kpoints(monkhorst_pack(op.atoms, mesh))
+    k, w = irreducible_mesh(op.atoms, mesh, symmetry=symmetry and op.spin == "none")
     if method == "auto":
         method = "dense" if n_orb <= max_orbitals else "count"
     if method == "count":
