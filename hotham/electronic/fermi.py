@@ -52,8 +52,13 @@ DENSE_FERMI_MAX = 12000
 
 #: a gap wider than this many kT puts E_F in its middle
 GAP_KT = 20.0
-#: the counting method's eigenvalue windows reach this many kT beyond E_F on both sides
-WINDOW_KT = 8.0
+#: the counting method's eigenvalue windows reach this many kT beyond E_F on both sides. The
+#: states beyond a window count as full or empty, each off by at most e^-WINDOW_KT; the tails
+#: of the two sides cancel only where they are alike, and a window that reaches farther on one
+#: side than the other does not make them so: at 8 kT, graphene 72 x 72 (a window from its Dirac
+#: point up to 17 kT, nothing within 8.7 kT below) was 49 ueV off; at 16 the error is e^-16 = 1e-7
+#: electrons per state.
+WINDOW_KT = 16.0
 #: eigenvalues per window of the counting method: at first, and at most
 COUNT_WINDOW, COUNT_WINDOW_MAX = 16, 256
 
