@@ -13,8 +13,9 @@ every index and shows there.
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/fermi_count.py           # 72x72, 58x58
     python benchmarks/fermi_count.py --tiles graphene:18 mos2:12 --first primitive  # minutes
 
-``--first onsite`` (default) starts from the on-site estimate, as for a predicted cell with no
-E_F known; ``--first primitive`` from the primitive run's own E_F (OpenMX's, on its own mesh).
+``--first onsite`` (default; RESULTS.md section fermi-count) starts from the on-site estimate, as
+for a predicted cell with no E_F known; ``--first primitive`` (section fermi-count-primitive)
+from the primitive run's own E_F (OpenMX's, on its own mesh).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def main(argv=None):
             print(f"final window: {r['window']} eigenvalues; largest difference from the folded bands of the same "
                   f"index (the count below the window and the eigenvalues) {r['max_diff']:.1e} eV, "
                   f"{r['near_diff']:.1e} eV over the {r['near']} within 8 kT of E_F")
-    record("fermi-count", printed)
+    record("fermi-count" + ("-primitive" if args.first == "primitive" else ""), printed)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ inertia: the number of negative pivots of the LDL^T factor of H(k) - E S(k) is t
 bands below E at k. One factorisation per k at a shift E gives that count and, by shift-invert on
 the same factor, the m eigenvalues nearest E: all those within r (the farthest of them) of E, so
 the electron count sum_k w_k N_k(e) is known exactly for every e in (E - r, E + r), even where
-the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^-WINDOW_KT once
-every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window are full,
-above it empty), and the gap rule needs bands N-1 and N at every k (searched per k-point where a
+the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^-WINDOW_KT per
+state once every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window
+are full, above it empty), and the gap rule needs bands N-1 and N at every k (searched per k-point where a
 gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
 that is one or two factorisations per k-point. From the on-site estimate (no E_F known) the
 shift first moves on counts alone (no eigenvalues: doubling steps, then Brent's method) until it
