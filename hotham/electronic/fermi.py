@@ -21,8 +21,8 @@ the same factor, the m eigenvalues nearest E: all those within r (the farthest o
 the electron count sum_k w_k N_k(e) is known exactly for every e in (E - r, E + r), even where
 the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^-WINDOW_KT per
 state once every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window
-are full, above it empty), and the gap rule needs bands N-1 and N at every k (searched per k-point where a
-gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
+are full, above it empty), and the gap rule needs bands N-1 and N at every k (searched per
+k-point where a gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
 that is one or two factorisations per k-point. From the on-site estimate (no E_F known) the
 shift first moves on counts alone (no eigenvalues: doubling steps, then Brent's method) until it
 lies within half a window of E_F, then by Newton steps on the windows' density of states. The default factor (PARDISO, single precision, far tails dropped) counts exactly
@@ -220,9 +220,9 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     ``guess``: the first shift, eV (default ``op.fermi_level``, else the on-site estimate).
     ``info`` (a dict, filled): shifts tried, factorisations, the windows' reach in kT, the band
     edges of an insulator, and the final windows (``n_below`` [rows], ``windows`` [rows, m] eV,
-    rows = k-points then channels; +inf past a window solved with fewer eigenvalues). Windows grow to :data:`COUNT_WINDOW_MAX` eigenvalues; a spectrum that
-    needs more within ``WINDOW_KT`` kT of E_F raises SolverError (a lower ``temperature`` needs
-    fewer)."""
+    rows = k-points then channels; +inf past a window solved with fewer eigenvalues). Windows
+    grow to :data:`COUNT_WINDOW_MAX` eigenvalues; a spectrum that needs more within
+    ``WINDOW_KT`` kT of E_F raises SolverError (a lower ``temperature`` needs fewer)."""
     from ..progress import Progress
     from .solve import INERTIA_MARGIN, ShiftInvert, SolverError, _channels
     progress = Progress.of(progress, "fermi")
