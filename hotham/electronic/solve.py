@@ -43,7 +43,7 @@ from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
 #: blocks of H - shift S are all below this (eV); see :meth:`Assembler.small_pair_mask`
 DROP_TOL = 1e-4
 
-#: a band count from a perturbed (single-precision, thinned) factor is trusted when no
+#: a band count from a perturbed (thinned, or single-precision) factor is trusted when no
 #: eigenvalue lies closer than this to the shift, eV (a hundred times the perturbation)
 INERTIA_MARGIN = 0.01
 
@@ -143,7 +143,7 @@ class ShiftInvert:
     slower, see benchmarks/eigensolver.py).
     ``precision``: "single" factorises in float32 (PARDISO only), "double", or "auto" = single
     for PARDISO with the block solver (its exact residuals converge to the exact eigenpairs
-    whatever the factor's precision), else double. ARPACK with "single" (opt-in) runs on the
+    whatever the factor's precision) unless ``inertia`` is wanted, else double. ARPACK with "single" (opt-in) runs on the
     float32 factor, then refines its eigenpairs by the block iteration started from them (exact
     residuals, corrections from the same factor) to the block solver's tolerance.
     ``drop_tol`` (eV, block solver only): the factorised preconditioner leaves out atom pairs
@@ -155,11 +155,12 @@ class ShiftInvert:
     ``inertia``: also count the bands below the shift at every k (Sylvester's law of inertia:
     the negative pivots of the factor of H(k) - shift S(k)), as ``info["n_below"]`` after
     :meth:`solve` or alone by :meth:`count`. The count is that of the matrix factorised: with
-    ``precision="double"`` and ``drop_tol=0`` of H - shift S itself; a single-precision or
-    thinned factor (the defaults for PARDISO, half the memory) perturbs H - shift S by ~1e-4 eV,
-    which can only move an eigenvalue across the shift if it lies that close to it, so callers
-    keep their shifts :data:`INERTIA_MARGIN` away from every eigenvalue (they see the
-    eigenvalues nearest the shift).
+    ``drop_tol=0`` of H - shift S itself; a thinned factor (the default) perturbs H - shift S by
+    ~1e-4 eV, which can only move an eigenvalue across the shift if it lies that close to it, so
+    callers keep their shifts :data:`INERTIA_MARGIN` away from every eigenvalue (they see the
+    eigenvalues nearest the shift). Counts are made in double precision ("auto"): a
+    single-precision factor's inertia can be wrong far from every eigenvalue (MoS2 36 x 36 at
+    mid-gap: 9 bands too many; 24 x 24 was right).
     Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
     """
 
@@ -182,7 +183,10 @@ class ShiftInvert:
         self.eigensolver = eigensolver
         self.inertia = bool(inertia)
         if precision == "auto":
-            precision = "single" if (pardiso and eigensolver == "block") else "double"
+            # a count needs the double-precision factor: a float32 LDL^T's inertia was 9 bands off
+            # for 36 x 36 MoS2 (58 320 orbitals) at mid-gap, 0.68 eV from every band (PARDISO's
+            # pivoting is static, so its backward error has no bound); eigenvalues alone do not
+            precision = "single" if (pardiso and eigensolver == "block" and not inertia) else "double"
         self.precision = precision
         # one factorisation object per arithmetic (real at Gamma-like k, complex elsewhere), so
         # that each keeps its symbolic analysis along a path that alternates between them
