@@ -188,13 +188,21 @@ def irreducible_mesh(atoms, mesh, *, symmetry: bool = True, symprec: float = SYM
     size = mesh_shape(atoms, mesh)
     if not symmetry or np.prod(size) == 1:
         return irreducible_kpoints(monkhorst_pack(atoms, size))
+    import warnings
+
     import spglib
     cell = (np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.numbers)
-    sym = spglib.get_symmetry(cell, symprec=symprec)
-    if sym is None:
-        return irreducible_kpoints(monkhorst_pack(atoms, size))
-    mapping, grid = spglib.get_stabilized_reciprocal_mesh(size, sym["rotations"], is_shift=[0, 0, 0],
-                                                          is_time_reversal=True)
+    with warnings.catch_warnings():
+        # spglib 2.7-2.9 warns about its own error handling at every call (None on failure)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            sym = spglib.get_symmetry(cell, symprec=symprec)
+        except getattr(spglib, "SpglibError", RuntimeError):
+            sym = None
+        if sym is None:
+            return irreducible_kpoints(monkhorst_pack(atoms, size))
+        mapping, grid = spglib.get_stabilized_reciprocal_mesh(size, sym["rotations"], is_shift=[0, 0, 0],
+                                                              is_time_reversal=True)
     stars, members = np.unique(mapping, return_counts=True)
     k = grid[stars] / np.asarray(size, float)
     return k - np.floor(k + 0.5), members / members.sum()
