@@ -134,7 +134,8 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
         with progress.stage("Fermi level from the electron count"):
             from .cell import chemistry
             # the first shift of counting: the training cells' E_F of this chemistry, if the model has it
-            guess = (predictor.info.get("fermi_levels") or {}).get(chemistry(out.atoms))
+            guess = None if np.isfinite(out.fermi_level) else \
+                (predictor.info.get("fermi_levels") or {}).get(chemistry(out.atoms))
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
                 out, "auto" if fermi_level is True else fermi_level, progress, guess)
     return out
@@ -183,14 +184,14 @@ def _fermi_level(op: BlockOperator, method: str = "auto", progress=False,
         mesh = fermi.automatic_mesh(op.atoms)
         # the threshold read now, not at import: one setting for find_fermi_level and predict
         ef = fermi.find_fermi_level(op, mesh, method=method, max_orbitals=fermi.DENSE_FERMI_MAX, info=info,
-                                    guess=guess if not np.isfinite(op.fermi_level) else None, progress=progress)
+                                    guess=guess, progress=progress)
         n_el = fermi.electron_count(op)
     except HothamError as exc:
         return float("nan"), f"not computed: {exc}"
     if info["method"] == "dense":
         how = "all bands (dense)"
     else:
-        first = ("the operator's E_F" if np.isfinite(op.fermi_level) else "the on-site estimate" if guess is None
-                 else f"{guess:.4f} eV, the training cells' E_F")
+        first = (f"{guess:.4f} eV, the training cells' E_F" if guess is not None else
+                 "the operator's E_F" if np.isfinite(op.fermi_level) else "the on-site estimate")
         how = f"counting bands by inertia ({info['factorisations']} factorisations from {first})"
     return ef, f"electron count ({n_el:g}), {'x'.join(map(str, mesh))} mesh, {how}"

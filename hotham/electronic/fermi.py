@@ -186,8 +186,18 @@ def irreducible_mesh(atoms, mesh, *, symmetry: bool = True, symprec: float = SYM
     of their magnetic moments, which the structure does not show (:func:`find_fermi_level` uses
     time reversal alone for them)."""
     size = mesh_shape(atoms, mesh)
-    if not symmetry or np.prod(size) == 1:
+    found = _star_map(atoms, size, symprec) if symmetry and np.prod(size) > 1 else None
+    if found is None:
         return irreducible_kpoints(monkhorst_pack(atoms, size))
+    mapping, grid = found
+    stars, members = np.unique(mapping, return_counts=True)
+    k = grid[stars] / np.asarray(size, float)
+    return k - np.floor(k + 0.5), members / members.sum()
+
+
+def _star_map(atoms, size, symprec: float):
+    """spglib's (star of every point [n], grid addresses [n, 3]) of the Gamma-centred mesh
+    ``size`` under the structure's rotations and time reversal; None without symmetry found."""
     import warnings
 
     import spglib
@@ -198,14 +208,11 @@ def irreducible_mesh(atoms, mesh, *, symmetry: bool = True, symprec: float = SYM
         try:
             sym = spglib.get_symmetry(cell, symprec=symprec)
         except getattr(spglib, "SpglibError", RuntimeError):
-            sym = None
+            return None
         if sym is None:
-            return irreducible_kpoints(monkhorst_pack(atoms, size))
-        mapping, grid = spglib.get_stabilized_reciprocal_mesh(size, sym["rotations"], is_shift=[0, 0, 0],
-                                                              is_time_reversal=True)
-    stars, members = np.unique(mapping, return_counts=True)
-    k = grid[stars] / np.asarray(size, float)
-    return k - np.floor(k + 0.5), members / members.sum()
+            return None
+        return spglib.get_stabilized_reciprocal_mesh(size, sym["rotations"], is_shift=[0, 0, 0],
+                                                     is_time_reversal=True)
 
 
 def _onsite_guess(op: BlockOperator, bands: float) -> float:
