@@ -15,7 +15,8 @@ every index and shows there.
 
 ``--first onsite`` (default; RESULTS.md section fermi-count) starts from the on-site estimate, as
 for a predicted cell with no E_F known; ``--first primitive`` (section fermi-count-primitive)
-from the primitive run's own E_F (OpenMX's, on its own mesh).
+from the primitive run's own E_F (OpenMX's, on its own mesh). Each system has its own section
+(``fermi-count.graphene``, ``fermi-count-primitive.mos2``, ...), so a run of one tile keeps the others.
 """
 from __future__ import annotations
 
@@ -61,10 +62,10 @@ def main(argv=None):
     ap.add_argument("--tiles", nargs="+", default=["graphene:72", "mos2:58"], help="system:n (n x n tile)")
     ap.add_argument("--first", default="onsite", choices=("onsite", "primitive"), help="the first shift")
     args = ap.parse_args(argv)
-    with tee() as printed:
-        print(f"first shift: {'the on-site estimate' if args.first == 'onsite' else 'the primitive run E_F'}")
-        for spec in args.tiles:
-            system, n = spec.split(":")
+    for spec in args.tiles:
+        system, n = spec.split(":")
+        with tee() as printed:
+            print(f"first shift: {'the on-site estimate' if args.first == 'onsite' else 'the primitive run E_F'}")
             r = run(tile_job, system, int(n), args.first)
             print(f"\n== {system} {n}x{n}: {r['atoms']} atoms, {r['orbitals']} orbitals")
             print(f"E_F counted at Gamma {r['ef']:.7f} eV; primitive on the folded {n}x{n} mesh (dense) "
@@ -75,7 +76,7 @@ def main(argv=None):
             print(f"final window: {r['window']} eigenvalues; largest difference from the folded bands of the same "
                   f"index (the count below the window and the eigenvalues) {r['max_diff']:.1e} eV, "
                   f"{r['near_diff']:.1e} eV over the {r['near']} within 8 kT of E_F")
-    record("fermi-count" + ("-primitive" if args.first == "primitive" else ""), printed)
+        record("fermi-count" + ("-primitive" if args.first == "primitive" else "") + f".{system}", printed)
 
 
 if __name__ == "__main__":

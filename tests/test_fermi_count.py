@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, tile
+from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, solve, tile
 from hotham.electronic.factor import have_pardiso
 from hotham.electronic.fermi import (K_B, WINDOW_KT, electron_count, fermi_level, irreducible_kpoints,
                                     monkhorst_pack)
@@ -49,6 +49,35 @@ def test_inertia_counts_bands_below_the_shift(mos2, backend, k):
     vals, _ = si.solve(k, 6)
     assert si.info["n_below"] == int(np.sum(e < si.shift))
     np.testing.assert_allclose(vals, np.sort(e[np.argsort(np.abs(e - si.shift))[:6]]), atol=1e-7)
+
+
+def test_a_wider_window_reuses_the_factor(mos2):
+    """A second solve at the same k and shift (the counting method widening a window) takes the
+    last factor again and starts from the last window's vectors; another shift or k factorises."""
+    op = tile(mos2, (3, 3, 1))
+    si = ShiftInvert(op, mos2.fermi_level + 0.011, inertia=True)
+    few, _ = si.solve([0, 0, 0], 6)
+    count = si.info["n_below"]
+    more, _ = si.solve([0, 0, 0], 12)
+    assert si.info["factorised"] is False and si.info["t_factor"] == 0 and si.info["n_below"] == count
+    np.testing.assert_allclose(few, np.sort(more[np.argsort(np.abs(more - si.shift))[:6]]), atol=1e-8)
+    si.solve([0.1, 0.2, 0], 6)
+    assert si.info["factorised"] is True
+    si.move(si.shift + 0.1).solve([0.1, 0.2, 0], 6)
+    assert si.info["factorised"] is True
+
+
+def test_windows_widen_without_factorising_again(graphene):
+    """At 3000 K (kT = 0.26 eV) the windows must reach 16 kT = 4 eV beyond E_F, so the counting
+    method widens the first window at its shift: one factorisation for both, and the E_F of the
+    dense spectrum."""
+    big = tile(graphene, (4, 4, 1))
+    info = {}
+    ef = find_fermi_level(big, (1, 1, 1), method="count", temperature=3000.0, info=info)
+    # (to the tails beyond WINDOW_KT: e^-16 of a state each, 1e-8 eV here)
+    assert ef == pytest.approx(find_fermi_level(big, (1, 1, 1), method="dense", temperature=3000.0), abs=1e-7)
+    assert info["windows"].shape[1] > 16 and len(info["shifts"]) >= 2
+    assert info["factorisations"] == 1
 
 
 def test_tile_scales_a_total_electron_count(graphene, mos2):
@@ -191,9 +220,14 @@ def test_band_edges_past_a_folded_cluster(mos2):
     # whose window does not reach back; the shift after it goes back into the gap left between
     big = tile(mos2, (9, 9, 1))
     big.fermi_level = find_fermi_level(mos2, (9, 9, 1))
-    sparse = eigenvalues(big, [[0, 0, 0]], n_below=4, n_above=4, method="sparse")
+    sparse = solve(big, [[0, 0, 0]], n_below=4, n_above=4, method="sparse")
     dense = eigenvalues(big, [[0, 0, 0]], n_below=4, n_above=4, method="dense")
-    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+    np.testing.assert_allclose(sparse.energies, dense, atol=1e-6)
+    # what it took: the windows at E_F, past the cluster and back into the gap, each factorised
+    (windows,) = sparse.windows
+    assert len(windows) == 3 and windows[0]["shift"] == big.fermi_level
+    assert windows[1]["shift"] > windows[2]["shift"] > big.fermi_level
+    assert all(w["t_factor"] > 0 and w["iterations"] >= 1 for w in windows)
 
 
 def test_cli_bands_edges(tmp_path):

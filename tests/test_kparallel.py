@@ -63,6 +63,9 @@ def test_band_edges_in_processes_keep_warm_starts_inside_chunks(mos2_2x2):
     dense = solve(mos2_2x2, k, n_below=3, n_above=3, method="dense").energies
     np.testing.assert_allclose(serial.energies, dense, atol=1e-7)
     np.testing.assert_allclose(par.energies, dense, atol=1e-7)
+    # every k's windows come back, in the order of k, each starting at E_F
+    for run in (serial, par):
+        assert len(run.windows) == len(k) and all(w[0]["shift"] == mos2_2x2.fermi_level for w in run.windows)
 
 
 def test_a_small_memory_budget_means_fewer_processes(mos2_2x2):

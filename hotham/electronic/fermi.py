@@ -288,7 +288,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         si = solvers[chans.index(c)]
         for _ in range(4):
             e, _ = si.move(s).solve(k[q], m)
-            log["factorisations"] += 1
+            log["factorisations"] += int(si.info["factorised"])
             exact = si.precision == "double" and si.drop_tol == 0
             if exact or np.abs(e - s).min() >= INERTIA_MARGIN:
                 return below_window(si, e, s), e, s, False
@@ -313,7 +313,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         s = float(0.5 * (e[1:] + e[:-1])[np.argmax(np.diff(e))])
         ex = exact_solvers[c].move(s)
         e, _ = ex.solve(k[q], m)
-        log["factorisations"] += 1
+        log["factorisations"] += int(ex.info["factorised"])
         log["exact"] = log.get("exact", 0) + 1
         return below_window(ex, e, s), e, s, False
 
@@ -456,14 +456,19 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         log["window_kT"] = float(reach.min())
         if len(short) == 0:
             break
-        # already asked for there (the window may have moved off eigenvalues next to E_F): wider windows
+        # already asked for there (the window may have moved off eigenvalues next to E_F): wider
+        # windows. Those whose shift lies within a quarter of the reach from E_F keep it: the
+        # solver still holds the factor of the last row it solved, so at one k a wider window
+        # costs no factorisation (a shift farther off would need a window much wider than one at E_F)
+        aim = np.full(len(short), mu)
         if np.all(np.abs(ASKED[short] - mu) < WINDOW_KT * kT):
             if m >= COUNT_WINDOW_MAX:
                 raise SolverError(f"more than {COUNT_WINDOW_MAX} bands lie within {WINDOW_KT:g} kT of E_F = {mu:.4f} "
                                   f"eV at {len(short)} k-points: give a lower temperature (the counting method needs "
                                   "every band inside that window)")
             m = min(2 * m, COUNT_WINDOW_MAX)
-        solve_rows(short, [mu] * len(short), m)
+            aim = np.where(np.abs(AT[short] - mu) <= 0.25 * WINDOW_KT * kT, AT[short], mu)
+        solve_rows(short, aim, m)
     else:
         raise SolverError(f"counting did not settle the Fermi level (last {mu:.4f} eV)")
     if info is not None:

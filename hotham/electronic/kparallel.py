@@ -277,4 +277,6 @@ def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, 
                     fut.cancel()
                 raise
     vecs = np.concatenate([e.vectors for e in parts]) if solve_kw.get("vectors") else None
-    return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel, processes=p)
+    windows = sum((e.windows for e in parts), []) if parts[0].windows is not None else None
+    return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel, processes=p,
+                 windows=windows)

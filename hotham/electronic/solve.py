@@ -75,12 +75,17 @@ class Eigen:
     kpts : float [nk, 3], fractional
     channel : collinear channel of every band (collinear ``channel=None``: [nb] with 0 then 1), or None
     processes : the worker processes that solved them (``solve(..., processes=P)`` starts at most P)
+    windows : sparse ``n_below`` / ``n_above`` solves: for every k, the list of its shift-invert
+        windows (collinear: both channels' in turn), each a dict with ``shift`` (eV), ``states``,
+        ``t_factor``, ``t_iterate`` (s), ``iterations`` and ``factor_mflop`` (what each band edge
+        cost); else None
     """
     energies: np.ndarray
     vectors: np.ndarray | None
     kpts: np.ndarray
     channel: np.ndarray | None = None
     processes: int = 1
+    windows: list | None = None
 
 
 def _channels(op: BlockOperator, channel):
@@ -162,6 +167,8 @@ class ShiftInvert:
     single-precision factor's inertia can be wrong far from every eigenvalue (MoS2 36 x 36 at
     mid-gap: 9 bands too many; 24 x 24 was right).
     Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
+    A solve at the k and shift of the last factorisation (a wider window) reuses that factor and
+    starts from the last window's vectors (``info["factorised"]`` False).
     """
 
     def __init__(self, op: BlockOperator, shift: float, assembler: Assembler | None = None,
@@ -197,6 +204,9 @@ class ShiftInvert:
         self._sel = None
         self.info: dict = {}
         self.last_vectors = None
+        # the last factorisation's (k, shift), arithmetic and sizes: another solve at the same k
+        # and shift (a wider window) reuses the factor
+        self._last = None
 
     @property
     def backend(self) -> str:
@@ -241,6 +251,9 @@ class ShiftInvert:
         size = self.asm.size
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
+        again = self._last is not None and self._last[0] == (tuple(k), self.shift)
+        if again and X0 is None and self.last_vectors is not None and self.last_vectors.shape[1] <= n:
+            X0 = self.last_vectors                  # a wider window at the same k and shift: from the last one
         H, S, real, nnz, factored_nnz, t0, t1, t2 = self._factorise(k)
         dtype = np.float64 if real else np.complex128
         fac = self.factor
@@ -258,8 +271,8 @@ class ShiftInvert:
                 e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
         # timings (s) and sizes of the last solve, for benchmarks
         self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
-                         nnz=nnz, factored_nnz=factored_nnz, factor_nnz=getattr(fac, "factor_nnz", None),
-                         factor_mflop=getattr(fac, "factor_mflop", None))
+                         factorised=not again, nnz=nnz, factored_nnz=factored_nnz,
+                         factor_nnz=getattr(fac, "factor_nnz", None), factor_mflop=getattr(fac, "factor_mflop", None))
         if self.inertia:
             self.info["n_below"] = self._n_below()
         return e, c
@@ -267,7 +280,18 @@ class ShiftInvert:
     def _factorise(self, k):
         """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
         (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
-        after the factorisation)."""
+        after the factorisation). At the k and shift of the last call, that factor again (no
+        time spent)."""
+        key = (tuple(k), self.shift)
+        if self._last is not None and self._last[0] == key:
+            # H(k) and S(k) again (seconds; keeping them between calls would hold their memory)
+            _, real, nnz, factored_nnz = self._last
+            self.factor = self._factors[real]
+            t0 = time.perf_counter()
+            H, S, _ = self.asm.pencil(k, None, self.channel, real=real)
+            t1 = time.perf_counter()
+            return H, S, real, nnz, factored_nnz, t0, t1, t1
+        self._last = None
         H, S, A, real, nnz, t0 = self._assemble(k)
         t1 = time.perf_counter()
         try:
@@ -277,6 +301,7 @@ class ShiftInvert:
                               f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
+        self._last = (key, real, nnz, factored_nnz)
         return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
 
     def _assemble(self, k):
@@ -387,10 +412,11 @@ class ShiftInvert:
 
 
 def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
-                X0: np.ndarray | None = None, max_shifts: int = 10):
+                X0: np.ndarray | None = None, max_shifts: int = 10, log: list | None = None):
     """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
     fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
-    window at E_F: a warm start for the next k).
+    window at E_F: a warm start for the next k). ``log``: a list that receives a dict per window
+    (see :attr:`Eigen.windows`).
 
     Each shift s returns the m eigenvalues nearest it, so it certifies that no other eigenvalue
     lies within r = max |e - s| of s. The first shift is at E_F (``X0``: starting vectors, e.g.
@@ -416,6 +442,9 @@ def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, ve
         if not shifts:
             start = si.last_vectors
         shifts.append(s)
+        if log is not None:
+            log.append(dict(shift=s, states=m, t_factor=si.info["t_factor"], t_iterate=si.info["t_iterate"],
+                            iterations=si.info.get("iterations"), factor_mflop=si.info.get("factor_mflop")))
         r = np.abs(e - s).max() * (1 - 1e-9) - 1e-9   # the farthest state may have a partner just outside
         new = np.abs(e - s) <= r
         for lo, hi in cert:                      # states of earlier certified intervals are known
@@ -572,7 +601,7 @@ def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max
         method = "dense" if asm.size <= dense_max else "sparse"
     chans = _channels(op, channel)
     nb = n_below + n_above
-    E, C = [], []
+    E, C, windows = [], [], None if method == "dense" else [[] for _ in k]
     for s in chans:
         if method == "dense":
             eig = solve(op, k, channel=s, vectors=vectors, method="dense")
@@ -587,7 +616,7 @@ def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max
         si = ShiftInvert(op, fermi, asm, channel=s, **solver_kw)
         es, cs, X0 = [], [], None
         for q in progress.bar(range(len(k)), "k-points (band edges)"):
-            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0)
+            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0, log=windows[q])
             es.append(e)
             cs.append(c)
         E.append(np.stack(es))
@@ -595,7 +624,7 @@ def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max
     energies = np.concatenate(E, axis=1)
     vecs = np.concatenate(C, axis=2) if vectors else None
     spin_idx = np.repeat(chans, [nb] * len(chans)) if op.spin == "collinear" else None
-    return Eigen(energies, vecs, k, spin_idx)
+    return Eigen(energies, vecs, k, spin_idx, windows=windows)
 
 
 def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:
