@@ -80,6 +80,17 @@ def test_windows_widen_without_factorising_again(graphene):
     assert info["factorisations"] == 1
 
 
+def test_a_shift_on_a_known_eigenvalue_moves_before_factorising(graphene):
+    """Graphene 24 x 24 at Gamma holds K: E_F sits on the four Dirac states, so a window asked
+    at E_F must move off them. The eigenvalues already known tell where, before factorising:
+    3 factorisations where finding the eigenvalue first took 4; E_F that of the folded mesh."""
+    big = tile(graphene, (24, 24, 1))
+    info = {}
+    ef = find_fermi_level(big, (1, 1, 1), method="count", guess=graphene.fermi_level, info=info)
+    assert ef == pytest.approx(find_fermi_level(graphene, (24, 24, 1), symmetry=False), abs=1e-8)
+    assert info["factorisations"] <= 3
+
+
 def test_tile_scales_a_total_electron_count(graphene, mos2):
     assert graphene.meta["valence_electrons"] == 8.0
     assert electron_count(tile(graphene, (3, 3, 1))) == 72.0

@@ -261,7 +261,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     if estimated:
         shift = _onsite_guess(op, target / len(chans))
     NB = np.zeros(len(rows), np.int64)
-    W = np.zeros((len(rows), n))
+    W = np.full((len(rows), n), np.inf)
     # per row the interval the window certifies: the m eigenvalues nearest a shift s are all those
     # within r = max |e - s| of it, so the band count is known on (s - r, s + r) even where the
     # window lies on one side of s (a gap above or below the shift at that k)
@@ -282,10 +282,23 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         """Bands below the window ``e`` from the solver's count below its shift ``s``."""
         return solver.info["n_below"] - int(np.count_nonzero(e < s))
 
+    def clear_of_known(r, s):
+        """``s``, or where row ``r``'s window already shows an eigenvalue within INERTIA_MARGIN of
+        it, the middle of the nearest gap between the window's eigenvalues that keeps the margin:
+        one factorisation instead of one that finds the eigenvalue and a second one off it."""
+        if not LO[r] < s < HI[r]:
+            return s
+        e = np.sort(W[r][np.isfinite(W[r])])
+        if e.size == 0 or np.abs(e - s).min() >= INERTIA_MARGIN:
+            return s
+        mids, ok = 0.5 * (e[1:] + e[:-1]), np.diff(e) >= 2 * INERTIA_MARGIN
+        return float(mids[ok][np.argmin(np.abs(mids[ok] - s))]) if ok.any() else s
+
     def window(r, s, m, certain):
         """(bands below the window, its eigenvalues, the shift used, whether the count is approximate)."""
         q, c = rows[r]
         si = solvers[chans.index(c)]
+        s = clear_of_known(r, s)
         for _ in range(4):
             e, _ = si.move(s).solve(k[q], m)
             log["factorisations"] += int(si.info["factorised"])
@@ -320,7 +333,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     def solve_rows(idx, shifts, m, certain=True):
         nonlocal W
         if m > W.shape[1]:
-            W = np.hstack([W, np.zeros((len(rows), m - W.shape[1]))])
+            W = np.hstack([W, np.full((len(rows), m - W.shape[1]), np.inf)])     # no band there yet
         for r, s in zip(progress.bar(idx, f"k-points at {np.mean(shifts):.3f} eV"), shifts):
             NB[r], e, s_used, APPROX[r] = window(r, s, m, certain)
             ASKED[r] = s
