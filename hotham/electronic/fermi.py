@@ -282,17 +282,23 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         """Bands below the window ``e`` from the solver's count below its shift ``s``."""
         return solver.info["n_below"] - int(np.count_nonzero(e < s))
 
+    def gap_near(e, s):
+        """The middle of the gap between the ascending eigenvalues ``e`` nearest ``s`` that keeps
+        INERTIA_MARGIN from both sides, or None where no gap is that wide."""
+        mids, ok = 0.5 * (e[1:] + e[:-1]), np.diff(e) >= 2 * INERTIA_MARGIN
+        return float(mids[ok][np.argmin(np.abs(mids[ok] - s))]) if ok.any() else None
+
     def clear_of_known(r, s):
         """``s``, or where row ``r``'s window already shows an eigenvalue within INERTIA_MARGIN of
-        it, the middle of the nearest gap between the window's eigenvalues that keeps the margin:
-        one factorisation instead of one that finds the eigenvalue and a second one off it."""
+        it, :func:`gap_near` it: one factorisation instead of one that finds the eigenvalue and a
+        second one off it."""
         if not LO[r] < s < HI[r]:
             return s
         e = np.sort(W[r][np.isfinite(W[r])])
         if e.size == 0 or np.abs(e - s).min() >= INERTIA_MARGIN:
             return s
-        mids, ok = 0.5 * (e[1:] + e[:-1]), np.diff(e) >= 2 * INERTIA_MARGIN
-        return float(mids[ok][np.argmin(np.abs(mids[ok] - s))]) if ok.any() else s
+        moved = gap_near(e, s)
+        return s if moved is None else moved
 
     def window(r, s, m, certain):
         """(bands below the window, its eigenvalues, the shift used, whether the count is approximate)."""
@@ -307,12 +313,10 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
                 return below_window(si, e, s), e, s, False
             # an eigenvalue this close to the shift could cross it in the perturbed factor:
             # the next shift in the middle of the nearest gap between the window's eigenvalues
-            gaps = np.diff(e)
-            mids = 0.5 * (e[1:] + e[:-1])
-            ok = gaps >= 2 * INERTIA_MARGIN
-            if not ok.any():
+            moved = gap_near(e, s)
+            if moved is None:
                 break
-            s = float(mids[ok][np.argmin(np.abs(mids[ok] - s))])
+            s = moved
         else:
             return below_window(si, e, s), e, s, False
         # a spectrum denser than the margin all across the window (thousands of atoms, far from E_F)

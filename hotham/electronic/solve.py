@@ -251,7 +251,7 @@ class ShiftInvert:
         size = self.asm.size
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
-        again = self._last is not None and self._last[0] == (tuple(k), self.shift)
+        again = self._holds_factor(k)
         if again and X0 is None and self.last_vectors is not None and self.last_vectors.shape[1] <= n:
             X0 = self.last_vectors                  # a wider window at the same k and shift: from the last one
         H, S, real, nnz, factored_nnz, t0, t1, t2 = self._factorise(k)
@@ -277,13 +277,16 @@ class ShiftInvert:
             self.info["n_below"] = self._n_below()
         return e, c
 
+    def _holds_factor(self, k) -> bool:
+        """Whether the last factorisation was at fractional ``k`` [3] and the present shift."""
+        return self._last is not None and self._last[0] == (tuple(k), self.shift)
+
     def _factorise(self, k):
         """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
         (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
         after the factorisation). At the k and shift of the last call, that factor again (no
         time spent)."""
-        key = (tuple(k), self.shift)
-        if self._last is not None and self._last[0] == key:
+        if self._holds_factor(k):
             # H(k) and S(k) again (seconds; keeping them between calls would hold their memory)
             _, real, nnz, factored_nnz = self._last
             self.factor = self._factors[real]
@@ -301,7 +304,7 @@ class ShiftInvert:
                               f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
-        self._last = (key, real, nnz, factored_nnz)
+        self._last = ((tuple(k), self.shift), real, nnz, factored_nnz)
         return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
 
     def _assemble(self, k):
