@@ -21,6 +21,7 @@ from the primitive run's own E_F (OpenMX's, on its own mesh). Each system has it
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -65,8 +66,10 @@ def main(argv=None):
     for spec in args.tiles:
         system, n = spec.split(":")
         with tee() as printed:
-            print(f"first shift: {'the on-site estimate' if args.first == 'onsite' else 'the primitive run E_F'}")
+            print(f"first shift: {'the on-site estimate' if args.first == 'onsite' else 'the primitive run E_F'}; "
+                  f"load average {os.getloadavg()[0]:.1f} at the start")
             r = run(tile_job, system, int(n), args.first)
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
             print(f"\n== {system} {n}x{n}: {r['atoms']} atoms, {r['orbitals']} orbitals")
             print(f"E_F counted at Gamma {r['ef']:.7f} eV; primitive on the folded {n}x{n} mesh (dense) "
                   f"{r['ref']:.7f} eV; difference {1e6 * (r['ef'] - r['ref']):+.2f} ueV")

@@ -153,6 +153,32 @@ def test_block_solver_converges_with_an_inexact_inverse():
     assert np.abs(H @ c - S @ c * e).max() < 1e-6
 
 
+def test_block_solver_takes_states_from_both_sides_of_the_shift():
+    """``below``: the nearest states under the shift and over it, however unequal their
+    distances (a shift in a gap, ten times nearer the lower edge, where the twelve nearest
+    states all lie below): LAPACK's, each side."""
+    from hotham.electronic.block import block_shift_invert
+    rng = np.random.default_rng(7)
+    n = 400
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.concatenate([rng.uniform(-10, -0.1, n // 2), rng.uniform(1.0, 10, n - n // 2)])
+    lam[:2] = -0.1                                                   # a degenerate pair at the lower edge
+    H = (Q * lam) @ Q.T
+    B = rng.standard_normal((n, n)) * 0.05
+    S = np.eye(n) + B @ B.T
+    H, S = 0.5 * (H + H.T), 0.5 * (S + S.T)
+    shift = 0.0
+    e_ref = np.sort(sla.eigh(H, S, eigvals_only=True))
+    under, over = e_ref[e_ref < shift], e_ref[e_ref >= shift]
+    assert np.all(np.sort(np.abs(e_ref - shift))[:12] < over[0] - shift)      # one-sided nearest-12
+    Kinv = np.linalg.inv(H - shift * S)
+    for below in (5, 12, 0):
+        e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, below=below)
+        want = np.concatenate([under[len(under) - below:], over[:12 - below]])
+        assert np.abs(e - want).max() < 1e-8, below
+        assert np.allclose(c.T @ S @ c, np.eye(12), atol=1e-10)
+
+
 def test_dense_eigenvectors_are_s_orthonormal():
     op = _soft(random_operator(seed=1))
     k = [[0.1, 0.2, 0.0]]

@@ -119,9 +119,11 @@ class _Space:
             g[:m, :m] = new
         self.k = m
 
-    def harmonic_ritz(self, m: int, real: bool):
+    def harmonic_ritz(self, m: int, real: bool, sides: tuple[int, int] | None = None):
         """Coefficients Y [k, <=m] (V Y S-orthonormal) and Ritz values [<=m] of the m states
-        nearest the shift in span(V), ordered by distance to it.
+        nearest the shift in span(V), ordered by distance to it; ``sides`` = (below, above): the
+        ``below`` nearest under the shift and the ``above`` nearest from it up instead (m their sum),
+        in the order of :func:`nearest_per_side`.
 
         Plain Rayleigh-Ritz is unreliable for interior eigenvalues (spurious Ritz values appear
         near the shift, e.g. inside a band gap). Harmonic Ritz values (Petrov-Galerkin with test
@@ -132,21 +134,43 @@ class _Space:
         T = _s_gram_basis(self.Gqq[:k, :k])                 # (Q T)^H (Q T) = 1
         B = T.conj().T @ self.Gqs[:k, :k] @ T               # B y = y / (theta - shift)
         nu, Yh = np.linalg.eig(B)
-        pick = np.argsort(-np.abs(nu), kind="stable")[:m]
+        if sides is None:
+            pick = np.argsort(-np.abs(nu), kind="stable")[:m]
+        else:                                               # nu ~ 1 / (theta - shift): its sign is the side
+            pick = nearest_per_side(self.shift + 1.0 / np.where(nu.real == 0, 1e-300, nu.real), self.shift, *sides)
         Y = T @ Yh[:, pick]
         if real:
             Y = np.hstack([Y.real, Y.imag])                 # real span of complex-pair eigenvectors
         Y = Y @ _s_gram_basis(Y.conj().T @ Y)               # V^H S V = 1
         h = Y.conj().T @ self.Gh[:k, :k] @ Y
         theta, Z = np.linalg.eigh(0.5 * (h + h.conj().T))
-        sel = np.argsort(np.abs(theta - self.shift), kind="stable")[:m]
+        if sides is None:
+            sel = np.argsort(np.abs(theta - self.shift), kind="stable")[:m]
+        else:
+            sel = nearest_per_side(theta, self.shift, *sides)
         return Y @ Z[:, sel], theta[sel]
+
+
+def nearest_per_side(e: np.ndarray, shift: float, below: int, above: int) -> np.ndarray:
+    """Indices into the energies ``e`` [k] (eV): the ``below`` nearest under ``shift``, then the
+    ``above`` nearest at or over it, each ordered by distance, then (where one side holds too
+    few) as many more of the others, nearest first."""
+    under = np.flatnonzero(e < shift)
+    over = np.flatnonzero(e >= shift)
+    under, over = under[np.argsort(shift - e[under], kind="stable")], over[np.argsort(e[over] - shift, kind="stable")]
+    rest = np.concatenate([under[below:], over[above:]])
+    rest = rest[np.argsort(np.abs(e[rest] - shift), kind="stable")]
+    pick = np.concatenate([under[:below], over[:above]])
+    return np.concatenate([pick, rest[:below + above - len(pick)]]).astype(int)
 
 
 def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
                        block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
-                       maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None):
-    """The ``n`` eigenpairs of ``H c = e S c`` nearest ``shift`` (eV).
+                       maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None,
+                       below: int | None = None):
+    """The ``n`` eigenpairs of ``H c = e S c`` nearest ``shift`` (eV); with ``below``, the
+    ``below`` nearest under the shift and the ``n - below`` nearest from it up (a window with
+    both sides however far each lies, e.g. both band edges from a shift in a gap).
 
     H, S : sparse (or dense) Hermitian [size, size], S positive definite; anything with ``@``
         (scipy CSR matrices are multiplied through :func:`sparse_product`).
@@ -171,6 +195,18 @@ def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarr
     m = min(m, size - 1)
     if not 1 <= n <= m:
         raise ValueError(f"need 1 <= n <= block < size, got n={n}, block={m}, size={size}")
+    if below is None:
+        wanted = carried = None
+    else:
+        if not 0 <= below <= n:
+            raise ValueError(f"need 0 <= below <= n, got below={below}, n={n}")
+        # the guard vectors shared out like the wanted states (at least one a side with any)
+        wanted = (int(below), n - int(below))
+        g = m - n
+        g_lo = int(round(g * below / n))
+        if g >= 2:
+            g_lo = min(max(g_lo, int(below > 0)), g - int(below < n))
+        carried = (below + g_lo, m - below - g_lo)
     maxdim = min(max(maxdim or max(13 * m, 400), 2 * m), size)
     Hmul, Smul = sparse_product(H), sparse_product(S)
     rng = np.random.default_rng(seed)
@@ -211,7 +247,11 @@ def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarr
             X0 = np.hstack([X0, inv(random_block(m - X0.shape[1]))])
         extend(X0)
     for it in range(1, maxiter + 1):
-        Y, theta = space.harmonic_ritz(m, real)
+        Y, theta = space.harmonic_ritz(m, real, carried)
+        if wanted is not None:                           # the wanted states first, then the guards
+            first = nearest_per_side(theta, shift, *wanted)
+            order = np.concatenate([first, np.setdiff1d(np.arange(len(theta)), first)])
+            Y, theta = Y[:, order], theta[order]
         k = space.k
         X, SX, QX = space.V[:, :k] @ Y, space.SV[:, :k] @ Y, space.Q[:, :k] @ Y
         R = QX + SX * (shift - theta)                    # H X - S X Theta, with H X = Q X + shift S X

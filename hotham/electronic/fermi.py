@@ -17,12 +17,13 @@ limit.
 Large cells (more than ``DENSE_FERMI_MAX`` spin-orbitals): E_F by counting. Sylvester's law of
 inertia: the number of negative pivots of the LDL^T factor of H(k) - E S(k) is the number of
 bands below E at k. One factorisation per k at a shift E gives that count and, by shift-invert on
-the same factor, the m eigenvalues nearest E: all those within r (the farthest of them) of E, so
-the electron count sum_k w_k N_k(e) is known exactly for every e in (E - r, E + r), even where
-the m lie on one side of E (a gap at that k); the Fermi-Dirac sum is exact to e^-WINDOW_KT per
+the same factor, the m/2 eigenvalues nearest E below it and the m/2 nearest above: no other lies
+between the lowest and the highest of them, so the electron count sum_k w_k N_k(e) is known
+exactly for every e in that window, and a shift in a gap sees both band edges however unevenly it
+splits the gap; the Fermi-Dirac sum is exact to e^-WINDOW_KT per
 state once every window reaches ``WINDOW_KT`` kT beyond E_F on both sides (states below a window
 are full, above it empty), and the gap rule needs bands N-1 and N at every k (searched per
-k-point where a gap is wider than a window). With a good first shift (``guess``, else the operator's own E_F)
+k-point where a gap lies beyond a window). With a good first shift (``guess``, else the operator's own E_F)
 that is one or two factorisations per k-point. From the on-site estimate (no E_F known) the
 shift first moves on counts alone (no eigenvalues: doubling steps, then Brent's method) until it
 lies within half a window of E_F, then by Newton steps on the windows' density of states. The
@@ -262,9 +263,9 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         shift = _onsite_guess(op, target / len(chans))
     NB = np.zeros(len(rows), np.int64)
     W = np.full((len(rows), n), np.inf)
-    # per row the interval the window certifies: the m eigenvalues nearest a shift s are all those
-    # within r = max |e - s| of it, so the band count is known on (s - r, s + r) even where the
-    # window lies on one side of s (a gap above or below the shift at that k)
+    # per row the interval the window certifies: a window at shift s holds the m/2 eigenvalues
+    # nearest s below it and the m/2 nearest above, so the band count is known from its lowest
+    # eigenvalue to its highest, and a shift in a gap sees both band edges at once
     LO, HI = np.zeros(len(rows)), np.zeros(len(rows))
     AT = np.zeros(len(rows))                              # the shift of each row's window
     ASKED = np.zeros(len(rows))                           # the shift asked for (a window moves off eigenvalues)
@@ -306,7 +307,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
         si = solvers[chans.index(c)]
         s = clear_of_known(r, s)
         for _ in range(4):
-            e, _ = si.move(s).solve(k[q], m)
+            e, _ = si.move(s).solve(k[q], m, below=m // 2)
             log["factorisations"] += int(si.info["factorised"])
             exact = si.precision == "double" and si.drop_tol == 0
             if exact or np.abs(e - s).min() >= INERTIA_MARGIN:
@@ -329,7 +330,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
                                            drop_tol=0.0)
         s = float(0.5 * (e[1:] + e[:-1])[np.argmax(np.diff(e))])
         ex = exact_solvers[c].move(s)
-        e, _ = ex.solve(k[q], m)
+        e, _ = ex.solve(k[q], m, below=m // 2)
         log["factorisations"] += int(ex.info["factorised"])
         log["exact"] = log.get("exact", 0) + 1
         return below_window(ex, e, s), e, s, False
@@ -342,8 +343,10 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
             NB[r], e, s_used, APPROX[r] = window(r, s, m, certain)
             ASKED[r] = s
             e = np.sort(e)
-            rad = (1 - 1e-9) * np.abs(e - s_used).max()        # a hair inside: ties at the rim
-            LO[r], HI[r], AT[r] = min(s_used - rad, e.min()), max(s_used + rad, e.max()), s_used
+            # each side of the window holds the states nearest the shift on that side, so it
+            # certifies the band count out to its farthest state (a hair inside: ties at the rim)
+            LO[r] = s_used - (1 - 1e-9) * max(s_used - e.min(), 0.0)
+            HI[r], AT[r] = s_used + (1 - 1e-9) * max(e.max() - s_used, 0.0), s_used
             if N is not None and not APPROX[r]:
                 for j, band in enumerate((N - 1, N)):
                     i = band - NB[r]

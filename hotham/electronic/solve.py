@@ -243,14 +243,18 @@ class ShiftInvert:
         except RuntimeError as exc:
             raise SolverError(f"no band count at shift {self.shift} eV: {exc}") from None
 
-    def solve(self, k, n: int, vectors: bool = False, X0: np.ndarray | None = None):
+    def solve(self, k, n: int, vectors: bool = False, X0: np.ndarray | None = None, below: int | None = None):
         """The ``n`` eigenpairs nearest the shift at fractional k: (e [n] ascending, c [size, n] or None).
 
-        ``X0``: starting vectors [size, <= n] for the block iteration (e.g. those of a nearby k)."""
+        ``X0``: starting vectors [size, <= n] for the block iteration (e.g. those of a nearby k).
+        ``below``: of the n, the ``below`` nearest under the shift and the rest nearest from it
+        up (block eigensolver), so that a window holds both sides of a shift in a gap."""
         k = np.asarray(k, dtype=np.float64).reshape(3)
         size = self.asm.size
         if n >= size - 1:
             raise SolverError(f"asked for {n} eigenpairs of a {size} x {size} problem: use the dense solver")
+        if below is not None and self.eigensolver != "block":
+            raise HothamError("a window with states on both sides of the shift (below=) needs the block eigensolver")
         again = self._holds_factor(k)
         if again and X0 is None and self.last_vectors is not None and self.last_vectors.shape[1] <= n:
             X0 = self.last_vectors                  # a wider window at the same k and shift: from the last one
@@ -262,7 +266,7 @@ class ShiftInvert:
                 info = {}
                 try:
                     e, c = block_shift_invert(H, S, self.shift, n, fac.solve, info=info,
-                                              tol=self._block_tol(vectors), X0=X0)
+                                              tol=self._block_tol(vectors), X0=X0, below=below)
                 except BlockNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
                 self.last_vectors = c               # a warm start for the next k (``X0``)
@@ -415,84 +419,42 @@ class ShiftInvert:
 
 
 def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
-                X0: np.ndarray | None = None, max_shifts: int = 10, log: list | None = None):
+                X0: np.ndarray | None = None, log: list | None = None):
     """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
     fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
-    window at E_F: a warm start for the next k). ``log``: a list that receives a dict per window
+    window: a warm start for the next k). ``log``: a list that receives a dict for the window
     (see :attr:`Eigen.windows`).
 
-    Each shift s returns the m eigenvalues nearest it, so it certifies that no other eigenvalue
-    lies within r = max |e - s| of s. The first shift is at E_F (``X0``: starting vectors, e.g.
-    the previous k's); while the certified interval around E_F holds too few states on one side,
-    the next shift goes just beyond that interval's end on that side, which across the gap of an
-    insulator is the other band edge (two shifts in all; one for a metal)."""
-    found_e, found_c, cert = [], [], []
-    # a few guard states: the farthest state of a window is not certified (its partner may lie
-    # just outside), and the first window is rarely split evenly around E_F
-    s, m = float(fermi), n_below + n_above + max(4, (n_below + n_above) // 2)
-    shifts = []
+    One shift, at E_F (``X0``: starting vectors, e.g. the previous k's), one factorisation: its
+    window holds the states nearest the shift on each side separately (n_below and n_above with
+    a few guards each), so both band edges of an insulator come from the same factor however
+    unevenly E_F splits the gap, and no other eigenvalue lies between the wanted ones (the
+    farthest guard of each side is not used: its partner may lie just outside)."""
+    guard = max(4, (n_below + n_above) // 2)
+    m = n_below + n_above + guard
+    below = n_below + (guard // 2 if n_below else 0) if n_above else m
     if X0 is not None and np.iscomplexobj(X0) and is_real_kpoint(si.op, k) and si.op.spin != "soc":
         X0 = X0.real                             # a complex start at a real k: its real part
-    for _ in range(max_shifts):
-        for attempt in range(3):
-            try:
-                e, c = si.move(s).solve(k, m, vectors, X0=X0 if not shifts else None)
-                break
-            except SolverError:                  # the shift hit an eigenvalue (a degenerate E_F)
-                s += 1e-4 * (attempt + 1)
-        else:
-            raise SolverError(f"no shift near {s:.4f} eV works at k = {k}")
-        if not shifts:
-            start = si.last_vectors
-        shifts.append(s)
-        if log is not None:
-            log.append(dict(shift=s, states=m, t_factor=si.info["t_factor"], t_iterate=si.info["t_iterate"],
-                            iterations=si.info.get("iterations"), factor_mflop=si.info.get("factor_mflop")))
-        r = np.abs(e - s).max() * (1 - 1e-9) - 1e-9   # the farthest state may have a partner just outside
-        new = np.abs(e - s) <= r
-        for lo, hi in cert:                      # states of earlier certified intervals are known
-            new &= ~((e >= lo) & (e <= hi))
-        found_e.append(e[new])
-        found_c.append(c[:, new] if vectors else None)
-        cert.append((s - r, s + r))
-        A, B = _component(cert, fermi)
-        E = np.concatenate(found_e)
-        inside = (E >= A) & (E <= B)
-        below = np.flatnonzero(inside & (E < fermi))
-        above = np.flatnonzero(inside & (E >= fermi))
-        if len(below) >= n_below and len(above) >= n_above:
-            pick = np.concatenate([below[np.argsort(E[below])][len(below) - n_below:],
-                                   above[np.argsort(E[above])][:n_above]])
-            pick = pick[np.argsort(E[pick], kind="stable")]
-            C = np.concatenate(found_c, axis=1)[:, pick] if vectors else None
-            return E[pick], C, start
-        width = max(B - A, 1e-3)
-        lo, hi = cert[-1]
-        # the next window just beyond the certified interval on the side short of states; where
-        # the last one fell on a cluster beyond it (a folded band edge of a large supercell: its m
-        # states within a hair of the shift) and left a gap not certified, a quarter into that gap
-        # (nearer the known end, so that the window reaches it rather than the cluster)
-        if len(below) < n_below:
-            s = A - 0.25 * (A - hi) if hi < A else A - 0.01 * width
-            m = 2 * (n_below - len(below)) + 4
-        else:
-            s = B + 0.25 * (lo - B) if lo > B else B + 0.01 * width
-            m = 2 * (n_above - len(above)) + 4
-    raise SolverError(f"{max_shifts} shifts did not find {n_below} states below and {n_above} above "
-                      f"E_F = {fermi:.4f} eV at k = {k}")
-
-
-def _component(intervals, x: float) -> tuple[float, float]:
-    """The connected union of the closed ``intervals`` [(lo, hi)] that contains x."""
-    iv = sorted(intervals)
-    A, B = x, x
-    grown = True
-    while grown:
-        grown = False
-        for lo, hi in iv:
-            if lo <= B and hi >= A and (lo < A or hi > B):
-                A, B, grown = min(A, lo), max(B, hi), True
-    return A, B
+    s = float(fermi)
+    for attempt in range(3):
+        try:
+            e, c = si.move(s).solve(k, m, vectors, X0=X0, below=below)
+            break
+        except SolverError:                      # the shift hit an eigenvalue (a degenerate E_F)
+            s += 1e-4 * (attempt + 1)
+    else:
+        raise SolverError(f"no shift near {fermi:.4f} eV works at k = {k}")
+    if log is not None:
+        log.append(dict(shift=s, states=m, t_factor=si.info["t_factor"], t_iterate=si.info["t_iterate"],
+                        iterations=si.info.get("iterations"), factor_mflop=si.info.get("factor_mflop")))
+    # the window's sides are split at the shift; the states are split at E_F (the shift may
+    # have moved off an eigenvalue by 0.1 meV)
+    under, over = np.flatnonzero(e < fermi), np.flatnonzero(e >= fermi)
+    if len(under) < n_below or len(over) < n_above:
+        raise SolverError(f"the window at {s:.4f} eV holds {len(under)} states below and {len(over)} above "
+                          f"E_F = {fermi:.4f} eV at k = {k}, not {n_below} and {n_above}: fewer bands there?")
+    pick = np.concatenate([under[len(under) - n_below:], over[:n_above]])     # e ascending
+    return e[pick], (c[:, pick] if vectors else None), si.last_vectors
 
 
 def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None = None,
@@ -514,8 +476,8 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
 
     ``n_below`` / ``n_above`` (instead of ``n``): the states just below E_F (``around``, default
     ``op.fermi_level``) and from it up, at every k: the band edges of an insulator, whatever
-    the gap, or the states around E_F of a metal (:func:`edge_states`: one shift at E_F, a
-    second across the gap; along a path each k starts from the previous k's vectors).
+    the gap, or the states around E_F of a metal (:func:`edge_states`: one shift at E_F, whose
+    window takes states from each side; along a path each k starts from the previous k's vectors).
 
     ``processes`` > 1: the k-points in contiguous chunks, one per worker process, at most as
     many processes as the memory budget ``memory_gb`` (GB, default the machine's available
