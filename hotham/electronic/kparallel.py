@@ -114,8 +114,8 @@ def _is_dense(size: int, n, n_below, n_above, dense_max: int, method: str) -> bo
 def _states(size: int, n, n_below, n_above) -> int:
     """States per k and channel a solve returns (sparse: the window's, with edge_states' guards)."""
     if n_below is not None or n_above is not None:
-        nb = int(n_below or 0) + int(n_above or 0)
-        return nb + max(4, nb // 2)
+        from .solve import edge_window
+        return edge_window(int(n_below or 0), int(n_above or 0))[0]
     return size if n is None else int(n)
 
 

@@ -418,6 +418,19 @@ class ShiftInvert:
         return e, (c @ y).astype(np.complex128), info
 
 
+#: guard states on each side of a band-edge window: its farthest state is not certified (a
+#: degenerate partner may lie just outside), and one more keeps the wanted ones from being the
+#: slowest to converge
+EDGE_GUARD = 2
+
+
+def edge_window(n_below: int, n_above: int) -> tuple[int, int]:
+    """(states, of them below the shift) of the window :func:`edge_states` solves for."""
+    below = n_below + EDGE_GUARD if n_below else 0
+    above = n_above + EDGE_GUARD if n_above else 0
+    return below + above, below
+
+
 def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
                 X0: np.ndarray | None = None, log: list | None = None):
     """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
@@ -427,12 +440,10 @@ def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, ve
 
     One shift, at E_F (``X0``: starting vectors, e.g. the previous k's), one factorisation: its
     window holds the states nearest the shift on each side separately (n_below and n_above with
-    a few guards each), so both band edges of an insulator come from the same factor however
+    :data:`EDGE_GUARD` more each), so both band edges of an insulator come from the same factor however
     unevenly E_F splits the gap, and no other eigenvalue lies between the wanted ones (the
     farthest guard of each side is not used: its partner may lie just outside)."""
-    guard = max(4, (n_below + n_above) // 2)
-    m = n_below + n_above + guard
-    below = n_below + (guard // 2 if n_below else 0) if n_above else m
+    m, below = edge_window(n_below, n_above)
     if X0 is not None and np.iscomplexobj(X0) and is_real_kpoint(si.op, k) and si.op.spin != "soc":
         X0 = X0.real                             # a complex start at a real k: its real part
     s = float(fermi)
