@@ -4,7 +4,8 @@ A block Davidson iteration whose preconditioner is the factorised shift-invert o
 T = (H - shift S)^-1 (the factor may be inexact, e.g. single precision): the search space V
 (S-orthonormal) grows at every step by the preconditioned residuals T R, R = H X - S X Theta
 computed with the exact double-precision H and S, and a harmonic Rayleigh-Ritz step in V keeps
-the ``block`` Ritz pairs nearest the shift; V is restarted on them when it reaches ``maxdim``
+the ``block`` Ritz pairs nearest the shift (or, with ``below``, a given number nearest on each
+side of it); V is restarted on :data:`RESTART_KEEP` times as many when it reaches ``maxdim``
 columns. With an exact T, T R = X + (shift - theta) T S X adds the shift-invert Krylov
 directions T S X; with an inexact T it still converges to the exact eigenpairs because the
 residuals are exact (T only has to be a good preconditioner).
