@@ -11,8 +11,9 @@ import scipy.linalg as sla
 
 from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, solve, tile
 from hotham.electronic.factor import have_pardiso
-from hotham.electronic.fermi import (K_B, WINDOW_KT, electron_count, fermi_level, irreducible_kpoints,
-                                    monkhorst_pack)
+from hotham.electronic.fermi import (K_B, WINDOW_KT, count_root, electron_count, fermi_level,
+                                    irreducible_kpoints, monkhorst_pack)
+from hotham.electronic.solve import SolverError
 from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
 
 BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
@@ -195,6 +196,43 @@ def test_counting_on_a_mesh_from_a_poor_guess(graphene):
     ef = find_fermi_level(big, (3, 3, 1), max_orbitals=10, guess=graphene.fermi_level - 15.0, info=info)
     assert info["method"] == "count" and info["rows"] == 3 and len(set(info["shifts"])) > 1
     assert ef == pytest.approx(find_fermi_level(big, (3, 3, 1), method="dense"), abs=1e-8)
+
+
+def _counted(excess):
+    """``excess`` recording the shifts it is called at."""
+    calls = []
+
+    def f(s):
+        calls.append(s)
+        return excess(s)
+    return f, calls
+
+
+def test_count_root_of_a_dirac_point_and_of_a_gap(graphene, mos2):
+    """The count-only search that moves the first shift towards E_F (one factorisation per call):
+    the bands below E of the primitive runs folded on a 72 x 72 (graphene, Dirac point: the count
+    grows with the square of the distance) and a 58 x 58 mesh (MoS2, a 1.8 eV gap), from 8 and
+    5 eV below E_F and 6 eV above. It stops within ``near`` bands of the filling, and in at most
+    7 counts (doubling steps, then Brent's method, took 12 for graphene from below)."""
+    for prim, n in ((graphene, 72), (mos2, 58)):
+        e = np.sort(solve(prim, monkhorst_pack(prim.atoms, (n, n, 1))).energies.ravel())
+        fill = electron_count(prim) / 2 * n * n
+        ef = 0.5 * (e[int(fill) - 1] + e[int(fill)])
+        for start in (ef - 8.0, ef - 5.0, ef + 6.0):
+            f, calls = _counted(lambda s: np.searchsorted(e, s) - fill)
+            shift = count_root(f, start, near=8)
+            assert abs(np.searchsorted(e, shift) - fill) <= 8
+            assert len(calls) <= 7, (prim, start, calls)
+
+
+def test_count_root_on_a_level_of_many_bands_and_with_none():
+    """A level holding more bands than ``near`` (a flat band) ends the search at the middle of a
+    bracket narrower than xtol around it; a count that never reaches the filling raises."""
+    f, calls = _counted(lambda s: 40 * np.sign(s - 0.3) if s != 0.3 else 0.0)
+    assert count_root(f, -4.0, near=8, xtol=1e-3) == pytest.approx(0.3, abs=1e-3)
+    assert len(calls) < 40
+    with pytest.raises(SolverError, match="no Fermi level"):
+        count_root(lambda s: -5.0, 0.0, near=1)
 
 
 @pytest.mark.parametrize("cell, mesh", [("openmx/mos2_prim", (3, 3, 1)), ("deeph/mos2_bilayer_slid_1x1/001", (1, 1, 1)),
