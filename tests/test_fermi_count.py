@@ -213,7 +213,7 @@ def test_count_root_of_a_dirac_point_and_of_a_gap(graphene, mos2):
     the bands below E of the primitive runs folded on a 72 x 72 (graphene, Dirac point: the count
     grows with the square of the distance) and a 58 x 58 mesh (MoS2, a 1.8 eV gap), from 8 and
     5 eV below E_F and 6 eV above. It stops within ``near`` bands of the filling, and in at most
-    7 counts (doubling steps, then Brent's method, took 12 for graphene from below)."""
+    7 counts (doubling steps, then Brent's method, took more for graphene from below)."""
     for prim, n in ((graphene, 72), (mos2, 58)):
         e = np.sort(solve(prim, monkhorst_pack(prim.atoms, (n, n, 1))).energies.ravel())
         fill = electron_count(prim) / 2 * n * n

@@ -231,8 +231,8 @@ def _onsite_guess(op: BlockOperator, bands: float) -> float:
 # the count root's steps (eV): the first, and how much farther than the secant through the last
 # two counts a step aims while E_F is not bracketed. The density of states falls towards the gap
 # or Dirac point of the cells hotham is for, so the secant from far below or above E_F stops short
-# of it, and twice its step gets there in fewer counts (graphene 72 x 72 from the on-site estimate
-# 7.9 eV below E_F: 6 counts, where doubling steps then Brent's method took 12).
+# of it, and twice its step gets there in fewer counts (the shifts of graphene 72 x 72 from the
+# on-site estimate: RESULTS.md, fermi-count.graphene).
 ROOT_STEP, ROOT_AIM, ROOT_GROW = 1.0, 2.0, 4.0
 
 
@@ -423,14 +423,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     # window of E_F: no eigenvalues are solved for where the spectrum may be dense (10^4 atoms
     # far from E_F, where they converge slowly), and a count off by a band still points the way.
     if estimated:
-        seen = {}
-
-        def excess(s):
-            if s not in seen:
-                seen[s] = total_count(s) - target
-            return seen[s]
-
-        shift = count_root(excess, shift, near=n / 2)
+        shift = count_root(lambda s: total_count(s) - target, shift, near=n / 2)
 
     # 1. move one shift for all rows until the zero-temperature E_F lies inside every window.
     # Each step is a Newton step on the windows' own density of states (bands per eV between
