@@ -287,7 +287,8 @@ def _interrupt_flag():
 
 def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cutoff: float | None = None,
                   progress: bool = True, spin: str | None = None, h_tol: float = 1e-5,
-                  s_tol: float = 1e-6, strict: bool = False, split_by_source: bool = False) -> DatasetReport:
+                  s_tol: float = 1e-6, strict: bool = False, split_by_source: bool = False,
+                  compact: bool = False) -> DatasetReport:
     """Read every structure under ``sources`` and write one training-set HDF5 file.
 
     Parameters
@@ -306,6 +307,8 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     h_tol, s_tol : Hermitian pairing a structure must meet (eV for H) to be taken; DFT data
         pair to ~1e-8 eV.
     strict : raise HothamError (and write nothing) when any structure is skipped.
+    compact : store the blocks as compressed float32 (:func:`hotham.io.hdf5.write_group`), for
+        sets kept in a repository; they read back as float64.
 
     Structures that cannot be read or fail the checks (missing on-site block or Hermitian
     partner, NaN, pairing above tolerance) are skipped and listed in the report as
@@ -363,7 +366,7 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                     basis_source.setdefault(sym, str(path))
                 basis = basis.merged(op.basis.subset(set(op.atoms.get_chemical_symbols())))
                 first_spin = first_spin or (op.spin, str(path))
-                write_group(g_all.create_group(name), op)
+                write_group(g_all.create_group(name), op, compact=compact)
                 _pair_stats(op, h_mom, s_mom, lengths)
                 report.names.append(name)
                 report.sources.append(str(path))

@@ -330,3 +330,19 @@ def test_held_out_structures_stay_out_of_data_sets(tmp_path):
     assert rep.held_out == [str((shipped / "tbg_21.79").absolute())] and "held out" in rep.summary()
     rep = build_dataset([shipped / "tbg_21.79"], tmp_path / "tbg.h5", progress=False)   # named itself: taken
     assert rep.n_structures == 1
+
+
+def test_compact_set_reads_back_in_double_precision_within_float32_rounding(tmp_path):
+    """--compact stores float32 blocks, gzip-compressed: smaller on disk, float64 in memory, equal
+    to the full-precision set to float32 rounding (relative 2^-24 of each element)."""
+    full, small = tmp_path / "full.h5", tmp_path / "small.h5"
+    build_dataset([BILAYER], full, progress=False)
+    assert main(["dataset", "build", str(BILAYER), "-o", str(small), "--compact", "--no-progress"]) == 0
+    assert small.stat().st_size < 0.6 * full.stat().st_size
+    with Dataset(full) as a, Dataset(small) as b:
+        for name in a.names:
+            x, y = a[name], b[name]
+            assert y.H.dtype == np.float64 and y.S.dtype == np.float64
+            np.testing.assert_allclose(y.H, x.H, rtol=2.0 ** -23, atol=0)
+            np.testing.assert_allclose(y.S, x.S, rtol=2.0 ** -23, atol=0)
+            assert not np.array_equal(y.H, x.H)          # it really is rounded

@@ -155,3 +155,21 @@ def test_slide_between_centres_and_drawn_lattice():
         assert s.get_chemical_symbols() == ["C", "C", "B", "N"]
     with pytest.raises(Exception, match="different in-plane cells"):
         generate_slid("graphene", top="hbn", n=1)
+
+
+def test_slide_inverted_top_layer_is_the_2h_orientation():
+    """--inverted rotates the top layer by 180 deg about z: with AA stacking the top Mo sits over
+    the bottom S and the top S over the bottom Mo (2H), where the default puts Mo over Mo (3R-like)."""
+    from hotham.workflows.generate import generate_slid
+    frac = {}
+    for inverted in (False, True):
+        s = generate_slid("MoS2", grid=(1, 1), distance=6.15, between="centres", stacking="AA", inverted=inverted)[0]
+        f = s.get_scaled_positions()[:, :2]
+        frac[inverted] = (f[0], f[1], f[3], f[4])          # bottom Mo, bottom S, top Mo, top S
+        z = s.positions[:, 2]
+        assert z[3] - z[0] == pytest.approx(6.15, abs=1e-12)
+    mo, s_, top_mo, top_s = frac[False]
+    np.testing.assert_allclose(top_mo, mo, atol=1e-12)
+    mo, s_, top_mo, top_s = frac[True]
+    np.testing.assert_allclose(top_mo, s_, atol=1e-12)
+    np.testing.assert_allclose(top_s, mo, atol=1e-12)

@@ -38,7 +38,7 @@ def generate_perturbed(structure, n: int = 10, *, method: str = "gaussian", supe
 
 def generate_slid(structure, n: int = 10, *, top=None, grid=None, distance=(3.25, 3.45), between: str = "gap",
                   lattice=None, stacking: str = "AB", supercell=(1, 1), cell_height: float | None = None,
-                  displacement: float = 0.0, seed: int = 0) -> list[Atoms]:
+                  displacement: float = 0.0, seed: int = 0, inverted: bool = False) -> list[Atoms]:
     """Bilayers of the layer ``structure`` (bottom) and ``top`` (default: the same layer) with the
     top layer slid rigidly (:func:`.slide.slid_structures`): ``n`` random slides, or a regular
     ``grid`` (NU, NV). Built-in names are the reference data's layers
@@ -52,7 +52,9 @@ def generate_slid(structure, n: int = 10, *, top=None, grid=None, distance=(3.25
     in-plane; slides are fractions of the primitive cell. ``lattice``: (LO, HI), a common in-plane
     lattice constant drawn first for each structure (both layers keep their fractional
     coordinates); without it both layers must have the same in-plane cell. ``displacement``:
-    standard deviation (Angstrom) of Gaussian displacements added after sliding."""
+    standard deviation (Angstrom) of Gaussian displacements added after sliding. ``inverted``:
+    the top layer is rotated by 180 degrees about z before stacking (for MoS2 the 2H orientation,
+    Mo over S in AA stacking, instead of the parallel 3R-like one)."""
     from hotham.errors import StructureError
 
     from .slide import bilayer, slid_structures
@@ -68,6 +70,9 @@ def generate_slid(structure, n: int = 10, *, top=None, grid=None, distance=(3.25
         frac = np.linalg.solve(ucell.T, upper.positions[:, :2].T).T     # onto the bottom layer's cell
         upper.positions[:, :2] = frac @ cell
         upper.cell[:2] = layer.cell[:2]
+    if inverted:                     # r -> (-x, -y, z); bilayer() wraps it back into the cell
+        upper = (layer if upper is None else upper).copy()
+        upper.positions[:, :2] *= -1.0
     distance = [float(d) for d in np.atleast_1d(distance)]
     gap = float(np.mean(distance))
     if between == "centres":         # the facing halves of the two layers are not gap

@@ -115,11 +115,11 @@ def find_run_folders(paths) -> list[Path]:
     return out
 
 
-def collect_runs(paths, out_path):
+def collect_runs(paths, out_path, *, compact: bool = False):
     """Build a hotham data set (:func:`hotham.dataset.build_dataset`) at ``out_path`` from the
     converged runs among the run folders under ``paths``: those whose run.json says converged
     (or that have none) and that hold a .scfout. Returns (DatasetReport, [(folder, status) of
-    the folders left out])."""
+    the folders left out]). ``compact``: compressed float32 blocks (``build_dataset``)."""
     ok, left_out = [], []
     for f in find_run_folders(paths):
         rec = f / "run.json"
@@ -132,7 +132,7 @@ def collect_runs(paths, out_path):
         raise HothamError("no converged OpenMX runs to collect"
                           + "".join(f"; {f}: status {st}" for f, st in left_out))
     from hotham.dataset import build_dataset
-    return build_dataset([str(f) for f in ok], out_path, progress=False), left_out
+    return build_dataset([str(f) for f in ok], out_path, progress=False, compact=compact), left_out
 
 
 def _record(folder: Path, res: RunResult) -> None:

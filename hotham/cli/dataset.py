@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     b.add_argument("--spin", choices=("none", "collinear", "soc"),
                    help="take only structures of this spin treatment (default: that of the first one read)")
     b.add_argument("--strict", action="store_true", help="fail, writing nothing, if any structure cannot be used")
+    b.add_argument("--compact", action="store_true",
+                   help="store blocks as compressed float32 (~0.45x the size; read back as float64)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     later(b, _build_defaults)
     b.set_defaults(func=_build)
@@ -42,7 +44,8 @@ def _build(args) -> int:
     from ..dataset import build_dataset
     report = build_dataset(args.sources, args.output, split=tuple(args.split), seed=args.seed,
                            cutoff=args.cutoff, spin=args.spin, progress=not args.no_progress,
-                           strict=args.strict, split_by_source=args.split_by_source)
+                           strict=args.strict, split_by_source=args.split_by_source,
+                           compact=args.compact)
     print(report.summary())
     return 0
 

@@ -104,6 +104,8 @@ def register(subparsers) -> None:
     q.add_argument("--lattice", type=float, nargs=2, metavar=("LO", "HI"),
                    help="draw a common in-plane lattice constant per structure, A (both layers scaled)")
     q.add_argument("--stacking", help="stacking before sliding: AA, AB or BA (default %(default)s)")
+    q.add_argument("--inverted", action="store_true",
+                   help="rotate the top layer by 180 deg about z (MoS2: the 2H orientation; default parallel)")
     q.add_argument("--supercell", type=int, nargs=2, help="in-plane repetitions of the bilayer (default %(default)s)")
     q.add_argument("--cell-height", type=float, help="c length, A (default: layers + vacuum)")
     q.add_argument("--displacement", type=float,
