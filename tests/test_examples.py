@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +74,27 @@ def test_magic_angle_example_small(tmp_path, openmx_data):
     for name in ("bands", "dos", "weights"):
         assert (tmp_path / f"magic_angle_{name}.png").stat().st_size > 1000
     assert json.loads((tmp_path / "magic_angle.json").read_text())["orbitals"] == pred.n_orbitals
+
+
+def test_dft_set_recipes_write_their_inputs(tmp_path):
+    """examples/dft_sets.py --quick: every set's recipe writes OpenMX inputs (2 structures per random
+    step), with the settings of the reference runs, on a machine without OpenMX."""
+    import os
+
+    from hotham.parsers.openmx.dat import read_openmx_input
+    env = {k: v for k, v in os.environ.items() if k not in ("HOTHAM_OPENMX_DATA", "HOTHAM_OPENMX")}
+    subprocess.run([sys.executable, str(ROOT / "examples" / "dft_sets.py"), "all", "--quick", "--out", str(tmp_path)],
+                   capture_output=True, text=True, check=True, env=env)
+    expected = {"bilayer_graphene_strain": 2, "bilayer_graphene_uniaxial": 2, "bilayer_graphene_thermal": 2,
+                "bilayer_graphene_test": 5, "mos2_2h_strain": 2, "mos2_par_strain": 2, "mos2_test": 5}
+    for name, n in expected.items():
+        inputs = sorted((tmp_path / name).glob("*/*.dat"))
+        assert len(inputs) == n, name
+        for path in inputs:
+            keys = read_openmx_input(path)
+            assert float(keys.get("scf.energycutoff")) == 150.0
+    # 2H: the top layer's Mo sits over the bottom layer's S (fractional in-plane positions)
+    from hotham.io import read_structure
+    a = read_structure(tmp_path / "mos2_test" / "mos2_test_2h_p0" / "mos2_test_2h_p0.dat")
+    f = a.get_scaled_positions()[:, :2]
+    assert np.allclose(f[3], f[1], atol=1e-9) and np.allclose(f[4], f[0], atol=1e-9)
