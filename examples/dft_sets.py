@@ -83,6 +83,21 @@ SETS = {
          ["structure", "perturb", "{tmp}/mos2_test_2h_p0.extxyz", "-n", "1", "--displacement", "0.0", "--strain",
           "0.02", "--seed", "11", "-o", "{tmp}/mos2_test_2h_uni.extxyz"],
          ["openmx", "write", "{tmp}/mos2_test_*.extxyz", *K9, "-o", "{out}"]]),
+    "mos2_soc_bilayer": (
+        "16 MoS2 bilayers with spin-orbit coupling (non-collinear), 8 in the 2H and 8 in the parallel "
+        "orientation: random slides, Mo-Mo ~ U[6.0, 6.9] A, a ~ U[3.03, 3.29] A, 0.02 A noise",
+        [["structure", "slide", "MoS2", *MOS2_AA, "--inverted", "--distance", "6.0", "6.9", "--lattice", "3.03",
+          "3.29", "--displacement", "0.02", *MOS2_CELL, "-n", "8", "--seed", "20261212",
+          "-o", "{tmp}/soc_2h.extxyz"],
+         ["structure", "slide", "MoS2", *MOS2_AA, "--distance", "6.0", "6.9", "--lattice", "3.03", "3.29",
+          "--displacement", "0.02", *MOS2_CELL, "-n", "8", "--seed", "20261213", "-o", "{tmp}/soc_par.extxyz"],
+         ["openmx", "write", "{tmp}/soc_*.extxyz", "--spin", "soc", *K9, "-o", "{out}"]]),
+    "mos2_soc_test": (
+        "held-out MoS2 bilayers with spin-orbit coupling: 2H (Mo-Mo 6.15 A) at a = 3.16 and 3.24 A",
+        [*[["structure", "slide", f"MoS2:a={a}", *MOS2_AA, "--inverted", "--grid", "1", "1", "--distance", "6.15",
+            *MOS2_CELL, "-o", f"{{tmp}}/mos2_soc_test_2h_{n}.extxyz"] for n, a in (("a316", "3.16"),
+                                                                                   ("a324", "3.24"))],
+         ["openmx", "write", "{tmp}/mos2_soc_test_*.extxyz", "--spin", "soc", *K9, "-o", "{out}"]]),
 }
 
 

@@ -77,22 +77,26 @@ def test_magic_angle_example_small(tmp_path, openmx_data):
 
 
 def test_dft_set_recipes_write_their_inputs(tmp_path):
-    """examples/dft_sets.py --quick: every set's recipe writes OpenMX inputs (2 structures per random
-    step), with the settings of the reference runs, on a machine without OpenMX."""
+    """examples/dft_sets.py --quick: the recipes write OpenMX inputs (2 structures per random step)
+    with the settings of the reference runs, on a machine without OpenMX: a per-structure step
+    (uniaxial), the 2H orientation (mos2_test) and spin-orbit inputs (mos2_soc_test); every set is listed."""
     import os
 
     from hotham.parsers.openmx.dat import read_openmx_input
     env = {k: v for k, v in os.environ.items() if k not in ("HOTHAM_OPENMX_DATA", "HOTHAM_OPENMX")}
-    subprocess.run([sys.executable, str(ROOT / "examples" / "dft_sets.py"), "all", "--quick", "--out", str(tmp_path)],
+    script = str(ROOT / "examples" / "dft_sets.py")
+    listed = subprocess.run([sys.executable, script, "--list"], capture_output=True, text=True, check=True).stdout
+    assert len(listed.splitlines()) == 9
+    expected = {"bilayer_graphene_uniaxial": 2, "mos2_test": 5, "mos2_soc_test": 2}
+    subprocess.run([sys.executable, script, *expected, "--quick", "--out", str(tmp_path)],
                    capture_output=True, text=True, check=True, env=env)
-    expected = {"bilayer_graphene_strain": 2, "bilayer_graphene_uniaxial": 2, "bilayer_graphene_thermal": 2,
-                "bilayer_graphene_test": 5, "mos2_2h_strain": 2, "mos2_par_strain": 2, "mos2_test": 5}
     for name, n in expected.items():
         inputs = sorted((tmp_path / name).glob("*/*.dat"))
         assert len(inputs) == n, name
         for path in inputs:
             keys = read_openmx_input(path)
             assert float(keys.get("scf.energycutoff")) == 150.0
+            assert (keys.get("scf.spinorbit.coupling") == "on") == ("soc" in name)
     # 2H: the top layer's Mo sits over the bottom layer's S (fractional in-plane positions)
     from hotham.io import read_structure
     a = read_structure(tmp_path / "mos2_test" / "mos2_test_2h_p0" / "mos2_test_2h_p0.dat")
