@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SLAB_VACUUM", "slab_axis", "periodic_axes"]
+__all__ = ["SLAB_VACUUM", "SAME_STRUCTURE_TOL", "slab_axis", "periodic_axes", "structure_difference"]
 
 #: vacuum (Angstrom) along a cell vector above which a cell counts as a slab
 SLAB_VACUUM = 5.0
+
+#: Angstrom: cell vectors and atoms further apart than this make two structures different
+SAME_STRUCTURE_TOL = 0.01
 
 
 def slab_axis(atoms, vacuum: float = SLAB_VACUUM) -> int | None:
@@ -58,3 +61,37 @@ def chemistry(atoms) -> str:
     """The elements of a structure, sorted and joined by '-' ("C", "B-C-N", "Mo-S"): the key of
     what a model records per chemistry (its training cells' Fermi level)."""
     return "-".join(sorted(set(atoms.get_chemical_symbols())))
+
+
+def structure_difference(a, b, tol: float = SAME_STRUCTURE_TOL, names=("first", "second")) -> str | None:
+    """How two structures (ase.Atoms) differ, or None when they are one structure: the same
+    species in the same order, cell vectors within ``tol`` Angstrom and every atom within ``tol``
+    of its place (across periodic boundaries). ``names`` name the two in the text, which says
+    what differs first: the species, the cell or the positions (the atom furthest off)."""
+    na, nb = names
+    if len(a) != len(b) or (a.numbers != b.numbers).any():
+        fa, fb = a.get_chemical_formula(), b.get_chemical_formula()
+        if fa != fb:
+            return f"the species differ: {na} {fa} ({len(a)} atoms), {nb} {fb} ({len(b)} atoms)"
+        k = int(np.flatnonzero(a.numbers != b.numbers)[0])
+        return (f"the atoms are in another order: atom {k} is {a.get_chemical_symbols()[k]} in {na}, "
+                f"{b.get_chemical_symbols()[k]} in {nb}")
+    ca, cb = np.asarray(a.cell), np.asarray(b.cell)
+    dc = np.linalg.norm(ca - cb, axis=1)
+    if dc.max() > tol:
+        v = int(dc.argmax())
+        return (f"the cells differ: cell vector {v} is {np.round(ca[v], 4).tolist()} A in {na}, "
+                f"{np.round(cb[v], 4).tolist()} A in {nb} ({dc[v]:.3f} A apart)")
+    if (np.abs(np.linalg.det(ca)) > 1e-9):
+        # displacement in fractional coordinates, wrapped across the periodic boundaries
+        d = np.linalg.solve(ca.T, (a.positions - b.positions).T).T
+        pbc = np.asarray(a.pbc, bool)
+        d[:, pbc] -= np.round(d[:, pbc])
+        d = np.linalg.norm(d @ ca, axis=1)
+    else:
+        d = np.linalg.norm(a.positions - b.positions, axis=1)
+    if d.max() > tol:
+        k = int(d.argmax())
+        return (f"the positions differ: atom {k} ({a.get_chemical_symbols()[k]}) is {d[k]:.3f} A from its place in "
+                f"{nb} ({int((d > tol).sum())} of {len(a)} atoms further than {tol:g} A)")
+    return None

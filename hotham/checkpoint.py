@@ -53,9 +53,11 @@ class Predictor:
         """Validation block MAE (meV, all block elements) of an H model: the final metrics that
         training writes at its end (``metrics`` -> ``val`` -> ``all`` -> ``mae``), else the best
         ``val_mae_meV`` of the ``history`` (a checkpoint written during training), else None
-        (not recorded; always None for an S model, whose errors are not in meV).
-        :func:`hotham.predict` holds it against :data:`hotham.prediction.QUALITY_GATE_MEV`."""
-        if self.target != "H":
+        (not recorded; always None for an S model, whose errors are not in meV, and for a model
+        trained with an empty validation split, ``info["validated_on"] == "train"``, whose figures
+        are training errors). :func:`hotham.predict` holds it against
+        :data:`hotham.prediction.QUALITY_GATE_MEV`."""
+        if self.target != "H" or self.info.get("validated_on") == "train":
             return None
         try:
             mae = float(self.info["metrics"]["val"]["all"]["mae"])
@@ -104,6 +106,11 @@ def load_predictor(path, device: str = "auto") -> Predictor:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for foreign/corrupt files
         raise FormatError(path, f"not a readable hotham model checkpoint ({exc.__class__.__name__}: {exc})") from None
+    if isinstance(ckpt, dict) and "optimizer" in ckpt and "model_config" in ckpt:
+        p = os.fspath(path)
+        best = p[:-len(".last.pt")] + ".pt" if p.endswith(".last.pt") else "the checkpoint written with it"
+        raise FormatError(path, "this is the training state of a run's last finished epoch (hotham train keeps it "
+                                f"to --resume the run), not a model; give the trained model instead: {best}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise FormatError(path, "not a hotham model checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:

@@ -69,8 +69,8 @@ def _is_structure(p: Path) -> bool:
 HELD_OUT = "HELD_OUT"
 
 
-def find_structures(sources: Iterable, *, skipped: list | None = None,
-                    held_out: list | None = None) -> list[tuple[str, Path]]:
+def find_structures(sources: Iterable, *, skipped: list | None = None, held_out: list | None = None,
+                    duplicates: list | None = None) -> list[tuple[str, Path]]:
     """``[(name, path)]`` of every structure under ``sources`` (sorted by name).
 
     A path that :func:`hotham.io.detect_format` recognises is one structure (an OpenMX run
@@ -80,9 +80,13 @@ def find_structures(sources: Iterable, *, skipped: list | None = None,
     ``~2``, ``~3``. Sources that do not exist or hold no structure are appended to ``skipped``
     as ``(path, reason)``. A structure folder holding a file ``HELD_OUT`` (a structure kept for
     testing a model, such as the demo's twisted bilayer) is left out and appended to ``held_out``,
-    unless it is itself one of ``sources``.
+    unless it is itself one of ``sources``. A structure reached twice (a source listed twice, or
+    inside another source) is taken once; the second path goes to ``duplicates`` as ``(path,
+    path taken)``.
     """
     skipped = skipped if skipped is not None else []
+    duplicates = duplicates if duplicates is not None else []
+    taken: dict[Path, Path] = {}
     held_out = held_out if held_out is not None else []
     found: list[tuple[str, Path]] = []
     for src in sources:
@@ -106,6 +110,10 @@ def find_structures(sources: Iterable, *, skipped: list | None = None,
             skipped.append((str(root), "holds no OpenMX run (*.scfout) or DeepH folder (hamiltonians.h5)"))
         base = root.absolute().parent
         for p in here:
+            if p.resolve() in taken:
+                duplicates.append((str(p), str(taken[p.resolve()])))
+                continue
+            taken[p.resolve()] = p
             rel = p.relative_to(base).as_posix()
             for suffix in (".scfout.gz", ".scfout", ".h5"):
                 if rel.endswith(suffix):
@@ -142,6 +150,29 @@ def apply_cutoff(op: BlockOperator, cutoff: float) -> BlockOperator:
     d = op.edge_lengths()
     d = np.minimum(d, d[op.reverse_edges])
     return select_edges(op, d <= cutoff)
+
+
+def _cut_with_hopping(op: BlockOperator, cutoff: float) -> BlockOperator:
+    """:func:`apply_cutoff`, refusing (HothamError) a cutoff that leaves no off-site block: a
+    structure of on-site blocks alone teaches a model no hopping."""
+    cut = apply_cutoff(op, cutoff)
+    if not ((cut.edge_i != cut.edge_j) | np.any(cut.edge_R != 0, axis=1)).any():
+        d = op.edge_lengths()
+        bonds = d[d > 1e-8]
+        shortest = f"its shortest bond is {bonds.min():.3f} A" if bonds.size else "it has no off-site block at all"
+        raise HothamError(f"cutoff {cutoff:g} A leaves no hopping (off-site) block, only on-site ones ({shortest}); "
+                          "raise the cutoff")
+    return cut
+
+
+def _fingerprint(atoms) -> str:
+    """Species, cell and positions (to 1e-4 A) of a structure as a hash: equal for copies."""
+    import hashlib
+    h = hashlib.sha1()
+    for x in (atoms.numbers.astype(np.int64), np.round(np.asarray(atoms.cell), 4) + 0.0,
+              np.round(atoms.positions, 4) + 0.0):
+        h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------- statistics
@@ -236,6 +267,7 @@ class DatasetReport:
     sources: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     species: list[str] = field(default_factory=list)
     n_edges: int = 0
     split: dict[str, list[str]] = field(default_factory=dict)
@@ -256,6 +288,11 @@ class DatasetReport:
                  "  split: " + ", ".join(f"{k} {len(v)}" for k, v in self.split.items())]
         if self.held_out:
             lines.append(f"  held out (a {HELD_OUT} file): " + ", ".join(self.held_out))
+        if self.duplicates:
+            lines.insert(0, f"WARNING: {len(self.duplicates)} structure(s) given twice were taken once (a copy "
+                            "in train and in validation would leak); listed at the end")
+            lines.append(f"  duplicates left out {len(self.duplicates)}:")
+            lines += [f"    {p}: the same as {first}" for p, first in self.duplicates]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)}:")
             lines += [f"    {p}: {why}" for p, why in self.skipped]
@@ -288,7 +325,7 @@ def _interrupt_flag():
 def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cutoff: float | None = None,
                   progress: bool = True, spin: str | None = None, h_tol: float = 1e-5,
                   s_tol: float = 1e-6, strict: bool = False, split_by_source: bool = False,
-                  compact: bool = False) -> DatasetReport:
+                  compact: bool = False, force: bool = True) -> DatasetReport:
     """Read every structure under ``sources`` and write one training-set HDF5 file.
 
     Parameters
@@ -301,7 +338,8 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
         ratios and seed) and merge the parts, so that every source (a chemistry, a set) is held out
         in proportion, and the set of one source alone is split as it would be in a mixed set.
     cutoff : Angstrom; drop blocks between atoms further apart (pairs kept together). ``None``
-        keeps every block the DFT code wrote.
+        keeps every block the DFT code wrote. A structure the cutoff leaves without any hopping
+        (off-site) block is skipped, naming its shortest bond.
     spin : "none", "collinear" or "soc": structures of another spin treatment are skipped.
         ``None`` takes the spin of the first structure read (in name order).
     h_tol, s_tol : Hermitian pairing a structure must meet (eV for H) to be taken; DFT data
@@ -309,6 +347,12 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     strict : raise HothamError (and write nothing) when any structure is skipped.
     compact : store the blocks as compressed float32 (:func:`hotham.io.hdf5.write_group`), for
         sets kept in a repository; they read back as float64.
+    force : replace an existing ``out_path`` (False refuses it before reading anything;
+        :func:`hotham.files.check_outputs`).
+
+    A structure found twice (a source listed twice) or identical to one already taken (same
+    species, cell and positions to 1e-4 A: a copied run folder) is taken once and listed in
+    ``report.duplicates``, so that no copy lands in both the training and the validation split.
 
     Structures that cannot be read or fail the checks (missing on-site block or Hermitian
     partner, NaN, pairing above tolerance) are skipped and listed in the report as
@@ -318,15 +362,18 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
     from tqdm.auto import tqdm
 
     from .io import read
-    from .files import atomic_path
+    from .files import atomic_path, check_outputs
     from .io.hdf5 import write_group
 
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     if cutoff is not None and not cutoff > 0:
         raise HothamError(f"cutoff must be a positive length in Angstrom, got {cutoff}")
+    check_outputs([out_path], force=force, inputs=sources)
     report = DatasetReport(path=os.fspath(out_path), cutoff=float("nan") if cutoff is None else float(cutoff))
-    found = find_structures(sources, skipped=report.skipped, held_out=report.held_out)
+    found = find_structures(sources, skipped=report.skipped, held_out=report.held_out,
+                            duplicates=report.duplicates)
+    geometries: dict[str, str] = {}          # fingerprint -> the path of the structure taken
     basis = Basis({})
     basis_source: dict[str, str] = {}
     h_mom, s_mom, lengths = _Moments(), _Moments(), {}
@@ -349,13 +396,18 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                         raise HothamError(f"spin {op.spin!r}, but the data set is {first_spin[0]!r} "
                                           f"(set by {first_spin[1]}; choose with spin=...)")
                     if cutoff is not None:
-                        op = apply_cutoff(op, cutoff)
+                        op = _cut_with_hopping(op, cutoff)
                 except HothamError as exc:
                     report.skipped.append((str(path), str(exc)))
                     continue
                 except (OSError, ValueError, KeyError, IndexError) as exc:   # a parser bug must not kill the run
                     report.skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
                     continue
+                key = _fingerprint(op.atoms)
+                if key in geometries:
+                    report.duplicates.append((str(path), geometries[key]))
+                    continue
+                geometries[key] = str(path)
                 for sym in set(op.atoms.get_chemical_symbols()):
                     ls, lab = op.basis.shells[sym], op.basis.labels.get(sym)
                     old_lab = basis.labels.get(sym)

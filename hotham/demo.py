@@ -31,7 +31,7 @@ DEMO_TRAINING = {"epochs": 300, "lr": 5e-3, "lr_patience": 8}
 
 def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoint=SHIPPED_MODEL,
              model: dict | None = None, training: dict | None = None, device: str = "auto",
-             log: Callable[[str], None] = print) -> dict:
+             log: Callable[[str], None] = print, force: bool = True) -> dict:
     """Run the demo (module docstring) into the folder ``out`` on the data in ``data``.
 
     Without ``train`` the model is ``checkpoint`` (the shipped one); with it a model is trained
@@ -39,7 +39,8 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoi
     (HotHamConfig) / DEMO_TRAINING (TrainConfig). Progress goes to ``log``. Writes set.h5,
     tbg_bands.png and summary.json into ``out``; returns the summary, whose
     ``passes_quality_gate`` says whether the model's validation block MAE is at most
-    ``quality_gate_meV``."""
+    ``quality_gate_meV``. ``force``: replace these files when ``out`` holds them (False
+    refuses them before any work)."""
     from matplotlib.figure import Figure
 
     from .checkpoint import load_predictor
@@ -52,7 +53,10 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoi
     from .train import TrainConfig
     from .train import train as train_model
 
+    from .files import check_outputs
     out = Path(out)
+    check_outputs([out / f for f in ("set.h5", "tbg_bands.png", "summary.json") + (("model.pt",) if train else ())],
+                  force=force)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data)
     t0 = time.time()

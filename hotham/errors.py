@@ -31,3 +31,8 @@ class BasisError(HothamError, ValueError):
 
 class StructureError(HothamError, ValueError):
     """An unphysical structure: overlapping atoms, inconsistent cell, ..."""
+
+
+class OutputError(HothamError, FileExistsError):
+    """An output cannot be written: it exists (and ``--force`` was not given), it is one of the
+    command's inputs, or its folder is not writable. Raised before any work is done."""

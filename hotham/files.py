@@ -1,4 +1,10 @@
-"""Writing files safely: every file hotham writes appears whole under its final name or not at all.
+"""Writing files safely: every file hotham writes appears whole under its final name or not at all,
+and never replaces a file without being asked.
+
+Before any work, a command passes the files it will write to :func:`check_outputs`: an
+existing output is refused unless ``force`` (``--force``), an output that is one of the
+command's inputs is refused always, and a folder that cannot be written into is reported
+before a long computation rather than after it.
 
 A file is written under a temporary name beside its destination, ``.tmp-<pid>-<random>-<name>``,
 and renamed onto the final name only when complete. A process killed outright (SIGKILL, a node
@@ -13,7 +19,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_folder", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "atomic_folder", "remove_stale_temporaries", "check_outputs"]
 
 _TMP = re.compile(r"^\.tmp-(\d+)-")
 
@@ -99,3 +105,49 @@ def atomic_folder(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _writable_folder(path: Path) -> tuple[Path, bool]:
+    """The nearest existing folder of ``path``'s parents, and whether this process may create
+    files in it."""
+    d = path.absolute().parent
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    return d, d.is_dir() and os.access(d, os.W_OK | os.X_OK)
+
+
+def check_outputs(outputs, *, force: bool = False, inputs=(), hint: str = "") -> list[Path]:
+    """Check, before any work, that the files ``outputs`` may be written; returns them as Paths.
+
+    Raises :class:`~hotham.errors.OutputError` naming the file when an output
+
+    * is one of ``inputs`` (the same file, by any name): always, even with ``force``, since
+      writing it would destroy the data the command reads;
+    * is an existing folder (an output here is a file);
+    * exists and ``force`` is false (pass ``--force`` to replace it);
+    * lies in a folder this process cannot write into (checked on the nearest existing folder,
+      so that ``predict -o /read-only/x.h5`` fails before the prediction, not after it).
+    """
+    from .errors import OutputError
+    outs = [Path(o) for o in outputs]
+    ins = [Path(i) for i in inputs if i is not None]
+    for out in outs:
+        for src in ins:
+            if _same_file(out, src) or out.absolute() == src.absolute():
+                raise OutputError(f"{out}: this output is also an input of the command ({src}); writing it would "
+                                  "destroy that input, --force or not: choose another output name")
+        if out.is_dir():
+            raise OutputError(f"{out} is a folder; give the name of the file to write")
+        if out.exists() and not force:
+            raise OutputError(f"{out} exists: refusing to overwrite it (pass --force to replace it{hint})")
+        folder, ok = _writable_folder(out)
+        if not ok:
+            raise OutputError(f"{out}: cannot write into {folder} (no write permission)")
+    return outs

@@ -33,7 +33,7 @@ from .domain import outside_domain
 from .errors import BasisError, FormatError, HothamError
 from .operator import BlockOperator
 
-__all__ = ["predict", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict"]
+__all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict"]
 
 #: the quality gate, meV: the largest validation block MAE (all elements of H) of a model whose
 #: bands can be trusted. OpenMX's bases are nearly linearly dependent (S(k) has small
@@ -44,6 +44,11 @@ QUALITY_GATE_MEV = 2.0
 
 class DomainWarning(UserWarning):
     """A structure lies outside the training domain of the model that predicts it."""
+
+
+class BasisWarning(UserWarning):
+    """An input asks for another basis or spin treatment than the model's: the prediction is
+    made in the model's (``.dat`` basis labels, SOC data given to a spin-less model)."""
 
 
 class QualityWarning(UserWarning):
@@ -108,6 +113,21 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
                 op = io.read(source)
             else:
                 atoms = io.read_structure(source)
+    what = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the structure"
+    mismatch = _basis_mismatch(atoms.info.get("basis_labels") if atoms is not None else op.basis.labels,
+                               predictor.basis.labels)
+    if mismatch and atoms is None:
+        # the DFT overlap S is kept: H in the model's basis beside S in another is no operator at all
+        raise BasisError(f"{what} is in another basis than the model ({mismatch}); its blocks and overlap cannot "
+                         "take the model's prediction: predict with a model trained in that basis")
+    if mismatch:
+        warnings.warn(f"{what} asks for another basis than the model's ({mismatch}); the prediction is made in "
+                      "the model's basis, with the overlap of that basis", BasisWarning, stacklevel=2)
+    if atoms is None and predictor.target == "H" and op.spin != getattr(predictor, "spin", "none"):
+        warnings.warn(f"{what} holds {op.spin!r}-spin blocks but the model predicts {predictor.spin!r} ones: the "
+                      f"prediction drops {'spin-orbit coupling (SOC)' if op.spin == 'soc' else 'the spin'} and is "
+                      f"not comparable to the input's own blocks; use a model trained on {op.spin!r} data",
+                      BasisWarning, stacklevel=2)
     if atoms is not None:
         with progress.stage(f"blocks and overlap S of {len(atoms)} atoms"):
             op = _bare_structure(atoms, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
@@ -115,6 +135,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
             op.source = os.fspath(source)
     model_mae = getattr(predictor, "val_block_mae_meV", None)
     verdict = quality_verdict(model_mae, predictor.info.get("path", "the model"))
+    if predictor.info.get("validated_on") == "train":
+        verdict = (f"{predictor.info.get('path', 'the model')} was trained with an empty validation split: it has "
+                   f"no validation MAE, so the quality gate ({QUALITY_GATE_MEV:g} meV) cannot vouch for its bands")
     if verdict:
         warnings.warn(verdict, QualityWarning, stacklevel=2)
     outside = outside_domain(op, predictor.info.get("domain"))
@@ -139,6 +162,14 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
                 out, "auto" if fermi_level is True else fermi_level, progress, guess)
     return out
+
+
+def _basis_mismatch(labels, model_labels) -> str:
+    """The elements whose OpenMX basis label in ``labels`` (an input's) is not the model's, as
+    "C: C7.0-s2p2d1 here, C6.0-s2p2d1 in the model" ("" when none; unlabelled elements pass)."""
+    labels, model_labels = labels or {}, model_labels or {}
+    return "; ".join(f"{el}: {labels[el]} here, {model_labels[el]} in the model" for el in sorted(labels)
+                     if el in model_labels and labels[el] and model_labels[el] and labels[el] != model_labels[el])
 
 
 def _with_prediction(predictor, op: BlockOperator) -> BlockOperator:

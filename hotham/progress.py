@@ -5,6 +5,9 @@
         ...                                      # prints "predict: overlap S ... 12.3 s"
     for k in progress.bar(kpts, "k-points"):     # a tqdm bar with rate and ETA
         ...
+
+The first stage line of a process is preceded by the thread count and how it was chosen
+(:func:`hotham.threads.threads_reason`), so that a slow run on a busy machine says why.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import time
 from contextlib import contextmanager
 
 __all__ = ["Progress", "peak_memory_gb"]
+
+_THREADS_SAID = False       # the thread count is printed once per process
 
 
 def peak_memory_gb() -> float:
@@ -39,13 +44,24 @@ class Progress:
         if not self.enabled:
             yield
             return
+        self._say_threads()
         print(f"{self.name}: {what} ...", file=self.stream, flush=True)
         t0 = time.perf_counter()
         yield
         print(f"{self.name}: {what}: done in {time.perf_counter() - t0:.1f} s", file=self.stream, flush=True)
 
+    def _say_threads(self) -> None:
+        global _THREADS_SAID
+        from .threads import threads_reason
+        reason = threads_reason()
+        if reason and not _THREADS_SAID:
+            print(f"{self.name}: {reason}", file=self.stream, flush=True)
+            _THREADS_SAID = True
+
     def bar(self, iterable, what: str, total: int | None = None, leave: bool = True):
         """``iterable`` wrapped in a tqdm bar (count, rate, ETA); ``leave=False`` erases it at the end."""
         from tqdm.auto import tqdm
+        if self.enabled:
+            self._say_threads()
         return tqdm(iterable, desc=f"{self.name}: {what}", total=total, disable=not self.enabled, file=self.stream,
                     dynamic_ncols=True, leave=leave)

@@ -30,7 +30,7 @@ from .checkpoint import Predictor, resolve_device
 from .domain import training_domain
 from .errors import HothamError
 from .evaluation import evaluate
-from .files import atomic_path
+from .files import atomic_path, check_outputs
 from .graphs import GraphStore, Structures, GraphBuilder
 
 
@@ -326,9 +326,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     last_path = last_state_path(out_path)
     if resume and not last_path.exists():
         raise HothamError(f"{last_path}: no training state to resume from")
-    if Path(out_path).exists() and not (force or resume):
-        raise HothamError(f"{out_path} exists: refusing to overwrite a trained model (pass force=True / --force, "
-                          "or resume=True / --resume to continue its training)")
+    check_outputs([out_path], force=force or resume, inputs=[dataset if isinstance(dataset, (str, os.PathLike))
+                                                             else getattr(dataset, "path", None)],
+                  hint=", or --resume to continue its training")
     cfg = config or TrainConfig()
     world, rank, ddp_device, own_group = _distributed(cfg)
     lead = rank == 0                        # the process that logs and writes
@@ -346,9 +346,15 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     split = {k: ds.split(k) for k in ("train", "val", "test")}
     if not split["train"]:
         raise TrainingError(f"{ds.path}: the training split is empty")
+    validated_on = "val"
     if not split["val"]:
-        log("note: empty validation split; monitoring the training split instead")
+        # flagged in the checkpoint: its "val" figures are training figures, so the quality gate
+        # (Predictor.val_block_mae_meV) finds no validation MAE rather than the training MAE
+        log(f"WARNING: {ds.path}: the validation split is empty; the best epoch is chosen on the training "
+            "split and the model gets NO validation MAE (the quality gate cannot vouch for it). Rebuild the "
+            "data set with a val share (hotham dataset build --split 0.8 0.1 0.1) to validate it.")
         split["val"] = list(split["train"])
+        validated_on = "train"
     # every structure read once and kept, or (cache_gb) read again whenever needed
     ops = Structures(ds, sorted(set(split["train"]) | set(split["val"]) | set(split["test"])),
                      keep=cfg.cache_gb is None)
@@ -424,8 +430,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         history, best, best_state, stale = state["history"], state["best"], state["best_state"], state["stale"]
         first_epoch, t_before = state["epoch"] + 1, history[-1]["time_s"] if history else 0.0
         log(f"resuming from {last_path} after epoch {state['epoch']}")
-    elif lead:
-        _write_resolved_config(out_path, ds.path, mcfg, cfg)
+    config_written = False          # <output>.config.yaml: once an epoch of this run is done
     stepper = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -442,7 +447,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     info = {"basis_labels": dict(basis.labels), "train_config": json.loads(cfg.model_dump_json()),
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence, "fermi_levels": fermi_levels([ops[n] for n in split["train"]]),
-            "domain": training_domain([ops[n] for n in split["train"]])}
+            "domain": training_domain([ops[n] for n in split["train"]]), "validated_on": validated_on}
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
         if epoch <= cfg.warmup_epochs:           # linear warm-up; the plateau schedule starts after it
@@ -524,6 +529,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                         model_config=mcfg.model_dump(mode="json"), train_config=cfg.model_dump(mode="json"))
         if lead:
             _write_metrics(out_path, history)
+            if not config_written:
+                _write_resolved_config(out_path, ds.path, mcfg, cfg)
+                config_written = True
         if board is not None:
             for key, v in rec.items():
                 if key != "epoch":
@@ -546,6 +554,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     evaluated.load_state_dict(best_state)
     pred = Predictor(evaluated, baseline, which, info)
     result = {"history": history, "parameters": net.n_parameters, "checkpoint": os.fspath(out_path),
+              "validated_on": validated_on,
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
               "test": evaluate(pred, [ops[n] for n in split["test"]]) if split["test"] else None}
     if lead:
@@ -623,8 +632,11 @@ def _load_state(path: Path, mcfg, cfg: TrainConfig) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:   # torch raises many kinds for a foreign or broken file
         raise HothamError(f"{path}: not a readable training state ({exc.__class__.__name__}: {exc})") from None
-    if state.get("model_config") != mcfg.model_dump(mode="json"):
-        raise HothamError(f"{path}: saved for another model configuration; resume with the same one")
+    saved, now = state.get("model_config") or {}, mcfg.model_dump(mode="json")
+    if saved != now:
+        diff = ", ".join(f"{k} {saved.get(k)!r} (now {now.get(k)!r})"
+                         for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
+        raise HothamError(f"{path}: saved for another model configuration: {diff}; resume with the same one")
     old = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUMABLE}
     new = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE}
     if old != new:

@@ -113,7 +113,8 @@ def generate_hetero(bottom, top, **options):
     return heterostructure(build_or_read(bottom), build_or_read(top), **options)
 
 
-def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, openmx_data=None) -> list[str]:
+def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, openmx_data=None,
+                     force: bool = True) -> list[str]:
     """Write structures by the extension of ``out`` (any format ase writes; ``.dat``: an OpenMX
     input with the k grid ``kgrid`` (N1, N2, N3) or one of ``kdensity``, and DATA.PATH ``openmx_data``, see
     :func:`.openmx_input.openmx_input_text`), and a manifest of each one's ``info`` (slides,
@@ -121,19 +122,24 @@ def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, open
 
     One structure goes to ``out``. Several go to ``out`` with a 3-digit index before the
     extension (manifest ``<stem>_manifest.json``) or, when ``out`` has no extension, to
-    ``out/NNN/openmx.dat`` (manifest ``out/manifest.json``)."""
+    ``out/NNN/openmx.dat`` (manifest ``out/manifest.json``). ``force``: replace existing files
+    (False refuses them, and the manifest, before anything is written)."""
     import ase.io
+
+    from hotham.files import check_outputs
 
     from .openmx_input import write_openmx_input
     out = Path(out)
+    if len(structures) == 1:
+        planned = [out]
+    elif out.suffix:
+        planned = [out.with_name(f"{out.stem}_{k:03d}{out.suffix}") for k in range(len(structures))]
+    else:
+        planned = [out / f"{k:03d}" / "openmx.dat" for k in range(len(structures))]
+    manifest = out.with_name(out.stem + "_manifest.json") if out.suffix else out / "manifest.json"
+    check_outputs(planned + [manifest], force=force)
     paths = []
-    for k, a in enumerate(structures):
-        if len(structures) == 1:
-            p = out
-        elif out.suffix:
-            p = out.with_name(f"{out.stem}_{k:03d}{out.suffix}")
-        else:
-            p = out / f"{k:03d}" / "openmx.dat"
+    for p, a in zip(planned, structures):
         p.parent.mkdir(parents=True, exist_ok=True)
         a = as_slab(a)
         if p.suffix == ".dat":
@@ -146,7 +152,6 @@ def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, open
                     del b.arrays[key]
             ase.io.write(p, b)
         paths.append(str(p))
-    manifest = out.with_name(out.stem + "_manifest.json") if out.suffix else out / "manifest.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)
     info = [{"file": p, **{k: _plain(v) for k, v in a.info.items()}} for p, a in zip(paths, structures)]
     manifest.write_text(json.dumps(info, indent=1))

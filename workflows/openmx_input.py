@@ -248,22 +248,28 @@ def write_openmx_input(path, atoms: Atoms, **kwargs) -> Path:
 
 
 def write_run_folders(structures, out=".", *, name: str | None = None, basis: dict | None = None,
-                      vps: dict | None = None, valence: dict | None = None, **kwargs) -> list[Path]:
+                      vps: dict | None = None, valence: dict | None = None, force: bool = True,
+                      **kwargs) -> list[Path]:
     """One OpenMX run folder ``out/NAME/NAME.dat`` per structure (a file or a layer name, see
     :func:`.layers.build_or_read`); returns the inputs written.
 
     NAME is the file's stem, or ``name`` (``name_NNN`` for several structures, NNN the number of
     entries already in ``out``). ``basis`` / ``vps`` / ``valence``: element -> basis label /
     pseudopotential / valence electrons (:func:`species_overrides`); ``kwargs`` go to
-    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, band, ...)."""
+    :func:`openmx_input_text` (openmx_data, kgrid, kdensity, spin, band, ...). ``force``:
+    replace existing inputs (False refuses them before anything is written)."""
+    from hotham.files import check_outputs
+
     from .layers import build_or_read
     out = Path(out)
     species = species_overrides(basis, vps, valence)
-    paths = []
-    for spec in structures:
-        atoms = build_or_read(spec)
+    runs, first = [], len(list(out.glob("*"))) if out.is_dir() else 0
+    for k, spec in enumerate(structures):
         run = name or Path(spec).stem
         if len(structures) > 1 and name:
-            run = f"{name}_{len(list(out.glob('*'))):03d}"
-        paths.append(write_openmx_input(out / run / f"{run}.dat", atoms, system_name=run, basis=species, **kwargs))
-    return paths
+            run = f"{name}_{first + k:03d}"
+        runs.append((spec, run, out / run / f"{run}.dat"))
+    check_outputs([dat for _, _, dat in runs], force=force,
+                  inputs=[spec for spec in structures if Path(spec).exists()])
+    return [write_openmx_input(dat, build_or_read(spec), system_name=run, basis=species, **kwargs)
+            for spec, run, dat in runs]

@@ -115,15 +115,32 @@ def find_run_folders(paths) -> list[Path]:
     return out
 
 
-def collect_runs(paths, out_path, *, compact: bool = False):
+def _out_status(folder: Path) -> str | None:
+    """"not_converged" when the folder's OpenMX ``.out`` says that the SCF finished without
+    converging (a run made outside hotham, without run.json), else None."""
+    for out in sorted(folder.glob("*.out")):
+        try:
+            facts = read_out(out)
+        except FormatError:
+            continue
+        if facts.finished and not facts.converged:
+            return "not_converged"
+    return None
+
+
+def collect_runs(paths, out_path, *, compact: bool = False, force: bool = True):
     """Build a hotham data set (:func:`hotham.dataset.build_dataset`) at ``out_path`` from the
     converged runs among the run folders under ``paths``: those whose run.json says converged
-    (or that have none) and that hold a .scfout. Returns (DatasetReport, [(folder, status) of
-    the folders left out]). ``compact``: compressed float32 blocks (``build_dataset``)."""
+    (or that have none, and whose OpenMX ``.out``, if any, does not say that the SCF failed to
+    converge) and that hold a .scfout. ``force``: replace an existing ``out_path`` (False
+    refuses it before anything is read). Returns (DatasetReport, [(folder, status) of the
+    folders left out]). ``compact``: compressed float32 blocks (``build_dataset``)."""
+    from hotham.files import check_outputs
+    check_outputs([out_path], force=force, inputs=paths)
     ok, left_out = [], []
     for f in find_run_folders(paths):
         rec = f / "run.json"
-        st = json.loads(rec.read_text()).get("status") if rec.is_file() else None
+        st = json.loads(rec.read_text()).get("status") if rec.is_file() else _out_status(f)
         if st in ("converged", None) and any(f.glob("*.scfout*")):
             ok.append(f)
         else:
@@ -132,7 +149,7 @@ def collect_runs(paths, out_path, *, compact: bool = False):
         raise HothamError("no converged OpenMX runs to collect"
                           + "".join(f"; {f}: status {st}" for f, st in left_out))
     from hotham.dataset import build_dataset
-    return build_dataset([str(f) for f in ok], out_path, progress=False, compact=compact), left_out
+    return build_dataset([str(f) for f in ok], out_path, progress=False, compact=compact, force=True), left_out
 
 
 def _record(folder: Path, res: RunResult) -> None:

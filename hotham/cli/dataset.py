@@ -1,7 +1,7 @@
 """``hotham dataset build|info``: training sets of DFT blocks in one HDF5 file."""
 from __future__ import annotations
 
-from .options import defaults_from, later
+from .options import add_force_option, defaults_from, later
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     b.add_argument("--compact", action="store_true",
                    help="store blocks as compressed float32 (~0.45x the size; read back as float64)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_force_option(b)
     later(b, _build_defaults)
     b.set_defaults(func=_build)
     i = sub.add_parser("info", help="describe a training set", description="Print a training set's contents.")
@@ -45,7 +46,7 @@ def _build(args) -> int:
     report = build_dataset(args.sources, args.output, split=tuple(args.split), seed=args.seed,
                            cutoff=args.cutoff, spin=args.spin, progress=not args.no_progress,
                            strict=args.strict, split_by_source=args.split_by_source,
-                           compact=args.compact)
+                           compact=args.compact, force=args.force)
     print(report.summary())
     return 0
 

@@ -1,7 +1,7 @@
 """``hotham demo``: the shipped model (or ``--train``) on the slid bilayers and twisted bilayer graphene."""
 from __future__ import annotations
 
-from .options import add_model_options, defaults_from, later, model_kwargs
+from .options import add_force_option, add_model_options, defaults_from, later, model_kwargs
 
 
 def _options(parser) -> None:
@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--train", action="store_true", help="retrain the model for a fixed number of epochs (--epochs)")
     p.add_argument("--checkpoint", help="the model to show without --train (default: the shipped one)")
     p.add_argument("--device", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
+    add_force_option(p)
     defaults_from(p, demo.run_demo)
     later(p, _options)
     p.set_defaults(func=_run)
@@ -34,7 +35,7 @@ def _run(args) -> int:
     from ..train import TrainConfig
     s = run_demo(args.out, args.data, train=args.train, checkpoint=args.checkpoint, device=args.device,
                  model=model_kwargs(args, HotHamConfig), training=model_kwargs(args, TrainConfig),
-                 log=lambda line: print(line, flush=True))
+                 log=lambda line: print(line, flush=True), force=args.force)
     print(f"\nwrote {args.out}/set.h5, tbg_bands.png, summary.json in {s['wall_s']:.0f} s", flush=True)
     if not s["passes_quality_gate"]:
         print(f"the model is NOT good enough for bands (validation block MAE {s['val_block_mae_meV']:.3g} meV > "

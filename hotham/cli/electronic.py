@@ -7,6 +7,8 @@ which reads the blocks with :func:`hotham.io.read` (hotham HDF5, an OpenMX run f
 """
 from __future__ import annotations
 
+from .options import add_force_option
+
 
 def _common(p, output_help):
     p.add_argument("input", help="block file: hotham .h5, OpenMX run folder / .scfout(.gz), DeepH folder")
@@ -20,6 +22,7 @@ def _outputs(p, output_help):
     p.add_argument("--data", choices=("txt", "h5"), default="txt", help="numbers as text (numpy.loadtxt) or HDF5")
     p.add_argument("--window", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"),
                    help="energy window around E_F for the plot, eV (default -5 5)")
+    add_force_option(p)
 
 
 def cmd_bands(args) -> int:
@@ -30,18 +33,19 @@ def cmd_bands(args) -> int:
         script = write_slurm_bands(args.input, args.slurm, args.chunks, args.output, options=options,
                                    window=tuple(args.window), format=args.format, data=args.data,
                                    cpus_per_task=args.cpus_per_task, time_limit=args.time_limit,
-                                   partition=args.partition, memory=args.mem)
+                                   partition=args.partition, memory=args.mem, force=args.force)
         print(f"wrote {script} ({args.chunks} array tasks and a merge job); submit with: bash {script}")
         return 0
     from ..electronic.report import write_bands
     print(write_bands(args.input, args.output, window=tuple(args.window), format=args.format, data=args.data,
-                      progress=not args.quiet, kchunk=args.kchunk, **options))
+                      progress=not args.quiet, kchunk=args.kchunk, force=args.force, **options))
     return 0
 
 
 def cmd_bands_merge(args) -> int:
     from ..electronic.report import merge_bands
-    print(merge_bands(args.parts, args.output, window=tuple(args.window), format=args.format, data=args.data))
+    print(merge_bands(args.parts, args.output, window=tuple(args.window), format=args.format, data=args.data,
+                      force=args.force))
     return 0
 
 
@@ -50,14 +54,14 @@ def cmd_dos(args) -> int:
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
     print(write_dos(args.input, args.output, mesh=mesh, width=args.width, kind=args.smearing, project=args.project,
                     electrons=args.electrons, fermi=args.fermi, temperature=args.temperature,
-                    window=tuple(args.window), format=args.format, data=args.data))
+                    window=tuple(args.window), format=args.format, data=args.data, force=args.force))
     return 0
 
 
 def cmd_states(args) -> int:
     from ..electronic.report import write_states
     print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
-                       channel=args.channel, fermi=args.fermi, format=args.format))
+                       channel=args.channel, fermi=args.fermi, format=args.format, force=args.force))
     return 0
 
 
@@ -66,7 +70,7 @@ def cmd_compare(args) -> int:
     print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
                            window=tuple(args.window), align=args.align, fermi=args.fermi, mesh=args.mesh,
                            channel=args.channel, labels=(args.model_label, args.reference_label),
-                           format=args.format, data=args.data))
+                           format=args.format, data=args.data, force=args.force))
     return 0
 
 
@@ -152,4 +156,5 @@ def register(subparsers) -> None:
     p.add_argument("--channel", type=int, choices=(0, 1))
     p.add_argument("--model-label", default="model")
     p.add_argument("--reference-label", default="DFT")
+    add_force_option(p)
     p.set_defaults(func=cmd_compare)

@@ -2,8 +2,8 @@
 and a check of one run (parse, Hermiticity, bands against its own ``.Band``)."""
 from __future__ import annotations
 
-from .options import (OPENMX_DATA_INPUT_HELP, add_basis_option, add_openmx_data_option, defaults_from, element_map,
-                      later, parse_basis)
+from .options import (OPENMX_DATA_INPUT_HELP, add_basis_option, add_force_option, add_openmx_data_option,
+                      defaults_from, element_map, later, parse_basis)
 
 
 def _write(args):
@@ -12,7 +12,7 @@ def _write(args):
                               vps=element_map(args.vps, "--vps", "EL=NAME", "C=C_PBE19"),
                               valence=element_map(args.valence, "--valence", "EL=N", "C=4", float),
                               openmx_data=args.openmx_data, kgrid=args.kgrid, kdensity=args.kdensity,
-                              spin=args.spin, band=args.band)
+                              spin=args.spin, band=args.band, force=args.force)
     for path in paths:
         print(path)
 
@@ -32,6 +32,8 @@ def _run(args):
     from ..workflows import runner
     folders = runner.find_run_folders(args.folders)
     if args.slurm:
+        from ..files import check_outputs
+        check_outputs([args.slurm, f"{args.slurm}.folders"], force=args.force)
         path = runner.slurm_array_script(folders, args.slurm, args.openmx_cmd, ntasks=args.ntasks,
                                          cpus_per_task=args.cpus_per_task, time_limit=args.time_limit,
                                          partition=args.partition, max_parallel=args.parallel)
@@ -47,7 +49,7 @@ def _run(args):
 
 def _collect(args):
     from ..workflows.runner import collect_runs
-    report, left_out = collect_runs(args.folders, args.output, compact=args.compact)
+    report, left_out = collect_runs(args.folders, args.output, compact=args.compact, force=args.force)
     for folder, status in left_out:
         print(f"skipping {folder} (status {status})")
     print(report.summary())
@@ -56,6 +58,9 @@ def _collect(args):
 
 def _check(args):
     from ..electronic.compare import check_openmx_run
+    if args.output:
+        from ..files import check_outputs
+        check_outputs([args.output], force=args.force, inputs=[args.run])
     check_openmx_run(args.run, band=args.band, symmetrize=args.symmetrize, output=args.output)
     return 0
 
@@ -85,6 +90,7 @@ def register(subparsers) -> None:
     q.add_argument("--valence", nargs="+", action="extend", metavar="EL=N",
                    help="valence electrons per element (when no VPS file is at hand), e.g. C=4")
     add_openmx_data_option(q, OPENMX_DATA_INPUT_HELP)
+    add_force_option(q)
     later(q, _input_defaults)
     q.set_defaults(func=_write)
 
@@ -102,6 +108,7 @@ def register(subparsers) -> None:
                    help="SLURM CPUs (OpenMP threads, exported as OMP_NUM_THREADS) per task (default %(default)s)")
     q.add_argument("--time", dest="time_limit", metavar="HH:MM:SS", help="SLURM time limit per run (default %(default)s)")
     q.add_argument("--partition", help="SLURM partition")
+    add_force_option(q)
     later(q, _run_defaults)
     q.set_defaults(func=_run)
 
@@ -110,6 +117,7 @@ def register(subparsers) -> None:
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--compact", action="store_true",
                    help="store blocks as compressed float32 (~0.45x the size; read back as float64)")
+    add_force_option(q)
     q.set_defaults(func=_collect)
 
     q = sub.add_parser("check", help="parse one run and check it: Hermiticity, bands against its .Band file")
@@ -117,4 +125,5 @@ def register(subparsers) -> None:
     q.add_argument("--band", default=None, help=".Band file (default: the one beside the run)")
     q.add_argument("-o", "--output", default=None, help="also convert to a hotham HDF5 file")
     q.add_argument("--symmetrize", action="store_true", help="average every block with its Hermitian partner")
+    add_force_option(q)
     q.set_defaults(func=_check)

@@ -7,6 +7,7 @@
 * ``--basis EL=LABEL [EL=LABEL ...]`` (:func:`add_basis_option`, :func:`parse_basis`) and the
   other element maps (``--vps EL=NAME``, ``--valence EL=N``: :func:`element_map`).
 * ``--openmx-data DIR`` (:func:`add_openmx_data_option`), OpenMX's DFT_DATA19 folder.
+* ``--force`` (:func:`add_force_option`): replace existing outputs (:func:`hotham.files.check_outputs`).
 * :class:`CommandParser` / :func:`later`: options added when their command is used, so that
   ``hotham --help`` or a structure command does not import torch for the model options.
 """
@@ -112,8 +113,9 @@ def _keywords(func) -> dict:
 
 def defaults_from(parser, func) -> None:
     """Set the default of each option of ``parser`` named like a parameter of ``func`` to that
-    parameter's default (shown by ``%(default)s`` in the help)."""
-    dests = {a.dest for a in parser._actions}
+    parameter's default (shown by ``%(default)s`` in the help); ``--force`` keeps its own (off:
+    a library function may replace its outputs by default, a command only when asked)."""
+    dests = {a.dest for a in parser._actions} - {"force"}
     parser.set_defaults(**{n: p.default for n, p in _keywords(func).items()
                            if n in dests and p.default is not inspect.Parameter.empty})
 
@@ -153,3 +155,10 @@ def parse_basis(items) -> dict[str, str]:
 
 def add_openmx_data_option(parser, help: str = OPENMX_DATA_HELP) -> None:
     parser.add_argument("--openmx-data", metavar="DIR", default=None, help=help)
+
+
+def add_force_option(parser) -> None:
+    """``--force``: replace existing outputs (an output that is one of the inputs is refused
+    even then; :func:`hotham.files.check_outputs`)."""
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing output files (never an input of the command)")

@@ -2,12 +2,14 @@
 overlap S of any structure from the PAO files alone (no DFT run)."""
 from __future__ import annotations
 
-from .options import add_basis_option, add_openmx_data_option, parse_basis
+from .options import add_basis_option, add_force_option, add_openmx_data_option, parse_basis
 
 
 def _run(args):
+    from ..files import check_outputs
     from ..io import write
     from ..overlap import structure_file_overlap
+    check_outputs([args.output], force=args.force, inputs=[args.structure])
     op = structure_file_overlap(args.structure, parse_basis(args.basis), openmx_data=args.openmx_data)
     write(args.output, op)
     print(f"{args.output}: {op.n_atoms} atoms, {op.n_edges} blocks, {op.n_orbitals} orbitals, "
@@ -23,4 +25,5 @@ def register(sub):
     add_basis_option(p, "OpenMX basis label per element, e.g. C=C6.0-s2p2d1 Mo=Mo7.0-s3p2d2 (overrides the .dat's)")
     add_openmx_data_option(p)
     p.add_argument("-o", "--output", required=True, help="hotham HDF5 file to write")
+    add_force_option(p)
     p.set_defaults(func=_run)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from .options import OPENMX_DATA_INPUT_HELP, add_openmx_data_option, defaults_from, kwargs_for, later
+from .options import (OPENMX_DATA_INPUT_HELP, add_force_option, add_openmx_data_option, defaults_from, kwargs_for,
+                      later)
 
 LAYER_HELP = "layer file or name (graphene, hbn, MoS2, ...; NAME:a=LATTICE)"
 
@@ -27,7 +28,7 @@ def _defaults(module: str, name: str):
 def _write(structures, args) -> int:
     from ..workflows.generate import write_structures
     paths = write_structures(structures, args.output, kdensity=args.kdensity, kgrid=args.kgrid,
-                             openmx_data=args.openmx_data)
+                             openmx_data=args.openmx_data, force=args.force)
     print(f"wrote {len(paths)} structure(s): {paths[0]}{' ...' if len(paths) > 1 else ''}")
     return 0
 
@@ -73,6 +74,7 @@ def register(subparsers) -> None:
         q.add_argument("--kgrid", type=int, nargs=3, metavar=("N1", "N2", "N3"),
                        help="k grid of .dat outputs instead of --kdensity")
         add_openmx_data_option(q, OPENMX_DATA_INPUT_HELP)
+        add_force_option(q)
 
     q = sub.add_parser("perturb", help="random displacements (+ strain) of a (super)cell")
     q.add_argument("input", help="structure file or layer name")

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from .options import add_model_options, add_openmx_data_option, later, model_kwargs
+from .options import add_force_option, add_model_options, add_openmx_data_option, later, model_kwargs
 
 
 def _options(parser) -> None:
@@ -46,6 +46,7 @@ def register(subparsers) -> None:
                    help="k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic per structure)")
     e.add_argument("--no-bands", action="store_true", help="block errors only")
     e.add_argument("--json", default=None, help="also write the whole evaluation as JSON")
+    add_force_option(e)
     e.set_defaults(func=_evaluate)
 
     q = subparsers.add_parser("predict", help="predict H of structures with a trained model",
@@ -60,6 +61,7 @@ def register(subparsers) -> None:
     add_openmx_data_option(q)
     q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     q.add_argument("--quiet", action="store_true", help="no progress report on stderr")
+    add_force_option(q)
     q.set_defaults(func=_predict)
 
 
@@ -80,7 +82,9 @@ def _train(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:      # under torchrun only process 0 reports
         return 0
     target = "H" if result["val"]["units"] == "meV" else "S"
-    print(format_report(result["val"], f"{target} on val"))
+    on_train = result.get("validated_on") == "train"
+    print(format_report(result["val"], f"{target} on train (the val split is empty: no validation MAE)"
+                        if on_train else f"{target} on val"))
     if result["test"]:
         print(format_report(result["test"], f"{target} on test"))
     print(f"wrote {result['checkpoint']} and its .json, .metrics.csv, .config.yaml")
@@ -89,6 +93,9 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from ..evaluation import evaluate_split, format_evaluation
+    from ..files import check_outputs
+    if args.json:
+        check_outputs([args.json], force=args.force, inputs=[args.model, args.dataset])
     ev = evaluate_split(args.model, args.dataset, args.split, bands=not args.no_bands, window=tuple(args.window),
                         mesh=args.mesh)
     if ev["report"] is None:
@@ -105,7 +112,10 @@ def _evaluate(args) -> int:
 
 def _predict(args) -> int:
     from .. import io
+    from ..files import check_outputs
     from ..prediction import predict
+    # before the prediction: an existing file, an input, or a read-only folder is refused now
+    check_outputs([args.output], force=args.force, inputs=[args.model, args.input, args.overlap_model])
     op = predict(args.model, args.input, overlap_model=args.overlap_model, openmx_data=args.openmx_data,
                  device=args.device, progress=not args.quiet)
     io.write(args.output, op)

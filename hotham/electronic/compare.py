@@ -78,6 +78,26 @@ def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: floa
                           int(inside.sum()), special_x, labels)
 
 
+def check_comparable(model: BlockOperator, reference: BlockOperator, names=("model", "reference")) -> None:
+    """Raise :class:`~hotham.errors.HothamError` unless two operators describe one structure in
+    one spin treatment: the same species, cell and positions
+    (:func:`hotham.cell.structure_difference`, within :data:`hotham.cell.SAME_STRUCTURE_TOL`),
+    and both with spin-orbit coupling or both without. A band MAE between different
+    structures would be a number without meaning."""
+    from ..cell import SAME_STRUCTURE_TOL, structure_difference
+    na, nb = names
+    why = structure_difference(model.atoms, reference.atoms, names=names)
+    if why:
+        raise HothamError(f"{na} and {nb} are not the same structure ({why}; tolerance {SAME_STRUCTURE_TOL:g} A): "
+                          f"compare a prediction with the DFT of the structure it was made for")
+    if (model.spin == "soc") != (reference.spin == "soc"):
+        def spin(op):
+            return ("spin-orbit coupling (spinor blocks, 2 states per orbital)" if op.spin == "soc" else
+                    f"no spin-orbit coupling (spin {op.spin!r})")
+        raise HothamError(f"{na} has {spin(model)} but {nb} has {spin(reference)}: their bands cannot be matched; "
+                          "compare SOC with SOC (a model trained on SOC data) or spin-less with spin-less")
+
+
 def common_fermi_levels(model: BlockOperator, reference: BlockOperator, mesh=None) -> tuple[float, float, tuple]:
     """The Fermi levels (eV) of two operators of one structure by one definition:
     :func:`~hotham.electronic.fermi.find_fermi_level` (each operator's own electron count, 300 K)
@@ -93,7 +113,9 @@ def common_fermi_levels(model: BlockOperator, reference: BlockOperator, mesh=Non
 def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=None, *, npoints: int = 150,
                            window=(-2.0, 2.0), align: str = "fermi", channel=None, mesh=None) -> BandComparison:
     """Bands of two operators of the same structure on one path (auto path by default), each
-    side at its Fermi level from :func:`common_fermi_levels` on ``mesh``."""
+    side at its Fermi level from :func:`common_fermi_levels` on ``mesh``; refused
+    (:func:`check_comparable`) when they are not one structure in one spin treatment."""
+    check_comparable(model, reference)
     kp = band_path(reference.atoms, path, npoints)
     em = eigenvalues(model, kp.kpts, channel=channel)
     er = eigenvalues(reference, kp.kpts, channel=channel)

@@ -164,7 +164,8 @@ _FLAGS = {"path": "--path", "npoints": "--npoints", "n": "--n", "around": "--aro
 def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict | None = None,
                       window=(-5.0, 5.0), format: str = "png", data: str = "txt", job_name: str = "hotham-bands",
                       time_limit: str = "12:00:00", cpus_per_task: int = 1, partition: str | None = None,
-                      memory: str | None = None, max_parallel: int | None = None, hotham: str = "hotham") -> Path:
+                      memory: str | None = None, max_parallel: int | None = None, hotham: str = "hotham",
+                      force: bool = True) -> Path:
     """Write ``script``: run with ``bash script`` on a SLURM login node it submits an array job
     of ``chunks`` tasks, task I running ``hotham bands SOURCE --kchunk I/chunks`` (with
     ``options``: the keywords of :func:`~hotham.electronic.report.write_bands` path, npoints, n,
@@ -173,9 +174,13 @@ def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict
     which starts only when every task succeeded (``--dependency=afterok``). ``cpus_per_task``:
     threads per task; ``time_limit``, ``partition``, ``memory`` (per task, e.g. "64G"),
     ``max_parallel`` (tasks at a time), ``job_name``: SLURM's; ``hotham``: the command.
+    The script's jobs replace their own earlier outputs (``--force``: a resubmitted script
+    redoes them); the script itself is refused when it exists, unless ``force``.
     Returns the script's path."""
+    from ..files import check_outputs
     from ..slurm import array_range, sbatch_header, write_script
     from .report import _name
+    check_outputs([script], force=force, inputs=[source])
     chunks = int(chunks)
     if chunks < 1:
         raise HothamError(f"--chunks must be >= 1, got {chunks}")
@@ -194,10 +199,10 @@ def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict
     threads = "${SLURM_CPUS_PER_TASK:-1}"
     task = (f"{hotham} --threads {threads} bands {q(str(source))} "
             + " ".join(q(x) for x in flags) + (" " if flags else "")
-            + f"--kchunk ${{SLURM_ARRAY_TASK_ID}}/{chunks} -o {q(str(prefix))} --quiet")
+            + f"--kchunk ${{SLURM_ARRAY_TASK_ID}}/{chunks} -o {q(str(prefix))} --quiet --force")
     parts = " ".join(q(str(part_name(prefix, i, chunks))) for i in range(chunks))
     merge = (f"{hotham} --threads {threads} bands-merge {parts} -o {q(str(prefix))} --format {format} "
-             f"--data {data} --window {window[0]} {window[1]}")
+             f"--data {data} --window {window[0]} {window[1]} --force")
     array_job = sbatch_header(job_name, array=array_range(chunks, max_parallel), cpus_per_task=cpus_per_task,
                               time_limit=time_limit, partition=partition, memory=memory)
     merge_job = sbatch_header(f"{job_name}-merge", cpus_per_task=1, time_limit="01:00:00", partition=partition)

@@ -5,7 +5,9 @@ reads its input with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder o
 .scfout(.gz), a DeepH folder), writes a plot (``format`` "png" or "pdf", through
 :mod:`hotham.electronic.plot`) and the numbers (``data`` "txt" for ``numpy.loadtxt`` or "h5")
 beside ``prefix`` (a path prefix; default ``<input name>_bands`` etc. in the working folder),
-every file atomically, and returns a short summary for the user.
+every file atomically, and returns a short summary for the user. Before any work the files to
+write go through :func:`hotham.files.check_outputs`: one that is an input is refused, and with
+``force=False`` (the commands without ``--force``) an existing one too.
 
 Band paths (``path``): None for the automatic one (in-plane for slabs), special-point letters
 ("GMKG"), or the k-points of an OpenMX ``.Band`` file: its path, or "openmx" for the one
@@ -20,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HothamError
-from ..files import atomic_path
+from ..files import atomic_path, check_outputs
 from ..prediction import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
-from .compare import band_file_beside, block_mae, common_fermi_levels, compare_bands, openmx_bands
+from .compare import (band_file_beside, block_mae, check_comparable, common_fermi_levels, compare_bands,
+                      openmx_bands)
 from .dos import dos
 from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
 from .solve import eigenvalues
@@ -54,6 +57,11 @@ def _name(source) -> str:
 
 def _prefix(prefix, default: str) -> Path:
     return Path(prefix) if prefix else Path(default)
+
+
+def _claim(pre: Path, extensions, inputs, force: bool) -> None:
+    """Refuse the outputs ``<pre>.<ext>`` before any work (:func:`hotham.files.check_outputs`)."""
+    check_outputs([f"{pre}.{ext}" for ext in extensions], force=force, inputs=inputs)
 
 
 def _check_formats(format: str, data: str | None = None) -> None:
@@ -108,7 +116,7 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
                 window=(-5.0, 5.0), format: str = "png", data: str = "txt", edges=None, progress=False,
-                processes: int = 1, memory_gb: float | None = None, kchunk=None) -> str:
+                processes: int = 1, memory_gb: float | None = None, kchunk=None, force: bool = True) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
@@ -120,9 +128,16 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     over the k-points of the sparse solver on stderr. ``processes``, ``memory_gb``: the k-points
     in parallel worker processes under a memory budget (:mod:`hotham.electronic.kparallel`).
     ``kchunk``: "I/N", only chunk I of N of the k-points, written to ``<prefix>.part<I>of<N>.h5``
-    for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. Returns the summary.
+    for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. ``force``: replace
+    existing outputs (False refuses them before any work). Returns the summary.
     """
     _check_formats(format, data)
+    pre = _prefix(prefix, _name(source) + "_bands")
+    if kchunk is not None:
+        from .kchunks import parse_kchunk, part_name
+        check_outputs([part_name(pre, *parse_kchunk(kchunk))], force=force, inputs=[source])
+    else:
+        _claim(pre, (format, data), [source], force)
     op = _read(source)
     if fermi is not None:
         op.fermi_level = fermi
@@ -133,7 +148,6 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
             from .fermi import find_fermi_level
             op.fermi_level = find_fermi_level(op, progress=progress)
         kw.update(n_below=int(edges[0]), n_above=int(edges[1]))
-    pre = _prefix(prefix, _name(source) + "_bands")
     if kchunk is not None:
         from .bands import KPath
         from .kchunks import parse_kchunk, part_name, write_part
@@ -160,7 +174,8 @@ def _write_band_files(bs, pre: Path, format: str, data: str, window) -> str:
             f"{pre}.{data} (E_F = {bs.fermi_level:.4f} eV)")
 
 
-def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", data: str = "txt",
+                force: bool = True) -> str:
     """The part files of a band run in k-chunks (``write_bands(..., kchunk="I/N")``) joined into
     what :func:`write_bands` writes for the whole path: ``<prefix>.<format>`` and
     ``<prefix>.txt|h5`` (default prefix: the parts' name without ``.part<I>of<N>.h5``). Fails
@@ -169,27 +184,31 @@ def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", 
     from .kchunks import merge_parts, part_stem
     _check_formats(format, data)
     parts = [Path(p) for p in parts]
-    bs = merge_parts(parts)
     pre = _prefix(prefix, part_stem(parts[0]))
+    _claim(pre, (format, data), parts, force)
+    bs = merge_parts(parts)
     return _write_band_files(bs, pre, format, data, window)
 
 
 def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = "gaussian",
               project: str | None = None, electrons: float | None = None, fermi: float | None = None,
-              temperature: float = 300.0, window=(-5.0, 5.0), format: str = "png", data: str = "txt") -> str:
+              temperature: float = 300.0, window=(-5.0, 5.0), format: str = "png", data: str = "txt",
+              force: bool = True) -> str:
     """Density of states of the blocks in ``source`` -> ``<prefix>.<format>`` and
     ``<prefix>.txt|h5`` (:meth:`~hotham.electronic.dos.DOS.save_txt`: E in eV, states/eV/cell).
 
     ``mesh``: Monkhorst-Pack mesh (n, or [n1, n2, n3]); ``width`` (eV) and ``kind``: smearing;
     ``project``: None, "species", "l" or "atom" (Mulliken); ``electrons``, ``fermi`` (eV),
     ``temperature`` (K): the Fermi level, as :func:`~hotham.electronic.dos.dos`. ``window``:
-    energies shown, eV around E_F. Returns the summary.
+    energies shown, eV around E_F. ``force``: replace existing outputs (False refuses them before
+    any work). Returns the summary.
     """
     _check_formats(format, data)
+    pre = _prefix(prefix, _name(source) + "_dos")
+    _claim(pre, (format, data), [source], force)
     op = _read(source)
     d = dos(op, mesh, width=width, kind=kind, project=project, n_electrons=electrons, fermi=fermi,
             temperature=temperature)
-    pre = _prefix(prefix, _name(source) + "_dos")
     _plot(plot_dos, d, f"{pre}.{format}", figsize=(5.0, 4.0), window=tuple(window))
     _save_numbers(d, pre, data)
     return (f"dos: E_F = {d.fermi_level:.4f} eV (file: {op.fermi_level:.4f} eV) -> {pre}.{format}, "
@@ -198,7 +217,7 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
 
 def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = None,
                  around: float | None = None, channel: int = 0, fermi: float | None = None,
-                 format: str = "png") -> str:
+                 format: str = "png", force: bool = True) -> str:
     """Eigenvectors and Mulliken weights of the blocks in ``source`` -> ``<prefix>.h5``
     (:meth:`~hotham.electronic.states.States.save_hdf5`) and a picture of where each of the first
     :data:`STATE_PANELS` states at the first k-point lives (``<prefix>.<format>``).
@@ -207,17 +226,19 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     negative from the top) or ``n`` states nearest ``around`` (eV, default E_F); ``channel``: the
     collinear channel; ``fermi``: Fermi level, eV (default the file's). Returns the summary: per
     state its energy, its three largest atom weights and, for spin-orbit blocks, its spin texture
-    <sigma_x, sigma_y, sigma_z>.
+    <sigma_x, sigma_y, sigma_z>. ``force``: replace existing outputs (False refuses them before
+    any work).
     """
     _check_formats(format)
     if bands is None and n is None:
         raise HothamError("give bands (indices, --bands) or n (the n states nearest around / E_F, --n)")
+    pre = _prefix(prefix, _name(source) + "_states")
+    _claim(pre, ("h5", format), [source], force)
     op = _read(source)
     if fermi is not None:
         op.fermi_level = fermi
     kpts = np.asarray(kpts, dtype=float).reshape(-1, 3) if kpts is not None else np.zeros((1, 3))
     st = states(op, kpts, bands=bands, n=n, around=around, channel=channel)
-    pre = _prefix(prefix, _name(source) + "_states")
     st.save_hdf5(f"{pre}.h5")
     from matplotlib.figure import Figure
     nb = min(st.energies.shape[1], STATE_PANELS)
@@ -240,7 +261,8 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
 
 def write_comparison(model, reference, prefix=None, *, path=None, npoints: int = 150, window=(-2.0, 2.0),
                      align: str = "fermi", fermi: float | None = None, mesh=None, channel: int | None = None,
-                     labels=("model", "DFT"), format: str = "png", data: str = "txt") -> str:
+                     labels=("model", "DFT"), format: str = "png", data: str = "txt",
+                     force: bool = True) -> str:
     """Model against reference: block MAE (H and S, when the structures match) and band MAE in an
     energy window, -> an overlay plot ``<prefix>.<format>``, the bands ``<prefix>.txt|h5`` (path
     length, reference bands then model bands, eV relative to the reference E_F, model aligned)
@@ -259,12 +281,17 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     electron count is missing (or the cell is too large for a dense solve) are the files' own
     Fermi levels used (OpenMX's ChemP for a .Band file), and the summary says so. ``fermi``: the
     model's Fermi level, eV, overriding its own. ``labels``: legend names (model, reference).
-    Default prefix ``<model>_vs_<reference>``. A model operator whose ``meta["model_val_block_mae_meV"]``
+    Default prefix ``<model>_vs_<reference>``. Two files of different structures (species, cell,
+    positions) or spin treatments are refused (:func:`~hotham.electronic.compare.check_comparable`). A model operator whose ``meta["model_val_block_mae_meV"]``
     (written by :func:`hotham.predict`) fails the quality gate gets a
-    :class:`~hotham.prediction.QualityWarning`. Returns the summary.
+    :class:`~hotham.prediction.QualityWarning`. ``force``: replace existing outputs (False
+    refuses them before any work). Returns the summary.
     """
     _check_formats(format, data)
+    pre = _prefix(prefix, _name(model) + "_vs_" + _name(reference))
+    _claim(pre, (format, data, "json"), [model, reference], force)
     mod, ref = _read(model), _read(reference)
+    check_comparable(mod, ref, (f"the model blocks {model}", f"the reference {reference}"))
     out, lines = {}, []
     model_mae = mod.meta.get("model_val_block_mae_meV")
     verdict = quality_verdict(model_mae, f"the model behind {model}")
@@ -301,7 +328,6 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
     lines.append(cmp.summary())
-    pre = _prefix(prefix, _name(model) + "_vs_" + _name(reference))
     _plot(plot_band_comparison, cmp, f"{pre}.{format}", labels=tuple(labels))
     out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
                     "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": align}

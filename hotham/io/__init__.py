@@ -74,7 +74,8 @@ def read_openmx_band(path):
 def read_structure(path):
     """ase.Atoms (Angstrom) of a structure file: anything ``ase.io.read`` reads (POSCAR, .xyz,
     .cif, extxyz, ...) and OpenMX inputs (``.dat``, whose basis labels come along in
-    ``atoms.info["basis_labels"]``). FormatError naming the file when it cannot be read."""
+    ``atoms.info["basis_labels"]``). FormatError naming the file when it cannot be read; a
+    UserWarning when it has no cell (a plain ``.xyz``: the structure is a cluster)."""
     import ase.io
     from ase.io.formats import define_external_io_format, ioformats
     p = Path(path)
@@ -84,8 +85,14 @@ def read_structure(path):
         from importlib.metadata import EntryPoint
         define_external_io_format(EntryPoint("openmx-dat", "hotham.parsers.openmx.dat:ASE_FORMAT", "ase.ioformats"))
     try:
-        return ase.io.read(p)
+        atoms = ase.io.read(p)
     except FormatError:
         raise
     except Exception as exc:  # ase raises many types for unknown or broken formats
         raise FormatError(p, f"cannot read a structure ({exc.__class__.__name__}: {exc})") from None
+    if not atoms.pbc.any():
+        import warnings
+        warnings.warn(f"{p} has no cell (a plain .xyz): it is taken as a cluster, a finite molecule without "
+                      "periodic images; for a crystal or a slab give a file with its cell (extended XYZ with "
+                      "Lattice=\"...\", .cif, POSCAR, OpenMX .dat)", UserWarning, stacklevel=2)
+    return atoms
