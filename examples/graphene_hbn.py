@@ -13,7 +13,7 @@ heterostructure search (the 1022-atom one is the
 same as ``hotham structure hetero graphene hbn:a=2.504 --twist 3.49 3.51 --max-strain 0.005``:
 the hBN strained by 0.40 % onto the common cell). S comes from OpenMX's PAO files
 ($HOTHAM_OPENMX_DATA or --openmx-data), H and E_F from hotham.predict. Printed and written to
-examples/pictures/graphene_hbn/: bands near E_F on G-M-K-G with the DOS of the same states, the
+--out (default ./graphene_hbn/; --update-pictures: the committed examples/pictures/graphene_hbn/): bands near E_F on G-M-K-G with the DOS of the same states, the
 inversion-breaking gap at graphene's K point (folded into the cell), time and peak memory per cell.
 The moire cell's E_F is counted (bands below E_F by the inertia of sparse factorisations, first
 shift at the 28-atom cell's E_F) on a 3x3 mesh that holds the folded K.

@@ -19,22 +19,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def arguments(doc: str, model: str, out: str, cells=()) -> argparse.Namespace:
-    """The examples' common options: --model, --out, --quick (CI), --full, --threads, --openmx-data,
-    and --cells (a choice among ``cells``, the example's cell names)."""
+def arguments(doc: str, model: str, out: str, cells=(), argv=None) -> argparse.Namespace:
+    """The examples' common options: --model, --out (default ``./<out>`` in the current folder),
+    --update-pictures (into the committed ``examples/pictures/<out>/`` instead: the pictures
+    change only when asked), --quick (CI), --full, --threads, --openmx-data, and --cells (a
+    choice among ``cells``, the example's cell names)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     if cells:
         ap.add_argument("--cells", nargs="+", choices=list(cells), default=None,
                         help="only these cells (their records replace theirs in the example's JSON, the others kept)")
     ap.add_argument("--model", type=Path, default=ROOT / "data" / "models" / model, help="checkpoint (default %(default)s)")
-    ap.add_argument("--out", type=Path, default=ROOT / "examples" / "pictures" / out,
-                    help="folder for pictures and numbers (default %(default)s)")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=Path(out),
+                       help="folder for pictures and numbers (default %(default)s, in the current folder)")
+    where.add_argument("--update-pictures", action="store_true",
+                       help=f"write into the committed examples/pictures/{out}/ (the README's pictures)")
     ap.add_argument("--quick", action="store_true", help="the smallest cell, few k-points (a CI check)")
     ap.add_argument("--full", action="store_true", help="also the largest cell (minutes, GBs)")
     ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: hotham's choice)")
     ap.add_argument("--openmx-data", default=None,
                     help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA, else ../shared/data/openmx/DFT_DATA19)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.update_pictures:
+        args.out = ROOT / "examples" / "pictures" / out
     beside = ROOT.parent / "shared" / "data" / "openmx" / "DFT_DATA19"
     if args.openmx_data is None and not os.environ.get("HOTHAM_OPENMX_DATA") and beside.is_dir():
         args.openmx_data = str(beside)

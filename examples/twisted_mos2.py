@@ -11,7 +11,8 @@ a slid bilayer. Each cell is built by hotham's twist generator from the referenc
 training data's, hotham.workflows.layers.reference_layer) at a Mo-Mo distance of 6.3 A, its
 overlap S comes from OpenMX's PAO files ($HOTHAM_OPENMX_DATA or --openmx-data), and
 hotham.predict gives H; E_F comes from the electron count (counted by inertia for the double
-bilayer, from the previous cell's E_F). Printed and written to examples/pictures/twisted_mos2/: the bands
+bilayer, from the previous cell's E_F). Printed and written to --out (default ./twisted_mos2/;
+--update-pictures: the committed examples/pictures/twisted_mos2/): the bands
 nearest the gap on G-M-K-G with the DOS of the same states (one picture per cell), the gap
 (indirect, VBM at Gamma), the time and the peak memory of each cell.
 """

@@ -33,6 +33,11 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=MODEL, help=f"SOC checkpoint (default {MODEL.relative_to(ROOT)})")
     ap.add_argument("--openmx-data", default=None, help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA)")
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help="folder of the picture (default: the current folder; --quick: a temporary one)")
+    where.add_argument("--update-pictures", action="store_true",
+                       help="write the committed examples/twisted_mos2_soc.png (the README's picture)")
     args = ap.parse_args(argv)
     from ase.build import mx2
     from matplotlib.figure import Figure
@@ -79,9 +84,12 @@ def main(argv=None) -> int:
         ax.set_ylabel("E - E$_F$ (eV)")
         ax.legend(fontsize=7, loc="upper right")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp if args.quick else ROOT / "examples") / "twisted_mos2_soc.png"
+        folder = (ROOT / "examples" if args.update_pictures else args.out if args.out is not None
+                  else Path(tmp) if args.quick else Path.cwd())
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / "twisted_mos2_soc.png"
         save_figure(fig, out, dpi=110)
-        print(f"bands -> {out.relative_to(ROOT) if not args.quick else out}")
+        print(f"bands -> {out}")
     return 0
 
 

@@ -507,6 +507,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         v_loss /= v_n
         if world > 1:
             v_loss, v_mae = _from_rank0([v_loss, v_mae], device)
+        if not math.isfinite(v_loss):       # nothing of this epoch is written: no model, state or config
+            raise TrainingError(f"{ds.path}: validation loss became {v_loss} at epoch {epoch}; lower the learning "
+                                f"rate (now {opt.param_groups[0]['lr']:.2e})")
         if epoch > cfg.warmup_epochs:
             sched.step(v_loss)
         rec = {"epoch": epoch, "train_loss": tr_loss / n_el, "train_mae_meV": 1000 * tr_mae / n_el,
