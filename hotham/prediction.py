@@ -114,8 +114,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
             else:
                 atoms = io.read_structure(source)
     what = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the structure"
+    model_basis = getattr(predictor, "basis", None)       # any object with predict_blocks may stand in
     mismatch = _basis_mismatch(atoms.info.get("basis_labels") if atoms is not None else op.basis.labels,
-                               predictor.basis.labels)
+                               model_basis.labels if model_basis is not None else {})
     if mismatch and atoms is None:
         # the DFT overlap S is kept: H in the model's basis beside S in another is no operator at all
         raise BasisError(f"{what} is in another basis than the model ({mismatch}); its blocks and overlap cannot "

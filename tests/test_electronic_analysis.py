@@ -300,7 +300,7 @@ def test_sparse_bands_report_progress_per_kpoint(tmp_path, graphene, capsys, mon
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "bands: k-points" in err and "6/6" in err
-    assert main(args + ["--quiet"]) == 0
+    assert main(args + ["--quiet", "--force"]) == 0
     assert "bands: k-points" not in capsys.readouterr().err
 
 

@@ -1,16 +1,13 @@
 """Outputs are never replaced without --force (nor an input at all), comparisons of different
 structures are refused, and silent surprises (duplicates, hopping-less cutoffs, unconverged runs,
-a busy machine, a resume state given as a model, ...) say what they are."""
+a resume state given as a model, ...) say what they are. The thread count: test_threads.py."""
 from __future__ import annotations
 
 import gzip
 import os
 import shutil
-import sys
-import warnings
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,11 +15,12 @@ import torch
 from hotham import io
 from hotham.cli import main
 from hotham.dataset import Dataset, build_dataset
-from hotham.errors import FormatError, HothamError, OutputError
+from hotham.errors import HothamError, OutputError
 from hotham.files import check_outputs
 from hotham.train import TrainConfig, last_state_path, train
 
-from conftest import DATA, graphene_deeph
+from conftest import DATA
+from test_train import dataset  # noqa: F401  (the graphene data set fixture)
 
 TINY = dict(lmax=4, channels=4, layers=1, hidden=8, n_radial=4)
 GRAPHENE = DATA / "openmx" / "graphene_prim"
@@ -30,14 +28,8 @@ BILAYER = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ds") / "set.h5"
-    build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def model(dataset, tmp_path_factory):
+    """A one-epoch model of the graphene data set (test_train's ``dataset``)."""
     out = tmp_path_factory.mktemp("model") / "m.pt"
     train(dataset, out, model=TINY, config=TrainConfig(epochs=1), log=lambda s: None)
     return out
@@ -172,42 +164,6 @@ def test_compare_refuses_another_structure(tmp_path, capsys):
     assert main(["compare", str(DATA / "openmx" / "mos2_prim_soc"), str(DATA / "openmx" / "mos2_prim"),
                  "-o", str(tmp_path / "e")]) == 2
     assert "spin-orbit coupling" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------------------ threads
-def _stat(busy0, idle0):
-    return "cpu  1 1 1 1\n" + "".join(f"cpu{c} {busy0[c]} 0 0 {idle0[c]} 0 0 0 0 0 0\n" for c in range(len(busy0)))
-
-
-def test_threads_from_what_is_busy_now(monkeypatch):
-    from hotham import threads
-    measure = threads.busy_cores
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    # one of 2 cores fully busy during the sample, the other idle (a 1-minute load of 3 says nothing)
-    texts = iter([_stat([100, 100], [100, 100]), _stat([200, 100], [100, 200])])
-    fake = {"/proc/stat": lambda: next(texts), "/proc/loadavg": lambda: "3.00 1.00 0.50 1/300 42"}
-    assert threads.busy_cores([0, 1], read=lambda p: fake[p](), sample_s=0) == pytest.approx(1.0)
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 1.0, 0.5))
-    monkeypatch.setattr(threads, "_affinity", lambda: [0, 1])
-    for busy, n in ((1.0, 1), (0.3, 2), (None, 2)):
-        monkeypatch.setattr(threads, "busy_cores", lambda *a, b=busy, **k: b)
-        assert threads.thread_count() == n
-        assert threads.threads_reason().startswith(f"{n} thread(s): 2 core(s)")
-    # no /proc/stat: the runnable count of /proc/loadavg, less this process
-    fake["/proc/stat"] = lambda: (_ for _ in ()).throw(OSError("no /proc/stat"))
-    fake["/proc/loadavg"] = lambda: "0.10 0.20 0.30 2/300 42"
-    assert measure([0, 1], read=lambda p: fake[p](), sample_s=0) == 1.0
-
-
-def test_thread_choice_is_in_the_progress_output(monkeypatch, capsys):
-    from hotham import progress, threads
-    monkeypatch.setattr(progress, "_THREADS_SAID", False)
-    threads.thread_count(3)
-    with progress.Progress("predict").stage("work"):
-        pass
-    err = capsys.readouterr().err
-    assert err.splitlines()[0] == "predict: 3 thread(s), as given (--threads)"
 
 
 # ------------------------------------------------------------------------------ messages
