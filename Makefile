@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(VENV)/bin/hotham demo --out demo_out
+	$(VENV)/bin/hotham demo --out demo_out --force
 	$(PY) examples/magic_angle_tbg.py --quick --out demo_out/magic_angle
 
 clean:

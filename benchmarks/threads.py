@@ -62,7 +62,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     from hotham.dataset import build_dataset
-    from hotham.threads import _cores, thread_count
+    from hotham.threads import _cores, thread_count, threads_reason
     cores = _cores()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "set.h5"
@@ -70,7 +70,7 @@ def main(argv=None):
         build_dataset(src, path, split=(1, 0, 0), progress=False)
         print(f"one training pass of the demo model (lmax 4, 16 channels, 2 layers) over {len(src)} slid bilayers; "
               f"{cores} cores; best of {args.repeats}")
-        print("(the machine may carry other load: the load average printed is what hotham saw)")
+        print("(the machine may carry other load: the busy cores printed are what hotham saw)")
         rows = {}
         for loaded in (False, True):
             stop, procs = mp.Event(), []
@@ -78,15 +78,12 @@ def main(argv=None):
                 procs = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(cores)]
                 for p in procs:
                     p.start()
-                # hotham's choice reads the 1-minute load average, which lags a fresh load: wait for it
-                t0 = time.time()
-                while os.getloadavg()[0] < 0.9 * cores and time.time() - t0 < 120:
-                    time.sleep(2.0)
+                time.sleep(1.0)     # hotham's choice samples /proc/stat: the load is seen once it runs
             try:
                 for var in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
                     os.environ.pop(var, None)     # the machine decides, as for a user who set nothing
                 hot = thread_count()          # torch's default is one thread per core
-                print(f"  load average {os.getloadavg()[0]:.2f}: hotham takes {hot} thread(s)")
+                print(f"  hotham takes {threads_reason()}")
                 rows[loaded] = (_pass(cores, path, args.repeats), _pass(hot, path, args.repeats))
             finally:
                 stop.set()

@@ -249,8 +249,8 @@ def test_cli_overlap(openmx_data, tmp_path):
     g = graphene(a=2.46, vacuum=7.5)
     g.pbc = True
     g.write(tmp_path / "g.xyz")
-    assert main(["overlap", str(tmp_path / "g.xyz"), "--basis", "C=C6.0-s2p2d1", "-o", str(out)]) == 0
-    assert main(["overlap", str(tmp_path / "g.xyz"), "--basis", "N=N6.0-s2p2d1", "-o", str(out)]) == 2
+    assert main(["overlap", str(tmp_path / "g.xyz"), "--basis", "C=C6.0-s2p2d1", "-o", str(out), "--force"]) == 0
+    assert main(["overlap", str(tmp_path / "g.xyz"), "--basis", "N=N6.0-s2p2d1", "-o", str(out), "--force"]) == 2
 
 
 @pytest.mark.parametrize("run", ["graphene_prim", "mos2_prim"])
