@@ -220,6 +220,20 @@ def test_soc_data_and_foreign_basis_labels_are_named(model):
         predict(model, op, fermi_level=False)
 
 
+def test_dat_with_another_basis_warns(model, tmp_path, monkeypatch):
+    """A bare OpenMX input labelled C7.0 given to a C6.0 model: predicted in the model's basis, said."""
+    from hotham.prediction import BasisWarning, predict
+    text = (DATA / "openmx_inputs" / "graphene_prim.dat").read_text()
+    (tmp_path / "g.dat").write_text(text.replace("C6.0-s2p2d1      C_PBE19", "C7.0-s2p2d1      C_PBE19"))
+
+    def stop(*a, **k):                     # the overlap would need the PAO files: stop before it
+        raise KeyboardInterrupt
+    monkeypatch.setattr("hotham.prediction._bare_structure", stop)
+    with pytest.warns(BasisWarning, match="C: C7.0-s2p2d1 here, C6.0-s2p2d1 in the model"), \
+            pytest.raises(KeyboardInterrupt):
+        predict(model, tmp_path / "g.dat")
+
+
 def test_xyz_without_cell_warns_that_it_is_a_cluster(tmp_path):
     f = tmp_path / "mol.xyz"
     f.write_text("2\n\nC 0 0 0\nC 1.42 0 0\n")
