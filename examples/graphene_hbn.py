@@ -11,8 +11,8 @@ constant 2.482 A; the 1022-atom cell is the Hot-Ham paper's moire,
 graphene at 2.46 A under hBN at 2.504 A turned by 3.50 deg. Both come from hotham's
 heterostructure search (the 1022-atom one is the
 same as ``hotham structure hetero graphene hbn:a=2.504 --twist 3.49 3.51 --max-strain 0.005``:
-the hBN strained by 0.40 % onto the common cell). S comes from OpenMX's PAO files
-($HOTHAM_OPENMX_DATA or --openmx-data), H and E_F from hotham.predict. Printed and written to
+the hBN strained by 0.40 % onto the common cell). S comes from the PAO data the model carries
+(or OpenMX's files: $HOTHAM_OPENMX_DATA or --openmx-data), H and E_F from hotham.predict. Printed and written to
 --out (default ./graphene_hbn/; --update-pictures: the committed examples/pictures/graphene_hbn/): bands near E_F on G-M-K-G with the DOS of the same states, the
 inversion-breaking gap at graphene's K point (folded into the cell), time and peak memory per cell.
 The moire cell's E_F is counted (bands below E_F by the inertia of sparse factorisations, first

@@ -5,7 +5,7 @@
 
 The bilayer is built by hotham.workflows (AA-stacked, the upper layer turned about a common
 atom); its H is predicted by the demo's model (data/models/bilayer_graphene.pt, trained on slid
-AB bilayers), S computed from OpenMX's PAO files ($HOTHAM_OPENMX_DATA). Then, with the times of
+AB bilayers), S computed from the PAO data the model carries. Then, with the times of
 each stage:
 
 * E_F by counting (hotham.electronic.find_fermi_level: inertia of sparse LDL^T factors on a mesh
@@ -66,7 +66,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
         warnings.simplefilter("ignore")      # the demo model's quality/domain warnings are reported in make demo
         pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_level=False)
         small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
-    log(f"== predicted H ({pred.n_orbitals} orbitals, {pred.n_edges} blocks; S from the PAO files)")
+    log(f"== predicted H ({pred.n_orbitals} orbitals, {pred.n_edges} blocks; S from the PAO data)")
     stage("predict", t0)
 
     t0 = time.perf_counter()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -38,13 +37,10 @@ def arguments(doc: str, model: str, out: str, cells=(), argv=None) -> argparse.N
     ap.add_argument("--full", action="store_true", help="also the largest cell (minutes, GBs)")
     ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: hotham's choice)")
     ap.add_argument("--openmx-data", default=None,
-                    help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA, else ../shared/data/openmx/DFT_DATA19)")
+                    help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA, else the PAO data the model carries)")
     args = ap.parse_args(argv)
     if args.update_pictures:
         args.out = ROOT / "examples" / "pictures" / out
-    beside = ROOT.parent / "shared" / "data" / "openmx" / "DFT_DATA19"
-    if args.openmx_data is None and not os.environ.get("HOTHAM_OPENMX_DATA") and beside.is_dir():
-        args.openmx_data = str(beside)
     from hotham.threads import set_threads
     args.threads = set_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +57,7 @@ def folded_k(atoms, layer, k=(1 / 3, 1 / 3, 0.0)) -> np.ndarray:
 
 def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints: int, mesh, guess=None,
                   fermi_mesh=None, k_gap=None, window=(-1.5, 1.5)) -> dict:
-    """Predict ``atoms`` with ``args.model`` (S from the PAO files), its Fermi level, its bands on the
+    """Predict ``atoms`` with ``args.model`` (S from the PAO data), its Fermi level, its bands on the
     in-plane path G-M-K-G (``npoints`` k-points) and its DOS on a ``mesh`` (0.03 eV Gaussians).
 
     E_F: from the electron count on ``fermi_mesh`` (default the automatic mesh) at any size

@@ -9,7 +9,7 @@ The model (data/models/mos2_bilayer.pt, examples/mos2_bilayer.yaml) learned para
 bilayers slid over the whole cell at Mo-Mo distances 6.0-6.6 A; locally a twisted bilayer is such
 a slid bilayer. Each cell is built by hotham's twist generator from the reference MoS2 layer (the
 training data's, hotham.workflows.layers.reference_layer) at a Mo-Mo distance of 6.3 A, its
-overlap S comes from OpenMX's PAO files ($HOTHAM_OPENMX_DATA or --openmx-data), and
+overlap S comes from the PAO data the model carries (or $HOTHAM_OPENMX_DATA / --openmx-data), and
 hotham.predict gives H; E_F comes from the electron count (counted by inertia for the double
 bilayer, from the previous cell's E_F). Printed and written to --out (default ./twisted_mos2/;
 --update-pictures: the committed examples/pictures/twisted_mos2/): the bands

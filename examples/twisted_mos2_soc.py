@@ -7,7 +7,7 @@ bands near the gap, with and without the spin-orbit part, beside those of the mo
 The bilayer is two 2H-MoS2 layers (a = 3.16, S-S thickness 3.13, as the training cells), the
 upper one turned by 21.79 degrees about a common Mo atom (hotham.workflows.twisted_bilayer), at
 a 3.1 Angstrom interlayer gap. The model (data/models/mos2_soc.pt) predicts H on the blocks of
-the PAO radii, S comes from OpenMX's PAO files ($HOTHAM_OPENMX_DATA or --openmx-data), and the
+the PAO radii, S comes from the PAO data the model carries ($HOTHAM_OPENMX_DATA or --openmx-data override it), and the
 electronic layer solves the 2N x 2N spinor H(k). The grey bands drop the predicted SOC
 part (M = 0, hotham.soc): the splitting of the top valence bands at K is the spin-orbit coupling.
 The model learned single layers only: the monolayer panel is in its domain (gap and SOC splitting
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="the 6-atom 60-degree cell, 4 k-points (a CI check)")
     ap.add_argument("--model", type=Path, default=MODEL, help=f"SOC checkpoint (default {MODEL.relative_to(ROOT)})")
-    ap.add_argument("--openmx-data", default=None, help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA)")
+    ap.add_argument("--openmx-data", default=None, help="OpenMX's DFT_DATA19 (default $HOTHAM_OPENMX_DATA, else the PAO data the model carries)")
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None,

@@ -7,7 +7,9 @@
 Predicting an operator (H or S on a structure, with its Fermi level) is :func:`hotham.predict`;
 this module only holds the trained objects and their file format (a ``torch.save`` dict with
 ``format = "hotham-model"``, ``version``, ``target``, ``model`` {config, state_dict},
-``baseline`` and metadata such as ``basis_labels``, ``valence_electrons``, ``metrics``).
+``baseline`` and metadata such as ``basis_labels``, ``valence_electrons``, ``metrics``, and
+``pao``: the radial functions of the basis, so that the overlap S of a bare structure needs no
+OpenMX files (:func:`embed_basis`)).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from .errors import FormatError
 from .files import atomic_path
 from .operator import BlockOperator
 
-__all__ = ["Predictor", "load_predictor", "resolve_device", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
+__all__ = ["Predictor", "load_predictor", "resolve_device", "embed_basis", "pao_entry", "CHECKPOINT_FORMAT",
+           "CHECKPOINT_VERSION"]
 
 CHECKPOINT_FORMAT = "hotham-model"
 CHECKPOINT_VERSION = 1
@@ -47,6 +50,19 @@ class Predictor:
     @property
     def basis(self) -> Basis:
         return Basis(self.model.shells, self.info.get("basis_labels", {}))
+
+    @property
+    def paos(self) -> dict | None:
+        """Species -> :class:`~hotham.parsers.openmx.pao.PAO`: the radial functions of the basis
+        that the checkpoint carries (``pao``, see :func:`embed_basis`), or None when it carries
+        none. :func:`hotham.predict` computes the overlap S of a bare structure from them when no
+        OpenMX folder is named."""
+        if "_paos" not in self.__dict__:
+            from .parsers.openmx.pao import PAO
+            entry = self.info.get("pao")
+            where = self.info.get("path", "checkpoint")
+            self._paos = None if not entry else {s: PAO.from_dict(d, where) for s, d in entry.items()}
+        return self._paos
 
     @property
     def val_block_mae_meV(self) -> float | None:
@@ -94,14 +110,51 @@ class Predictor:
         _atomic_torch_save(ckpt, path)
 
 
+def pao_entry(labels, openmx_data=None) -> dict:
+    """The ``pao`` entry of a checkpoint: species -> the radial functions (on their grid, Bohr),
+    cutoff radius and valence of its OpenMX basis label, read from the PAO files of
+    ``openmx_data`` (else ``$HOTHAM_OPENMX_DATA``) and cut to the shells the label uses
+    (:func:`hotham.parsers.openmx.pao.basis_paos`)."""
+    from .parsers.openmx.pao import basis_paos
+    entry = {}
+    for sym, pao in basis_paos(labels, openmx_data).items():
+        d = pao.to_dict()
+        entry[sym] = {**d, "r_bohr": torch.from_numpy(d["r_bohr"]), "radial": torch.from_numpy(d["radial"])}
+    return entry
+
+
+def embed_basis(path, openmx_data=None, output=None) -> dict:
+    """Add to the checkpoint ``path`` the PAO data of its basis (:func:`pao_entry`), so that it
+    predicts bare structures without OpenMX's files; valence electrons missing from the
+    checkpoint are taken from the PAO files. Written atomically to ``output`` (default: ``path``
+    itself). Returns ``{"species", "bytes_before", "bytes_after", "output"}``."""
+    ckpt = _read_checkpoint(path)
+    labels = ckpt.get("basis_labels") or {}
+    shells = (ckpt.get("model") or {}).get("config", {}).get("species", {})
+    missing = sorted(set(shells) - set(labels))
+    if not labels or missing:
+        raise FormatError(path, "the checkpoint carries no OpenMX basis label"
+                          + (f" for {', '.join(missing)}" if missing else "") + ", so it has no PAO data to embed")
+    ckpt["pao"] = pao_entry(labels, openmx_data)
+    valence = dict(ckpt.get("valence_electrons") or {})
+    for sym, d in ckpt["pao"].items():
+        if sym not in valence and d["valence"] is not None:
+            valence[sym] = d["valence"]
+    ckpt["valence_electrons"] = valence
+    output = path if output is None else output
+    before = os.path.getsize(path)
+    _atomic_torch_save(ckpt, output)
+    return {"species": sorted(ckpt["pao"]), "bytes_before": before, "bytes_after": os.path.getsize(output),
+            "output": os.fspath(output)}
+
+
 def _atomic_torch_save(obj, path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
-def load_predictor(path, device: str = "auto") -> Predictor:
-    """Load a checkpoint written by :func:`train`."""
-    from .nn.model import HotHam
+def _read_checkpoint(path) -> dict:
+    """The raw dict of a hotham checkpoint (format and version checked)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds for foreign/corrupt files
@@ -115,6 +168,13 @@ def load_predictor(path, device: str = "auto") -> Predictor:
         raise FormatError(path, "not a hotham model checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:
         raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads {CHECKPOINT_VERSION}")
+    return ckpt
+
+
+def load_predictor(path, device: str = "auto") -> Predictor:
+    """Load a checkpoint written by :func:`train`."""
+    from .nn.model import HotHam
+    ckpt = _read_checkpoint(path)
     model = HotHam.from_checkpoint(ckpt["model"])
     dev = resolve_device(device)
     model = model.to(dev)

@@ -30,6 +30,8 @@ exactly. Lengths are Angstrom at the interface (Bohr inside the radial tables).
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -85,6 +87,9 @@ class OverlapCalculator:
         Species symbol -> OpenMX basis label, e.g. ``{"Mo": "Mo7.0-s3p2d2", "S": "S7.0-s2p2d1"}``.
     openmx_data : path, optional
         OpenMX ``DFT_DATA19`` folder (default: :func:`hotham.parsers.openmx.pao.find_openmx_data`).
+    paos : mapping, optional
+        Species -> :class:`~hotham.parsers.openmx.pao.PAO` to use instead of the files (the data a
+        model carries, :attr:`hotham.checkpoint.Predictor.paos`); ``openmx_data`` is then not read.
     kmax : float
         Upper limit of the k integrals, 1/Bohr (the PAO transforms fall below ~1e-5 by k = 30).
     nk, nr : int
@@ -96,20 +101,24 @@ class OverlapCalculator:
     dd 0.005) to 6e-8 on every block of MoS2 (Mo7.0-s3p2d2, S7.0-s2p2d1).
     """
 
-    def __init__(self, basis_labels: Mapping[str, str], openmx_data=None, *, kmax: float = 30.0, nk: int = 1501,
-                 nr: int = 1201, dd: float = 0.02):
-        from .parsers.openmx.pao import pao_file, read_pao
+    def __init__(self, basis_labels: Mapping[str, str], openmx_data=None, *, paos=None, kmax: float = 30.0,
+                 nk: int = 1501, nr: int = 1201, dd: float = 0.02):
+        from .parsers.openmx.pao import basis_paos, pao_name
         self.labels = dict(basis_labels)
         self.basis = Basis.from_openmx(self.labels)
         self.kmax, self.nk, self.nr, self.dd = float(kmax), int(nk), int(nr), float(dd)
         self.k = np.linspace(0.0, self.kmax, self.nk)
-        self.paos = {}
         self._transforms = {}
-        for sym, lab in self.labels.items():
-            pao = read_pao(pao_file(lab, openmx_data))
-            for l, mul in self.basis.shell_list(sym):
-                pao.function(l, mul)   # BasisError if the file lacks it
-            self.paos[sym] = pao
+        if paos is None:
+            self.paos = basis_paos(self.labels, openmx_data)
+        else:
+            self.paos = {}
+            for sym, lab in self.labels.items():
+                pao = paos.get(sym)
+                if pao is None or pao.name != pao_name(lab):
+                    raise BasisError(f"species {sym}: basis {lab!r} needs the radial functions of {pao_name(lab)}, "
+                                     f"given {pao.name if pao else 'none'}")
+                self.paos[sym] = pao.for_shells(self.basis.shell_list(sym))   # BasisError if one is missing
         self._tables: dict = {}
         self._lock = threading.Lock()
 
@@ -318,22 +327,51 @@ def structure_operator(atoms: Atoms, basis: Basis, radii: Mapping[str, float] | 
 _CALCULATORS: dict = {}
 
 
-def _calculator(labels: Mapping[str, str], openmx_data) -> OverlapCalculator:
-    from .parsers.openmx.pao import find_openmx_data
-    root = find_openmx_data(openmx_data)
+def _calculator(labels: Mapping[str, str], openmx_data, paos=None) -> OverlapCalculator:
+    """The cached calculator of a basis: PAO files from ``openmx_data`` or ``$HOTHAM_OPENMX_DATA``
+    when either is given, else the PAO data ``paos`` (species -> PAO, what a model carries)."""
+    from .parsers.openmx.pao import DATA_ENV, OpenMXDataNotFound, find_openmx_data
+    if openmx_data is None and not os.environ.get(DATA_ENV) and paos is not None:
+        missing = sorted(set(labels) - set(paos))
+        if missing:
+            raise OpenMXDataNotFound(
+                f"the model carries no PAO data for {', '.join(missing)}: set {DATA_ENV} to OpenMX's DFT_DATA19 "
+                "folder or pass it (--openmx-data / openmx_data=)")
+        digest = hashlib.sha1()
+        for s in sorted(labels):
+            p = paos[s]
+            digest.update(f"{s}:{p.name}:{p.cutoff!r}".encode())
+            digest.update(np.ascontiguousarray(p.r).tobytes())
+            digest.update(np.ascontiguousarray(p.radial).tobytes())
+        key = (tuple(sorted(labels.items())), "embedded:" + digest.hexdigest())
+        if key not in _CALCULATORS:
+            _CALCULATORS[key] = OverlapCalculator(labels, paos=paos)
+        return _CALCULATORS[key]
+    try:
+        root = find_openmx_data(openmx_data)
+    except OpenMXDataNotFound as exc:
+        if openmx_data is not None or os.environ.get(DATA_ENV):
+            raise
+        raise OpenMXDataNotFound(f"{exc}; a model checkpoint can carry them instead: "
+                                 "hotham model embed-basis model.pt --openmx-data DFT_DATA19") from None
     key = (tuple(sorted(labels.items())), str(root))
     if key not in _CALCULATORS:
         _CALCULATORS[key] = OverlapCalculator(labels, root)
     return _CALCULATORS[key]
 
 
-def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=None) -> BlockOperator:
-    """OpenMX's neighbour list and overlap S of any structure, from the PAO files alone.
+def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=None, *,
+                     paos: Mapping | None = None) -> BlockOperator:
+    """OpenMX's neighbour list and overlap S of any structure, from the PAO radial functions alone.
 
-    ``basis_labels``: species -> OpenMX basis label (``{"C": "C6.0-s2p2d1"}``); ``openmx_data``:
-    OpenMX ``DFT_DATA19`` folder (default: ``$HOTHAM_OPENMX_DATA``). Returns a :class:`BlockOperator` with ``S`` filled (internal orbital
-    convention) and ``H = None``, ready for a model's prediction (``op.with_blocks(H=...)``).
-    The radial tables of a basis are cached for the session.
+    ``basis_labels``: species -> OpenMX basis label (``{"C": "C6.0-s2p2d1"}``). The radial
+    functions come from the PAO files of ``openmx_data`` (OpenMX's ``DFT_DATA19`` folder), else
+    of ``$HOTHAM_OPENMX_DATA``, else from ``paos`` (species ->
+    :class:`~hotham.parsers.openmx.pao.PAO`: the data a model carries,
+    :attr:`hotham.checkpoint.Predictor.paos`); the files, when named, override it. Returns a
+    :class:`BlockOperator` with ``S`` filled (internal orbital convention) and ``H = None``,
+    ready for a model's prediction (``op.with_blocks(H=...)``). The radial tables of a basis are
+    cached for the session.
     """
     labels = dict(basis_labels)
     missing = sorted(set(atoms.get_chemical_symbols()) - set(labels))
@@ -342,7 +380,7 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=
     labels = {s: labels[s] for s in sorted(set(atoms.get_chemical_symbols()))}
     for lab in labels.values():
         parse_openmx_basis(lab)
-    calc = _calculator(labels, openmx_data)
+    calc = _calculator(labels, openmx_data, paos)
     op = structure_operator(atoms, calc.basis, calc.radii())
     op.S = calc.fill(op)
     op.source = "overlap:" + ",".join(labels.values())

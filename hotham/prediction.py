@@ -8,8 +8,10 @@ Two kinds of input:
 * A bare structure (any file :func:`hotham.io.read_structure` reads, or an ase.Atoms), the
   usual case for structures too large for DFT: the blocks are all atom pairs closer than the sum
   of the two PAO cutoff radii (OpenMX's criterion, radii from the basis labels such as
-  ``C6.0``), and S is computed from OpenMX's PAO files (:mod:`hotham.overlap`) or predicted by
-  an S model.
+  ``C6.0``), and S is computed from the PAO radial functions (:mod:`hotham.overlap`): those the
+  model carries (:attr:`hotham.checkpoint.Predictor.paos`), or OpenMX's PAO files when
+  ``openmx_data`` or ``$HOTHAM_OPENMX_DATA`` names them (an override); or S is predicted by an S
+  model.
 
 The predicted operator carries the valence electrons of its species (from the training data)
 and its own Fermi level from that electron count (:func:`hotham.electronic.find_fermi_level`:
@@ -75,7 +77,8 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
     source: DFT data (a path :func:`hotham.io.read` reads, or a BlockOperator: its blocks and S
     are kept), or a bare structure (a structure file or an ase.Atoms: blocks from the PAO radii,
-    S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA``, or from ``overlap_model``).
+    S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA`` when named, else from the
+    PAO data the model carries, or from ``overlap_model``).
     fermi_level: find the Fermi level (eV) from the electron count on the automatic mesh
     (:func:`hotham.electronic.automatic_mesh`) at any size: True or "auto" (dense diagonalisation
     up to :data:`hotham.electronic.fermi.DENSE_FERMI_MAX` spin-orbitals, counting above), "dense",
@@ -200,7 +203,7 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
         if set(basis.labels) != set(basis.shells):
             raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "
                              "PAO overlap cannot be computed: pass an S model (overlap_model / --overlap-model)")
-        return overlap_operator(atoms, basis.labels, openmx_data=openmx_data)
+        return overlap_operator(atoms, basis.labels, openmx_data=openmx_data, paos=getattr(predictor, "paos", None))
     return predict(overlap_model, structure_operator(atoms, basis), fermi_level=False)
 
 

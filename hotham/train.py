@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
 from .domain import training_domain
-from .errors import HothamError
+from .errors import BasisError, HothamError
 from .evaluation import evaluate
 from .files import atomic_path, check_outputs
 from .graphs import GraphStore, Structures, GraphBuilder
@@ -448,6 +448,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence, "fermi_levels": fermi_levels([ops[n] for n in split["train"]]),
             "domain": training_domain([ops[n] for n in split["train"]]), "validated_on": validated_on}
+    info.update(_embedded_basis(basis, log if lead else (lambda line: None)))
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
         if epoch <= cfg.warmup_epochs:           # linear warm-up; the plateau schedule starts after it
@@ -622,6 +623,23 @@ def _write_metrics(out_path, history: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
+
+
+def _embedded_basis(basis, log) -> dict:
+    """``{"pao": ...}``: the PAO data of the basis for the checkpoint
+    (:func:`hotham.checkpoint.pao_entry`), when the basis has OpenMX labels and
+    ``$HOTHAM_OPENMX_DATA`` names OpenMX's files; else ``{}``, with a line to ``log`` saying how to
+    add it later."""
+    from .checkpoint import pao_entry
+    from .parsers.openmx.pao import OpenMXDataNotFound
+    if not basis.labels or set(basis.labels) != set(basis.shells):
+        return {}
+    try:
+        return {"pao": pao_entry(basis.labels)}
+    except (OpenMXDataNotFound, BasisError) as exc:
+        log(f"note: the checkpoint carries no PAO data, so bare structures need OpenMX's files to predict ({exc}); "
+            "add the data later with: hotham model embed-basis MODEL --openmx-data DFT_DATA19")
+        return {}
 
 
 def _save_state(path: Path, **state) -> None:

@@ -29,8 +29,6 @@ def test_train_model_quick_soc():
 
 
 def test_twisted_mos2_soc_quick():
-    from conftest import need_openmx_data
-    need_openmx_data()
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "twisted_mos2_soc.py"), "--quick"],
                          capture_output=True, text=True, check=True).stdout
     assert "SOC splitting of the top valence band at K" in out and "bands ->" in out
@@ -51,16 +49,16 @@ def test_train_model_quick_mixed_chemistries():
 
 
 @pytest.mark.parametrize("script, first", [("twisted_mos2.py", "bilayer_21.79"), ("graphene_hbn.py", "twisted_21.79")])
-def test_transfer_example_quick(script, first, tmp_path, openmx_data):
+def test_transfer_example_quick(script, first, tmp_path):
     """The transfer examples, shrunk: the smallest cell on a few k-points with the shipped model (S from the
-    PAO files, which tests/conftest.py points at)."""
+    PAO data it carries, or from OpenMX's files where tests/conftest.py points at them)."""
     out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick", "--threads", "1", "--out",
                           str(tmp_path)], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     record = json.loads((tmp_path / script.replace(".py", ".json")).read_text())
     case = record["cases"][0]
     assert case["name"] == first and first in out and (tmp_path / f"{first}.png").stat().st_size > 10_000
     assert case["seconds"] > 0 and case["peak_memory_GB"] > 0 and "gap_meV" in case
-def test_magic_angle_example_small(tmp_path, openmx_data):
+def test_magic_angle_example_small(tmp_path):
     """The magic-angle example end to end on the smallest twist (21.79 deg, 28 atoms, 3 k-points):
     E_F by counting equals the dense E_F, 8 states straddle it, the pictures are written."""
     from hotham.electronic import find_fermi_level

@@ -106,11 +106,37 @@ def test_cli_evaluate_and_predict(dataset, trained, tmp_path, capsys):
     assert p.hermiticity_error() == 0.0
 
 
-def test_predict_bare_structure_matches_dft_edges(trained, tmp_path, openmx_data):
-    """A structure file alone: OpenMX's edges from the PAO radii, S from the PAO files, and the
-    same predicted H as on the DFT's own blocks (H depends on geometry only)."""
-    from ase.io import write as ase_write
+def _self_contained(out, tmp_path) -> Path:
+    """A copy of the checkpoint ``out`` that carries PAO data: its own (training embeds it when
+    OpenMX's files are there) or, on a clone without them, the shipped carbon model's (same basis
+    C6.0-s2p2d1), so that the prediction tests run everywhere."""
+    ckpt = torch.load(out, weights_only=False)
+    if "pao" not in ckpt:
+        ckpt["pao"] = torch.load(Path(__file__).parents[1] / "data" / "models" / "bilayer_graphene.pt",
+                                 weights_only=False)["pao"]
+    torch.save(ckpt, tmp_path / "self_contained.pt")
+    return tmp_path / "self_contained.pt"
+
+
+def test_training_embeds_the_basis_when_the_files_are_there(trained, openmx_data, monkeypatch):
+    from hotham.basis import Basis
+    from hotham.parsers.openmx.pao import DATA_ENV
+    from hotham.train import _embedded_basis
     out, _ = trained
+    carried = load_predictor(out).paos            # trained with $HOTHAM_OPENMX_DATA set (tests/conftest.py)
+    assert carried["C"].name == "C6.0" and carried["C"].radial.shape[:2] == (3, 2)
+    monkeypatch.delenv(DATA_ENV)
+    lines = []
+    assert _embedded_basis(Basis.from_openmx({"C": "C6.0-s2p2d1"}), lines.append) == {}
+    assert "embed-basis" in lines[0]
+
+
+def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
+    """A structure file alone: OpenMX's edges from the PAO radii, S from the PAO data (the model's,
+    or OpenMX's files when $HOTHAM_OPENMX_DATA names them), and the same predicted H as on the
+    DFT's own blocks (H depends on geometry only)."""
+    from ase.io import write as ase_write
+    out = _self_contained(trained[0], tmp_path)
     src = DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"
     dft = io.read(src)
     ase_write(tmp_path / "bilayer.xyz", dft.atoms, format="extxyz")
@@ -143,9 +169,9 @@ def test_fermi_level_from_electron_count_matches_openmx():
     assert info["method"] == "count"
 
 
-def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_data):
+def test_prediction_carries_valence_and_fermi_level(trained, tmp_path):
     from ase.io import write as ase_write
-    out, _ = trained
+    out = _self_contained(trained[0], tmp_path)
     dft = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
     ase_write(tmp_path / "g.xyz", dft.atoms, format="extxyz")
     p = predict(out, tmp_path / "g.xyz")
@@ -155,12 +181,12 @@ def test_prediction_carries_valence_and_fermi_level(trained, tmp_path, openmx_da
     assert "g.xyz" in p.source
 
 
-def test_prediction_counts_from_the_training_cells_fermi_level(dataset, trained, monkeypatch):
+def test_prediction_counts_from_the_training_cells_fermi_level(dataset, trained, monkeypatch, tmp_path):
     """The checkpoint records its training cells' median E_F per chemistry; a prediction of a bare
     structure of that chemistry, counted (threshold lowered), starts there and equals dense."""
     import hotham.electronic.fermi as fermi
     from hotham.train import fermi_levels
-    out, _ = trained
+    out = _self_contained(trained[0], tmp_path)       # a bare structure: S from the PAO data
     with Dataset(dataset) as ds:
         expected = fermi_levels([ds[n] for n in ds.split("train")])
     assert load_predictor(out).info["fermi_levels"] == pytest.approx(expected) and set(expected) == {"C"}

@@ -1,9 +1,10 @@
-"""``hotham model info``: configuration and parameter count of the Hot-Ham network."""
+"""``hotham model info``: configuration and parameter count of the Hot-Ham network;
+``hotham model embed-basis``: put the PAO data of a checkpoint's basis into it."""
 from __future__ import annotations
 
 import sys
 
-from .options import add_basis_option, add_model_options, later, model_kwargs, parse_basis
+from .options import add_basis_option, add_model_options, add_openmx_data_option, later, model_kwargs, parse_basis
 
 
 def _info(args) -> int:
@@ -13,6 +14,14 @@ def _info(args) -> int:
     print(info.to_json() if args.json else info.text())
     for w in info.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _embed(args) -> int:
+    from ..checkpoint import embed_basis
+    r = embed_basis(args.checkpoint, args.openmx_data, args.output)
+    print(f"{r['output']}: PAO data of {', '.join(r['species'])} embedded "
+          f"({r['bytes_before'] / 1e3:.0f} kB -> {r['bytes_after'] / 1e3:.0f} kB)")
     return 0
 
 
@@ -30,4 +39,10 @@ def register(subparsers) -> None:
     info.add_argument("--json", action="store_true", help="machine-readable output")
     later(info, _model_options)
     info.set_defaults(func=_info)
+    emb = sub.add_parser("embed-basis", help="put the PAO radial functions of a model's basis into its checkpoint, "
+                                             "so it predicts bare structures without OpenMX's files")
+    emb.add_argument("checkpoint", help="the model checkpoint (.pt), rewritten atomically")
+    emb.add_argument("-o", "--output", help="write the result here instead of over the checkpoint")
+    add_openmx_data_option(emb)
+    emb.set_defaults(func=_embed)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])

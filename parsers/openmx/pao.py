@@ -29,7 +29,8 @@ import numpy as np
 from ...errors import BasisError, FormatError, HothamError
 from ._io import read_text
 
-__all__ = ["PAO", "OpenMXDataNotFound", "read_pao", "parse_pao", "find_openmx_data", "pao_file", "pao_name", "DATA_ENV"]
+__all__ = ["PAO", "OpenMXDataNotFound", "read_pao", "parse_pao", "find_openmx_data", "pao_file", "pao_name",
+           "basis_paos", "DATA_ENV"]
 
 #: environment variable naming an OpenMX ``DFT_DATA19`` folder (with ``PAO/`` inside)
 DATA_ENV = "HOTHAM_OPENMX_DATA"
@@ -54,6 +55,9 @@ class PAO:
     radial : float array [Lmax + 1, Mul, nr]
         R_{l,mul}(r), Bohr^-3/2, with int r^2 R^2 dr = 1.
     path : str or None
+        Where it was read (a file, or a model checkpoint for the data a model carries).
+    valence : float or None
+        ``valence.electron`` of the file: the valence electrons of the neutral pseudo-atom.
     """
 
     name: str
@@ -61,6 +65,7 @@ class PAO:
     r: np.ndarray
     radial: np.ndarray
     path: str | None = None
+    valence: float | None = None
 
     @property
     def lmax(self) -> int:
@@ -76,6 +81,37 @@ class PAO:
             raise BasisError(f"{self.path or self.name}: no radial function l={l}, mul={mul} "
                              f"(the file holds l <= {self.lmax}, {self.mul} per l)")
         return self.radial[l, mul]
+
+    def for_shells(self, shells) -> "PAO":
+        """The part a basis uses: ``shells`` [(l, mul), ...] (:meth:`hotham.basis.Basis.shell_list`)
+        -> the radial functions l <= max l, mul <= max mul, unchanged (BasisError if the file
+        lacks one)."""
+        for l, mul in shells:
+            self.function(l, mul)
+        lmax = max(l for l, _ in shells)
+        nmul = max(m for _, m in shells) + 1
+        return PAO(self.name, self.cutoff, self.r, np.ascontiguousarray(self.radial[: lmax + 1, :nmul]),
+                   self.path, self.valence)
+
+    def to_dict(self) -> dict:
+        """Plain data (numbers and float64 arrays) for a model checkpoint; :meth:`from_dict` reads it."""
+        return {"name": self.name, "cutoff_bohr": float(self.cutoff), "valence": self.valence,
+                "r_bohr": np.asarray(self.r, dtype=np.float64), "radial": np.asarray(self.radial, dtype=np.float64)}
+
+    @classmethod
+    def from_dict(cls, d, where=None) -> "PAO":
+        """The PAO of :meth:`to_dict`'s data; FormatError naming ``where`` if it is malformed."""
+        try:
+            r = np.asarray(d["r_bohr"], dtype=np.float64)
+            radial = np.asarray(d["radial"], dtype=np.float64)
+            pao = cls(str(d["name"]), float(d["cutoff_bohr"]), r, radial, where,
+                      None if d.get("valence") is None else float(d["valence"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(where, f"malformed embedded PAO data ({exc.__class__.__name__}: {exc})") from None
+        if r.ndim != 1 or radial.ndim != 3 or radial.shape[2] != len(r) or not np.all(np.isfinite(radial)):
+            raise FormatError(where, f"embedded PAO {pao.name}: radial functions of shape {radial.shape} "
+                                     f"on a grid of {r.shape} points")
+        return pao
 
 
 _BLOCK = re.compile(r"^<pseudo\.atomic\.orbitals\.L=(\d+)\s*$(.*?)^pseudo\.atomic\.orbitals\.L=\1>",
@@ -126,7 +162,12 @@ def parse_pao(text: str, path=None, name: str | None = None) -> PAO:
     if cutoff <= 0 or cutoff > r[-1]:
         raise FormatError(where, f"radial.cutoff.pao = {cutoff} Bohr lies outside the grid (0, {r[-1]:.3f}]")
     nm = name or (Path(where).name[:-4] if where and where.endswith(".pao") else "pao")
-    return PAO(nm, cutoff, r, np.ascontiguousarray(radial), where)
+    m = re.search(r"^\s*valence\.electron\s+(\S+)", text, re.MULTILINE)
+    try:
+        valence = float(m.group(1)) if m else None
+    except ValueError:
+        raise FormatError(where, f"bad valence.electron value {m.group(1)!r}") from None
+    return PAO(nm, cutoff, r, np.ascontiguousarray(radial), where, valence)
 
 
 def read_pao(path) -> PAO:
@@ -169,3 +210,14 @@ def pao_file(label: str, openmx_data=None) -> Path:
     if not p.exists():
         raise BasisError(f"basis {label!r}: no PAO file {p}")
     return p
+
+
+def basis_paos(labels, openmx_data=None) -> dict[str, PAO]:
+    """Species -> the PAO data of its basis label, read from ``openmx_data`` (else
+    ``$HOTHAM_OPENMX_DATA``) and cut to the shells the label uses (``C6.0-s2p2d1``: s and p
+    with two radial functions each, d with one): what a model checkpoint carries
+    (:func:`hotham.checkpoint.embed_basis`) so that S needs no OpenMX files."""
+    from ...basis import Basis
+    basis = Basis.from_openmx(labels)
+    return {sym: read_pao(pao_file(lab, openmx_data)).for_shells(basis.shell_list(sym))
+            for sym, lab in basis.labels.items()}
