@@ -1,7 +1,7 @@
 """Predict the spinor Hamiltonian of a twisted MoS2 bilayer with the shipped SOC model and plot its
 bands near the gap, with and without the spin-orbit part, beside those of the monolayer.
 
-    python examples/twisted_mos2_soc.py            # 21.79 deg, (m, n) = (1, 2): 42 atoms -> examples/twisted_mos2_soc.png
+    python examples/twisted_mos2_soc.py            # 21.79 deg, (m, n) = (1, 2): 42 atoms -> examples/pictures/twisted_mos2_soc.png
     python examples/twisted_mos2_soc.py --quick    # the 6-atom 60-degree cell, 4 k-points, into a temporary folder (CI)
 
 The bilayer is two 2H-MoS2 layers (a = 3.16, S-S thickness 3.13, as the training cells), the
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         ax.set_ylabel("E - E$_F$ (eV)")
         ax.legend(fontsize=7, loc="upper right")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = (ROOT / "examples" if args.update_pictures else args.out if args.out is not None
+        folder = (ROOT / "examples" / "pictures" if args.update_pictures else args.out if args.out is not None
                   else Path(tmp) if args.quick else Path.cwd())
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / "twisted_mos2_soc.png"

@@ -41,11 +41,9 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoi
     ``passes_quality_gate`` says whether the model's validation block MAE is at most
     ``quality_gate_meV``. ``force``: replace these files when ``out`` holds them (False
     refuses them before any work)."""
-    from matplotlib.figure import Figure
-
     from .checkpoint import load_predictor
     from .dataset import Dataset, build_dataset
-    from .electronic.plot import plot_band_comparison, save_figure
+    from .electronic.plot import band_comparison_figure, save_figure
     from .errors import HothamError
     from .evaluation import evaluate
     from .metrics import format_report
@@ -95,11 +93,11 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoi
         f"model {tbg['fermi_level_model_eV']:.4f} eV")
     cmp = tbg["comparison"]
     log("model vs DFT bands (each at its own E_F): " + cmp.summary())
-    fig = Figure(figsize=(5, 4.5), layout="tight")
-    ax = plot_band_comparison(fig.subplots(), cmp, labels=("Hot-Ham", "OpenMX"))
-    if verdict:
-        ax.set_title("under-trained model (fails the quality gate): not a result", fontsize=9)
+    fig = band_comparison_figure(cmp, labels=("Hot-Ham (dashed)", "OpenMX DFT (solid)"),
+                                 title="under-trained model (fails the quality gate): not a result" if verdict else
+                                 "twisted bilayer graphene 21.79° (28 atoms), never seen in training")
     save_figure(fig, out / "tbg_bands.png")
+    log(f"wrote {out / 'tbg_bands.png'}")
     if verdict:
         log("\nNOT GOOD ENOUGH FOR BANDS: " + verdict + f" {out / 'tbg_bands.png'} shows this under-trained "
             "model, not a result.")

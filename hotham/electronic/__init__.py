@@ -8,7 +8,8 @@ from .gap import BandGap, band_edges, band_gap, occupied_bands
 from .fermi import (automatic_mesh, count_fermi_level, electron_count, fermi_level, find_fermi_level,
                     mesh_shape, monkhorst_pack, occupancy)
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
-from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
+from .plot import (band_comparison_figure, plot_atom_weights, plot_band_comparison, plot_band_errors, plot_bands,
+                   plot_dos, save_figure)
 from .report import write_bands, write_comparison, write_dos, write_states
 from .solve import (DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, edge_states, eigenvalues,
                     solve)
@@ -25,7 +26,8 @@ __all__ = [
     "states", "States", "orbital_weights", "spin_texture",
     "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands",
     "band_errors", "band_file_beside", "band_file_deviation", "check_openmx_run",
-    "plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure",
+    "plot_bands", "plot_dos", "plot_band_comparison", "plot_band_errors", "band_comparison_figure",
+    "plot_atom_weights", "save_figure",
     "write_bands", "write_dos", "write_states", "write_comparison",
     "tile", "folded_kpoints", "supercell_for_atoms",
 ]

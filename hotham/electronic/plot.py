@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_bands", "plot_dos", "plot_band_comparison", "plot_atom_weights", "save_figure"]
+__all__ = ["plot_bands", "plot_dos", "plot_band_comparison", "plot_band_errors", "band_comparison_figure",
+           "plot_atom_weights", "save_figure"]
 
 
 def _draw_kpath(ax, x, special_x, labels):
@@ -104,6 +105,39 @@ def plot_band_comparison(ax, comparison, labels=("model", "DFT")):
     ax.set_title(f"MAE {c.mae_meV:.2f} meV in window", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     return ax
+
+
+def plot_band_errors(ax, comparison):
+    """Error of every band of a :class:`~hotham.electronic.compare.BandComparison` along its
+    path: model minus reference (meV), one line per band, drawn where the reference band lies
+    inside the comparison window (the energies its MAE counts). Returns ``ax``."""
+    c = comparison
+    inside = (c.reference >= c.window[0]) & (c.reference <= c.window[1])
+    err = np.where(inside, 1e3 * (c.model - c.reference), np.nan)[:, inside.any(axis=0)]   # [nk, bands], meV
+    ax.axhline(0, color="0.4", lw=0.6)
+    ax.plot(c.x, err, lw=0.9)
+    if c.special_x is not None:
+        _draw_kpath(ax, c.x, c.special_x, c.labels)
+    ax.set_xlim(c.x[0], c.x[-1])
+    ax.set_ylabel("model − DFT (meV)")
+    return ax
+
+
+def band_comparison_figure(comparison, labels=("model", "DFT"), title: str | None = None):
+    """The picture of a band comparison: the bands (reference solid, model dashed;
+    :func:`plot_band_comparison`) above the error of each band (:func:`plot_band_errors`) on a
+    shared k axis. Returns the matplotlib ``Figure`` (save it with :func:`save_figure`)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5.2, 5.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.2))
+    plot_band_comparison(top, comparison, labels=labels)
+    top.set_title(title or "", fontsize=9)
+    top.tick_params(labelbottom=False)
+    plot_band_errors(bottom, comparison)
+    bottom.set_xlabel("k along the band path (1/Å)")
+    bottom.set_title(f"error per band within [{comparison.window[0]:g}, {comparison.window[1]:g}] eV of E_F: "
+                     f"MAE {comparison.mae_meV:.2f} meV, max {comparison.max_meV:.2f} meV", fontsize=8)
+    return fig
 
 
 def plot_atom_weights(ax, states, k: int = 0, band: int = 0, scale: float = 400.0):

@@ -28,7 +28,7 @@ from .bands import band_path, band_structure
 from .compare import (band_file_beside, block_mae, check_comparable, common_fermi_levels, compare_bands,
                       openmx_bands)
 from .dos import dos
-from .plot import plot_atom_weights, plot_band_comparison, plot_bands, plot_dos, save_figure
+from .plot import band_comparison_figure, plot_atom_weights, plot_bands, plot_dos, save_figure
 from .solve import eigenvalues
 from .states import states
 
@@ -328,7 +328,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)
     lines.append(cmp.summary())
-    _plot(plot_band_comparison, cmp, f"{pre}.{format}", labels=tuple(labels))
+    save_figure(band_comparison_figure(cmp, labels=tuple(labels)), f"{pre}.{format}")
     out["bands"] = {"mae_meV": cmp.mae_meV, "max_meV": cmp.max_meV, "n_values": cmp.n_values,
                     "window_eV": list(cmp.window), "shift_eV": cmp.shift, "align": align}
     summary = json.dumps(out, default=str)
