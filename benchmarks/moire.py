@@ -26,7 +26,7 @@
 The band path runs in one process with every thread; on a machine with more cores than a
 factorisation uses well, ``solve(..., processes=P)`` (``hotham bands --processes P``) runs the
 k-points in P processes of threads / P each, as many as the memory holds (``--memory-gb``; the
-figure per process comes from the factor's size, the README's "k-points in parallel").
+figure per process comes from the factor's size, docs/guide/moire.md, "k-points in parallel").
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def arguments(doc: str, model: str, out: str, cells=(), argv=None) -> argparse.N
     where.add_argument("--out", type=Path, default=Path(out),
                        help="folder for pictures and numbers (default %(default)s, in the current folder)")
     where.add_argument("--update-pictures", action="store_true",
-                       help=f"write into the committed examples/pictures/{out}/ (the README's pictures)")
+                       help=f"write into the committed examples/pictures/{out}/ (the pictures of docs/examples.md)")
     ap.add_argument("--quick", action="store_true", help="the smallest cell, few k-points (a CI check)")
     ap.add_argument("--full", action="store_true", help="also the largest cell (minutes, GBs)")
     ap.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: hotham's choice)")

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     where.add_argument("--out", type=Path, default=None,
                        help="folder of the picture (default: the current folder; --quick: a temporary one)")
     where.add_argument("--update-pictures", action="store_true",
-                       help="write the committed examples/twisted_mos2_soc.png (the README's picture)")
+                       help="write the committed examples/pictures/twisted_mos2_soc.png (the picture of docs/examples.md)")
     args = ap.parse_args(argv)
     from ase.build import mx2
     from matplotlib.figure import Figure
