@@ -315,3 +315,24 @@ def test_cli_partial_bands_are_points(tmp_path, monkeypatch):
     ax = drawn[0]
     assert sum(line.get_marker() == "o" for line in ax.lines) == 4
     assert all(line.get_linestyle() == "None" for line in ax.lines if line.get_marker() == "o")
+
+
+def test_band_comparison_figure_draws_the_error_of_each_band_in_the_window():
+    """The picture of a comparison: the bands above (reference solid, model dashed), the error of
+    every band inside the window below (meV, model minus reference), k shared, axes labelled."""
+    from hotham.electronic import band_comparison_figure, compare_bands, plot_band_errors
+    x = np.linspace(0, 1, 5)
+    ref = np.stack([x - 3.5, x - 0.5, 0.2 + 0 * x, 5.0 + x], axis=1)        # eV; bands 1 and 2 in the window
+    mod = ref + np.array([0.1, 0.002, -0.001, 0.3])
+    cmp = compare_bands(mod, ref, model_fermi=0.0, ref_fermi=0.0, window=(-2.0, 2.0), x=x,
+                        special_x=np.array([0.0, 1.0]), labels=["G", "K"])
+    fig = band_comparison_figure(cmp, labels=("model", "DFT"))
+    top, bottom = fig.axes
+    assert [l.get_linestyle() for l in top.lines[:4]] == ["-"] * 4 and top.lines[4].get_linestyle() == "--"
+    errors = [l for l in bottom.lines if len(l.get_xdata()) == len(x)]
+    assert sorted(np.nanmax(l.get_ydata()) for l in errors) == pytest.approx([-1.0, 2.0])    # meV
+    assert "meV" in bottom.get_ylabel() and "eV" in top.get_ylabel() and "1/Å" in bottom.get_xlabel()
+    assert "MAE" in bottom.get_title()
+    from matplotlib.figure import Figure
+    ax = Figure().subplots()
+    assert plot_band_errors(ax, cmp) is ax
