@@ -30,11 +30,14 @@ examples/mixed.yaml) on the same test cells.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the DFT sets of the recipes: $HOTHAM_DATA, else this development setup's ../shared/data/deeph
+DATA_ROOT = Path(os.environ.get("HOTHAM_DATA") or ROOT.parent / "shared" / "data" / "deeph")
 
 ROWS = {
     "block": ({}, {}),
@@ -96,7 +99,7 @@ def main(argv=None):
 
 
 def soc_accuracy(threads=None, model=ROOT / "data" / "models" / "mos2_soc.pt",
-                 data=ROOT.parent / "shared" / "data" / "deeph" / "mos2_soc_1x1") -> str:
+                 data=DATA_ROOT / "mos2_soc_1x1") -> str:
     """Prints how the DFT spinor blocks of mos2_soc_1x1 split (hotham.soc.soc_split_report: the
     time-reversal-odd rest, and how much of the SOC part HamGNN's xi L.sigma holds on on-site and
     hopping blocks), then the SOC model's block MAE (real and imaginary parts of the spinor
@@ -106,7 +109,8 @@ def soc_accuracy(threads=None, model=ROOT / "data" / "models" / "mos2_soc.pt",
     from hotham import io
     from hotham.dataset import split_names
     from hotham.recipes import SOURCES, SPLIT_SEED
-    from hotham.soc import soc_errors, soc_split_report
+    from hotham.evaluation import soc_errors
+    from hotham.soc import soc_split_report
     from hotham.threads import set_threads
     set_threads(threads)
     folders = sorted(p for p in Path(data).iterdir() if p.is_dir())
@@ -144,7 +148,7 @@ def _val_band_mae(checkpoint, dataset) -> float:
     with Dataset(dataset) as ds:
         for name in ds.split("val"):
             op = ds[name]
-            H = predict(checkpoint, op, fermi_level=False).H
+            H = predict(checkpoint, op, fermi_method=None).H
             errors.append(BandLoss(op, (-2.0, 2.0))(torch.as_tensor(H), monkhorst_pack(op.atoms, (6, 6, 1))).item())
     return float(np.mean(errors))
 
@@ -179,7 +183,7 @@ def chemistry_rows(args) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for chem, (name, k_gap) in CHEMISTRIES.items():
-            recipe_dataset(name, tmp / f"{name}.h5")
+            recipe_dataset(name, tmp / f"{name}.h5", root=DATA_ROOT)
             t0 = time.time()
             ckpt = ROOT / "data" / "models" / f"{name}.pt"
             if not args.shipped:
@@ -201,7 +205,7 @@ def chemistry_rows(args) -> str:
                         kpts = [k_gap] if k_gap is not None else el.band_path(dft.atoms, "GMKG", 120).kpts
                         n_occ = el.occupied_bands(dft)
                         gaps.append([el.band_gap(el.eigenvalues(op, kpts), n_occupied=n_occ).gap
-                                     for op in (dft, predict(model, dft, fermi_level=False))])
+                                     for op in (dft, predict(model, dft, fermi_method=None))])
                 g = np.array(gaps)
                 epochs = len(load_predictor(model).info.get("history", []))
                 print(f"{label:21s} {rec['test_block_mae_meV']:11.3f} meV {1000 * g[:, 0].mean():6.0f} meV "

@@ -125,7 +125,7 @@ def main(argv=None):
     ap.add_argument("--dense-atoms", type=int, default=300, help="supercell size for the dense reference")
     ap.add_argument("--nev", type=int, default=20)
     ap.add_argument("--backend", default="auto", choices=("auto", "pardiso", "superlu"))
-    ap.add_argument("--eigensolver", default="auto", choices=("auto", "block", "arpack"))
+    ap.add_argument("--eigensolver", default="auto", choices=("auto", "davidson", "arpack"))
     ap.add_argument("--precision", default="auto", choices=("auto", "single", "double"))
     args = ap.parse_args(argv)
     cfg = (args.backend, args.eigensolver, args.precision)

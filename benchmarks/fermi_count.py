@@ -46,7 +46,7 @@ def tile_job(system, n, first, q):
     ref = find_fermi_level(prim, (n, n, 1), method="dense", symmetry=False)     # the whole folded mesh
     # the primitive's bands on the whole folded mesh, sorted: band i of the tile at Gamma
     folded = np.sort(solve(prim, monkhorst_pack(prim.atoms, (n, n, 1))).energies.ravel())
-    w = info["windows"][0]
+    w = info["slices"][0]
     w = np.sort(w[np.isfinite(w)])
     nb = int(info["n_below"][0])
     d = w - folded[nb:nb + len(w)]

@@ -14,7 +14,7 @@
 3. 10^4-atom MoS2 (tiled primitive OpenMX run, tests/data/openmx/mos2_prim): the 10 states below
    and 10 above E_F at Gamma (E_F of the primitive cell on the folded mesh, exact by tiling),
    in its own process (its own peak memory), with the time of every shift-invert window split
-   into the factorisation (and its floor at the GEMM rate) and the block iteration.
+   into the factorisation (and its floor at the GEMM rate) and the Davidson iteration.
 4. k-points in parallel (``--kparallel-atoms``, default 1000): the band edges (4 below, 4 above
    E_F) of tiled MoS2 along G-M-K-G (``--nk``) in one process with every thread, then in as many
    processes as threads (one thread each, ``solve(..., processes=P)``): both wall times, their
@@ -63,9 +63,9 @@ def analysis_job(m, n, q):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_level=False)
+        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_method=None)
         t_predict = time.perf_counter() - t0
-        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
+        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
     after_predict = peak_memory_gb()
     shift = find_fermi_level(small, (6, 6, 1)) + 0.013
     # the example's E_F mesh (3 x 3 holds K) and its rows: Gamma and one complex k per star
@@ -167,8 +167,8 @@ def _mos2(args, gemm):
           f"{r['fermi']:.4f} eV at Gamma: {r['t']:.1f} s, peak {r['peak_gb']:.2f} GB, gap {r['gap']:.3f} eV -> "
           f"target (< {TARGET_EDGES_S:.0f} s): {'met' if r['t'] < TARGET_EDGES_S else 'NOT met'}")
     # where the time goes: per window the factorisation (its floor: PARDISO's flop count at the
-    # GEMM rate) and the block iteration (solves with the factor, products with H and S)
-    for w in r["windows"]:
+    # GEMM rate) and the Davidson iteration (solves with the factor, products with H and S)
+    for w in r["slices"]:
         print(f"window at {w['shift']:.4f} eV ({w['states']} states): factorisation {w['t_factor']:.1f} s (floor "
               f"{w['factor_mflop'] / 1e3 / gemm:.1f} s at the GEMM rate), iteration {w['t_iterate']:.1f} s "
               f"({w['iterations']} steps)")
@@ -208,7 +208,7 @@ def edges_job(n_atoms, q):
     t = time.perf_counter() - t0
     e = r.energies[0]
     q.put(dict(atoms=op.n_atoms, orbitals=op.n_orbitals, t=t, gap=float(e[10] - e[9]), fermi=op.fermi_level,
-               peak_gb=peak_memory_gb(), windows=r.windows[0]))
+               peak_gb=peak_memory_gb(), slices=r.slices[0]))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def compare_cell(predictor, ref, *, npoints: int) -> dict:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pred = predict(predictor, ref.atoms.copy(), fermi_level=False)
+        pred = predict(predictor, ref.atoms.copy(), fermi_method=None)
     kinds = {type(w.message).__name__ for w in caught}
     flags = "".join(c for c, key in (("D", "DomainWarning"), ("Q", "QualityWarning")) if key in kinds)
     flags += "G" if any("Ghost" in k for k in kinds) else ""

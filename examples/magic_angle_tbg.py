@@ -67,8 +67,8 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # the demo model's quality/domain warnings are reported in make demo
-        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_level=False)
-        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
+        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_method=None)
+        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
     log(f"== predicted H ({pred.n_orbitals} orbitals, {pred.n_edges} blocks; S from the PAO data)")
     stage("predict", t0)
 

@@ -17,8 +17,8 @@ species pair, the validation MAE, epochs, parameters, wall time, threads, machin
 for a spin-orbit recipe also the MAE of the real and imaginary parts of the spinor blocks and the
 SOC splitting of the top valence band at K, model against DFT, per held-out cell.
 
-The real OpenMX sets live outside the repository: ``--data-root`` (default ``$HOTHAM_DATA``, else
-``../shared/data/deeph`` beside the checkout) holds ``graphene_hbn_slid_1x1/``,
+The real OpenMX sets live outside the repository: ``--data-root`` (default ``$HOTHAM_DATA``; one of
+the two is needed) holds ``graphene_hbn_slid_1x1/``,
 ``mos2_bilayer_slid_1x1/``, ``bilayer_graphene_slid_1x1/``, ``mos2_soc_1x1/``. The demo's recipe
 trains on the cells shipped in ``data/``; ``--quick`` trains the others on the few cells of their
 sets shipped in ``tests/data/deeph`` (the SOC set, one cell there, with the SOC run of
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("recipe", help="run file; its name picks the data (hotham.recipes.SOURCES)")
     ap.add_argument("--data-root", type=Path, default=None,
-                    help="folder holding the DFT sets (default $HOTHAM_DATA, else ../shared/data/deeph)")
+                    help="folder holding the DFT sets (default $HOTHAM_DATA; one of the two is needed)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "models", help="where the checkpoint and record go")
     ap.add_argument("--quick", action="store_true",
                     help="3 epochs on the cells in tests/data/deeph, into a temporary folder (a CI check)")

@@ -73,13 +73,13 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
 
     import hotham
     import hotham.electronic as el
-    from hotham.electronic.solve import DENSE_MAX
+    from hotham.electronic.dense import DENSE_MAX
     from hotham.prediction import DomainWarning
     from hotham.progress import peak_memory_gb
     t0 = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DomainWarning)
-        pred = hotham.predict(args.model, atoms, openmx_data=args.openmx_data, fermi_level=False,
+        pred = hotham.predict(args.model, atoms, openmx_data=args.openmx_data, fermi_method=None,
                               progress=not args.quick)
     t_predict = time.time() - t0
     info = {}

@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     from hotham import predict
     from hotham.electronic import band_structure, plot_bands, save_figure
     from hotham.prediction import DomainWarning
-    from hotham.soc import join_spinor, split_spinor, valence_splitting
+    from hotham.electronic.gap import valence_splitting
+    from hotham.soc import join_spinor, split_spinor
     from hotham.threads import set_threads
     from hotham.workflows import twisted_bilayer
 

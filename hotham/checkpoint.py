@@ -72,7 +72,7 @@ class Predictor:
         (not recorded; always None for an S model, whose errors are not in meV, and for a model
         trained with an empty validation split, ``info["validated_on"] == "train"``, whose figures
         are training errors). :func:`hotham.predict` holds it against
-        :data:`hotham.prediction.QUALITY_GATE_MEV`."""
+        :data:`hotham.metrics.QUALITY_GATE_MEV`."""
         if self.target != "H" or self.info.get("validated_on") == "train":
             return None
         try:

@@ -7,7 +7,7 @@
 3. report block errors on the held-out slid cells;
 4. predict H of the 28-atom twisted bilayer (21.79 deg), a structure the model never saw, and
    compare its bands with OpenMX's own ``.Band`` file on the same k-points;
-5. hold the model against the quality gate (:data:`hotham.prediction.QUALITY_GATE_MEV`): a model
+5. hold the model against the quality gate (:data:`hotham.metrics.QUALITY_GATE_MEV`): a model
    whose validation block MAE is above it is reported as not good enough for bands, and its band
    picture as no result.
 """
@@ -47,7 +47,7 @@ def run_demo(out="demo_out", data=DEFAULT_DATA, *, train: bool = False, checkpoi
     from .errors import HothamError
     from .evaluation import evaluate
     from .metrics import format_report
-    from .prediction import QUALITY_GATE_MEV, QualityWarning, quality_verdict
+    from .metrics import QUALITY_GATE_MEV, QualityWarning, quality_verdict
     from .train import TrainConfig
     from .train import train as train_model
 
@@ -131,7 +131,7 @@ def check_twisted_bilayer(model, data=DEFAULT_DATA, *, device: str = "auto") -> 
 
     data = Path(data)
     dft = io.read(data / "tbg_21.79")
-    pred = predict(model, dft, device=device, fermi_level=False)
+    pred = predict(model, dft, device=device, fermi_method=None)
     blocks = block_errors(pred, dft)
     band_file = data / "tbg_21.79" / "tbg_21.79.Band"
     kp = openmx_bands(dft.atoms, band_file)[0]

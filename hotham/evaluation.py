@@ -22,7 +22,7 @@ from .checkpoint import Predictor
 from .errors import HothamError
 from .metrics import BlockErrors, block_errors, format_report
 
-__all__ = ["evaluate", "evaluate_split", "format_evaluation", "WORST_LISTED"]
+__all__ = ["evaluate", "evaluate_split", "format_evaluation", "soc_errors", "WORST_LISTED"]
 
 #: the readable report lists this many structures, worst first (the JSON has them all)
 WORST_LISTED = 10
@@ -39,11 +39,12 @@ def evaluate(predictor: Predictor, ops, which: str | None = None) -> dict:
 def _predictions(predictor: Predictor, ops):
     """``(prediction, op)`` for each DFT operator, without the quality gate's warning: an
     evaluation measures the model's quality rather than trusting it."""
-    from .prediction import QualityWarning, predict
+    from .metrics import QualityWarning
+    from .prediction import predict
     for op in ops:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QualityWarning)
-            pred = predict(predictor, op, fermi_level=False)
+            pred = predict(predictor, op, fermi_method=None)
         yield pred, op
 
 
@@ -67,7 +68,7 @@ def evaluate_split(model, dataset, split: str = "test", *, bands: bool = False, 
     from .checkpoint import load_predictor
     from .dataset import Dataset
     from .electronic.compare import band_errors, band_file_beside
-    from .prediction import QUALITY_GATE_MEV
+    from .metrics import QUALITY_GATE_MEV
     pred = model if hasattr(model, "predict_blocks") else load_predictor(model)
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     names = list(ds.names if split == "all" else ds.split(split))
@@ -144,3 +145,24 @@ def format_evaluation(ev: dict) -> str:
                      + (f"above the {gate:g} meV quality gate: its bands are not to be trusted)" if mae > gate
                         else f"within the {gate:g} meV quality gate)"))
     return "\n".join(lines)
+
+
+def soc_errors(model, ops, kpoint=(1 / 3, 1 / 3, 0)) -> dict:
+    """Errors of a SOC model (checkpoint path or Predictor) on DFT soc operators.
+
+    Returns ``{"real_mae_meV", "imag_mae_meV"}`` (block MAE over the real / imaginary parts of
+    all spinor elements, :class:`hotham.metrics.BlockErrors`), ``"splitting"`` {source:
+    {"dft_meV", "model_meV"}} (:func:`hotham.electronic.gap.valence_splitting` at ``kpoint``, each from H(k) of its own
+    operator) and ``"splitting_max_error_meV"`` (the largest |model - DFT| over them)."""
+    from .checkpoint import load_predictor
+    from .electronic.gap import valence_splitting
+    predictor = model if hasattr(model, "predict_blocks") else load_predictor(model)
+    acc, split = BlockErrors("H"), {}
+    for pred, op in _predictions(predictor, ops):
+        acc.add(pred, op)
+        split[op.source] = {"dft_meV": 1000 * valence_splitting(op, kpoint),
+                            "model_meV": 1000 * valence_splitting(pred, kpoint)}
+    rep = acc.report()
+    return {"real_mae_meV": rep["part"]["real"]["mae"], "imag_mae_meV": rep["part"]["imag"]["mae"],
+            "splitting": split,
+            "splitting_max_error_meV": max(abs(v["model_meV"] - v["dft_meV"]) for v in split.values())}

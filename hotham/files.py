@@ -19,7 +19,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_folder", "remove_stale_temporaries", "check_outputs"]
+__all__ = ["atomic_path", "atomic_folder", "remove_stale_temporaries", "check_outputs", "source_name"]
 
 _TMP = re.compile(r"^\.tmp-(\d+)-")
 
@@ -151,3 +151,15 @@ def check_outputs(outputs, *, force: bool = False, inputs=(), hint: str = "") ->
         if not ok:
             raise OutputError(f"{out}: cannot write into {folder} (no write permission)")
     return outs
+
+
+def source_name(source) -> str:
+    """Short name of an input for output files: a folder keeps its whole name (tbg_21.79),
+    a file loses its extensions (run.scfout.gz -> run)."""
+    p = Path(source)
+    if p.is_dir():
+        return p.resolve().name
+    name = p.name
+    for ext in (".gz", ".scfout", ".h5", ".hdf5"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return name

@@ -2,6 +2,10 @@
 reads them: over the whole data set, per species pair and per orbital (shell) pair.
 
 Errors are in meV for H and dimensionless for S; blocks are matched by (i, j, R).
+
+The *quality gate* lives here too, below both the model layer (:func:`hotham.predict` warns with
+it) and the physics layer (``hotham compare`` says it): :data:`QUALITY_GATE_MEV`,
+:class:`QualityWarning` and :func:`quality_verdict`.
 """
 from __future__ import annotations
 
@@ -11,6 +15,29 @@ import numpy as np
 
 from .basis import L_LETTERS
 from .operator import BlockOperator
+
+#: the quality gate, meV: the largest validation block MAE (all elements of H) of a model whose
+#: bands can be trusted. OpenMX's bases are nearly linearly dependent (S(k) has small
+#: eigenvalues) and H(k) sums many neighbour blocks, so block errors above it turn into eV band
+#: errors.
+QUALITY_GATE_MEV = 2.0
+
+
+class QualityWarning(UserWarning):
+    """The model's validation block MAE is above :data:`QUALITY_GATE_MEV`: its bands are not to
+    be trusted (see :func:`quality_verdict`)."""
+
+
+def quality_verdict(val_block_mae_meV: float | None, model: str = "the model") -> str | None:
+    """Why a model fails the quality gate (the text of its :class:`QualityWarning`: the MAE, the
+    gate and what to do), or None when its validation block MAE (meV) is at most
+    :data:`QUALITY_GATE_MEV` or not known (None). ``model`` names it in the text."""
+    if val_block_mae_meV is None or val_block_mae_meV <= QUALITY_GATE_MEV:
+        return None
+    return (f"{model}: validation block MAE {val_block_mae_meV:.3g} meV is above the quality gate of "
+            f"{QUALITY_GATE_MEV:g} meV; block errors this large turn into eV band errors in OpenMX's nearly "
+            f"linearly dependent bases, so its bands are not to be trusted. Train longer (more --epochs / "
+            f"--max-minutes) or on more data, until the validation block MAE is below {QUALITY_GATE_MEV:g} meV.")
 
 
 def element_labels(op: BlockOperator) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:

@@ -33,15 +33,10 @@ import numpy as np
 
 from .domain import outside_domain
 from .errors import BasisError, FormatError, HothamError
+from .metrics import QUALITY_GATE_MEV, QualityWarning, quality_verdict  # noqa: F401  (re-exported)
 from .operator import BlockOperator
 
 __all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict"]
-
-#: the quality gate, meV: the largest validation block MAE (all elements of H) of a model whose
-#: bands can be trusted. OpenMX's bases are nearly linearly dependent (S(k) has small
-#: eigenvalues) and H(k) sums many neighbour blocks, so block errors above it turn into eV band
-#: errors.
-QUALITY_GATE_MEV = 2.0
 
 
 class DomainWarning(UserWarning):
@@ -53,25 +48,8 @@ class BasisWarning(UserWarning):
     made in the model's (``.dat`` basis labels, SOC data given to a spin-less model)."""
 
 
-class QualityWarning(UserWarning):
-    """The model's validation block MAE is above :data:`QUALITY_GATE_MEV`: its bands are not to
-    be trusted (see :func:`quality_verdict`)."""
-
-
-def quality_verdict(val_block_mae_meV: float | None, model: str = "the model") -> str | None:
-    """Why a model fails the quality gate (the text of its :class:`QualityWarning`: the MAE, the
-    gate and what to do), or None when its validation block MAE (meV) is at most
-    :data:`QUALITY_GATE_MEV` or not known (None). ``model`` names it in the text."""
-    if val_block_mae_meV is None or val_block_mae_meV <= QUALITY_GATE_MEV:
-        return None
-    return (f"{model}: validation block MAE {val_block_mae_meV:.3g} meV is above the quality gate of "
-            f"{QUALITY_GATE_MEV:g} meV; block errors this large turn into eV band errors in OpenMX's nearly "
-            f"linearly dependent bases, so its bands are not to be trusted. Train longer (more --epochs / "
-            f"--max-minutes) or on more data, until the validation block MAE is below {QUALITY_GATE_MEV:g} meV.")
-
-
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
-            fermi_level: bool | str = True, progress=False) -> BlockOperator:
+            fermi_method: str | None = "auto", progress=False, fermi_level=None) -> BlockOperator:
     """The predicted operator of ``source``: H (eV) from an H model, or S from an S model.
 
     model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
@@ -79,14 +57,15 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     are kept), or a bare structure (a structure file or an ase.Atoms: blocks from the PAO radii,
     S from the PAO files in ``openmx_data`` / ``$HOTHAM_OPENMX_DATA`` when named, else from the
     PAO data the model carries, or from ``overlap_model``).
-    fermi_level: find the Fermi level (eV) from the electron count on the automatic mesh
-    (:func:`hotham.electronic.automatic_mesh`) at any size: True or "auto" (dense diagonalisation
-    up to :data:`hotham.electronic.fermi.DENSE_FERMI_MAX` spin-orbitals, counting above), "dense",
-    "count", or False (none: NaN). ``meta["fermi_level_method"]`` says how it was found (or why
+    fermi_method: how to find the Fermi level (eV) from the electron count on the automatic mesh
+    (:func:`hotham.electronic.automatic_mesh`) at any size: "auto" (dense diagonalisation up to
+    :data:`hotham.electronic.fermi.DENSE_FERMI_MAX` spin-orbitals, counting above), "dense",
+    "count", or None (not at all: NaN). ``fermi_level=`` (True / False / a method) is its old
+    name, deprecated (one release). ``meta["fermi_level_method"]`` says how it was found (or why
     not: an unknown electron count gives NaN). Counting starts from the median E_F of the model's
     training cells of the same chemistry (``fermi_levels`` in the checkpoint), else from the
     atomic on-site estimate; a caller who knows a better first shift (a small cell's E_F) passes
-    ``fermi_level=False`` and calls ``find_fermi_level(op, guess=...)`` itself.
+    ``fermi_method=None`` and calls ``find_fermi_level(op, guess=...)`` itself.
     Warns (:class:`QualityWarning`) when the model fails the quality gate and (:class:`DomainWarning`)
     when the structure leaves its training domain; ``meta["model_val_block_mae_meV"]`` records the
     model's validation block MAE when the checkpoint has one.
@@ -98,8 +77,12 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     from .checkpoint import load_predictor
     from .progress import Progress
     progress = Progress.of(progress, "predict")
-    if fermi_level not in (True, False, "auto", "dense", "count"):
-        raise HothamError(f"fermi_level={fermi_level!r}: True, False, 'auto', 'dense' or 'count'")
+    if fermi_level is not None:
+        warnings.warn("predict(fermi_level=...) is deprecated: use fermi_method='auto' | 'dense' | 'count' | None",
+                      DeprecationWarning, stacklevel=2)
+        fermi_method = "auto" if fermi_level is True else None if fermi_level is False else fermi_level
+    if fermi_method not in (None, "auto", "dense", "count"):
+        raise HothamError(f"fermi_method={fermi_method!r}: 'auto', 'dense', 'count' or None")
     predictor = model if hasattr(model, "predict_blocks") else load_predictor(model, device=device)
     atoms = None
     if isinstance(source, BlockOperator):
@@ -157,14 +140,14 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     out.meta.pop("model_val_block_mae_meV", None)      # a previous model's, when op was a prediction
     if model_mae is not None:
         out.meta["model_val_block_mae_meV"] = model_mae
-    if fermi_level is not False and out.H is not None:
+    if fermi_method is not None and out.H is not None:
         with progress.stage("Fermi level from the electron count"):
             from .cell import chemistry
             # the first shift of counting: the training cells' E_F of this chemistry, if the model has it
             guess = None if np.isfinite(out.fermi_level) else \
                 (predictor.info.get("fermi_levels") or {}).get(chemistry(out.atoms))
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
-                out, "auto" if fermi_level is True else fermi_level, progress, guess)
+                out, fermi_method, progress, guess)
     return out
 
 
@@ -204,7 +187,7 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
             raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "
                              "PAO overlap cannot be computed: pass an S model (overlap_model / --overlap-model)")
         return overlap_operator(atoms, basis.labels, openmx_data=openmx_data, paos=getattr(predictor, "paos", None))
-    return predict(overlap_model, structure_operator(atoms, basis), fermi_level=False)
+    return predict(overlap_model, structure_operator(atoms, basis), fermi_method=None)
 
 
 def _fermi_level(op: BlockOperator, method: str = "auto", progress=False,

@@ -4,12 +4,13 @@ its held-out error is measured (``examples/train_model.py``, ``benchmarks/accura
 A recipe is a hotham run file ``examples/<name>.yaml`` (model, training budget, seed);
 :data:`SOURCES` names its DFT sets (DeepH folders under a data root), split ratios and spin
 treatment, the split seeded with :data:`SPLIT_SEED`. The real OpenMX sets live outside the
-repository: the data root is ``$HOTHAM_DATA``, else ``../shared/data/deeph`` beside the checkout;
-the demo's recipe trains on the cells shipped in ``data/``.
+repository: the data root is an argument (``root``, ``--data-root``) or ``$HOTHAM_DATA``; with
+neither, :func:`default_data_root` says so (:class:`~hotham.errors.HothamError`). The demo's recipe
+trains on the cells shipped in ``data/``.
 
 Spin-orbit recipes (spin "soc") are measured as well by what SOC is for: the block MAE of the
 real and imaginary parts of the spinor elements and the SOC splitting of the top valence band at
-K, model against DFT, on the held-out cells (:func:`held_out_record`, :func:`hotham.soc.soc_errors`).
+K, model against DFT, on the held-out cells (:func:`held_out_record`, :func:`hotham.evaluation.soc_errors`).
 """
 from __future__ import annotations
 
@@ -46,13 +47,17 @@ SPLIT_SEED = 0
 
 
 def default_data_root() -> Path:
-    """Where the DFT sets are: ``$HOTHAM_DATA``, else ``../shared/data/deeph`` beside the checkout."""
-    return Path(os.environ.get("HOTHAM_DATA") or _CHECKOUT.parent / "shared" / "data" / "deeph")
+    """Where the DFT sets are when no root is given: ``$HOTHAM_DATA``; HothamError without it."""
+    root = os.environ.get("HOTHAM_DATA")
+    if not root:
+        raise HothamError("no data root: give the folder holding the DFT sets (root=..., --data-root DIR) "
+                          "or set $HOTHAM_DATA")
+    return Path(root)
 
 
 def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[list[str], tuple]:
     """Build the data set of recipe ``name`` into ``out`` (hotham HDF5) from its DFT sets under
-    ``root`` (default :func:`default_data_root`; ``data/`` for the demo's recipe) and the folders
+    ``root`` (default :func:`default_data_root`: ``$HOTHAM_DATA``; ``data/`` for the demo's recipe) and the folders
     ``extra`` (more cells: the CI's small sets), split by its ratios or ``split``, with its spin
     treatment; returns (the sets, the ratios used)."""
     from .dataset import build_dataset
@@ -63,7 +68,7 @@ def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[
     root = Path(_CHECKOUT / "data" if name == "demo_model" else root or default_data_root())
     missing = [s for s in sets if not (root / s).is_dir()]
     if missing:
-        raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets, or $HOTHAM_DATA)")
+        raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets: root=..., --data-root or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
     # each set of a mixed recipe split on its own: it holds out the cells its single-set recipes
     # hold out (``extra`` cells, the CI's second cell of a one-cell set, join their set's split)
@@ -87,7 +92,7 @@ def held_out_record(checkpoint, dataset, split: str) -> dict:
     """Block errors (meV) of ``checkpoint`` on the ``split`` cells of ``dataset``: overall MAE,
     RMSE and max, MAE per species pair, and the structures (:func:`hotham.evaluation.evaluate_split`);
     for a spin-orbit data set also the MAE of the real and imaginary parts and the SOC splitting
-    at K, model and DFT per cell (:func:`hotham.soc.soc_errors`)."""
+    at K, model and DFT per cell (:func:`hotham.evaluation.soc_errors`)."""
     from .evaluation import evaluate_split
     ev = evaluate_split(checkpoint, dataset, split)
     rep = ev["report"]
@@ -103,7 +108,7 @@ def held_out_record(checkpoint, dataset, split: str) -> dict:
     from .dataset import Dataset
     with Dataset(dataset) as ds:
         if ds.spin == "soc":
-            from .soc import soc_errors
+            from .evaluation import soc_errors
             soc = soc_errors(checkpoint, [ds[n] for n in ev["structures"]])
             record.update({"held_out_real_mae_meV": soc["real_mae_meV"],
                            "held_out_imag_mae_meV": soc["imag_mae_meV"],

@@ -30,7 +30,7 @@ from .errors import HothamError
 from .operator import BlockOperator
 
 __all__ = ["angular_momentum", "spinor_index", "split_spinor", "join_spinor", "real_parts", "xi_fits",
-           "soc_split_report", "valence_splitting",
+           "soc_split_report",
            "PAULI"]
 
 #: sigma_0, sigma_x, sigma_y, sigma_z
@@ -175,38 +175,3 @@ def soc_split_report(ops) -> dict:
             "xi_fit": {k: {"M_norm": v["M"] ** 0.5, "residual": (v["res"] / v["M"]) ** 0.5 if v["M"] else 0.0}
                        for k, v in fit.items()},
             "onsite_xi_eV": onsite_xi}
-
-
-def valence_splitting(op: BlockOperator, kpoint=(1 / 3, 1 / 3, 0)) -> float:
-    """Spin-orbit splitting (eV) of the top valence band at ``kpoint`` (fractional; default K of
-    a hexagonal cell): the energy of the highest occupied spinor band minus the one below it,
-    the valence band count from the electron count (one electron per spinor band)."""
-    from .electronic.fermi import electron_count
-    from .electronic.solve import eigenvalues
-    if op.spin != "soc":
-        raise HothamError(f"{op.source or 'operator'}: a spin-orbit splitting needs spinor H (spin soc, not {op.spin})")
-    n = int(round(electron_count(op)))
-    e = np.asarray(eigenvalues(op, [kpoint])).reshape(-1)
-    return float(e[n - 1] - e[n - 2])
-
-
-def soc_errors(model, ops, kpoint=(1 / 3, 1 / 3, 0)) -> dict:
-    """Errors of a SOC model (checkpoint path or Predictor) on DFT soc operators.
-
-    Returns ``{"real_mae_meV", "imag_mae_meV"}`` (block MAE over the real / imaginary parts of
-    all spinor elements, :class:`hotham.metrics.BlockErrors`), ``"splitting"`` {source:
-    {"dft_meV", "model_meV"}} (:func:`valence_splitting` at ``kpoint``, each from H(k) of its own
-    operator) and ``"splitting_max_error_meV"`` (the largest |model - DFT| over them)."""
-    from .evaluation import _predictions
-    from .metrics import BlockErrors
-    from .checkpoint import load_predictor
-    predictor = model if hasattr(model, "predict_blocks") else load_predictor(model)
-    acc, split = BlockErrors("H"), {}
-    for pred, op in _predictions(predictor, ops):
-        acc.add(pred, op)
-        split[op.source] = {"dft_meV": 1000 * valence_splitting(op, kpoint),
-                            "model_meV": 1000 * valence_splitting(pred, kpoint)}
-    rep = acc.report()
-    return {"real_mae_meV": rep["part"]["real"]["mae"], "imag_mae_meV": rep["part"]["imag"]["mae"],
-            "splitting": split,
-            "splitting_max_error_meV": max(abs(v["model_meV"] - v["dft_meV"]) for v in split.values())}

@@ -19,11 +19,11 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .baseline import OnsiteBaseline
 from .checkpoint import Predictor, resolve_device
@@ -31,7 +31,7 @@ from .domain import training_domain
 from .errors import BasisError, HothamError
 from .evaluation import evaluate
 from .files import atomic_path, check_outputs
-from .graphs import GraphStore, Structures, GraphBuilder
+from .training_graphs import GraphStore, Structures, GraphBuilder
 
 
 class TrainingError(HothamError):
@@ -48,9 +48,26 @@ class TrainConfig(BaseModel):
     moving average of the weights is what is validated and saved. The band-energy loss
     (:mod:`hotham.band_loss`) joins the block loss from epoch ``band_start`` on with weight
     ``band_weight``: HamGNN's second stage, once the blocks have converged.
+    ``band_half_width`` was ``band_window`` before (still read, with a DeprecationWarning, for one
+    release: :attr:`renamed_fields`).
     """
 
     model_config = ConfigDict(extra="forbid")
+    #: old field name -> new one: old names are still read (run files, checkpoints, ``--band-window``)
+    renamed_fields: ClassVar[dict] = {"band_window": "band_half_width"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict) and any(old in data for old in cls.renamed_fields):
+            import warnings
+            data = dict(data)
+            for old, new in cls.renamed_fields.items():
+                if old in data:
+                    warnings.warn(f"TrainConfig: {old!r} is deprecated, use {new!r}", DeprecationWarning, stacklevel=2)
+                    value = data.pop(old)
+                    data.setdefault(new, value)
+        return data
 
     epochs: int = Field(100, description="passes over the training split")
     lr: float = Field(5e-3, description="Adam learning rate")
@@ -73,7 +90,7 @@ class TrainConfig(BaseModel):
     band_weight: float = Field(0.0, description="weight of the band-energy loss (eV) added to the block loss")
     band_start: int = Field(1, description="first epoch of the band-energy loss")
     band_kpoints: int = Field(4, description="random k-points per structure and step of the band-energy loss")
-    band_window: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
+    band_half_width: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
     cache_gb: float | None = Field(None, description="memory (GB) for cached graphs; beyond it structures are read "
                                                      "and graphs built at every step (none: cache all)")
     workers: int = Field(0, description="DataLoader processes that build the graphs not cached")
@@ -580,7 +597,7 @@ def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBas
     """:class:`~hotham.band_loss.BandLoss` of every training structure (float64, on ``device``);
     the network predicts H minus the on-site baseline, which the loss adds back."""
     from .band_loss import BandLoss
-    return {n: BandLoss(ops[n], (-cfg.band_window, cfg.band_window), offset=baseline.flat(ops[n]), device=device)
+    return {n: BandLoss(ops[n], (-cfg.band_half_width, cfg.band_half_width), offset=baseline.flat(ops[n]), device=device)
             for n in names}
 
 

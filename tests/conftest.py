@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase.build import graphene
+from ase.build import graphene as graphene_sheet
 
 from hotham.basis import Basis
 from hotham.operator import BlockOperator
@@ -42,17 +42,44 @@ def openmx_data() -> Path:
     return need_openmx_data()
 
 
+def edges_operator(atoms, basis, rmax=1, spin="none") -> BlockOperator:
+    """An operator without blocks on all (i, j, R) with |R_a| <= rmax in-plane."""
+    n = len(atoms)
+    Rs = list(itertools.product(range(-rmax, rmax + 1), range(-rmax, rmax + 1), [0]))
+    ei, ej, eR = zip(*[(i, j, R) for i in range(n) for j in range(n) for R in Rs])
+    return BlockOperator(atoms, basis, np.array(ei), np.array(ej), np.array(eR), spin=spin)
+
+
+def graphene_op() -> BlockOperator:
+    """Graphene's edges (no blocks), moved off the symmetric position: no accidental zeros."""
+    atoms = graphene_sheet(a=2.46, vacuum=7.5)
+    atoms.pbc = True
+    atoms.positions += [0.1, -0.2, 0.3]
+    return edges_operator(atoms, Basis({"C": (0, 0, 1, 1, 2)}))
+
+
+@pytest.fixture(scope="module")
+def graphene():
+    """The primitive graphene OpenMX run of tests/data/openmx."""
+    import hotham.io as hio
+    return hio.read(DATA / "openmx" / "graphene_prim")
+
+
+@pytest.fixture(scope="module")
+def mos2():
+    """The primitive MoS2 OpenMX run of tests/data/openmx."""
+    import hotham.io as hio
+    return hio.read(DATA / "openmx" / "mos2_prim")
+
+
 def random_operator(atoms=None, basis=None, rmax=1, seed=0, spin="none") -> BlockOperator:
     """A random but exactly Hermitian operator on all (i, j, R) with |R_a| <= rmax in-plane."""
     rng = np.random.default_rng(seed)
     if atoms is None:
-        atoms = graphene(a=2.46, vacuum=7.5)
+        atoms = graphene_sheet(a=2.46, vacuum=7.5)
         atoms.pbc = True
     basis = basis or Basis({"C": (0, 0, 1, 1, 2)})
-    n = len(atoms)
-    Rs = [R for R in itertools.product(range(-rmax, rmax + 1), range(-rmax, rmax + 1), [0])]
-    ei, ej, eR = zip(*[(i, j, R) for i in range(n) for j in range(n) for R in Rs])
-    op = BlockOperator(atoms, basis, np.array(ei), np.array(ej), np.array(eR), spin=spin)
+    op = edges_operator(atoms, basis, rmax, spin=spin)
     nnz = op.nnz
     H = rng.normal(size=op.h_shape) if spin != "soc" else rng.normal(size=op.h_shape) + 1j * rng.normal(size=op.h_shape)
     S = rng.normal(size=nnz) * 0.05
@@ -90,3 +117,13 @@ def graphene_deeph(tmp) -> Path:
     for name in ("bilayer_graphene_slid_1x1", "graphene_mono_2x2"):
         (root / name).symlink_to(DATA / "deeph" / name, target_is_directory=True)
     return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A hotham data set of the two graphene sets of tests/data/deeph (:func:`graphene_deeph`),
+    split 0.5 / 0.5 / 0 with seed 0 (a module may define its own ``dataset``)."""
+    from hotham.dataset import build_dataset
+    path = tmp_path_factory.mktemp("ds") / "set.h5"
+    build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
+    return path

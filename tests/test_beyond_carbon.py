@@ -31,7 +31,7 @@ def _model_and_dft(model: str, cell: str):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DomainWarning)          # the held-out cell lies in the training domain
         warnings.simplefilter("ignore", QualityWarning)        # the gaps below are the check here
-        pred = hotham.predict(MODELS / model, dft, fermi_level=False)
+        pred = hotham.predict(MODELS / model, dft, fermi_method=None)
     return pred, dft
 
 
@@ -70,14 +70,14 @@ def test_predict_counts_the_fermi_level_above_the_threshold(model, cell, monkeyp
     dft = hotham.io.read(DEEPH / cell)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QualityWarning)
-        dense = hotham.predict(MODELS / model, dft, fermi_level="dense")
+        dense = hotham.predict(MODELS / model, dft, fermi_method="dense")
         monkeypatch.setattr(fermi, "DENSE_FERMI_MAX", dft.n_orbitals - 1)
         counted = hotham.predict(MODELS / model, dft)
     assert "dense" in dense.meta["fermi_level_method"]
     assert "counting" in counted.meta["fermi_level_method"], counted.meta["fermi_level_method"]
     assert counted.fermi_level == pytest.approx(dense.fermi_level, abs=1e-6)
-    with pytest.raises(HothamError, match="fermi_level"):
-        hotham.predict(MODELS / model, dft, fermi_level="bisect")
+    with pytest.raises(HothamError, match="fermi_method"):
+        hotham.predict(MODELS / model, dft, fermi_method="bisect")
 
 
 def test_band_gap_reads_edges_from_a_window_or_the_electron_count():

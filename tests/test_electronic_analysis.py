@@ -20,16 +20,6 @@ from hotham.errors import FormatError, HothamError
 DATA = Path(__file__).parent / "data" / "openmx"
 
 
-@pytest.fixture(scope="module")
-def graphene():
-    return hio.read(DATA / "graphene_prim")
-
-
-@pytest.fixture(scope="module")
-def mos2():
-    return hio.read(DATA / "mos2_prim")
-
-
 def test_auto_path_is_in_plane_for_slabs(graphene):
     assert slab_axis(graphene.atoms) == 2
     kp = band_path(graphene.atoms, npoints=60)
@@ -234,7 +224,7 @@ def test_reports_write_hdf5_without_pyplot(tmp_path):
     run = str(DATA / "graphene_prim")
     code = f"""
 import sys
-from hotham.electronic.report import write_bands, write_comparison, write_dos
+from hotham.electronic.result_files import write_bands, write_comparison, write_dos
 write_bands({run!r}, {str(tmp_path / "b")!r}, npoints=20, data="h5")
 write_dos({run!r}, {str(tmp_path / "d")!r}, mesh=4, project="species", data="h5", format="pdf")
 print(write_comparison({run!r}, {run!r}, {str(tmp_path / "c")!r}, path="openmx", data="h5"))
@@ -306,11 +296,11 @@ def test_sparse_bands_report_progress_per_kpoint(tmp_path, graphene, capsys, mon
 
 def test_cli_partial_bands_are_points(tmp_path, monkeypatch):
     """`hotham bands --n 4` draws points, not lines joining the i-th nearest state at each k."""
-    import hotham.electronic.report as report
+    import hotham.electronic.result_files as result_files
     from hotham.cli import main
     drawn = []
-    real = report.plot_bands
-    monkeypatch.setattr(report, "plot_bands", lambda ax, bands, **kw: drawn.append(real(ax, bands, **kw)))
+    real = result_files.plot_bands
+    monkeypatch.setattr(result_files, "plot_bands", lambda ax, bands, **kw: drawn.append(real(ax, bands, **kw)))
     assert main(["bands", str(DATA / "graphene_prim"), "--n", "4", "--npoints", "20", "-o", str(tmp_path / "b")]) == 0
     ax = drawn[0]
     assert sum(line.get_marker() == "o" for line in ax.lines) == 4

@@ -92,7 +92,7 @@ def test_tiled_soc_and_collinear_fold():
         assert np.abs(e_sup - e_prim).max() < 1e-6, run
 
 
-@pytest.mark.parametrize("eigensolver", ["block", "arpack"])
+@pytest.mark.parametrize("eigensolver", ["davidson", "arpack"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sparse_equals_dense_near_fermi_on_supercell(backend, eigensolver):
     op = hio.read(DATA / "mos2_prim")
@@ -126,7 +126,7 @@ def test_sparse_equals_dense_near_fermi_on_supercell(backend, eigensolver):
 def test_block_solver_converges_with_an_inexact_inverse():
     """Interior eigenpairs of a dense pencil, preconditioned by the inverse of a perturbed K:
     the exact residuals must still drive the eigenpairs to LAPACK's (to 1e-8)."""
-    from hotham.electronic.block import TOL, TOL_VECTORS, block_shift_invert
+    from hotham.electronic.davidson import TOL, TOL_VECTORS, davidson_shift_invert
     rng = np.random.default_rng(5)
     n = 400
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
@@ -143,12 +143,12 @@ def test_block_solver_converges_with_an_inexact_inverse():
     Kp = K + 1e-3 * np.abs(K).max() * (lambda E: E + E.T)(rng.standard_normal((n, n)))   # wrong "factor"
     Kinv = np.linalg.inv(Kp)
     info = {}
-    e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, info=info)     # eigenvalue tolerance
+    e, c = davidson_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, info=info)     # eigenvalue tolerance
     assert np.abs(e - e_ref).max() < 1e-8
     assert np.allclose(c.T @ S @ c, np.eye(12), atol=1e-10)
     assert np.abs(H @ c - S @ c * e).max() < TOL
     assert info["iterations"] > 1 and info["inverse_columns"] >= 12
-    e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, tol=TOL_VECTORS)  # eigenvector tolerance
+    e, c = davidson_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, tol=TOL_VECTORS)  # eigenvector tolerance
     assert np.abs(e - e_ref).max() < 1e-10
     assert np.abs(H @ c - S @ c * e).max() < 1e-6
 
@@ -157,7 +157,7 @@ def test_block_solver_takes_states_from_both_sides_of_the_shift():
     """``below``: the nearest states under the shift and over it, however unequal their
     distances (a shift in a gap, ten times nearer the lower edge, where the twelve nearest
     states all lie below): LAPACK's, each side."""
-    from hotham.electronic.block import block_shift_invert
+    from hotham.electronic.davidson import davidson_shift_invert
     rng = np.random.default_rng(7)
     n = 400
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
@@ -175,7 +175,7 @@ def test_block_solver_takes_states_from_both_sides_of_the_shift():
     for below in (5, 12, 0):
         info = {}
         # a small search space: thick restarts (on RESTART_KEEP x block Ritz vectors) on the way
-        e, c = block_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, below=below, maxdim=40, info=info)
+        e, c = davidson_shift_invert(H, S, shift, 12, lambda b: Kinv @ b, below=below, maxdim=40, info=info)
         want = np.concatenate([under[len(under) - below:], over[:12 - below]])
         assert np.abs(e - want).max() < 1e-8, below
         assert np.allclose(c.T @ S @ c, np.eye(12), atol=1e-10)
@@ -227,7 +227,7 @@ def test_preconditioner_without_far_tails_keeps_exact_eigenvalues(backend):
     drop = asm.small_pair_mask(shift, 1e-4)
     assert drop is not None and 0.05 < drop.mean() < 0.3       # the outer shell, not more
     assert asm.small_pair_mask(shift, 0.0) is None
-    si = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="block", drop_tol=1e-4)
+    si = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="davidson", drop_tol=1e-4)
     for q, k in enumerate(ks):
         e, c = si.solve(k, 16, vectors=True)
         assert si.info["factored_nnz"] < (0.85 if backend == "pardiso" else 1.0) * si.info["nnz"]
@@ -235,7 +235,7 @@ def test_preconditioner_without_far_tails_keeps_exact_eigenvalues(backend):
         H, S = asm.H(k), asm.S(k)
         assert np.abs(H @ c - (S @ c) * e).max() < 1e-6     # eigenvector tolerance with vectors=True
     # without dropping: the same eigenvalues from the full factor
-    full = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="block", drop_tol=0.0)
+    full = ShiftInvert(sup, shift, asm, backend=backend, eigensolver="davidson", drop_tol=0.0)
     e0, _ = full.solve(ks[1], 16)
     assert full.info["factored_nnz"] > si.info["factored_nnz"]
     assert np.abs(e0 - ed[1]).max() < 1e-8
@@ -245,7 +245,7 @@ def test_slot_selection_and_sparse_product():
     """Upper-triangle selection of H - shift S equals scipy's triu; the threaded CSR product
     equals scipy's for real and complex blocks of vectors."""
     import scipy.sparse as sp
-    from hotham.electronic.block import sparse_product
+    from hotham.electronic.davidson import sparse_product
     from hotham.electronic.hk import SlotSelection
     op = _soft(random_operator(seed=2))
     asm = Assembler(op)

@@ -83,7 +83,7 @@ def test_a_model_without_pao_data_says_how_to_add_it(no_openmx_data, tmp_path):
     path = _without_pao(MODELS / "bilayer_graphene.pt", tmp_path / "old.pt")
     atoms = io.read(TBG).atoms
     with pytest.raises(pao_mod.OpenMXDataNotFound, match="embed-basis"):
-        hotham.predict(path, atoms, fermi_level=False)
+        hotham.predict(path, atoms, fermi_method=None)
     before = path.read_bytes()
     assert main(["model", "embed-basis", str(path)]) == 2          # no files to read: nothing written
     assert path.read_bytes() == before and not list(tmp_path.glob(".tmp*"))

@@ -11,10 +11,9 @@ import scipy.linalg as sla
 
 from hotham.electronic import Assembler, ShiftInvert, eigenvalues, find_fermi_level, solve, tile
 from hotham.electronic.factor import have_pardiso
-from hotham.electronic.fermi import (K_B, WINDOW_KT, count_root, electron_count, fermi_level,
+from hotham.electronic.fermi import (K_B, SLICE_KT, count_root, electron_count, fermi_level,
                                     irreducible_kpoints, monkhorst_pack)
-from hotham.electronic.solve import SolverError
-from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
+from hotham.electronic.shift_invert import SolverError
 
 BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
 
@@ -52,9 +51,9 @@ def test_inertia_counts_bands_below_the_shift(mos2, backend, k):
     np.testing.assert_allclose(vals, np.sort(e[np.argsort(np.abs(e - si.shift))[:6]]), atol=1e-7)
 
 
-def test_a_wider_window_reuses_the_factor(mos2):
-    """A second solve at the same k and shift (the counting method widening a window) takes the
-    last factor again and starts from the last window's vectors; another shift or k factorises."""
+def test_a_wider_slice_reuses_the_factor(mos2):
+    """A second solve at the same k and shift (the counting method widening a slice) takes the
+    last factor again and starts from the last slice's vectors; another shift or k factorises."""
     op = tile(mos2, (3, 3, 1))
     si = ShiftInvert(op, mos2.fermi_level + 0.011, inertia=True)
     few, _ = si.solve([0, 0, 0], 6)
@@ -68,23 +67,23 @@ def test_a_wider_window_reuses_the_factor(mos2):
     assert si.info["factorised"] is True
 
 
-def test_windows_widen_without_factorising_again(graphene):
-    """At 3000 K (kT = 0.26 eV) the windows must reach 16 kT = 4 eV beyond E_F, so the counting
-    method widens the first window at its shift: one factorisation for both, and the E_F of the
+def test_slices_widen_without_factorising_again(graphene):
+    """At 3000 K (kT = 0.26 eV) the slices must reach 16 kT = 4 eV beyond E_F, so the counting
+    method widens the first slice at its shift: one factorisation for both, and the E_F of the
     dense spectrum."""
     big = tile(graphene, (4, 4, 1))
     info = {}
     ef = find_fermi_level(big, (1, 1, 1), method="count", temperature=3000.0, info=info)
-    # to the tails beyond WINDOW_KT (e^-16 of a state each): E_F lies in a 4 eV (16 kT) gap at
-    # Gamma, where the electron count changes by only 0.02 per eV, so a window's tail of 1e-8
-    # electrons moves it by ~1e-6 eV (measured 0.9e-6 eV with windows reaching 18.8 kT below E_F)
+    # to the tails beyond SLICE_KT (e^-16 of a state each): E_F lies in a 4 eV (16 kT) gap at
+    # Gamma, where the electron count changes by only 0.02 per eV, so a slice's tail of 1e-8
+    # electrons moves it by ~1e-6 eV (measured 0.9e-6 eV with slices reaching 18.8 kT below E_F)
     assert ef == pytest.approx(find_fermi_level(big, (1, 1, 1), method="dense", temperature=3000.0), abs=3e-6)
-    assert info["windows"].shape[1] > 16 and len(info["shifts"]) >= 2
+    assert info["slices"].shape[1] > 16 and len(info["shifts"]) >= 2
     assert info["factorisations"] == 1
 
 
 def test_a_shift_on_a_known_eigenvalue_moves_before_factorising(graphene):
-    """Graphene 24 x 24 at Gamma holds K: E_F sits on the four Dirac states, so a window asked
+    """Graphene 24 x 24 at Gamma holds K: E_F sits on the four Dirac states, so a slice asked
     at E_F must move off them. The eigenvalues already known tell where, before factorising:
     3 factorisations where finding the eigenvalue first took 4; E_F that of the folded mesh."""
     big = tile(graphene, (24, 24, 1))
@@ -96,8 +95,8 @@ def test_a_shift_on_a_known_eigenvalue_moves_before_factorising(graphene):
 
 def test_a_shift_near_one_band_edge_sees_both(mos2):
     """A first shift in the gap of an insulator but 0.1 eV above its valence edge (the gap is
-    2.3 eV): the window takes its states from both sides of the shift, so it holds the
-    conduction edge too and one factorisation gives E_F, the middle of the gap (a window of the
+    2.3 eV): the slice takes its states from both sides of the shift, so it holds the
+    conduction edge too and one factorisation gives E_F, the middle of the gap (a slice of the
     nearest states, all valence, needed a second shift across the gap)."""
     big = tile(mos2, (4, 4, 1))
     e = np.sort(eigenvalues(mos2, monkhorst_pack(mos2.atoms, (4, 4, 1))).ravel())
@@ -138,15 +137,15 @@ def test_counting_equals_folded_primitive_and_dense(system, backend, n, request)
         vbm, cbm = info["band_edges"]           # E_F in the middle of the gap
         assert cbm - vbm > (1.0 if system == "mos2" else 0.1) and ef == pytest.approx(0.5 * (vbm + cbm))
     else:
-        assert info["window_kT"] >= WINDOW_KT          # a semimetal: Fermi-Dirac inside complete windows
+        assert info["slice_kT"] >= SLICE_KT          # a semimetal: Fermi-Dirac inside complete slices
 
 
-def test_windows_reaching_window_kt_give_the_fermi_level(graphene):
-    """The counting method takes E_F from windows of eigenvalues once the interval they certify
-    reaches WINDOW_KT kT beyond it on both sides (states below full, above empty). Graphene's
+def test_slices_reaching_slice_kt_give_the_fermi_level(graphene):
+    """The counting method takes E_F from slices of eigenvalues once the interval they certify
+    reaches SLICE_KT kT beyond it on both sides (states below full, above empty). Graphene's
     bands on the 72 x 72 mesh (those of the 10^4-atom tile at Gamma): every run of consecutive
     bands whose neighbours outside lie that far from the E_F it gives, gives the E_F of all
-    bands to 1e-7 eV. At 8 kT a window from the Dirac point up (nothing within 8.7 kT below it)
+    bands to 1e-7 eV. At 8 kT a slice from the Dirac point up (nothing within 8.7 kT below it)
     was 49 ueV off, as the 72 x 72 tile was."""
     e = np.sort(eigenvalues(graphene, monkhorst_pack(graphene.atoms, (72, 72, 1))).ravel())
     n_el = electron_count(graphene) * 72 * 72
@@ -155,7 +154,7 @@ def test_windows_reaching_window_kt_give_the_fermi_level(graphene):
     for m in (16, 32, 64, 128):
         for nb in range(i0 - m, i0 + 1):
             mu = fermi_level(e[None, nb:nb + m], n_el, n_below=[nb])
-            if min(mu - e[nb - 1], e[nb + m] - mu) >= WINDOW_KT * kT:
+            if min(mu - e[nb - 1], e[nb + m] - mu) >= SLICE_KT * kT:
                 assert mu == pytest.approx(full, abs=1e-7), (m, nb - i0)
                 taken += 1
     assert taken > 20
@@ -237,9 +236,9 @@ def test_count_root_on_a_level_of_many_bands_and_with_none():
 
 @pytest.mark.parametrize("cell, mesh", [("openmx/mos2_prim", (3, 3, 1)), ("deeph/mos2_bilayer_slid_1x1/001", (1, 1, 1)),
                                         ("deeph/graphene_hbn_slid_1x1/001", (3, 3, 1))])
-def test_counting_from_the_on_site_estimate_finds_gaps_wider_than_a_window(cell, mesh):
+def test_counting_from_the_on_site_estimate_finds_gaps_wider_than_a_slice(cell, mesh):
     """No first shift (the atomic on-site estimate, eV from E_F) on 4x4 tiles: at some k the gap is
-    wider than the 16 eigenvalues nearest any one shift reach (MoS2 at Gamma, a window entirely
+    wider than the 16 eigenvalues nearest any one shift reach (MoS2 at Gamma, a slice entirely
     below or above it); the count still settles, bands N-1 and N searched per k-point, and gives
     the E_F of all bands."""
     import hotham.io
@@ -253,10 +252,10 @@ def test_counting_from_the_on_site_estimate_finds_gaps_wider_than_a_window(cell,
         assert cbm - vbm > 1.0 and ef == pytest.approx(0.5 * (vbm + cbm))
 
 
-def test_fermi_level_window_and_gap_rules(mos2):
+def test_fermi_level_slice_and_gap_rules(mos2):
     e = eigenvalues(mos2, monkhorst_pack(mos2.atoms, 5))
     full = fermi_level(e, 26.0)
-    # the same answer from windows of the spectrum with the bands below them counted
+    # the same answer from slices of the spectrum with the bands below them counted
     cut = 5
     assert fermi_level(e[:, cut:], 26.0, n_below=np.full(len(e), cut)) == pytest.approx(full, abs=1e-12)
     vbm, cbm = e[:, 12].max(), e[:, 13].min()
@@ -282,29 +281,34 @@ def test_band_edges_sparse_equal_dense(system, request):
 
 def test_band_edges_past_a_folded_cluster(mos2):
     # 9x9 MoS2 at Gamma, E_F mid-gap, folded states clustered at both edges (8 within 3 meV):
-    # a window of the states nearest E_F certified only the second conduction state, and took
-    # three shifts (past the cluster and back into the gap); a window that takes its states from
+    # a slice of the states nearest E_F certified only the second conduction state, and took
+    # three shifts (past the cluster and back into the gap); a slice that takes its states from
     # each side of E_F holds both edges at once, from one factorisation
     big = tile(mos2, (9, 9, 1))
     big.fermi_level = find_fermi_level(mos2, (9, 9, 1))
     sparse = solve(big, [[0, 0, 0]], n_below=4, n_above=4, method="sparse")
     dense = eigenvalues(big, [[0, 0, 0]], n_below=4, n_above=4, method="dense")
     np.testing.assert_allclose(sparse.energies, dense, atol=1e-6)
-    (windows,) = sparse.windows
-    assert len(windows) == 1 and windows[0]["shift"] == big.fermi_level
-    assert windows[0]["t_factor"] > 0 and windows[0]["iterations"] >= 1
+    (slices,) = sparse.slices
+    assert len(slices) == 1 and slices[0]["shift"] == big.fermi_level
+    assert slices[0]["t_factor"] > 0 and slices[0]["iterations"] >= 1
 
 
-def test_cli_bands_edges(tmp_path):
+def test_cli_bands_band_edges(tmp_path, capsys):
     from pathlib import Path
 
     from hotham.cli import main
     run = Path(__file__).parent / "data" / "openmx" / "mos2_prim"
-    assert main(["bands", str(run), "--edges", "2", "3", "--npoints", "12", "--quiet", "-o", str(tmp_path / "b")]) == 0
+    assert main(["bands", str(run), "--band-edges", "2", "3", "--npoints", "12", "--quiet", "-o", str(tmp_path / "b")]) == 0
     data = np.loadtxt(tmp_path / "b.txt")
     assert data.shape == (len(data), 4 + 5)
     fermi = float(open(tmp_path / "b.txt").readline().split()[-1])
     assert np.all(data[:, 4:6] < fermi) and np.all(data[:, 6:] > fermi)       # the valence and conduction edges
+    assert "deprecated" not in capsys.readouterr().err
+    # the old flag, for one release: the same numbers, and a deprecation message
+    assert main(["bands", str(run), "--edges", "2", "3", "--npoints", "12", "--quiet", "-o", str(tmp_path / "o")]) == 0
+    assert "DeprecationWarning: --edges is deprecated" in capsys.readouterr().err
+    assert np.array_equal(np.loadtxt(tmp_path / "o.txt"), data)
 
 
 @pytest.mark.parametrize("run, reps", [("graphene_prim_spin", (3, 3, 1)), ("mos2_prim_soc", (2, 2, 1))])
@@ -333,12 +337,12 @@ def test_analysis_predicts_the_factorisation(mos2, k):
 
 @pytest.mark.skipif(not have_pardiso(), reason="an inexact factor: PARDISO's single precision (pip install pypardiso)")
 def test_counting_where_the_spectrum_is_denser_than_the_margin(graphene, monkeypatch):
-    """At 10^4 atoms eigenvalues lie closer than INERTIA_MARGIN across whole windows (graphene
+    """At 10^4 atoms eigenvalues lie closer than INERTIA_MARGIN across whole slices (graphene
     72x72 failed so, from the on-site estimate at -11.6 eV); a margin of 3 eV does the same to a
-    3x3 tile (its windows hold a gap of 4 eV, not of 6). Counts made while the shift moves are
+    3x3 tile (its slices hold a gap of 4 eV, not of 6). Counts made while the shift moves are
     used as they are, those the answer rests on come from the exact factor, and E_F is the dense one."""
     import importlib
-    monkeypatch.setattr(importlib.import_module("hotham.electronic.solve"), "INERTIA_MARGIN", 3.0)
+    monkeypatch.setattr(importlib.import_module("hotham.electronic.shift_invert"), "INERTIA_MARGIN", 3.0)
     big = tile(graphene, (3, 3, 1))
     big.fermi_level = float("nan")          # the on-site estimate, far from E_F
     info = {}
@@ -373,7 +377,7 @@ def test_counting_at_ten_thousand_atoms_equals_folded_primitive(system, n, reque
     72x72 (10368 atoms, 134784 orbitals; Gamma of the tile holds K, so E_F sits on the Dirac
     point) and MoS2 58x58 (10092 atoms, 151380 orbitals; an insulator, E_F mid-gap). The tile's
     E_F from the inertia of its Gamma-point factorisations equals the primitive cell's on the
-    folded n x n mesh, found dense, to 1e-6 eV (a band miscounted would move it by ~kT; windows
+    folded n x n mesh, found dense, to 1e-6 eV (a band miscounted would move it by ~kT; slices
     reaching 8 kT instead of 16 left it 49 ueV off at 72 x 72). Times, memory and the measured
     differences: benchmarks/fermi_count.py (RESULTS.md, fermi-count*)."""
     prim = request.getfixturevalue(system)

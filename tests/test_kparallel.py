@@ -65,7 +65,7 @@ def test_band_edges_in_processes_keep_warm_starts_inside_chunks(mos2_2x2):
     np.testing.assert_allclose(par.energies, dense, atol=1e-7)
     # every k's windows come back, in the order of k, each starting at E_F
     for run in (serial, par):
-        assert len(run.windows) == len(k) and all(w[0]["shift"] == mos2_2x2.fermi_level for w in run.windows)
+        assert len(run.slices) == len(k) and all(w[0]["shift"] == mos2_2x2.fermi_level for w in run.slices)
 
 
 def test_a_small_memory_budget_means_fewer_processes(mos2_2x2):

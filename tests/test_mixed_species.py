@@ -44,7 +44,7 @@ def test_one_batch_of_three_chemistries_trains_and_predicts_blocks(mixed_model):
             op = ds[name]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", QualityWarning)      # a one-epoch model
-                pred = hotham.predict(predictor, op, fermi_level=False)
+                pred = hotham.predict(predictor, op, fermi_method=None)
             assert pred.H.shape == op.H.shape and np.isfinite(pred.H).all()
             sym = op.atoms.get_chemical_symbols()
             for e in range(0, op.n_edges, 7):

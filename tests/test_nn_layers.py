@@ -102,10 +102,7 @@ def test_scatter_mean():
 
 
 def _graphene():
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_nn_model import graphene_op
+    from conftest import graphene_op
     return graphene_op()
 
 

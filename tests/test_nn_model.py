@@ -1,7 +1,6 @@
 """Hot-Ham network, float64 with random weights: E(3) equivariance of every predicted block
 (rotation + inversion, via hotham.so3.rotate_operator), translation and permutation invariance,
 exact Hermiticity, mixed species in one batch, config round trip."""
-import itertools
 import json
 import warnings
 
@@ -9,30 +8,15 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import graphene
 
 from hotham import so3
 from hotham.basis import Basis
 from hotham.nn import HotHam, HotHamConfig
 from hotham.operator import BlockOperator
 
-from conftest import model_prediction
+from conftest import edges_operator as _edges_op, graphene_op, model_prediction
 
 pytestmark = pytest.mark.usefixtures("float64")  # exactness checks run in float64
-
-
-def _edges_op(atoms, basis, rmax=1):
-    n = len(atoms)
-    Rs = list(itertools.product(range(-rmax, rmax + 1), range(-rmax, rmax + 1), [0]))
-    ei, ej, eR = zip(*[(i, j, R) for i in range(n) for j in range(n) for R in Rs])
-    return BlockOperator(atoms, basis, np.array(ei), np.array(ej), np.array(eR))
-
-
-def graphene_op():
-    atoms = graphene(a=2.46, vacuum=7.5)
-    atoms.pbc = True
-    atoms.positions += [0.1, -0.2, 0.3]  # off the symmetric position: no accidental zeros
-    return _edges_op(atoms, Basis({"C": (0, 0, 1, 1, 2)}))
 
 
 def mos2_op():

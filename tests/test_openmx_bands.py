@@ -64,9 +64,16 @@ def test_band_check_can_fail(ops):
     """The band comparison detects a wrong Hamiltonian: dropping the R != 0 blocks beyond
     nearest cells, or a 1 meV shift of one on-site element, shows up."""
     op = ops["graphene_prim"]
+    band = OPENMX / "graphene_prim" / "graphene_prim.Band"
     bad = op.copy()
     bad.h_block(op.onsite_edges()[0])[0, 0] += 1e-3
-    assert band_deviation(bad, OPENMX / "graphene_prim" / "graphene_prim.Band") > 1e-4
+    assert band_deviation(bad, band) > 1e-4
+    far = np.flatnonzero(np.abs(op.edge_R).max(axis=1) > 1)          # beyond the nearest cells
+    assert len(far) > 0
+    dropped = op.copy()
+    for e in far:
+        dropped.h_block(e)[...] = 0.0
+    assert band_deviation(dropped, band) > 1e-4
 
 
 @pytest.mark.parametrize("run", BAND_RUNS)

@@ -20,7 +20,6 @@ from hotham.files import check_outputs
 from hotham.train import TrainConfig, last_state_path, train
 
 from conftest import DATA
-from test_train import dataset  # noqa: F401  (the graphene data set fixture)
 
 TINY = dict(lmax=4, channels=4, layers=1, hidden=8, n_radial=4)
 GRAPHENE = DATA / "openmx" / "graphene_prim"
@@ -203,7 +202,7 @@ def test_empty_validation_split_gives_no_validation_mae(tmp_path):
     pred = load_predictor(tmp_path / "m.pt")
     assert pred.val_block_mae_meV is None           # not the training MAE
     with pytest.warns(QualityWarning, match="empty validation split"):
-        predict(pred, io.read(BILAYER), fermi_level=False)
+        predict(pred, io.read(BILAYER), fermi_method=None)
 
 
 def test_soc_data_and_foreign_basis_labels_are_named(model):
@@ -213,11 +212,11 @@ def test_soc_data_and_foreign_basis_labels_are_named(model):
     op = io.read(BILAYER)
     soc = op.with_blocks(H=join_spinor(op, op.H, np.zeros((3, op.nnz))), S=op.S, spin="soc")
     with pytest.warns(BasisWarning, match="drops spin-orbit coupling"):
-        predict(model, soc, fermi_level=False)
+        predict(model, soc, fermi_method=None)
     # DFT data labelled C7.0 against a C6.0 model: its S cannot carry the model's H
     op.basis = Basis(op.basis.shells, {"C": "C7.0-s2p2d1"})
     with pytest.raises(HothamError, match="C: C7.0-s2p2d1 here, C6.0-s2p2d1 in the model"):
-        predict(model, op, fermi_level=False)
+        predict(model, op, fermi_method=None)
 
 
 def test_dat_with_another_basis_warns(model, tmp_path, monkeypatch):

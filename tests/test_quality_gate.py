@@ -47,7 +47,7 @@ def test_under_trained_model_warns_once_and_records_its_mae(under_trained):
     recorded = torch.load(under_trained, weights_only=False)["metrics"]["val"]["all"]["mae"]
     assert mae == recorded and mae > QUALITY_GATE_MEV
     with pytest.warns(QualityWarning) as rec:
-        p = predict(under_trained, io.read(BILAYER), fermi_level=False)
+        p = predict(under_trained, io.read(BILAYER), fermi_method=None)
     gate = [r for r in rec if issubclass(r.category, QualityWarning)]
     assert len(gate) == 1
     text = str(gate[0].message)
@@ -62,7 +62,7 @@ def test_good_metrics_pass_the_gate(under_trained, tmp_path):
     assert load_predictor(good).val_block_mae_meV == 0.8
     with warnings.catch_warnings():
         warnings.simplefilter("error", QualityWarning)
-        p = predict(good, io.read(BILAYER), fermi_level=False)
+        p = predict(good, io.read(BILAYER), fermi_method=None)
     assert p.meta["model_val_block_mae_meV"] == 0.8
 
 
@@ -74,7 +74,7 @@ def test_mae_from_the_history_without_final_metrics(under_trained, tmp_path):
     assert load_predictor(bare).val_block_mae_meV is None
     with warnings.catch_warnings():
         warnings.simplefilter("error", QualityWarning)      # unknown quality: nothing to hold against the gate
-        p = predict(bare, io.read(BILAYER), fermi_level=False)
+        p = predict(bare, io.read(BILAYER), fermi_method=None)
     assert "model_val_block_mae_meV" not in p.meta
 
 

@@ -13,8 +13,8 @@ from hotham import io, so3
 from hotham.baseline import OnsiteBaseline
 from hotham.checkpoint import Predictor
 from hotham.nn.model import HotHam, HotHamConfig
-from hotham.soc import (angular_momentum, join_spinor, real_parts, soc_split_report, split_spinor,
-                        valence_splitting)
+from hotham.electronic.gap import valence_splitting
+from hotham.soc import angular_momentum, join_spinor, real_parts, soc_split_report, split_spinor
 
 from conftest import DATA
 
@@ -141,7 +141,7 @@ def test_soc_model_trains_and_predicts_spinor_operators(tmp_path):
         part = res["val"]["part"]
         assert part["real"]["mae"] > 0 and part["imag"]["mae"] > 0 and part["real"]["n"] == part["imag"]["n"]
         op = io.read(SOC_OPENMX)
-        pred = predict(tmp_path / "m.pt", op, fermi_level=False)
+        pred = predict(tmp_path / "m.pt", op, fermi_method=None)
     assert pred.spin == "soc" and pred.H.dtype == np.complex128 and pred.hermiticity_error() == 0.0
     A, B = split_spinor(pred)
     assert np.abs(A.imag).max() == 0.0 and np.abs(B.real).max() == 0.0
@@ -169,7 +169,7 @@ def test_spin_texture_of_mos2_at_k_is_out_of_plane_and_reversed_at_minus_k():
 
 
 def test_compare_a_soc_prediction_with_the_openmx_run(soc_case, tmp_path):
-    from hotham.electronic.report import write_comparison
+    from hotham.electronic.result_files import write_comparison
     op, _, pred = soc_case
     io.write(tmp_path / "pred.h5", pred)
     summary = write_comparison(tmp_path / "pred.h5", SOC_OPENMX, tmp_path / "cmp", npoints=8, mesh=(2, 2, 1))

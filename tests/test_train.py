@@ -17,17 +17,9 @@ from hotham.baseline import OnsiteBaseline
 from hotham.checkpoint import load_predictor
 from hotham.train import TrainConfig, train
 
-from conftest import graphene_deeph  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ds") / "set.h5"
-    build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +51,7 @@ def test_training_reduces_error_and_checkpoint_roundtrips(dataset, trained):
     pred = load_predictor(out)
     ds = Dataset(dataset)
     op = ds[ds.split("val")[0]]
-    p = predict(pred, op, fermi_level=False)
+    p = predict(pred, op, fermi_method=None)
     assert p.hermiticity_error() == 0.0
     assert p.S is op.S or np.array_equal(p.S, op.S)
     rep = block_errors(p, op)
@@ -153,7 +145,8 @@ def test_predict_bare_structure_matches_dft_edges(trained, tmp_path):
 
 def test_fermi_level_from_electron_count_matches_openmx():
     """The E_F a prediction gets (electron count on a mesh) reproduces OpenMX's chemical potential
-    when applied to the DFT blocks themselves (slid bilayer: 16 electrons, 10x10 mesh)."""
+    when applied to the DFT blocks themselves (slid bilayer: 16 electrons, OpenMX's own 9x9 mesh
+    and the automatic 12x12)."""
     from hotham.electronic import automatic_mesh, find_fermi_level
     dft = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
     ef = find_fermi_level(dft, (9, 9, 1))                       # OpenMX's own scf.Kgrid
@@ -215,17 +208,17 @@ def test_out_of_domain_structures_warn_once(trained):
     out, _ = trained
     with warnings.catch_warnings():
         warnings.simplefilter("error", DomainWarning)
-        predict(out, io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"), fermi_level=False)
+        predict(out, io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000"), fermi_method=None)
     mono = io.read(DATA / "deeph" / "graphene_mono_2x2" / "000")
     with pytest.warns(DomainWarning) as rec:
-        p = predict(out, mono, fermi_level=False)
+        p = predict(out, mono, fermi_method=None)
     rec = [r for r in rec if r.category is DomainWarning]      # (the quality gate warns too: 12 epochs)
     assert len(rec) == 1 and "neighbours within 4 A; training had" in str(rec[0].message)
     assert p.meta["outside_training_domain"]
     squeezed = io.read(DATA / "deeph" / "bilayer_graphene_slid_1x1" / "000")
     squeezed.atoms.positions[1] = squeezed.atoms.positions[0] + [0.9, 0.0, 0.0]
     with pytest.warns(DomainWarning, match="C-C atoms 0.900 A apart, closer than any pair in training"):
-        predict(out, squeezed, fermi_level=False)
+        predict(out, squeezed, fermi_method=None)
 
 
 def test_predict_reports_its_stages(trained, capsys):

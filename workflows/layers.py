@@ -280,7 +280,7 @@ def as_slab(atoms: Atoms, vacuum: float = DEFAULT_VACUUM) -> Atoms:
     return a
 
 
-#: The layers of the reference OpenMX data (../shared/data/README.md, "Geometry"): name ->
+#: The layers of the reference OpenMX data (the geometry its README records): name ->
 #: (a in Angstrom, [(symbol, u, v, z in Angstrom)]) in the 120-degree cell a1 = a(1, 0, 0),
 #: a2 = a(-1/2, sqrt3/2, 0). ase's built-in layers put an atom at the origin instead (graphene:
 #: C at (0, 0) and (2/3, 1/3); MoS2: S planes +-1.595), so their slid sets are shifted copies.

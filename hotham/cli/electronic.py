@@ -1,13 +1,13 @@
 """``hotham bands | bands-merge | dos | states | compare``: electronic structure from block files.
 
-Each command parses its arguments and calls one function of :mod:`hotham.electronic.report`,
+Each command parses its arguments and calls one function of :mod:`hotham.electronic.result_files`,
 which reads the blocks with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder or
 .scfout(.gz), a DeepH folder) and writes a plot (PNG or PDF, by ``--format``) and the numbers
 (plain text for numpy.loadtxt, or HDF5) beside ``--output`` (a path prefix).
 """
 from __future__ import annotations
 
-from .options import add_force_option
+from .options import add_deprecated_flag, add_force_option
 
 
 def _common(p, output_help):
@@ -27,7 +27,7 @@ def _outputs(p, output_help):
 
 def cmd_bands(args) -> int:
     options = dict(path=args.path, npoints=args.npoints, n=args.n, around=args.around, channel=args.channel,
-                   fermi=args.fermi, edges=args.edges, processes=args.processes, memory_gb=args.memory_gb)
+                   fermi=args.fermi, band_edges=args.band_edges, processes=args.processes, memory_gb=args.memory_gb)
     if args.slurm:
         from ..electronic.kchunks import write_slurm_bands
         script = write_slurm_bands(args.input, args.slurm, args.chunks, args.output, options=options,
@@ -36,21 +36,21 @@ def cmd_bands(args) -> int:
                                    partition=args.partition, memory=args.mem, force=args.force)
         print(f"wrote {script} ({args.chunks} array tasks and a merge job); submit with: bash {script}")
         return 0
-    from ..electronic.report import write_bands
+    from ..electronic.result_files import write_bands
     print(write_bands(args.input, args.output, window=tuple(args.window), format=args.format, data=args.data,
                       progress=not args.quiet, kchunk=args.kchunk, force=args.force, **options))
     return 0
 
 
 def cmd_bands_merge(args) -> int:
-    from ..electronic.report import merge_bands
+    from ..electronic.result_files import merge_bands
     print(merge_bands(args.parts, args.output, window=tuple(args.window), format=args.format, data=args.data,
                       force=args.force))
     return 0
 
 
 def cmd_dos(args) -> int:
-    from ..electronic.report import write_dos
+    from ..electronic.result_files import write_dos
     mesh = args.mesh[0] if len(args.mesh) == 1 else args.mesh
     print(write_dos(args.input, args.output, mesh=mesh, width=args.width, kind=args.smearing, project=args.project,
                     electrons=args.electrons, fermi=args.fermi, temperature=args.temperature,
@@ -59,14 +59,14 @@ def cmd_dos(args) -> int:
 
 
 def cmd_states(args) -> int:
-    from ..electronic.report import write_states
+    from ..electronic.result_files import write_states
     print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
                        channel=args.channel, fermi=args.fermi, format=args.format, force=args.force))
     return 0
 
 
 def cmd_compare(args) -> int:
-    from ..electronic.report import write_comparison
+    from ..electronic.result_files import write_comparison
     print(write_comparison(args.model, args.reference, args.output, path=args.path, npoints=args.npoints,
                            window=tuple(args.window), align=args.align, fermi=args.fermi, mesh=args.mesh,
                            channel=args.channel, labels=(args.model_label, args.reference_label),
@@ -84,9 +84,10 @@ def register(subparsers) -> None:
     p.add_argument("--npoints", type=int, default=200, help="k-points on an automatic path (default 200)")
     p.add_argument("--n", type=int, help="only the n bands nearest --around (sparse solver for big cells)")
     p.add_argument("--around", type=float, help="target energy for --n, eV (default E_F)")
-    p.add_argument("--edges", type=int, nargs=2, metavar=("BELOW", "ABOVE"),
+    p.add_argument("--band-edges", type=int, nargs=2, metavar=("BELOW", "ABOVE"),
                    help="only the BELOW states just below E_F and ABOVE from it up: band edges of an insulator "
                         "(E_F by counting when the file has none)")
+    add_deprecated_flag(p, "--edges", "--band-edges", "band_edges", type=int, nargs=2)
     p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over the k-points")
     p.add_argument("--processes", type=int, default=1,

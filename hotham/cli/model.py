@@ -8,7 +8,7 @@ from .options import add_basis_option, add_model_options, add_openmx_data_option
 
 
 def _info(args) -> int:
-    from ..model_info import model_info
+    from ..nn.info import model_info
     from ..nn.model import HotHamConfig
     info = model_info(parse_basis(args.basis), **model_kwargs(args, HotHamConfig))
     print(info.to_json() if args.json else info.text())

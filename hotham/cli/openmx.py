@@ -57,7 +57,7 @@ def _collect(args):
 
 
 def _check(args):
-    from ..electronic.compare import check_openmx_run
+    from ..openmx_check import check_openmx_run
     if args.output:
         from ..files import check_outputs
         check_outputs([args.output], force=args.force, inputs=[args.run])

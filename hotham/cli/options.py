@@ -8,6 +8,7 @@
   other element maps (``--vps EL=NAME``, ``--valence EL=N``: :func:`element_map`).
 * ``--openmx-data DIR`` (:func:`add_openmx_data_option`), OpenMX's DFT_DATA19 folder.
 * ``--force`` (:func:`add_force_option`): replace existing outputs (:func:`hotham.files.check_outputs`).
+* :func:`add_deprecated_flag`: an old flag name kept for one release, saying so on stderr.
 * :class:`CommandParser` / :func:`later`: options added when their command is used, so that
   ``hotham --help`` or a structure command does not import torch for the model options.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 import types
 import typing
 
@@ -73,6 +75,30 @@ def _option_type(annotation):
     return None, None
 
 
+class _DeprecatedFlag(argparse.Action):
+    """An old flag name: stores into the new option's ``dest`` and says on stderr that it is
+    deprecated (``DeprecationWarning: --old is deprecated ...: use --new``)."""
+
+    def __init__(self, option_strings, dest, new: str, store_true: bool = False, **kwargs):
+        self.new, self.store_true = new, store_true
+        if store_true:
+            kwargs["nargs"] = 0
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"DeprecationWarning: {option_string} is deprecated and will be removed in the next release: "
+              f"use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, True if self.store_true else values)
+
+
+def add_deprecated_flag(parser, old: str, new: str, dest: str, **kwargs) -> None:
+    """Accept ``old`` (e.g. "--edges") for one release as the option ``new`` ("--band-edges",
+    whose ``dest`` it fills), hidden from the help, with a deprecation message on stderr when
+    used. ``kwargs``: the new option's nargs / type / metavar; ``store_true=True`` for a flag."""
+    parser.add_argument(old, dest=dest, action=_DeprecatedFlag, new=new, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, **kwargs)
+
+
 def add_model_options(parser, model, *, exclude=(), defaults: dict | None = None,
                       title: str | None = None) -> list[str]:
     """Add an option ``--field-name`` for each field of the pydantic ``model`` that holds one
@@ -98,6 +124,14 @@ def add_model_options(parser, model, *, exclude=(), defaults: dict | None = None
         else:
             group.add_argument(flag, dest=name, type=kind, choices=choices, default=None, help=text)
         added.append(name)
+    # fields renamed this release: their old flags still work, saying so (one release)
+    for old, new in getattr(model, "renamed_fields", {}).items():
+        if new in added:
+            kind, choices = _option_type(model.model_fields[new].annotation)
+            if kind is bool:
+                continue
+            add_deprecated_flag(parser, "--" + old.replace("_", "-"), "--" + new.replace("_", "-"), new,
+                                type=kind, choices=choices)
     return added
 
 

@@ -1,7 +1,7 @@
 """Electronic structure from real-space blocks: H(k), S(k), eigenproblems, bands, DOS, states."""
 from ..cell import slab_axis
 from .bands import BandStructure, KPath, band_path, band_structure, path_length
-from .compare import (BandComparison, band_errors, band_file_beside, band_file_deviation, block_mae, check_openmx_run,
+from .compare import (BandComparison, band_errors, band_file_beside, band_file_deviation, block_mae,
                       common_fermi_levels, compare_bands, compare_operator_bands, openmx_bands)
 from .dos import DOS, dos
 from .gap import BandGap, band_edges, band_gap, occupied_bands
@@ -10,14 +10,17 @@ from .fermi import (automatic_mesh, count_fermi_level, electron_count, fermi_lev
 from .hk import Assembler, as_kpoints, hk_sk, is_real_kpoint, phase_factors
 from .plot import (band_comparison_figure, plot_atom_weights, plot_band_comparison, plot_band_errors, plot_bands,
                    plot_dos, save_figure)
-from .report import write_bands, write_comparison, write_dos, write_states
-from .solve import (DENSE_MAX, Eigen, OverlapError, ShiftInvert, SolverError, dense_eigh, edge_states, eigenvalues,
+from .result_files import write_bands, write_comparison, write_dos, write_states
+from .band_edge_states import band_edge_states
+from .dense import DENSE_MAX, OverlapError, dense_eigh
+from .shift_invert import ShiftInvert, SolverError
+from .solve import (Eigen, eigenvalues,
                     solve)
 from .states import States, orbital_weights, spin_texture, states
 from .tiling import folded_kpoints, supercell_for_atoms, tile
 
 __all__ = [
-    "eigenvalues", "solve", "edge_states", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
+    "eigenvalues", "solve", "band_edge_states", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
     "Assembler", "hk_sk", "phase_factors", "as_kpoints", "is_real_kpoint",
     "band_path", "band_structure", "BandStructure", "KPath", "path_length", "slab_axis",
     "band_gap", "BandGap", "occupied_bands",
@@ -25,7 +28,7 @@ __all__ = [
     "automatic_mesh",
     "states", "States", "orbital_weights", "spin_texture",
     "compare_bands", "compare_operator_bands", "common_fermi_levels", "block_mae", "BandComparison", "openmx_bands",
-    "band_errors", "band_file_beside", "band_file_deviation", "check_openmx_run",
+    "band_errors", "band_file_beside", "band_file_deviation",
     "plot_bands", "plot_dos", "plot_band_comparison", "plot_band_errors", "band_comparison_figure",
     "plot_atom_weights", "save_figure",
     "write_bands", "write_dos", "write_states", "write_comparison",

@@ -76,7 +76,7 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
 class BandStructure:
     """Bands along a path: ``energies`` [nk, nb] eV (absolute, not shifted), ``fermi_level`` eV.
 
-    ``partial`` marks a window of the spectrum (the n states nearest an energy): its columns are
+    ``partial`` marks a slice of the spectrum (the n states nearest an energy): its columns are
     not the same bands at every k, so plots draw points instead of joining them by index."""
     path: KPath
     energies: np.ndarray
@@ -121,5 +121,5 @@ def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int |
     just below and above E_F."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
     eig = solve(op, kp.kpts, n=n, around=around, channel=channel, **solver_kw)
-    window = n is not None or solver_kw.get("n_below") is not None or solver_kw.get("n_above") is not None
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=window)
+    partial = n is not None or solver_kw.get("n_below") is not None or solver_kw.get("n_above") is not None
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=partial)

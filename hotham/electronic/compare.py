@@ -13,7 +13,8 @@ model's electron-count E_F against OpenMX's stored ChemP would differ even for D
 
 Against OpenMX's own bands: :func:`openmx_bands` turns a ``.Band`` file into a path and
 reference energies, :func:`band_file_deviation` checks an operator's bands against it (the
-test that parsed blocks reproduce the DFT run), :func:`check_openmx_run` does that for a run.
+test that parsed blocks reproduce the DFT run; :func:`hotham.openmx_check.check_openmx_run` does
+that for a run).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import numpy as np
 from ..errors import FormatError, HothamError
 from ..operator import BlockOperator
 from .bands import KPath, band_path, path_length
-from .fermi import automatic_mesh, find_fermi_level, mesh_shape
+from .fermi import find_fermi_level
+from .kmesh import automatic_mesh, mesh_shape
 from .solve import eigenvalues
 
 
@@ -102,7 +104,7 @@ def common_fermi_levels(model: BlockOperator, reference: BlockOperator, mesh=Non
     """The Fermi levels (eV) of two operators of one structure by one definition:
     :func:`~hotham.electronic.fermi.find_fermi_level` (each operator's own electron count, 300 K)
     on the same Gamma-centred mesh, ``mesh`` ((n1, n2, n3) or a scalar n) or
-    :func:`~hotham.electronic.fermi.automatic_mesh` of the reference's structure.
+    :func:`~hotham.electronic.kmesh.automatic_mesh` of the reference's structure.
 
     Returns ``(model E_F, reference E_F, (n1, n2, n3))``; raises :class:`~hotham.errors.HothamError`
     when either cannot be found (no electron count, too many orbitals for a dense solve)."""
@@ -231,32 +233,3 @@ def band_file_deviation(op: BlockOperator, band_file) -> dict:
     return {"max_abs_eV": float(d.max()), "window_max_abs_eV": float(d[near].max()) if near.any() else 0.0,
             "min_eig_S": float(np.linalg.eigvalsh(asm.dense(kpts, "S")).min()), "nk": len(kpts),
             "nband": eig.shape[2], "nspin": nspin}
-
-
-def check_openmx_run(path, *, band=None, symmetrize: bool = False, output=None, log=print) -> dict:
-    """Read one OpenMX run and check it, reporting through ``log`` line by line: the operator,
-    its SCF record, the Hermitian pairing of H and S, and its bands against a ``.Band`` file
-    (``band``, default the one beside the run; see :func:`band_file_deviation`). ``output``:
-    also write the operator there (hotham HDF5). Returns ``{"operator", "band" (path or None),
-    "deviation" (dict or None), "ok" (bands agree to 1e-4 eV and S(k) > 0; None without a
-    .Band file)}``."""
-    from ..parsers.openmx import find_run_files, read_openmx
-    op = read_openmx(path, symmetrize=symmetrize)
-    meta = op.meta
-    log(str(op))
-    log(f"SpinP_switch {meta.get('spinp_switch')}, OpenMX {meta.get('openmx_version', '?')}, "
-        f"scf steps: {meta.get('scf_steps')}, converged: {meta.get('scf_converged')}")
-    log(f"Hermitian pairing: H {op.hermiticity_error('H'):.2e} eV, S {op.hermiticity_error('S'):.2e}")
-    band = Path(band) if band else find_run_files(path).get("band")
-    r = ok = None
-    if band is not None:
-        r = band_file_deviation(op, band)
-        ok = r["max_abs_eV"] < 1e-4 and r["min_eig_S"] > 0
-        log(f"bands vs {band.name}: max |dE| {r['max_abs_eV']:.2e} eV ({r['nband']} bands x {r['nk']} k x "
-            f"{r['nspin']} spin), within 5 eV of E_F {r['window_max_abs_eV']:.2e} eV, min eig S(k) "
-            f"{r['min_eig_S']:.2e}  [{'ok' if ok else 'MISMATCH'}]")
-    if output:
-        from ..io import write
-        write(output, op)
-        log(f"wrote {output}")
-    return {"operator": op, "band": band, "deviation": r, "ok": ok}

@@ -13,7 +13,9 @@ import numpy as np
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy
+from .fermi_dirac import fermi_level
+from .kmesh import monkhorst_pack
+from .occupation import electron_count, occupancy
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
 

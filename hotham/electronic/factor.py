@@ -36,7 +36,7 @@ def have_pardiso() -> bool:
     solvers skip pypardiso's slow search for it)."""
     # MKL's OpenMP threads spin 200 ms after every parallel region by default, holding the
     # cores that the dense algebra and sparse products between two PARDISO solves need
-    # (the block iteration is faster with 0); a user's setting wins
+    # (the Davidson iteration is faster with 0); a user's setting wins
     os.environ.setdefault("KMP_BLOCKTIME", "0")
     try:
         import pypardiso

@@ -1,7 +1,7 @@
 """Band structures in k-chunks, for cells that outgrow one machine: a SLURM job array computes
 one contiguous chunk of the path's k-points per task, and a merge job joins them.
 
-* ``hotham bands IN --kchunk I/N`` (:func:`~hotham.electronic.report.write_bands` with
+* ``hotham bands IN --kchunk I/N`` (:func:`~hotham.electronic.result_files.write_bands` with
   ``kchunk``) writes chunk I of N (the chunks of :func:`~hotham.electronic.kparallel.chunk_bounds`)
   to ``<prefix>.part<I>of<N>.h5`` (:func:`write_part`): its energies, the k indices it holds, the
   whole path, a hash of the whole k list and the settings of the run;
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HothamError
-from ..files import atomic_path
+from ..files import atomic_path, source_name
 from .bands import BandStructure, KPath
 
 __all__ = ["parse_kchunk", "part_name", "part_stem", "kpoints_hash", "write_part", "merge_parts", "write_slurm_bands"]
@@ -157,7 +157,7 @@ def merge_parts(files) -> BandStructure:
 
 
 #: options of ``hotham bands`` a task of the array repeats: keyword of write_bands -> flag
-_FLAGS = {"path": "--path", "npoints": "--npoints", "n": "--n", "around": "--around", "edges": "--edges",
+_FLAGS = {"path": "--path", "npoints": "--npoints", "n": "--n", "around": "--around", "band_edges": "--band-edges",
           "channel": "--channel", "fermi": "--fermi", "processes": "--processes", "memory_gb": "--memory-gb"}
 
 
@@ -168,8 +168,8 @@ def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict
                       force: bool = True) -> Path:
     """Write ``script``: run with ``bash script`` on a SLURM login node it submits an array job
     of ``chunks`` tasks, task I running ``hotham bands SOURCE --kchunk I/chunks`` (with
-    ``options``: the keywords of :func:`~hotham.electronic.report.write_bands` path, npoints, n,
-    around, edges, channel, fermi, processes, memory_gb), and a merge job, ``hotham bands-merge``
+    ``options``: the keywords of :func:`~hotham.electronic.result_files.write_bands` path, npoints, n,
+    around, band_edges, channel, fermi, processes, memory_gb), and a merge job, ``hotham bands-merge``
     of the ``chunks`` part files into ``prefix`` (plot ``format``, numbers ``data``, ``window``),
     which starts only when every task succeeded (``--dependency=afterok``). ``cpus_per_task``:
     threads per task; ``time_limit``, ``partition``, ``memory`` (per task, e.g. "64G"),
@@ -179,13 +179,12 @@ def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict
     Returns the script's path."""
     from ..files import check_outputs
     from ..slurm import array_range, sbatch_header, write_script
-    from .report import _name
     check_outputs([script], force=force, inputs=[source])
     chunks = int(chunks)
     if chunks < 1:
         raise HothamError(f"--chunks must be >= 1, got {chunks}")
     source = Path(source).resolve()
-    prefix = Path(prefix) if prefix else Path(_name(source) + "_bands")
+    prefix = Path(prefix) if prefix else Path(source_name(source) + "_bands")
     prefix = prefix.resolve()
     flags = []
     for key, value in (options or {}).items():

@@ -1,6 +1,7 @@
 """k-points in parallel worker processes under a memory budget.
 
-:func:`solve_parallel` (``solve(op, kpts, processes=P, memory_gb=M)``) splits the k-points into
+:func:`solve_parallel` (``solve(op, kpts, processes=P, memory_gb=M)``, which passes itself as the
+function to run) splits the k-points into
 contiguous chunks (contiguous, so that the warm start of each k from the previous one's vectors
 still works inside a chunk; a chunk's first k starts cold), one per worker process, and joins the
 results in the order of ``kpts``. The workers are started with multiprocessing's "spawn" context
@@ -45,7 +46,11 @@ import numpy as np
 
 from ..errors import HothamError
 from ..progress import Progress
+from .band_edge_states import band_edge_slice
+from .dense import DENSE_MAX, choose_method, dense_batch
 from .hk import Assembler, as_kpoints, is_real_kpoint
+from .occupation import spin_channels
+from .shift_invert import ShiftInvert
 
 __all__ = ["solve_parallel", "plan_processes", "chunk_bounds", "available_memory_gb", "KPointError",
            "WORKER_BASE_GB"]
@@ -62,9 +67,9 @@ BYTES_PER_ENTRY = 200
 #: complex ones, each replaced only once its successor is built
 FACTOR_COPIES = 2
 
-#: blocks of size x states complex vectors the block iteration holds (X, H X, S X, residuals,
+#: size x states complex matrices the Davidson iteration holds (X, H X, S X, residuals,
 #: corrections and their products)
-VECTOR_BLOCKS = 10
+VECTOR_MATRICES = 10
 
 
 class KPointError(HothamError):
@@ -102,20 +107,10 @@ def available_memory_gb() -> float:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1024 ** 3
 
 
-def _is_dense(size: int, n, n_below, n_above, dense_max: int, method: str) -> bool:
-    """The choice :func:`~hotham.electronic.solve.solve` makes between dense and sparse."""
-    if method != "auto":
-        return method == "dense"
-    if n_below is not None or n_above is not None:
-        return size <= dense_max
-    return n is None or size <= dense_max
-
-
 def _states(size: int, n, n_below, n_above) -> int:
-    """States per k and channel a solve returns (sparse: the window's, with edge_states' guards)."""
+    """States per k and channel a solve returns (sparse: the slice's, with band_edge_states' guards)."""
     if n_below is not None or n_above is not None:
-        from .solve import edge_window
-        return edge_window(int(n_below or 0), int(n_above or 0))[0]
+        return band_edge_slice(int(n_below or 0), int(n_above or 0))[0]
     return size if n is None else int(n)
 
 
@@ -129,7 +124,6 @@ def plan_processes(op, kpts, processes: int, memory_gb: float | None = None, ope
     solver this factorises H(k) - shift S(k) once at the first k-point (the factor's size).
     Returns {"processes", "per_process_gb", "budget_gb", "working_set_gb", "operator_gb"}.
     """
-    from .solve import DENSE_MAX, ShiftInvert, _channels
     k = as_kpoints(kpts)
     processes = int(processes)
     if processes < 1:
@@ -143,25 +137,26 @@ def plan_processes(op, kpts, processes: int, memory_gb: float | None = None, ope
     size = asm.size
     n, n_below, n_above = solve_kw.get("n"), solve_kw.get("n_below"), solve_kw.get("n_above")
     vectors = bool(solve_kw.get("vectors", False))
-    nchan = len(_channels(op, solve_kw.get("channel")))
+    nchan = len(spin_channels(op, solve_kw.get("channel")))
     states = _states(size, n, n_below, n_above)
     bands = nchan * (size if (n is None and n_below is None and n_above is None) else
                      (int(n) if n is not None else int(n_below or 0) + int(n_above or 0)))
-    if _is_dense(size, n, n_below, n_above, solve_kw.get("dense_max", DENSE_MAX), solve_kw.get("method", "auto")):
-        batch = max(1, int(2e8 // (16 * size * size * 4)))        # the batch of solve's dense branch
+    if choose_method(size, n, n_below, n_above, solve_kw.get("dense_max", DENSE_MAX),
+                     solve_kw.get("method", "auto")) == "dense":
+        batch = dense_batch(size)                                 # the batch of solve's dense branch
         per_k = 8 * 16 * size * size
         work = lambda chunk: per_k * min(batch, chunk)            # noqa: E731
     else:
         target = solve_kw.get("around")
         target = op.fermi_level if target is None else float(target)
-        si = ShiftInvert(op, target, asm, channel=_channels(op, solve_kw.get("channel"))[0],
+        si = ShiftInvert(op, target, asm, channel=spin_channels(op, solve_kw.get("channel"))[0],
                          backend=solve_kw.get("backend", "auto"), precision=solve_kw.get("precision", "auto"),
                          eigensolver=solve_kw.get("eigensolver", "auto"))
         # at a complex k when there is one: its factor is the larger (real ones take half)
         probe = next((q for q in k if not is_real_kpoint(op, q)), k[0])
         info = si.factorise(probe)
         fixed = (FACTOR_COPIES * info["factor_bytes"] + BYTES_PER_ENTRY * info["nnz"]
-                 + VECTOR_BLOCKS * 16 * size * states)
+                 + VECTOR_MATRICES * 16 * size * states)
         del si
         work = lambda chunk: fixed                                 # noqa: E731
 
@@ -207,13 +202,13 @@ def _start_worker(payload: bytes, threads: int) -> None:
     _OP = pickle.loads(payload)
 
 
-def _solve_chunk(start: int, kpts: np.ndarray, kw: dict):
-    """One chunk in a worker: ("ok", Eigen) or ("error", index in the whole k list or None, message)."""
+def _solve_chunk(run, start: int, kpts: np.ndarray, kw: dict):
+    """One chunk in a worker: ("ok", ``run``'s result) or ("error", index in the whole k list or
+    None, message)."""
     import traceback
-    from .solve import solve
     where = _Where()
     try:
-        return "ok", solve(_OP, kpts, progress=where, **kw)
+        return "ok", run(_OP, kpts, progress=where, **kw)
     except Exception as exc:
         q = where.index
         if q is None and getattr(exc, "k", None) is not None:     # an error that names its k (OverlapError)
@@ -222,27 +217,30 @@ def _solve_chunk(start: int, kpts: np.ndarray, kw: dict):
         return "error", None if q is None else start + q, f"{type(exc).__name__}: {exc}", traceback.format_exc()
 
 
-def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, progress=False, **solve_kw):
-    """:func:`~hotham.electronic.solve.solve` over ``kpts`` [nk, 3] in up to ``processes`` worker
-    processes under a memory budget of ``memory_gb`` GB (default the available memory); see the
-    module docstring for the rule. ``solve_kw``: solve's other keywords. Returns the
-    :class:`~hotham.electronic.solve.Eigen` of the serial run (the same numbers, k in order).
-    Raises :class:`KPointError` when a worker fails."""
+def solve_parallel(run, op, kpts, *, processes: int, memory_gb: float | None = None, progress=False,
+                   **solve_kw):
+    """``run(op, kpts, progress=..., **solve_kw)`` (:func:`~hotham.electronic.solve.solve`, a
+    module-level function: the workers import it by name) over ``kpts`` [nk, 3] in up to
+    ``processes`` worker processes under a memory budget of ``memory_gb`` GB (default the
+    available memory); see the module docstring for the rule. ``solve_kw``: solve's other
+    keywords. Returns the :class:`~hotham.electronic.solve.Eigen` of the serial run (the same
+    numbers, k in order: the chunks' results joined). Raises :class:`KPointError` when a worker
+    fails."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
+    from dataclasses import replace
     from ..threads import threads_in_use
-    from .solve import Eigen, solve
     k = as_kpoints(kpts)
     progress = Progress.of(progress, "bands")
     if int(processes) <= 1 or len(k) < 2:
-        return solve(op, k, progress=progress, **solve_kw)
+        return run(op, k, progress=progress, **solve_kw)
     payload = pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
     plan = plan_processes(op, k, processes, memory_gb, operator_bytes=len(payload), **solve_kw)
     p = plan["processes"]
     if p == 1:
         del payload
-        return solve(op, k, progress=progress, **solve_kw)
+        return run(op, k, progress=progress, **solve_kw)
     threads = max(1, threads_in_use() // p)
     chunks = chunk_bounds(len(k), p)
     parts = [None] * p
@@ -252,7 +250,7 @@ def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, 
         with ProcessPoolExecutor(max_workers=p, mp_context=ctx, initializer=_start_worker,
                                  initargs=(payload, threads)) as pool:
             del payload
-            futures = {pool.submit(_solve_chunk, a, k[a:b], solve_kw): c for c, (a, b) in enumerate(chunks)}
+            futures = {pool.submit(_solve_chunk, run, a, k[a:b], solve_kw): c for c, (a, b) in enumerate(chunks)}
             try:
                 for fut in progress.bar(as_completed(futures), "k-chunks", total=p):
                     c = futures[fut]
@@ -277,6 +275,6 @@ def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, 
                     fut.cancel()
                 raise
     vecs = np.concatenate([e.vectors for e in parts]) if solve_kw.get("vectors") else None
-    windows = sum((e.windows for e in parts), []) if parts[0].windows is not None else None
-    return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel, processes=p,
-                 windows=windows)
+    slices = sum((e.slices for e in parts), []) if parts[0].slices is not None else None
+    return replace(parts[0], energies=np.concatenate([e.energies for e in parts]), vectors=vecs, kpts=k,
+                   processes=p, slices=slices)

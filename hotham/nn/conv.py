@@ -10,8 +10,8 @@ Every layer updates node features v [N, C, K] and edge features e [E, C, K] (K =
     e_ij  <- LayerNorm(e_ij + Linear(g_ij))
     v_i   <- LayerNorm(v_i + Linear(mean_j g_ij))
 
-The tensor product is the Gaunt product (``tensor_product="gaunt"``, O(L^3), Fourier or grid form) or, as a
-baseline, e3nn's CG tensor product over all parity-allowed paths with radial path weights
+The tensor product is the Gaunt product (``tensor_product="gaunt"``, O(L^3), Fourier or grid form) or, for
+comparison, e3nn's CG tensor product over all parity-allowed paths with radial path weights
 (``tensor_product="e3nn"``, "uvu", DeepH-E3 / HamGNN style, O(L^6)). The last layer is :class:`SO2Layer`.
 
 Layers are called by keyword with the same names throughout :mod:`hotham.nn`:

@@ -46,7 +46,7 @@ class HotHamConfig(BaseModel):
     species: symbol -> orbital shell l's in storage order (e.g. OpenMX C6.0-s2p2d1 -> 0,0,1,1,2).
     lmax: L of the hidden irreps l = 0..L (the readout needs L >= l1 + l2 of every shell pair).
     channels: C, channels per irrep. layers: Gaunt/e3nn message-passing layers before the final
-    SO(2) layer. tensor_product: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "grid" (default,
+    SO(2) layer. tensor_product: "gaunt" (Hot-Ham) or "e3nn" (the full CG product, for comparison). gaunt_method: "grid" (default,
     the faster one on CPU) or "fourier"; both give the same product to rounding.
     radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.

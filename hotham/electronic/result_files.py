@@ -1,4 +1,4 @@
-"""Electronic-structure reports: read blocks, compute, plot, write the files.
+"""The result files of the electronic-structure commands: read blocks, compute, plot, write the files.
 
 The work behind ``hotham bands | dos | states | compare``, one function each. Every function
 reads its input with :func:`hotham.io.read` (hotham HDF5, an OpenMX run folder or
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HothamError
-from ..files import atomic_path, check_outputs
-from ..prediction import QualityWarning, quality_verdict
+from ..files import atomic_path, check_outputs, source_name
+from ..metrics import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
 from .compare import (band_file_beside, block_mae, check_comparable, common_fermi_levels, compare_bands,
                       openmx_bands)
@@ -41,18 +41,6 @@ STATE_PANELS = 6
 def _read(source):
     from ..io import read
     return read(source)
-
-
-def _name(source) -> str:
-    """Short name of an input for output files: a folder keeps its whole name (tbg_21.79),
-    a file loses its extensions (run.scfout.gz -> run)."""
-    p = Path(source)
-    if p.is_dir():
-        return p.resolve().name
-    name = p.name
-    for ext in (".gz", ".scfout", ".h5", ".hdf5"):
-        name = name[:-len(ext)] if name.endswith(ext) else name
-    return name
 
 
 def _prefix(prefix, default: str) -> Path:
@@ -115,24 +103,29 @@ def _save_numbers(result, pre: Path, data: str) -> None:
 
 def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | None = None,
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
-                window=(-5.0, 5.0), format: str = "png", data: str = "txt", edges=None, progress=False,
-                processes: int = 1, memory_gb: float | None = None, kchunk=None, force: bool = True) -> str:
+                window=(-5.0, 5.0), format: str = "png", data: str = "txt", band_edges=None, progress=False,
+                processes: int = 1, memory_gb: float | None = None, kchunk=None, force: bool = True,
+                edges=None) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
     ``path``: see the module docstring (``npoints`` k-points on an automatic or lettered path).
     ``n``, ``around`` (eV), ``channel``: as :func:`~hotham.electronic.bands.band_structure` (the n
-    bands nearest ``around``, sparse for big cells; one collinear channel). ``edges``: (below,
-    above), that many states just below and above E_F instead (the band edges of an insulator;
+    bands nearest ``around``, sparse for big cells; one collinear channel). ``band_edges``:
+    (below, above), that many states just below and above E_F instead (the band edges of an insulator;
     E_F by counting when the file has none). ``fermi``: Fermi level to use, eV (default the file's). ``window``: energies shown, eV around E_F. ``progress``: a bar
     over the k-points of the sparse solver on stderr. ``processes``, ``memory_gb``: the k-points
     in parallel worker processes under a memory budget (:mod:`hotham.electronic.kparallel`).
     ``kchunk``: "I/N", only chunk I of N of the k-points, written to ``<prefix>.part<I>of<N>.h5``
     for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. ``force``: replace
     existing outputs (False refuses them before any work). Returns the summary.
+    ``edges``: the old name of ``band_edges`` (deprecated, one release).
     """
+    if edges is not None:
+        warnings.warn("write_bands(edges=...) is deprecated: use band_edges=", DeprecationWarning, stacklevel=2)
+        band_edges = edges if band_edges is None else band_edges
     _check_formats(format, data)
-    pre = _prefix(prefix, _name(source) + "_bands")
+    pre = _prefix(prefix, source_name(source) + "_bands")
     if kchunk is not None:
         from .kchunks import parse_kchunk, part_name
         check_outputs([part_name(pre, *parse_kchunk(kchunk))], force=force, inputs=[source])
@@ -143,11 +136,11 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
     kw = dict(processes=processes, memory_gb=memory_gb)
-    if edges is not None:
+    if band_edges is not None:
         if not np.isfinite(op.fermi_level):
             from .fermi import find_fermi_level
             op.fermi_level = find_fermi_level(op, progress=progress)
-        kw.update(n_below=int(edges[0]), n_above=int(edges[1]))
+        kw.update(n_below=int(band_edges[0]), n_above=int(band_edges[1]))
     if kchunk is not None:
         from .bands import KPath
         from .kchunks import parse_kchunk, part_name, write_part
@@ -157,7 +150,7 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
         bs = band_structure(op, KPath(kp.kpts[a:b], kp.x[a:b], kp.special_x, kp.labels), n=n, around=around,
                             channel=channel, progress=progress, **kw)
         settings = dict(source=str(Path(source).resolve()), n=n, around=around, channel=channel, fermi=fermi,
-                        edges=None if edges is None else [int(e) for e in edges])
+                        band_edges=None if band_edges is None else [int(e) for e in band_edges])
         fname = write_part(part_name(pre, i, nchunks), kp, (i, nchunks), a, bs.energies, bs.fermi_level,
                            bs.channel, bs.partial, settings)
         return (f"bands: chunk {i} of {nchunks}, k-points {a}..{b - 1} of {len(kp.kpts)} x {bs.energies.shape[1]} "
@@ -204,7 +197,7 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
     any work). Returns the summary.
     """
     _check_formats(format, data)
-    pre = _prefix(prefix, _name(source) + "_dos")
+    pre = _prefix(prefix, source_name(source) + "_dos")
     _claim(pre, (format, data), [source], force)
     op = _read(source)
     d = dos(op, mesh, width=width, kind=kind, project=project, n_electrons=electrons, fermi=fermi,
@@ -232,7 +225,7 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     _check_formats(format)
     if bands is None and n is None:
         raise HothamError("give bands (indices, --bands) or n (the n states nearest around / E_F, --n)")
-    pre = _prefix(prefix, _name(source) + "_states")
+    pre = _prefix(prefix, source_name(source) + "_states")
     _claim(pre, ("h5", format), [source], force)
     op = _read(source)
     if fermi is not None:
@@ -276,7 +269,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
 
     Fermi levels: both sides' by one definition,
     :func:`~hotham.electronic.compare.common_fermi_levels` (each operator's electron count on the
-    same ``mesh``; default :func:`~hotham.electronic.fermi.automatic_mesh` of the reference), never
+    same ``mesh``; default :func:`~hotham.electronic.kmesh.automatic_mesh` of the reference), never
     the electron-count E_F of one side against the ChemP OpenMX stored for the other. Only when an
     electron count is missing (or the cell is too large for a dense solve) are the files' own
     Fermi levels used (OpenMX's ChemP for a .Band file), and the summary says so. ``fermi``: the
@@ -284,11 +277,11 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     Default prefix ``<model>_vs_<reference>``. Two files of different structures (species, cell,
     positions) or spin treatments are refused (:func:`~hotham.electronic.compare.check_comparable`). A model operator whose ``meta["model_val_block_mae_meV"]``
     (written by :func:`hotham.predict`) fails the quality gate gets a
-    :class:`~hotham.prediction.QualityWarning`. ``force``: replace existing outputs (False
+    :class:`~hotham.metrics.QualityWarning`. ``force``: replace existing outputs (False
     refuses them before any work). Returns the summary.
     """
     _check_formats(format, data)
-    pre = _prefix(prefix, _name(model) + "_vs_" + _name(reference))
+    pre = _prefix(prefix, source_name(model) + "_vs_" + source_name(reference))
     _claim(pre, (format, data, "json"), [model, reference], force)
     mod, ref = _read(model), _read(reference)
     check_comparable(mod, ref, (f"the model blocks {model}", f"the reference {reference}"))

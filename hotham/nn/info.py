@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .errors import HothamError
+from ..errors import HothamError
 
 PARTS = ("embedding", "layers", "last", "onsite", "hopping", "soc_onsite", "soc_hopping")   # soc_*: spin="soc"
 
@@ -35,7 +35,7 @@ class ModelInfo:
 def species_shells(basis: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
     """Element -> shell l's of OpenMX basis labels; the PAO part may be left out
     (``{"C": "s2p2d1"}`` reads as ``C-s2p2d1``)."""
-    from .basis import parse_openmx_basis
+    from ..basis import parse_openmx_basis
     return {sym: parse_openmx_basis(label if "-" in label else f"{sym}-{label}") for sym, label in basis.items()}
 
 
@@ -44,7 +44,7 @@ def model_info(basis: Mapping[str, str] | None = None, **config) -> ModelInfo:
     basis labels of ``basis`` (default: HotHamConfig's species) and describe it."""
     from pydantic import ValidationError
 
-    from .nn.model import HotHam, HotHamConfig
+    from .model import HotHam, HotHamConfig
     if basis:
         config["species"] = species_shells(basis)
     try:

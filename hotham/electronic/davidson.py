@@ -1,16 +1,16 @@
-"""Block shift-invert eigensolver: the n eigenpairs of H c = e S c nearest a target energy.
+"""The Davidson shift-invert eigensolver: the n eigenpairs of H c = e S c nearest a target energy.
 
 A block Davidson iteration whose preconditioner is the factorised shift-invert operator
 T = (H - shift S)^-1 (the factor may be inexact, e.g. single precision): the search space V
 (S-orthonormal) grows at every step by the preconditioned residuals T R, R = H X - S X Theta
 computed with the exact double-precision H and S, and a harmonic Rayleigh-Ritz step in V keeps
-the ``block`` Ritz pairs nearest the shift (or, with ``below``, a given number nearest on each
+the ``n_ritz`` Ritz pairs nearest the shift (or, with ``below``, a given number nearest on each
 side of it); V is restarted on :data:`RESTART_KEEP` times as many when it reaches ``maxdim``
 columns. With an exact T, T R = X + (shift - theta) T S X adds the shift-invert Krylov
 directions T S X; with an inexact T it still converges to the exact eigenpairs because the
 residuals are exact (T only has to be a good preconditioner).
 
-Why blocks: one sparse triangular solve with 20-30 right-hand sides streams the factor from
+Why a block of vectors: one sparse triangular solve with 20-30 right-hand sides streams the factor from
 memory once and runs BLAS3 on its supernodes, while Lanczos needs one single-vector solve per
 step, ~100 of them one after the other for 20 states.
 
@@ -29,7 +29,7 @@ import torch
 
 #: default residual tolerance, eV, when only eigenvalues are wanted: ||H x - e S x|| / ||S x||.
 #: The eigenvalue error is about residual^2 / (distance to the nearest eigenvalue outside the
-#: block): measured 1e-9 eV on tiled graphene and MoS2 (benchmarks/eigensolver.py checks it
+#: carried vectors): measured 1e-9 eV on tiled graphene and MoS2 (benchmarks/eigensolver.py checks it
 #: against dense LAPACK at every run)
 TOL = 1e-4
 #: default residual tolerance, eV, when eigenvectors are returned (their error is first order)
@@ -41,8 +41,8 @@ TOL_VECTORS = 1e-7
 RESTART_KEEP = 3
 
 
-class BlockNoConvergence(RuntimeError):
-    """The block iteration did not reach the residual tolerance."""
+class DavidsonNoConvergence(RuntimeError):
+    """The Davidson iteration did not reach the residual tolerance."""
 
 
 def _s_gram_basis(G: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
@@ -63,7 +63,7 @@ def _hdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
     """B [n, w] -> A @ B for a scipy CSR matrix A, multithreaded.
 
-    scipy's CSR times dense block runs on one thread; torch's CSR kernel (MKL sparse BLAS on
+    scipy's CSR times a dense matrix runs on one thread; torch's CSR kernel (MKL sparse BLAS on
     x86 builds) uses all of torch's threads, so it gains from every core.
     The CSR arrays are shared with A, not copied. Falls back to scipy for other formats."""
     if not sp.isspmatrix_csr(A) or A.indices.dtype != A.indptr.dtype:
@@ -105,7 +105,7 @@ class _Space:
         np.subtract(HW, self.shift * SW, out=Qw)
         a = slice(0, k + w)
         V, SV, Q = self.V[:, a], self.SV[:, a], self.Q[:, a]
-        # new columns and rows (the old block is unchanged)
+        # new columns and rows (the old part is unchanged)
         Gh_col = _hdot(V, HW)
         self.Gh[a, j] = Gh_col
         self.Gh[j, a] = Gh_col.conj().T
@@ -170,37 +170,37 @@ def nearest_per_side(e: np.ndarray, shift: float, below: int, above: int) -> np.
     return np.concatenate([pick, rest[:below + above - len(pick)]]).astype(int)
 
 
-def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
-                       block: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
-                       maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None,
-                       below: int | None = None):
+def davidson_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarray], np.ndarray], *,
+                          n_ritz: int | None = None, tol: float = TOL, maxiter: int = 100, seed: int = 0,
+                          maxdim: int | None = None, info: dict | None = None, X0: np.ndarray | None = None,
+                          below: int | None = None):
     """The ``n`` eigenpairs of ``H c = e S c`` nearest ``shift`` (eV); with ``below``, the
-    ``below`` nearest under the shift and the ``n - below`` nearest from it up (a window with
+    ``below`` nearest under the shift and the ``n - below`` nearest from it up (a slice with
     both sides however far each lies, e.g. both band edges from a shift in a gap).
 
     H, S : sparse (or dense) Hermitian [size, size], S positive definite; anything with ``@``
         (scipy CSR matrices are multiplied through :func:`sparse_product`).
     apply_inv : B [size, m] -> approximately (H - shift S)^-1 B, all columns at once.
-    block : Ritz vectors carried (default n + max(4, n/5): a few guard vectors speed convergence;
+    n_ritz : Ritz vectors carried (default n + max(4, n/5): a few guard vectors speed convergence;
         more cost more right-hand sides than they save, measured on tiled graphene).
-    maxdim : largest search space before a thick restart on the :data:`RESTART_KEEP` x block Ritz vectors (default
-        max(13 block, 400), about the size where the O(size maxdim block) dense work per step
+    maxdim : largest search space before a thick restart on the :data:`RESTART_KEEP` x n_ritz Ritz vectors (default
+        max(13 n_ritz, 400), about the size where the O(size maxdim n_ritz) dense work per step
         starts to cost as much as the solve).
     tol : residual tolerance, eV (see :data:`TOL`, :data:`TOL_VECTORS`).
-    X0 : optional starting vectors [size, <= block] (e.g. approximate eigenvectors from another
-        solver, which are then refined); default: one shift-invert step on a random block.
+    X0 : optional starting vectors [size, <= n_ritz] (e.g. approximate eigenvectors from another
+        solver, which are then refined); default: one shift-invert step on random vectors.
     info : if a dict, receives ``iterations``, ``inverse_columns`` (right-hand sides solved),
         ``inverse_calls``, ``restarts`` and ``residuals`` [n] (eV).
 
-    Returns (e [n] ascending, c [size, n] with c^H S c = 1). Raises :class:`BlockNoConvergence`.
+    Returns (e [n] ascending, c [size, n] with c^H S c = 1). Raises :class:`DavidsonNoConvergence`.
     """
     size = H.shape[0]
     dtype = np.result_type(H.dtype, S.dtype, np.float64)
     real = not np.iscomplexobj(np.zeros(0, dtype))
-    m = int(block) if block else n + max(4, n // 5)
+    m = int(n_ritz) if n_ritz else n + max(4, n // 5)
     m = min(m, size - 1)
     if not 1 <= n <= m:
-        raise ValueError(f"need 1 <= n <= block < size, got n={n}, block={m}, size={size}")
+        raise ValueError(f"need 1 <= n <= n_ritz < size, got n={n}, n_ritz={m}, size={size}")
     if below is None:
         wanted = carried = None
     else:
@@ -240,17 +240,17 @@ def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarr
             W, SW = W @ T, SW @ T
         space.add(W, Hmul(W), SW)
 
-    def random_block(w):
+    def random_vectors(w):
         X = rng.standard_normal((size, w))
         return (X + 1j * rng.standard_normal((size, w))).astype(dtype) if not real else X
 
-    # the search space starts from one shift-invert step on a random block (or from X0)
+    # the search space starts from one shift-invert step on random vectors (or from X0)
     if X0 is None:
-        extend(inv(random_block(m)))
+        extend(inv(random_vectors(m)))
     else:
         X0 = np.asarray(X0, dtype=dtype).reshape(size, -1)
         if X0.shape[1] < m:                      # guard vectors: one shift-invert step on random ones
-            X0 = np.hstack([X0, inv(random_block(m - X0.shape[1]))])
+            X0 = np.hstack([X0, inv(random_vectors(m - X0.shape[1]))])
         extend(X0)
     restarts = 0
     for it in range(1, maxiter + 1):
@@ -270,15 +270,15 @@ def block_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.ndarr
         # it saves (benchmarks/eigensolver.py)
         active = np.flatnonzero(res[:n] > tol)
         if k + len(active) > maxdim:                     # thick restart on the Ritz vectors nearest the shift
-            keep = min(RESTART_KEEP * m, maxdim - m)         # room for the next block
+            keep = min(RESTART_KEEP * m, maxdim - m)         # room for the next vectors
             lo = None if carried is None else (carried[0] * keep) // m
             Yk, _ = space.harmonic_ritz(keep, real, None if carried is None else (lo, keep - lo))
             space.restart(Yk, space.V[:, :k] @ Yk, space.SV[:, :k] @ Yk, space.Q[:, :k] @ Yk)
             restarts += 1
         extend(inv(R[:, active]))
     else:
-        raise BlockNoConvergence(f"block shift-invert: {maxiter} iterations, largest residual of the "
-                                 f"{n} wanted states {res[:n].max():.2e} eV (tolerance {tol:.1e})")
+        raise DavidsonNoConvergence(f"Davidson shift-invert: {maxiter} iterations, largest residual of the "
+                                    f"{n} wanted states {res[:n].max():.2e} eV (tolerance {tol:.1e})")
     order = np.argsort(theta[:n])
     if info is not None:
         info.update(iterations=it, inverse_columns=n_cols, inverse_calls=n_calls, residuals=res[:n][order],
