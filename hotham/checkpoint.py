@@ -33,8 +33,23 @@ CHECKPOINT_VERSION = 1
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device of a name: auto (CUDA when present, else the CPU), cpu, cuda, cuda:N, mps.
+    InputError for another name, or for a device this machine does not have."""
+    from .checks import device_problem
+    from .errors import InputError
+    why = device_problem(device)
+    if why:
+        raise InputError(f"device {device!r}: {why}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device (or a torch built without CUDA)"
+            raise InputError(f"device {device!r}: this machine has {have}; use device cpu or auto")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device 'mps': Apple's Metal backend is not available here; use device cpu or auto")
     return torch.device(device)
 
 

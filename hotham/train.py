@@ -50,33 +50,43 @@ class TrainConfig(BaseModel):
     ``band_weight``: HamGNN's second stage, once the blocks have converged.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # every float finite (no NaN, no inf); the ranges are those of the fields (checked on the command line too)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    epochs: int = Field(100, description="passes over the training split")
-    lr: float = Field(5e-3, description="Adam learning rate")
-    batch_size: int = Field(1, description="structures per step")
+    epochs: int = Field(100, ge=1, description="passes over the training split")
+    lr: float = Field(5e-3, gt=0, description="Adam learning rate")
+    batch_size: int = Field(1, ge=1, description="structures per step")
     target: Literal["H", "S"] = Field("H", description="learn H (eV) or the overlap S")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of the network")
-    lr_patience: int = Field(10, description="epochs without validation gain before the learning rate drops")
-    lr_factor: float = Field(0.5, description="factor of each learning-rate drop")
-    min_lr: float = Field(1e-5, description="lowest learning rate")
-    max_minutes: float | None = Field(None, description="stop after this wall time, minutes")
-    grad_clip: float = Field(10.0, description="largest gradient norm")
-    seed: int = Field(0, description="seed of batching and initialisation")
+    lr_patience: int = Field(10, ge=0, description="epochs without validation gain before the learning rate drops")
+    lr_factor: float = Field(0.5, gt=0, lt=1, description="factor of each learning-rate drop")
+    min_lr: float = Field(1e-5, ge=0, description="lowest learning rate")
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time, minutes")
+    grad_clip: float = Field(10.0, gt=0, description="largest gradient norm")
+    seed: int = Field(0, ge=0, description="seed of batching and initialisation")
     optimizer: Literal["adam", "adamw"] = Field("adam", description="Adam, or AdamW (decoupled weight decay)")
-    weight_decay: float = Field(0.0, description="AdamW weight decay")
-    warmup_epochs: int = Field(0, description="epochs of linear learning-rate warm-up")
-    ema_decay: float | None = Field(None, description="decay of the moving average of the weights that is "
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_epochs: int = Field(0, ge=0, description="epochs of linear learning-rate warm-up")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="decay of the moving average of the weights that is "
                                                       "validated and saved, e.g. 0.99 (none: the weights themselves)")
-    early_stop: int | None = Field(None, description="stop after this many epochs without validation gain")
-    band_weight: float = Field(0.0, description="weight of the band-energy loss (eV) added to the block loss")
-    band_start: int = Field(1, description="first epoch of the band-energy loss")
-    band_kpoints: int = Field(4, description="random k-points per structure and step of the band-energy loss")
-    band_window: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
-    cache_gb: float | None = Field(None, description="memory (GB) for cached graphs; beyond it structures are read "
+    early_stop: int | None = Field(None, ge=1, description="stop after this many epochs without validation gain")
+    band_weight: float = Field(0.0, ge=0, description="weight of the band-energy loss (eV) added to the block loss")
+    band_start: int = Field(1, ge=0, description="first epoch of the band-energy loss")
+    band_kpoints: int = Field(4, ge=1, description="random k-points per structure and step of the band-energy loss")
+    band_window: float = Field(2.0, gt=0, description="half-width (eV) of the energy window around E_F of the band loss")
+    cache_gb: float | None = Field(None, ge=0, description="memory (GB) for cached graphs; beyond it structures are read "
                                                      "and graphs built at every step (none: cache all)")
-    workers: int = Field(0, description="DataLoader processes that build the graphs not cached")
+    workers: int = Field(0, ge=0, description="DataLoader processes that build the graphs not cached")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        from .checks import device_problem
+        why = device_problem(v)
+        if why:
+            raise ValueError(why)
+        return v
 
 
 def valence_per_species(ops) -> dict:
@@ -330,6 +340,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                                                              else getattr(dataset, "path", None)],
                   hint=", or --resume to continue its training")
     cfg = config or TrainConfig()
+    requested = resolve_device(cfg.device)      # a device this machine lacks: an error, not a fallback
     world, rank, ddp_device, own_group = _distributed(cfg)
     lead = rank == 0                        # the process that logs and writes
     if not lead:
@@ -341,7 +352,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    device = ddp_device or resolve_device(cfg.device)
+    device = ddp_device or requested
 
     split = {k: ds.split(k) for k in ("train", "val", "test")}
     if not split["train"]:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from hotham import checks
+from hotham.basis import parse_openmx_basis
 from hotham.errors import BasisError, StructureError
 
 #: Per element: (PAO basis, pseudopotential, valence electrons) of DFT_DATA19 (OpenMX 3.9's
@@ -90,13 +92,21 @@ def species_overrides(basis: dict | None = None, vps: dict | None = None,
             raise BasisError(f"no default OpenMX basis for {sym}: give both its basis label and its pseudopotential")
         pao = DEFAULT_SPECIES[sym][0] if pao is None else pao
         pp = DEFAULT_SPECIES[sym][1] if pp is None else pp
+        parse_openmx_basis(pao)          # BasisError for a label like C6.0-s2q2
+        if sym in valence:
+            checks.positive(valence[sym], f"valence of {sym}")
         out[sym] = (pao, pp) + ((float(valence[sym]),) if sym in valence else ())
     return out
 
 
 def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[str, tuple[str, str, float]]:
     """(basis, pseudopotential, valence) per element present; ``basis`` overrides per element
-    with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0)."""
+    with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0).
+
+    With an ``openmx_data`` folder, its files are checked: BasisError for a basis whose PAO file
+    (``PAO/C6.0.pao`` for C6.0-s2p2d1) or a pseudopotential whose VPS file is not there (where the
+    folder has PAO/ or VPS/), and for a valence given that differs from the VPS file's (OpenMX
+    takes the valence from the VPS file)."""
     basis = basis or {}
     out = {}
     for sym in dict.fromkeys(symbols):
@@ -106,13 +116,33 @@ def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[
         if len(entry) < 2:
             raise BasisError(f"basis for {sym} needs (PAO, VPS[, valence]), got {entry!r}")
         pao, vps = entry[0], entry[1]
+        parse_openmx_basis(pao)
+        if len(entry) > 2:
+            checks.positive(entry[2], f"valence of {sym}")
+        if openmx_data:
+            _check_data_files(openmx_data, sym, pao, vps)
         val = vps_valence(openmx_data, vps) if openmx_data else None
+        if val is not None and sym in basis and len(basis[sym]) > 2 and abs(float(basis[sym][2]) - val) > 1e-9:
+            raise BasisError(f"valence of {sym} {float(basis[sym][2]):g} differs from {val:g} of "
+                             f"{Path(openmx_data) / 'VPS' / (vps + '.vps')}: OpenMX takes the valence from the VPS file; "
+                             "leave the valence out, or choose another pseudopotential (--vps)")
         if val is None:
             val = float(entry[2]) if len(entry) > 2 else (DEFAULT_SPECIES[sym][2] if sym in DEFAULT_SPECIES and DEFAULT_SPECIES[sym][1] == vps else None)
         if val is None:
             raise BasisError(f"valence of {sym} ({vps}) unknown: give it, or an OpenMX data folder holding VPS/{vps}.vps")
         out[sym] = (pao, vps, val)
     return out
+
+
+def _check_data_files(openmx_data, sym: str, pao: str, vps: str) -> None:
+    """BasisError when ``openmx_data`` has a PAO (VPS) folder without the file ``pao`` (``vps``) names."""
+    root = Path(openmx_data)
+    for kind, name, option in (("PAO", pao.split("-")[0] + ".pao", "--basis"), ("VPS", vps + ".vps", "--vps")):
+        folder = root / kind
+        if folder.is_dir() and not (folder / name).is_file():
+            have = sorted(f.stem for f in folder.glob(f"{sym}[0-9_]*.{kind.lower()}"))
+            raise BasisError(f"{sym}: no {kind} file {folder / name} ({option}); {kind} files of {sym} there: "
+                             f"{', '.join(have) or 'none'}")
 
 
 def kgrid_from_density(atoms: Atoms, density: float = 4.0) -> tuple[int, int, int]:

@@ -10,6 +10,12 @@
 * ``--force`` (:func:`add_force_option`): replace existing outputs (:func:`hotham.files.check_outputs`).
 * :class:`CommandParser` / :func:`later`: options added when their command is used, so that
   ``hotham --help`` or a structure command does not import torch for the model options.
+* Typed values, checked where argparse reads them (exit 2 naming the option and the rule):
+  :func:`typed` and its instances ``POSITIVE_INT``, ``NON_NEGATIVE_INT``, ``POSITIVE``,
+  ``NON_NEGATIVE``, ``FINITE``, ``DEVICE``; the actions :class:`Increasing` (``LO HI`` with
+  LO < HI) and :class:`Mesh` (``n`` or ``n1 n2 n3``). Their rules are those of
+  :mod:`hotham.checks`, which the library functions apply to their own arguments; the options of
+  a pydantic model are checked by the model's own field constraints.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import inspect
 import types
 import typing
 
+from .. import checks
 from ..errors import BasisError
 
 OPENMX_DATA_HELP = "OpenMX's DFT_DATA19 folder (default: $HOTHAM_OPENMX_DATA)"
@@ -49,6 +56,92 @@ class CommandParser(argparse.ArgumentParser):
     def format_help(self):
         self._build()
         return super().format_help()
+
+
+def typed(kind=float, **bounds):
+    """An argparse ``type``: ``kind`` (int or float) of the text, refused (ArgumentTypeError, which
+    argparse reports naming the option, exit 2) when it is not a finite number within ``bounds``
+    (gt, ge, lt, le: the rule of :func:`hotham.checks.number`)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is expected, "
+                                             f"got {text!r}") from None
+        why = checks.problem(value, integer=kind is int, **bounds)
+        if why:
+            raise argparse.ArgumentTypeError(f"{why}, got {text}")
+        return value
+    rule = checks.bounds_text(**bounds)
+    parse.__name__ = f"{kind.__name__}{' ' + rule if rule else ''}"
+    return parse
+
+
+POSITIVE_INT = typed(int, ge=1)
+NON_NEGATIVE_INT = typed(int, ge=0)
+POSITIVE = typed(float, gt=0)
+NON_NEGATIVE = typed(float, ge=0)
+FINITE = typed(float)
+
+
+def DEVICE(text: str) -> str:
+    """argparse ``type`` of ``--device``: auto, cpu, cuda or cuda:N, mps (whether it is present is
+    checked when the device is opened: :func:`hotham.checkpoint.resolve_device`)."""
+    why = checks.device_problem(text)
+    if why:
+        raise argparse.ArgumentTypeError(f"{why}, got {text}")
+    return text
+
+
+class Increasing(argparse.Action):
+    """``nargs=2`` values ``LO HI`` (each checked by the option's ``type``) with LO < HI, kept as a tuple."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        lo, hi = values
+        if not lo < hi:
+            parser.error(f"argument {option_string}: LO must be below HI, got {lo:g} {hi:g}")
+        setattr(namespace, self.dest, (lo, hi))
+
+
+class Mesh(argparse.Action):
+    """``nargs="+"`` k-mesh: one count n or three n1 n2 n3 (each checked by the option's ``type``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) not in (1, 3):
+            parser.error(f"argument {option_string}: a mesh is n or n1 n2 n3, got {len(values)} numbers")
+        setattr(namespace, self.dest, list(values))
+
+
+def add_mesh_option(parser, help: str, **kwargs) -> None:
+    """``--mesh n | n1 n2 n3``, positive integers."""
+    parser.add_argument("--mesh", type=POSITIVE_INT, nargs="+", action=Mesh, metavar="N", help=help, **kwargs)
+
+
+def add_window_option(parser, default, help: str) -> None:
+    """``--window LO HI``, eV, LO < HI."""
+    parser.add_argument("--window", nargs=2, type=FINITE, action=Increasing, default=default, metavar=("LO", "HI"),
+                        help=help)
+
+
+def _field_type(model, name: str, kind):
+    """argparse ``type`` of the field ``name`` of the pydantic ``model``: ``kind`` of the text,
+    then the field's own constraints and validators (the model is the one place of its rules)."""
+    from pydantic import ValidationError
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is expected, "
+                                             f"got {text!r}") from None
+        try:
+            model.__pydantic_validator__.validate_assignment(model.model_construct(), name, value)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise argparse.ArgumentTypeError(f"{msg[:1].lower()}{msg[1:]}, got {text}") from None
+        return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def later(parser, build) -> None:
@@ -96,7 +189,8 @@ def add_model_options(parser, model, *, exclude=(), defaults: dict | None = None
         if kind is bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(flag, dest=name, type=kind, choices=choices, default=None, help=text)
+            group.add_argument(flag, dest=name, type=kind if choices else _field_type(model, name, kind),
+                               choices=choices, default=None, help=text)
         added.append(name)
     return added
 

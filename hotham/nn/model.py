@@ -55,7 +55,7 @@ class HotHamConfig(BaseModel):
     baseline is ~0.2 meV per element on MoS2, a hundred times less than the spin-less residual).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     species: dict[str, tuple[int, ...]] = Field({"C": (0, 0, 1, 1, 2)}, description="element -> shell l's")
     lmax: int = Field(4, description="L of the hidden irreps l = 0..L")
@@ -68,11 +68,11 @@ class HotHamConfig(BaseModel):
     gaunt_method: Literal["fourier", "grid"] = Field("grid", description="Gaunt product form (grid: faster on CPU at L = 4)")
     radial_basis: Literal["chebyshev", "bessel", "gaussian"] = Field("chebyshev", description="edge-length basis")
     n_radial: int = Field(16, description="size of the radial basis")
-    r_cut: float = Field(12.0, description="radial cutoff, Angstrom")
+    r_cut: float = Field(12.0, gt=0, description="radial cutoff, Angstrom")
     hidden: int = Field(64, description="width of the species and radial MLPs")
-    output_scale: float = Field(1.0, description="eV per unit network output")
+    output_scale: float = Field(1.0, gt=0, description="eV per unit network output")
     spin: Literal["none", "soc"] = Field("none", description="spin-less H, or spinor H with spin-orbit coupling")
-    soc_scale: float = Field(0.01, description="eV per unit output of the SOC head")
+    soc_scale: float = Field(0.01, gt=0, description="eV per unit output of the SOC head")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod
