@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
 from ..cell import periodic_axes, slab_axis
-from ..errors import HothamError
+from ..errors import HothamError, InputError
 from ..operator import BlockOperator
 from .solve import solve
 
@@ -40,8 +41,10 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
 
     ``path`` None: automatic (2D in-plane path for slabs); a string of special points ("GMKG");
     or an array [m, 3] of fractional corner points joined by straight lines (``labels`` names
-    them). ``npoints`` is the total number of k-points (about; corners always included).
+    them). ``npoints`` is the total number of k-points (about; corners always included); InputError
+    when they leave a segment of a lettered path without a k-point between its ends.
     """
+    npoints = checks.number(npoints, "npoints", integer=True, ge=2)
     if path is None or isinstance(path, str):
         if not periodic_axes(atoms):
             raise HothamError(f"{atoms.get_chemical_formula()} has vacuum along every cell vector: a molecule has "
@@ -55,6 +58,7 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
         except Exception as exc:  # ase raises plain ValueError/KeyError for unknown points
             raise HothamError(f"cannot build the band path {path!r} for this cell: {exc}") from None
         x, X, lab = bp.get_linear_kpoint_axis()
+        _check_sampled(x, X, lab, bp.path, npoints)
         lab = [("Γ" if s == "G" else s) for s in lab]
         return KPath(np.asarray(bp.kpts, dtype=float), np.asarray(x), np.asarray(X), lab)
     corners = np.asarray(path, dtype=float).reshape(-1, 3)
@@ -70,6 +74,19 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     special_x = np.concatenate([[0.0], np.cumsum(seg)])
     lab = list(labels) if labels is not None else [str(tuple(np.round(c, 3))) for c in corners]
     return KPath(kpts, x, special_x, lab)
+
+
+def _check_sampled(x, special_x, labels, path: str, npoints: int) -> None:
+    """InputError when a segment of the path (between special points, breaks left out) holds no
+    k-point between its ends: ase puts the corners first, and too few ``npoints`` draw the bands
+    of that segment as a straight line."""
+    x, special_x = np.asarray(x), np.asarray(special_x)
+    eps = 1e-9 * max(float(special_x[-1]), 1.0)
+    for a, b, la, lb in zip(special_x[:-1], special_x[1:], labels[:-1], labels[1:]):
+        if b - a > eps and not np.any((x > a + eps) & (x < b - eps)):
+            segments = len(labels) - 1 - path.count(",")
+            raise InputError(f"npoints = {npoints} leaves the segment {la}-{lb} of the path {path} without a k-point "
+                             f"between its ends: give at least {10 * segments} (10 per segment)")
 
 
 @dataclass

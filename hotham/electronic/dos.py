@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy
+from .fermi import electron_count, fermi_level, monkhorst_pack, occupancy, warn_missing_special_points
 from .solve import solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
 
@@ -25,6 +26,7 @@ def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, width: 
     convolved with the sampled kernel by FFT: O(levels + nE log nE) instead of levels x nE.
     """
     from scipy.signal import fftconvolve
+    width = checks.positive(width, "width")
     if kind not in ("gaussian", "lorentzian"):
         raise HothamError(f"unknown smearing {kind!r} (gaussian, lorentzian)")
     e_grid = np.asarray(e_grid, dtype=float)
@@ -101,10 +103,19 @@ def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussia
 
     ``project``: None, "species", "l" (per species and angular momentum) or "atom".
     Fermi level: ``fermi`` if given, else from ``n_electrons`` (default from the operator's
-    valence electrons) on the same mesh, else ``op.fermi_level``.
+    valence electrons) on the same mesh (warned about when it misses special points of the cell:
+    :func:`~hotham.electronic.fermi.warn_missing_special_points`), else ``op.fermi_level``.
+    ``width`` > 0 eV, ``n_electrons`` > 0, ``temperature`` >= 0 K.
     ``energies``: the grid (eV), default spacing ``de`` (width / 4) spanning the bands +- 5 widths.
     """
+    width = checks.positive(width, "width")
+    if n_electrons is not None:
+        n_electrons = checks.positive(n_electrons, "n_electrons")
+    if fermi is not None:
+        fermi = checks.number(fermi, "fermi")
     k = monkhorst_pack(op.atoms, mesh)
+    if fermi is None and n is None:         # E_F counted on this mesh
+        warn_missing_special_points(op.atoms, mesh)
     need_vec = project is not None
     chans = [0, 1] if op.spin == "collinear" else [None]
     levels, wts = [], []

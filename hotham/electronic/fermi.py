@@ -39,12 +39,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
+from .. import checks
 from ..cell import slab_axis
-from ..errors import HothamError
+from ..errors import HothamError, InputError
 from ..operator import BlockOperator
 from .gap import band_edges
 
-__all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
+__all__ = ["K_B", "mesh_shape", "missing_special_points", "warn_missing_special_points", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
            "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "irreducible_mesh", "DENSE_FERMI_MAX",
            "GAP_KT", "WINDOW_KT"]
 
@@ -72,15 +73,58 @@ SYMPREC = 1e-5
 
 
 def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
-    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n (or [n]) is n x n x n, or n x n x 1 for slabs."""
-    if np.size(mesh) == 1:
+    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n (or [n]) is n x n x n, or n x n x 1 for slabs.
+    InputError for counts that are not integers >= 1 (1.5 is refused, not truncated)."""
+    mesh = checks.mesh(mesh)
+    if len(mesh) == 1:
         ax = slab_axis(atoms)
-        mesh = [int(np.ravel(mesh)[0])] * 3
+        mesh = [mesh[0]] * 3
         if ax is not None:
             mesh[ax] = 1
-    if np.size(mesh) != 3:
-        raise HothamError(f"a k-mesh is n or n1 n2 n3, not {mesh}")
-    return tuple(int(n) for n in np.ravel(mesh))
+    return tuple(mesh)
+
+
+def missing_special_points(atoms, mesh) -> dict[str, np.ndarray]:
+    """The special k-points of the cell (ase's, of the in-plane path for slabs; those at
+    fractions with denominators dividing 12) that the Gamma-centred ``mesh`` misses: name ->
+    fractional k [3]. Graphene's K (1/3, 1/3) is on n x n only for n a multiple of 3."""
+    size = np.asarray(mesh_shape(atoms, mesh))
+    pbc = [True, True, True]
+    ax = slab_axis(atoms)
+    if ax is not None:
+        pbc[ax] = False
+    try:
+        points = atoms.cell.bandpath(npoints=0, pbc=pbc).special_points
+    except Exception:       # no periodic axis, a degenerate cell: no path, nothing to miss
+        return {}
+    out = {}
+    for name, k in points.items():
+        k = np.asarray(k, float)
+        simple = np.allclose(k * 12, np.round(k * 12), atol=1e-6)
+        if simple and not np.allclose(k * size, np.round(k * size), atol=1e-6):
+            out[name] = k
+    return out
+
+
+def warn_missing_special_points(atoms, mesh) -> None:
+    """Warn (UserWarning) when ``mesh`` misses special points of the cell: the bands there (a
+    Dirac point, band edges) are not sampled, and a Fermi level counted on it may be off
+    (graphene on 4 x 4: 0.3 eV, in a gap the mesh makes)."""
+    import math
+    import warnings
+    missing = missing_special_points(atoms, mesh)
+    if not missing:
+        return
+    size = mesh_shape(atoms, mesh)
+    need = 1
+    for k in missing.values():
+        for x in k:
+            need = math.lcm(need, int(round(12 / math.gcd(int(round(abs(x) * 12)), 12))))
+    names = ", ".join(f"{'Γ' if n == 'G' else n} ({', '.join(f'{x:.4g}' for x in k)})" for n, k in missing.items())
+    warnings.warn(f"the {'x'.join(map(str, size))} k-mesh misses the special point(s) {names} of this cell: "
+                  "the bands there are not sampled and the Fermi level may be off (a semimetal's E_F in a gap "
+                  f"of the mesh's making); counts along the periodic axes that are multiples of {need} hold them",
+                  stacklevel=3)
 
 
 def monkhorst_pack(atoms, mesh) -> np.ndarray:
@@ -143,12 +187,19 @@ def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: 
     to 1 (default uniform). Fermi-Dirac at ``temperature`` (K). ``n_below`` [nk]: the energies
     are a window of the spectrum with that many bands below it at each k (full: the counting
     method, :func:`count_fermi_level`)."""
+    n_electrons = checks.positive(n_electrons, "n_electrons")
+    temperature = checks.non_negative(temperature, "temperature")
     e = np.asarray(energies, dtype=float)
     w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
     nb = np.zeros(len(e)) if n_below is None else np.asarray(n_below, float)
     below = occ * float(np.sum(w * nb))
-    if n_electrons > occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below or n_electrons < below:
+    full = occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below
+    if n_electrons > full or n_electrons < below:
         raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
+    if n_electrons == below or n_electrons == full:
+        # every band empty (or full) at any mu: the count has no root, E_F is anywhere in a gap
+        raise InputError(f"n_electrons = {n_electrons:g} {'empties' if n_electrons == below else 'fills'} every band "
+                         f"of the window: no Fermi level (give the valence electron count of the cell)")
     kT = max(K_B * temperature, 1e-6)
     edges = band_edges(e, n_electrons, occ, n_below)
     if edges is not None and edges[1] - edges[0] > GAP_KT * kT:
@@ -524,7 +575,9 @@ def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None 
     """Fermi level (eV) of an operator from its electron count on a Gamma-centred ``mesh``.
 
     ``mesh``: (n1, n2, n3), a scalar n (n x n x 1 for slabs), or None for
-    :func:`automatic_mesh`. ``n_electrons`` defaults to :func:`electron_count`. ``method``:
+    :func:`automatic_mesh`; a mesh given that misses special points of the cell (graphene's K
+    on 4 x 4) is warned about (:func:`warn_missing_special_points`). ``n_electrons`` (> 0)
+    defaults to :func:`electron_count`. ``method``:
     "dense" (all bands at every mesh point), "count" (:func:`count_fermi_level`: inertia of
     sparse factorisations and the eigenvalues near E_F, any size; ``guess`` the first shift,
     ``backend`` the factorisation), or "auto": dense up to ``max_orbitals`` spin-orbitals,
@@ -532,8 +585,13 @@ def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None 
     reversal), and for a spin-less operator with ``symmetry`` the rotations of the structure's
     space group. ``info``: a dict filled with how."""
     n_orb = op.n_orbitals * op.spin_factor
-    n_el = electron_count(op) if n_electrons is None else float(n_electrons)
-    mesh = automatic_mesh(op.atoms) if mesh is None else mesh
+    n_el = electron_count(op) if n_electrons is None else checks.positive(n_electrons, "n_electrons")
+    checks.non_negative(temperature, "temperature")
+    if mesh is None:
+        mesh = automatic_mesh(op.atoms)
+    else:
+        mesh = mesh_shape(op.atoms, mesh)
+        warn_missing_special_points(op.atoms, mesh)
     k, w = irreducible_mesh(op.atoms, mesh, symmetry=symmetry and op.spin == "none")
     if method == "auto":
         method = "dense" if n_orb <= max_orbitals else "count"

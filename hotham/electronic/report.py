@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HothamError
+from .. import checks
+from ..errors import HothamError, InputError
 from ..files import atomic_path, check_outputs
 from ..prediction import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
@@ -62,6 +63,17 @@ def _prefix(prefix, default: str) -> Path:
 def _claim(pre: Path, extensions, inputs, force: bool) -> None:
     """Refuse the outputs ``<pre>.<ext>`` before any work (:func:`hotham.files.check_outputs`)."""
     check_outputs([f"{pre}.{ext}" for ext in extensions], force=force, inputs=inputs)
+
+
+def _check_numbers(*, fermi=None, window=None, mesh=None) -> None:
+    """InputError, before any work, for a Fermi level that is not a finite number, a window whose
+    LO is not below its HI, or a k-mesh of counts that are not integers >= 1."""
+    if fermi is not None:
+        checks.number(fermi, "fermi")
+    if window is not None:
+        checks.increasing(window, "window")
+    if mesh is not None:
+        checks.mesh(mesh)
 
 
 def _check_formats(format: str, data: str | None = None) -> None:
@@ -131,6 +143,7 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. ``force``: replace
     existing outputs (False refuses them before any work). Returns the summary.
     """
+    _check_numbers(fermi=fermi, window=window)
     _check_formats(format, data)
     pre = _prefix(prefix, _name(source) + "_bands")
     if kchunk is not None:
@@ -182,6 +195,7 @@ def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", 
     on a missing or duplicated chunk, or on parts of another k list
     (:func:`~hotham.electronic.kchunks.merge_parts`). Returns the summary."""
     from .kchunks import merge_parts, part_stem
+    _check_numbers(window=window)
     _check_formats(format, data)
     parts = [Path(p) for p in parts]
     pre = _prefix(prefix, part_stem(parts[0]))
@@ -203,6 +217,7 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
     energies shown, eV around E_F. ``force``: replace existing outputs (False refuses them before
     any work). Returns the summary.
     """
+    _check_numbers(fermi=fermi, window=window, mesh=mesh)
     _check_formats(format, data)
     pre = _prefix(prefix, _name(source) + "_dos")
     _claim(pre, (format, data), [source], force)
@@ -229,6 +244,7 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     <sigma_x, sigma_y, sigma_z>. ``force``: replace existing outputs (False refuses them before
     any work).
     """
+    _check_numbers(fermi=fermi)
     _check_formats(format)
     if bands is None and n is None:
         raise HothamError("give bands (indices, --bands) or n (the n states nearest around / E_F, --n)")
@@ -238,6 +254,8 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     if fermi is not None:
         op.fermi_level = fermi
     kpts = np.asarray(kpts, dtype=float).reshape(-1, 3) if kpts is not None else np.zeros((1, 3))
+    if not np.isfinite(kpts).all():
+        raise InputError(f"k-points must be finite fractional coordinates, got {kpts[~np.isfinite(kpts).all(1)].tolist()}")
     st = states(op, kpts, bands=bands, n=n, around=around, channel=channel)
     st.save_hdf5(f"{pre}.h5")
     from matplotlib.figure import Figure
@@ -287,6 +305,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     :class:`~hotham.prediction.QualityWarning`. ``force``: replace existing outputs (False
     refuses them before any work). Returns the summary.
     """
+    _check_numbers(fermi=fermi, window=window, mesh=mesh)
     _check_formats(format, data)
     pre = _prefix(prefix, _name(model) + "_vs_" + _name(reference))
     _claim(pre, (format, data, "json"), [model, reference], force)
