@@ -99,14 +99,16 @@ def species_overrides(basis: dict | None = None, vps: dict | None = None,
     return out
 
 
-def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[str, tuple[str, str, float]]:
+def species_table(symbols, basis: dict | None = None, openmx_data=None, *,
+                  strict: bool = True) -> dict[str, tuple[str, str, float]]:
     """(basis, pseudopotential, valence) per element present; ``basis`` overrides per element
     with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0).
 
-    With an ``openmx_data`` folder, its files are checked: BasisError for a basis whose PAO file
+    With an ``openmx_data`` folder, its files are checked: a basis whose PAO file
     (``PAO/C6.0.pao`` for C6.0-s2p2d1) or a pseudopotential whose VPS file is not there (where the
-    folder has PAO/ or VPS/), and for a valence given that differs from the VPS file's (OpenMX
-    takes the valence from the VPS file)."""
+    folder has PAO/ or VPS/) is a BasisError with ``strict`` (the folder OpenMX will read), else a
+    warning (a stand-in for it); a valence given that differs from the VPS file's is a BasisError
+    (OpenMX takes the valence from the VPS file)."""
     basis = basis or {}
     out = {}
     for sym in dict.fromkeys(symbols):
@@ -120,7 +122,7 @@ def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[
         if len(entry) > 2:
             checks.positive(entry[2], f"valence of {sym}")
         if openmx_data:
-            _check_data_files(openmx_data, sym, pao, vps)
+            _check_data_files(openmx_data, sym, pao, vps, strict)
         val = vps_valence(openmx_data, vps) if openmx_data else None
         if val is not None and sym in basis and len(basis[sym]) > 2 and abs(float(basis[sym][2]) - val) > 1e-9:
             raise BasisError(f"valence of {sym} {float(basis[sym][2]):g} differs from {val:g} of "
@@ -134,15 +136,20 @@ def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[
     return out
 
 
-def _check_data_files(openmx_data, sym: str, pao: str, vps: str) -> None:
-    """BasisError when ``openmx_data`` has a PAO (VPS) folder without the file ``pao`` (``vps``) names."""
+def _check_data_files(openmx_data, sym: str, pao: str, vps: str, strict: bool = True) -> None:
+    """BasisError (a warning without ``strict``) when ``openmx_data`` has a PAO (VPS) folder
+    without the file that the basis label ``pao`` (pseudopotential ``vps``) names."""
+    import warnings
     root = Path(openmx_data)
     for kind, name, option in (("PAO", pao.split("-")[0] + ".pao", "--basis"), ("VPS", vps + ".vps", "--vps")):
         folder = root / kind
         if folder.is_dir() and not (folder / name).is_file():
             have = sorted(f.stem for f in folder.glob(f"{sym}[0-9_]*.{kind.lower()}"))
-            raise BasisError(f"{sym}: no {kind} file {folder / name} ({option}); {kind} files of {sym} there: "
-                             f"{', '.join(have) or 'none'}")
+            why = (f"{sym}: no {kind} file {folder / name} ({option}); {kind} files of {sym} there: "
+                   f"{', '.join(have) or 'none'}")
+            if strict:
+                raise BasisError(why)
+            warnings.warn(why + "; OpenMX needs it in the DATA.PATH of the inputs", stacklevel=4)
 
 
 def kgrid_from_density(atoms: Atoms, density: float = 4.0) -> tuple[int, int, int]:
@@ -187,7 +194,9 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last.
     openmx_data: OpenMX's DFT_DATA19 folder, written as DATA.PATH (default
     :func:`default_openmx_data`, a relative path); the valences are read from the VPS files of an
-    absolute ``openmx_data``, else of ``$HOTHAM_OPENMX_DATA`` when set, else from DEFAULT_SPECIES."""
+    absolute ``openmx_data``, else of ``$HOTHAM_OPENMX_DATA`` when set, else from DEFAULT_SPECIES.
+    The PAO and VPS files named are looked for there too (:func:`species_table`: an error when
+    missing from ``openmx_data``, a warning when missing from the stand-in)."""
     if len(atoms) == 0:
         raise StructureError("no atoms to write")
     if np.linalg.matrix_rank(np.asarray(atoms.cell[:])) < 3:
@@ -200,7 +209,9 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     lookup = valence_lookup_path
     if lookup is None:
         lookup = openmx_data if os.path.isabs(openmx_data) else os.environ.get("HOTHAM_OPENMX_DATA")
-    table = species_table(atoms.get_chemical_symbols(), basis, lookup)
+    # the files are those OpenMX reads when the folder is DATA.PATH itself, else a stand-in's
+    table = species_table(atoms.get_chemical_symbols(), basis, lookup,
+                          strict=os.path.abspath(str(lookup or "")) == os.path.abspath(openmx_data))
     k = tuple(kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
     magmom = atoms.get_initial_magnetic_moments()
     L = []

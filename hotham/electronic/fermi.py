@@ -109,21 +109,24 @@ def missing_special_points(atoms, mesh) -> dict[str, np.ndarray]:
 def warn_missing_special_points(atoms, mesh) -> None:
     """Warn (UserWarning) when ``mesh`` misses special points of the cell: the bands there (a
     Dirac point, band edges) are not sampled, and a Fermi level counted on it may be off
-    (graphene on 4 x 4: 0.3 eV, in a gap the mesh makes)."""
+    (graphene on 4 x 4: 0.3 eV, in a gap the mesh makes). :func:`automatic_mesh` is not warned
+    about: it holds K, and is Gamma alone for large cells, whose zone is small."""
     import math
     import warnings
+    size = mesh_shape(atoms, mesh)
+    if size == automatic_mesh(atoms):      # hotham's own choice (K on it; Gamma alone for big cells)
+        return
     missing = missing_special_points(atoms, mesh)
     if not missing:
         return
-    size = mesh_shape(atoms, mesh)
     need = 1
     for k in missing.values():
         for x in k:
             need = math.lcm(need, int(round(12 / math.gcd(int(round(abs(x) * 12)), 12))))
     names = ", ".join(f"{'Γ' if n == 'G' else n} ({', '.join(f'{x:.4g}' for x in k)})" for n, k in missing.items())
     warnings.warn(f"the {'x'.join(map(str, size))} k-mesh misses the special point(s) {names} of this cell: "
-                  "the bands there are not sampled and the Fermi level may be off (a semimetal's E_F in a gap "
-                  f"of the mesh's making); counts along the periodic axes that are multiples of {need} hold them",
+                  "band edges or crossings there are not sampled and the Fermi level may be off (a semimetal's "
+                  f"E_F in a gap of the mesh's making); counts along the periodic axes that are multiples of {need} hold them",
                   stacklevel=3)
 
 
@@ -348,6 +351,7 @@ def count_fermi_level(op: BlockOperator, kpts, n_electrons: float, *, weights=No
     # one row per (k, channel); weights of a channel sum to 1, so the rows count occ-electron bands
     rows = [(q, c) for c in chans for q in range(len(k))]
     rw = np.concatenate([w] * len(chans))
+    n_electrons = checks.positive(n_electrons, "n_electrons")
     target = n_electrons / occ
     solvers = [ShiftInvert(op, 0.0, channel=c, backend=backend, inertia=True) for c in chans]
     for si in solvers:
