@@ -41,7 +41,7 @@ from scipy.optimize import brentq
 
 from .. import checks
 from ..cell import slab_axis
-from ..errors import HothamError, InputError
+from ..errors import HothamError
 from ..operator import BlockOperator
 from .gap import band_edges
 
@@ -196,13 +196,8 @@ def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: 
     w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
     nb = np.zeros(len(e)) if n_below is None else np.asarray(n_below, float)
     below = occ * float(np.sum(w * nb))
-    full = occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below
-    if n_electrons > full or n_electrons < below:
+    if n_electrons > occ * float(np.sum(w * np.isfinite(e).sum(axis=1))) + below or n_electrons < below:
         raise HothamError(f"{n_electrons} electrons do not fit into {e.shape[1]} bands")
-    if n_electrons == below or n_electrons == full:
-        # every band empty (or full) at any mu: the count has no root, E_F is anywhere in a gap
-        raise InputError(f"n_electrons = {n_electrons:g} {'empties' if n_electrons == below else 'fills'} every band "
-                         f"of the window: no Fermi level (give the valence electron count of the cell)")
     kT = max(K_B * temperature, 1e-6)
     edges = band_edges(e, n_electrons, occ, n_below)
     if edges is not None and edges[1] - edges[0] > GAP_KT * kT:
