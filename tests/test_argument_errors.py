@@ -262,3 +262,14 @@ def test_openmx_write_checks_species(capsys, tmp_path):
 def as_slab_graphene():
     from hotham.workflows.layers import as_slab
     return as_slab(graphene(a=2.46))
+
+
+def test_dataset_build_into_a_folder(capsys, tmp_path):
+    """-o EXISTING_DIRECTORY was os.replace's IsADirectoryError after reading every structure (now
+    refused first by hotham.files.check_outputs); a negative split ratio is refused by argparse."""
+    (tmp_path / "sets").mkdir()
+    fails(capsys, ["dataset", "build", DATA / "deeph" / "graphene_mono_2x2", "-o", tmp_path / "sets", "--no-progress"],
+          "is a folder")
+    fails(capsys, ["dataset", "build", DATA / "deeph" / "graphene_mono_2x2", "-o", tmp_path / "s.h5",
+                   "--split", "0.8", "-0.1", "0.3"], "--split")
+    assert list(tmp_path.iterdir()) == [tmp_path / "sets"] and not list((tmp_path / "sets").iterdir())

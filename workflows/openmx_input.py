@@ -156,6 +156,7 @@ def kgrid_from_density(atoms: Atoms, density: float = 4.0) -> tuple[int, int, in
     """Monkhorst-Pack grid with at least ``density`` points per reciprocal Angstrom (ase's
     convention: n_i = ceil(|b_i| density), |b_i| including 2 pi); 1 along a slab's vacuum."""
     from .perturb import is_slab
+    density = checks.positive(density, "kdensity")
     rec = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(atoms.cell[:])).T, axis=1)
     k = [max(1, math.ceil(r * density - 1e-9)) for r in rec]
     if is_slab(atoms):
@@ -212,7 +213,7 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     # the files are those OpenMX reads when the folder is DATA.PATH itself, else a stand-in's
     table = species_table(atoms.get_chemical_symbols(), basis, lookup,
                           strict=os.path.abspath(str(lookup or "")) == os.path.abspath(openmx_data))
-    k = tuple(kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
+    k = tuple(checks.positive_int(x, "kgrid") for x in kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
     magmom = atoms.get_initial_magnetic_moments()
     L = []
     L += ["#", f"# {system_name}", f"# {header or 'written by hotham.workflows.openmx_input'}", "#"]

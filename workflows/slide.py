@@ -28,6 +28,8 @@ def bilayer(layer: Atoms, *, top: Atoms | None = None, stacking="AB", interlayer
     ``top`` on the same in-plane cell, shifted by ``stacking`` and wrapped into the primitive
     cell), repeated ``supercell`` in-plane (ase's repeat order: the primitive bilayer's atoms,
     cell after cell, as in the reference sets)."""
+    from hotham import checks
+    supercell = [checks.positive_int(x, "supercell") for x in np.ravel(supercell)]
     top = layer.copy() if top is None else top.copy()
     top.positions += stacking_shift(layer, stacking)
     cell2 = np.asarray(layer.cell[:2])[:, :2]  # wrap the shifted layer into its own cell
