@@ -58,23 +58,29 @@ class CommandParser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def typed(kind=float, **bounds):
-    """An argparse ``type``: ``kind`` (int or float) of the text, refused (ArgumentTypeError, which
-    argparse reports naming the option, exit 2) when it is not a finite number within ``bounds``
-    (gt, ge, lt, le: the rule of :func:`hotham.checks.number`)."""
+def _checked(kind, problem, name: str):
+    """An argparse ``type``: ``kind`` of the text, refused (ArgumentTypeError, which argparse
+    reports naming the option, exit 2) when ``problem(value)`` says what is wrong with it."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is expected, "
                                              f"got {text!r}") from None
-        why = checks.problem(value, integer=kind is int, **bounds)
+        why = problem(value)
         if why:
             raise argparse.ArgumentTypeError(f"{why}, got {text}")
         return value
-    rule = checks.bounds_text(**bounds)
-    parse.__name__ = f"{kind.__name__}{' ' + rule if rule else ''}"
+    parse.__name__ = name
     return parse
+
+
+def typed(kind=float, **bounds):
+    """An argparse ``type``: ``kind`` (int or float) of the text, a finite number within
+    ``bounds`` (gt, ge, lt, le: the rule of :func:`hotham.checks.number`)."""
+    rule = checks.bounds_text(**bounds)
+    return _checked(kind, lambda v: checks.problem(v, integer=kind is int, **bounds),
+                    f"{kind.__name__}{' ' + rule if rule else ''}")
 
 
 POSITIVE_INT = typed(int, ge=1)
@@ -84,13 +90,9 @@ NON_NEGATIVE = typed(float, ge=0)
 FINITE = typed(float)
 
 
-def DEVICE(text: str) -> str:
-    """argparse ``type`` of ``--device``: auto, cpu, cuda or cuda:N, mps (whether it is present is
-    checked when the device is opened: :func:`hotham.checkpoint.resolve_device`)."""
-    why = checks.device_problem(text)
-    if why:
-        raise argparse.ArgumentTypeError(f"{why}, got {text}")
-    return text
+#: argparse ``type`` of ``--device``: auto, cpu, cuda or cuda:N, mps (whether the device is present is
+#: checked when it is opened: :func:`hotham.checkpoint.resolve_device`)
+DEVICE = _checked(str, checks.device_problem, "device")
 
 
 class Increasing(argparse.Action):
@@ -128,20 +130,14 @@ def _field_type(model, name: str, kind):
     then the field's own constraints and validators (the model is the one place of its rules)."""
     from pydantic import ValidationError
 
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is expected, "
-                                             f"got {text!r}") from None
+    def problem(value):
         try:
             model.__pydantic_validator__.validate_assignment(model.model_construct(), name, value)
         except ValidationError as exc:
             msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise argparse.ArgumentTypeError(f"{msg[:1].lower()}{msg[1:]}, got {text}") from None
-        return value
-    parse.__name__ = kind.__name__
-    return parse
+            return msg[:1].lower() + msg[1:]
+        return None
+    return _checked(kind, problem, kind.__name__)
 
 
 def later(parser, build) -> None:
