@@ -185,7 +185,7 @@ def test_slide_one_structure_into_a_folder(capsys, tmp_path):
     (["slide", "graphene", "--distance", "0"], ["--distance", "> 0"]),
     (["slide", "graphene", "--distance", "0.3"], ["overlapping", "apart"]),
     (["slide", "graphene", "--displacement", "-0.1"], ["--displacement"]),
-    (["slide", "graphene", "--lattice", "2.5", "2.4"], ["--lattice", "LO"]),
+    (["slide", "graphene", "--lattice", "2.5", "2.4"], ["--lattice", "LO must be at most HI"]),
     (["twist", "graphene", "--stacking", "XY"], ["stacking", "XY"]),
     (["twist", "graphene", "--stacking", "AA,AB,AB"], ["stacking", "3 layers"]),
     (["twist", "graphene", "-m", "2", "-n", "2"], ["(2, 2)", "no twist"]),
@@ -273,3 +273,15 @@ def test_dataset_build_into_a_folder(capsys, tmp_path):
     fails(capsys, ["dataset", "build", DATA / "deeph" / "graphene_mono_2x2", "-o", tmp_path / "s.h5",
                    "--split", "0.8", "-0.1", "0.3"], "--split")
     assert list(tmp_path.iterdir()) == [tmp_path / "sets"] and not list((tmp_path / "sets").iterdir())
+
+
+def test_ranges_may_be_one_value():
+    """--twist 0 0 (an untwisted heterobilayer) and --lattice A A are ranges of one value; a
+    --window must have width."""
+    from hotham.cli import build_parser
+    p = build_parser()
+    assert p.parse_args(["structure", "hetero", "graphene", "hbn", "--twist", "0", "0", "-o", "x.xyz"]).twist_range \
+        == (0.0, 0.0)
+    assert p.parse_args(["structure", "slide", "graphene", "--lattice", "2.5", "2.5", "-o", "x/"]).lattice == (2.5, 2.5)
+    with pytest.raises(SystemExit):
+        p.parse_args(["dos", "x.h5", "--window", "1", "1"])

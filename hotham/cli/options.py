@@ -13,7 +13,7 @@
 * Typed values, checked where argparse reads them (exit 2 naming the option and the rule):
   :func:`typed` and its instances ``POSITIVE_INT``, ``NON_NEGATIVE_INT``, ``POSITIVE``,
   ``NON_NEGATIVE``, ``FINITE``, ``DEVICE``; the actions :class:`Increasing` (``LO HI`` with
-  LO < HI) and :class:`Mesh` (``n`` or ``n1 n2 n3``). Their rules are those of
+  LO < HI), :class:`Range` (LO <= HI) and :class:`Mesh` (``n`` or ``n1 n2 n3``). Their rules are those of
   :mod:`hotham.checks`, which the library functions apply to their own arguments; the options of
   a pydantic model are checked by the model's own field constraints.
 """
@@ -97,12 +97,19 @@ DEVICE = _checked(str, checks.device_problem, "device")
 
 class Increasing(argparse.Action):
     """``nargs=2`` values ``LO HI`` (each checked by the option's ``type``) with LO < HI, kept as a tuple."""
+    strict = True
 
     def __call__(self, parser, namespace, values, option_string=None):
         lo, hi = values
-        if not lo < hi:
-            parser.error(f"argument {option_string}: LO must be below HI, got {lo:g} {hi:g}")
+        if lo > hi or (self.strict and lo == hi):
+            parser.error(f"argument {option_string}: LO must be {'below' if self.strict else 'at most'} HI, "
+                         f"got {lo:g} {hi:g}")
         setattr(namespace, self.dest, (lo, hi))
+
+
+class Range(Increasing):
+    """``nargs=2`` values ``LO HI`` with LO <= HI: a range that may be one value (``--twist 0 0``)."""
+    strict = False
 
 
 class Mesh(argparse.Action):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from .options import (FINITE, NON_NEGATIVE, NON_NEGATIVE_INT, OPENMX_DATA_INPUT_HELP, POSITIVE, POSITIVE_INT,
-                      Increasing, add_force_option, add_openmx_data_option, defaults_from, kwargs_for, later)
+                      Range, add_force_option, add_openmx_data_option, defaults_from, kwargs_for, later)
 
 LAYER_HELP = "layer file or name (graphene, hbn, MoS2, ...; NAME:a=LATTICE)"
 
@@ -104,7 +104,7 @@ def register(subparsers) -> None:
     q.add_argument("--between", choices=["gap", "centres"],
                    help="what --distance measures: the gap between facing atom planes, or the layers' centres "
                         "(Mo-Mo for MoS2) (default %(default)s)")
-    q.add_argument("--lattice", type=POSITIVE, nargs=2, action=Increasing, metavar=("LO", "HI"),
+    q.add_argument("--lattice", type=POSITIVE, nargs=2, action=Range, metavar=("LO", "HI"),
                    help="draw a common in-plane lattice constant per structure, A (both layers scaled)")
     q.add_argument("--stacking", help="stacking before sliding: AA, AB or BA (default %(default)s)")
     q.add_argument("--inverted", action="store_true",
@@ -136,7 +136,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("hetero", help="lattice-matched heterobilayer (top on bottom)")
     q.add_argument("bottom", help=LAYER_HELP)
     q.add_argument("top", help=LAYER_HELP)
-    q.add_argument("--twist", dest="twist_range", type=FINITE, nargs=2, action=Increasing, metavar=("MIN", "MAX"),
+    q.add_argument("--twist", dest="twist_range", type=FINITE, nargs=2, action=Range, metavar=("MIN", "MAX"),
                    help="twist range, degrees (default %(default)s)")
     q.add_argument("--max-strain", type=NON_NEGATIVE, help="largest residual strain (default %(default)s)")
     q.add_argument("--max-atoms", type=POSITIVE_INT, help="largest supercell (default %(default)s)")
