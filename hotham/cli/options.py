@@ -160,7 +160,9 @@ def _option_type(annotation):
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _option_type(args[0]) if len(args) == 1 else (None, None)
+        # one value or a list of them (e.g. a per-layer setting): the option gives the one value
+        single = [t for t in (_option_type(a) for a in args) if t[0] is not None]
+        return single[0] if len(single) == 1 else (None, None)
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         return type(choices[0]), list(choices)

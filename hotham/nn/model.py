@@ -23,11 +23,11 @@ from typing import Literal
 
 import torch
 from e3nn import o3
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from .. import so3
-from .conv import ConvLayer, SO2Layer
+from .conv import AttentionLayer, ConvLayer, SO2Layer
 from .embedding import Embedding
 from .graph import GraphBatch, build_graph
 from .layers import feature_irreps
@@ -35,6 +35,8 @@ from .radial import RadialBasis, cosine_cutoff, polynomial_envelope
 from .readout import BlockReadout, block_irreps
 from .so2 import edge_frame_wigner
 
+
+LayerKind = Literal["conv", "attention"]
 
 #: edges per message-passing chunk at inference (~10^5 edges: ~2 GB of intermediates at L=4, C=16)
 INFERENCE_EDGE_CHUNK = 32768
@@ -45,8 +47,11 @@ class HotHamConfig(BaseModel):
 
     species: symbol -> orbital shell l's in storage order (e.g. OpenMX C6.0-s2p2d1 -> 0,0,1,1,2).
     lmax: L of the hidden irreps l = 0..L (the readout needs L >= l1 + l2 of every shell pair).
-    channels: C, channels per irrep. layers: Gaunt/e3nn message-passing layers before the final
-    SO(2) layer. tensor_product: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "grid" (default,
+    channels: C, channels per irrep. layers: message-passing layers before the final SO(2) layer,
+    each of kind ``layer`` (one for all, or a list): "conv" (Gaunt or e3nn tensor product,
+    :class:`~hotham.nn.conv.ConvLayer`) or "attention" (equivariant attention over each node's
+    incoming edges, values convolved in the edge frame, :class:`~hotham.nn.conv.AttentionLayer`,
+    ``heads`` heads). tensor_product: "gaunt" (Hot-Ham) or "e3nn" (full CG baseline). gaunt_method: "grid" (default,
     the faster one on CPU) or "fourier"; both give the same product to rounding.
     radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
@@ -60,7 +65,7 @@ class HotHamConfig(BaseModel):
     species: dict[str, tuple[int, ...]] = Field({"C": (0, 0, 1, 1, 2)}, description="element -> shell l's")
     lmax: int = Field(4, description="L of the hidden irreps l = 0..L")
     channels: int = Field(32, description="channels per irrep")
-    layers: int = Field(3, description="Gaunt/e3nn layers before the SO(2) layer")
+    layers: int = Field(3, description="message-passing layers before the SO(2) layer")
     # "conv" is the name of checkpoints written before the field was renamed
     tensor_product: Literal["gaunt", "e3nn"] = Field(
         "gaunt", validation_alias=AliasChoices("tensor_product", "conv"),
@@ -73,6 +78,10 @@ class HotHamConfig(BaseModel):
     output_scale: float = Field(1.0, gt=0, description="eV per unit network output")
     spin: Literal["none", "soc"] = Field("none", description="spin-less H, or spinor H with spin-orbit coupling")
     soc_scale: float = Field(0.01, gt=0, description="eV per unit output of the SOC head")
+    layer: LayerKind | list[LayerKind] = Field(
+        "conv", description="message layers: conv (Gaunt or e3nn tensor product) or attention (equivariant "
+                            "attention in the edge frame); one kind for all layers, or a list, one per layer")
+    heads: int = Field(4, description="attention heads (divide channels) of the attention layers")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod
@@ -87,6 +96,19 @@ class HotHamConfig(BaseModel):
         if v < 0:
             raise ValueError("must be >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _layer_kinds(self):
+        if isinstance(self.layer, list) and len(self.layer) != self.layers:
+            raise ValueError(f"layer lists {len(self.layer)} kinds for {self.layers} layers")
+        if "attention" in self.layer_kinds and (self.heads < 1 or self.channels % self.heads):
+            raise ValueError(f"heads = {self.heads} must divide channels = {self.channels}")
+        return self
+
+    @property
+    def layer_kinds(self) -> list[str]:
+        """The kind of every message layer, in order ("conv" or "attention")."""
+        return list(self.layer) if isinstance(self.layer, list) else [self.layer] * self.layers
 
     @classmethod
     def from_basis(cls, basis, **kw) -> "HotHamConfig":
@@ -120,9 +142,9 @@ class HotHam(nn.Module):
                            for a in self.species for b in self.species}
         self.radial = RadialBasis(nr, config.r_cut, config.radial_basis)
         self.embedding = Embedding(len(self.species), C, L, nr, config.hidden)
-        self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.tensor_product,
-                                               config.gaunt_method)
-                                     for _ in range(config.layers)])
+        self.layers = nn.ModuleList([AttentionLayer(C, L, nr, config.hidden, config.heads) if kind == "attention"
+                                     else ConvLayer(C, L, nr, config.hidden, config.tensor_product, config.gaunt_method)
+                                     for kind in config.layer_kinds])
         self.last = SO2Layer(C, L, nr, config.hidden)
         self.onsite = BlockReadout(C, L, self.species, self.shells, "onsite")
         self.hopping = BlockReadout(C, L, self.species, self.shells, "hopping")
@@ -152,7 +174,8 @@ class HotHam(nn.Module):
         dst, src = batch.edge_dst, batch.edge_src
         _, node, edge = self.embedding(species=batch.species, dst=dst, src=src, radial=radial, cutoff=cutoff, sh=sh)
         for layer in self.layers:
-            node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, chunk=edge_chunk)
+            node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, wigner=wigner,
+                               chunk=edge_chunk)
         # the last layer's input edge features are not needed afterwards: at inference its even
         # output overwrites them
         node_even, node_odd, edge_even, edge_odd = self.last(node=node, edge=edge, dst=dst, src=src, radial=radial,
