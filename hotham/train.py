@@ -221,6 +221,8 @@ class RunConfig(BaseModel):
         output: model.pt            # the checkpoint to write
         model: {lmax: 4, channels: 16, layers: 2}     # fields of hotham.nn.HotHamConfig
         train: {epochs: 300, lr: 5.0e-3, ema_decay: 0.99}   # fields of TrainConfig
+        stage1: model.pt            # optional: train a cascade's second stage on this first
+                                    # stage (a checkpoint, or slater-koster: hotham.cascade)
 
     Unknown or ill-typed keys are errors naming the key; what is not given takes the defaults of
     HotHamConfig and TrainConfig (the one place they are defined)."""
@@ -231,6 +233,7 @@ class RunConfig(BaseModel):
     output: str | None = None
     model: dict = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    stage1: str | None = None
 
     @field_validator("model")
     @classmethod
@@ -273,6 +276,9 @@ def train_from_file(path, *, output=None, model: dict | None = None, train_overr
     if out is None:
         raise HothamError(f"{path}: no output checkpoint (give 'output:' or -o)")
     cfg = TrainConfig(**{**run.train.model_dump(), **(train_overrides or {})})
+    if kwargs.get("stage1") is None and run.stage1 is not None:
+        from .cascade import H0_NAMES
+        kwargs["stage1"] = run.stage1 if run.stage1.lower() in H0_NAMES else base / run.stage1
     return train(base / run.data, Path(output) if output else base / out, model={**run.model, **(model or {})},
                  config=cfg, **kwargs)
 
@@ -307,7 +313,7 @@ def write_model_record(out_path, record: dict, command: str, *, ship: bool = Tru
 
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
-          progress=False) -> dict:
+          progress=False, stage1=None) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
@@ -322,6 +328,11 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     bit-identical to those of an uninterrupted run (on one thread).
     ``config.max_minutes`` is checked after every step: a run stops within one step and one
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
+
+    ``stage1``: train the second stage of a cascade (:mod:`hotham.cascade`) on top of this frozen
+    first stage: a checkpoint path (or loaded Predictor), or ``"slater-koster"`` (the physical H0
+    fitted here to the training split). The network then learns H - H_stage1 (no on-site baseline
+    of its own), and the checkpoint holds both stages.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process takes its slice of each global batch of
     ``batch_size`` structures (the same seeded batches on every process) and the network is
@@ -393,7 +404,16 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
-    baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    first = None
+    if stage1 is not None:          # a cascade: the network learns what the frozen first stage leaves
+        from .cascade import load_stage1, stage1_check
+        first = load_stage1(stage1, [ops[n] for n in split["train"]], which, device=str(device), log=log)
+        stage1_check(first, [ops[n] for n in split["train"]])
+        baseline = OnsiteBaseline()
+    else:
+        baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    from .cascade import StageOffset
+    offset = StageOffset(baseline, first)
     log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
         f"layers={mcfg.layers}, tensor product {mcfg.tensor_product}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
 
@@ -404,7 +424,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # batch) runs the first structure as a stand-in that counts for nothing
     mine = {tuple(b): _share(b, world, rank) if world > 1 else b for b in train_batches}
     empty = {b for b, m in mine.items() if not m}
-    store = GraphStore(GraphBuilder(ops, net.species, net.shells, baseline, which, dtype),
+    store = GraphStore(GraphBuilder(ops, net.species, net.shells, offset, which, dtype),
                        {**{b: m or list(b[:1]) for b, m in mine.items()}, **{tuple(b): b for b in val_batches}},
                        device=device, dtype=dtype, budget_gb=cfg.cache_gb, workers=cfg.workers)
     with progress.stage(f"graphs of {len(ops)} structures"):
@@ -424,7 +444,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     evaluated = ema.module if ema is not None else net      # the network that is validated and saved
-    band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, baseline)
+    band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, offset)
                    if cfg.band_weight > 0 else {})
     k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
@@ -535,7 +555,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             best = v_loss
             best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             if lead:
-                Predictor(evaluated, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+                Predictor(evaluated, baseline, which, info, first).save(out_path, {"history": history, "epoch": epoch})
         if lead and not out_of_time:     # a partial epoch is not a state to resume from: it is redone
             _save_state(last_path, epoch=epoch, model=net.state_dict(), optimizer=opt.state_dict(),
                         scheduler=sched.state_dict(), ema=None if ema is None else ema.state_dict(),
@@ -545,7 +565,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         if lead:
             _write_metrics(out_path, history)
             if not config_written:
-                _write_resolved_config(out_path, ds.path, mcfg, cfg)
+                _write_resolved_config(out_path, ds.path, mcfg, cfg, stage1)
                 config_written = True
         if board is not None:
             for key, v in rec.items():
@@ -567,7 +587,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if best_state is None:
         raise TrainingError(f"no epoch was trained (epochs = {cfg.epochs})")
     evaluated.load_state_dict(best_state)
-    pred = Predictor(evaluated, baseline, which, info)
+    pred = Predictor(evaluated, baseline, which, info, first)
     result = {"history": history, "parameters": net.n_parameters, "checkpoint": os.fspath(out_path),
               "validated_on": validated_on,
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
@@ -587,11 +607,12 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 RESUMABLE = ("epochs", "max_minutes", "device", "early_stop", "cache_gb", "workers")
 
 
-def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBaseline) -> dict:
+def _band_losses(ops: dict, names, cfg: TrainConfig, device, offset) -> dict:
     """:class:`~hotham.band_loss.BandLoss` of every training structure (float64, on ``device``);
-    the network predicts H minus the on-site baseline, which the loss adds back."""
+    the network predicts H minus ``offset`` (the on-site baseline, and a cascade's first stage:
+    :class:`hotham.cascade.StageOffset`), which the loss adds back."""
     from .band_loss import BandLoss
-    return {n: BandLoss(ops[n], (-cfg.band_window, cfg.band_window), offset=baseline.flat(ops[n]), device=device)
+    return {n: BandLoss(ops[n], (-cfg.band_window, cfg.band_window), offset=offset.flat(ops[n]), device=device)
             for n in names}
 
 
@@ -613,14 +634,16 @@ def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: Tr
     return terms
 
 
-def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig) -> None:
+def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig, stage1=None) -> None:
     """``<output>.config.yaml``: the whole configuration of a run, defaults included, in the
     layout :func:`load_run_config` reads (so the run can be repeated from it)."""
     import yaml
     out = Path(out_path)
-    text = yaml.safe_dump({"data": os.fspath(data), "output": os.fspath(out),
-                           "model": mcfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json")},
-                          sort_keys=False)
+    run = {"data": os.fspath(data), "output": os.fspath(out),
+           "model": mcfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json")}
+    if isinstance(stage1, (str, os.PathLike)):
+        run["stage1"] = os.fspath(stage1)
+    text = yaml.safe_dump(run, sort_keys=False)
     with atomic_path(out.with_name(out.name + ".config.yaml")) as tmp:
         Path(tmp).write_text(text)
 

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
                        help="continue the run of -o from its last finished epoch (OUTPUT.last.pt)")
     again.add_argument("--force", action="store_true", help="overwrite an existing -o")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--stage2-of", dest="stage1", metavar="STAGE1", default=None,
+                   help="train the second stage of a cascade on what this frozen first stage leaves: a checkpoint "
+                        "(.pt), or slater-koster (the on-site baseline plus two-centre hoppings fitted to the "
+                        "training split); -o then holds both stages")
     later(p, _options)
     p.set_defaults(func=_train)
 
@@ -70,7 +74,7 @@ def _train(args) -> int:
     from ..errors import HothamError
     from ..train import TrainConfig, train, train_from_file
     common = dict(model=model_kwargs(args, HotHamConfig), force=args.force, resume=args.resume,
-                  progress=not args.quiet)
+                  progress=not args.quiet, stage1=args.stage1)
     if str(args.dataset).endswith((".yaml", ".yml")):
         result = train_from_file(args.dataset, output=args.output, train_overrides=model_kwargs(args, TrainConfig),
                                  **common)
