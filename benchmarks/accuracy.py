@@ -26,6 +26,19 @@ each chemistry gets a second row from the model of all sets together (data/model
 examples/mixed.yaml) on the same test cells.
 
     python benchmarks/accuracy.py --chemistries [--epochs 300 | --shipped]
+
+Model kinds at an equal wall-clock budget (``--models``, section ``accuracy.models-<minutes>min``,
+or ``accuracy.models-chemistries-<minutes>min`` with ``--chemistries``): every row trains for the
+same ``--minutes`` of wall time (TrainConfig.max_minutes) on the same split, then prints the test
+block MAE and (graphene) the twisted bilayer's block and band MAE. Rows (:data:`MODEL_ROWS`):
+``hotham`` (Gaunt conv layers), ``attention`` (attention layers, HotHamConfig.layer), ``hotham+stage2``
+(a Gaunt model for half the budget, then a second stage with attention layers on its residual for
+the other half, hotham.cascade) and ``H0+network`` (the Slater-Koster H0, then a Gaunt network on
+its residual for the whole budget); the H0 alone is printed under its row. The demo model's
+size (examples/demo_model.yaml) throughout; the graphene set split 8 / 2 / 2, the chemistries by
+their recipes.
+
+    python benchmarks/accuracy.py --models --minutes 4 [--chemistries] --threads 1
 """
 from __future__ import annotations
 
@@ -53,9 +66,14 @@ def main(argv=None):
     ap.add_argument("--soc", action="store_true", help="the SOC model on held-out mos2_soc_1x1 cells instead")
     ap.add_argument("--chemistries", action="store_true", help="the rows per chemistry (graphene/hBN, MoS2) instead")
     ap.add_argument("--shipped", action="store_true", help="with --chemistries: the shipped checkpoints, no training")
+    ap.add_argument("--models", action="store_true", help="the model kinds at an equal wall-clock budget instead")
+    ap.add_argument("--minutes", type=float, default=4.0, help="with --models: wall-clock budget per row (default 4)")
+    ap.add_argument("--model-rows", nargs="+", default=list(MODEL_ROWS), choices=list(MODEL_ROWS))
     args = ap.parse_args(argv)
     if args.soc:
         return soc_accuracy(args.threads)
+    if args.models:
+        return model_rows(args)
     if args.chemistries:
         return chemistry_rows(args)
     import yaml
@@ -208,6 +226,100 @@ def chemistry_rows(args) -> str:
                       f"{1000 * np.abs(g[:, 1] - g[:, 0]).mean():8.1f}, {1000 * np.abs(g[:, 1] - g[:, 0]).max():5.1f} "
                       f"meV {epochs:7d} {wall:6.0f} s", flush=True)
     return "accuracy.chemistries" + ("-shipped" if args.shipped else "" if args.epochs == 300 else f"-{args.epochs}")
+
+
+#: the rows of --models: (model fields of the network, its first stage: None, "slater-koster", or
+#: "network" = a Gaunt model trained for half the budget, the network then taking the other half)
+MODEL_ROWS = {
+    "hotham": ({}, None),
+    "attention": ({"layer": "attention"}, None),
+    "hotham+stage2": ({"layer": "attention"}, "network"),
+    "H0+network": ({}, "slater-koster"),
+}
+
+
+def _train_row(data, out, model, stage1, minutes, run, tmp):
+    """Train one row within ``minutes`` of wall time; returns (checkpoint, epochs of each stage)."""
+    from hotham.checkpoint import load_predictor
+    from hotham.train import TrainConfig, train
+    cfg = lambda m: TrainConfig(**{**run["train"], "epochs": 100000, "early_stop": None, "max_minutes": m})
+    epochs = []
+    if stage1 == "network":
+        train(data, tmp / "stage1.pt", model=run["model"], config=cfg(minutes / 2), log=lambda s: None, force=True)
+        epochs.append(len(load_predictor(tmp / "stage1.pt").info["history"]))
+        stage1, minutes = tmp / "stage1.pt", minutes / 2
+    res = train(data, out, model={**run["model"], **model}, config=cfg(minutes), log=lambda s: None, force=True,
+                stage1=stage1)
+    return out, epochs + [len(res["history"])]
+
+
+def _h0_mae(checkpoint, dataset, split) -> float:
+    """Block MAE (meV) of a cascade's first stage alone on the ``split`` cells."""
+    import numpy as np
+    from hotham.checkpoint import load_predictor
+    from hotham.dataset import Dataset
+    h0 = load_predictor(checkpoint).stage1
+    err, n = 0.0, 0
+    with Dataset(dataset) as ds:
+        for name in ds.split(split):
+            op = ds[name]
+            err += np.abs(h0.predict_parts(op) - op.H).sum()
+            n += op.nnz
+    return 1000 * err / n
+
+
+def model_rows(args) -> str:
+    """The --models rows (module docstring); returns the section name."""
+    import warnings
+
+    import yaml
+
+    from hotham.dataset import Dataset, build_dataset
+    from hotham.demo import check_twisted_bilayer
+    from hotham.prediction import DomainWarning, QualityWarning
+    from hotham.recipes import held_out_record, recipe_dataset
+    from hotham.threads import set_threads
+
+    warnings.simplefilter("ignore", QualityWarning)
+    warnings.simplefilter("ignore", DomainWarning)
+    threads = set_threads(args.threads)
+    run = yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+    print(f"demo model {run['model']}, {args.minutes:g} minutes of wall time per row (stage 1 + stage 2 together), "
+          f"{threads} thread(s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.chemistries:
+            sets = {chem: tmp / f"{name}.h5" for chem, (name, _) in CHEMISTRIES.items()}
+            for chem, (name, _) in CHEMISTRIES.items():
+                recipe_dataset(name, sets[chem])
+        else:
+            sets = {"bilayer graphene": tmp / "set.h5"}
+            build_dataset([ROOT / "data" / "bilayer_graphene_slid_1x1"], sets["bilayer graphene"],
+                          split=(8, 2, 2), seed=0, progress=False)
+        for chem, data in sets.items():
+            with Dataset(data) as ds:
+                counts = "/".join(str(len(ds.split(s))) for s in ("train", "val", "test"))
+            print(f"\n{chem}: split train/val/test {counts}")
+            tbg = not args.chemistries
+            print(f"{'row':15s} {'test block MAE':>15s} {'val block MAE':>14s}"
+                  + (f" {'tbg block MAE':>14s} {'tbg band MAE':>13s}" if tbg else "") + f" {'epochs':>9s} {'wall':>7s}")
+            for row in args.model_rows:
+                model, stage1 = MODEL_ROWS[row]
+                t0 = time.time()
+                ckpt, epochs = _train_row(data, tmp / f"{row}.pt", model, stage1, args.minutes, run, tmp)
+                wall = time.time() - t0
+                test = held_out_record(ckpt, data, "test")["test_block_mae_meV"]
+                val = held_out_record(ckpt, data, "val")["val_block_mae_meV"]
+                line = f"{row:15s} {test:11.3f} meV {val:10.3f} meV"
+                if tbg:
+                    chk = check_twisted_bilayer(ckpt, ROOT / "data")
+                    line += f" {chk['tbg_block_mae_meV']:10.3f} meV {chk['tbg_band_mae_meV_within_2eV']:9.2f} meV"
+                print(f"{line} {'+'.join(map(str, epochs)):>9s} {wall:6.0f} s", flush=True)
+                if stage1 == "slater-koster":
+                    print(f"{'  (H0 alone)':15s} {_h0_mae(ckpt, data, 'test'):11.3f} meV "
+                          f"{_h0_mae(ckpt, data, 'val'):10.3f} meV", flush=True)
+    kind = "models-chemistries" if args.chemistries else "models"
+    return f"accuracy.{kind}-{args.minutes:g}min"
 
 
 if __name__ == "__main__":
