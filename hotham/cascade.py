@@ -14,6 +14,7 @@ Both stages are E(3)-equivariant, so their sum is.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ from .baseline import OnsiteBaseline
 from .errors import HothamError
 from .operator import BlockOperator
 
-__all__ = ["SlaterKosterH0", "StageOffset", "H0_NAMES", "stage1_from_dict", "load_stage1"]
+__all__ = ["SlaterKosterH0", "StageOffset", "H0_NAMES", "stage1_from_dict", "load_stage1", "residual_scale"]
 
 #: names of the physical first stage on the command line and in YAML run files
 H0_NAMES = ("slater-koster", "h0")
@@ -169,6 +170,17 @@ class StageOffset:
         if self.stage1 is not None:
             out = out + self.stage1.predict_parts(op)
         return out
+
+
+def residual_scale(stage1, ops, which: str = "H") -> float:
+    """The RMS (two significant digits; eV for H) of what ``stage1`` leaves of the operators
+    ``ops``: the ``output_scale`` of a second stage, whose targets are that residual."""
+    from .graphs import target_blocks
+    sq, n = 0.0, 0
+    for op in ops:
+        d = target_blocks(op, which) - stage1.predict_parts(op)
+        sq, n = sq + float(np.sum(d * d)), n + d.size
+    return float(f"{math.sqrt(sq / max(n, 1)):.2g}") or 1e-6
 
 
 def stage1_from_dict(d: dict, device: str = "cpu", path=None):

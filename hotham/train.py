@@ -332,7 +332,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     ``stage1``: train the second stage of a cascade (:mod:`hotham.cascade`) on top of this frozen
     first stage: a checkpoint path (or loaded Predictor), or ``"slater-koster"`` (the physical H0
     fitted here to the training split). The network then learns H - H_stage1 (no on-site baseline
-    of its own), and the checkpoint holds both stages.
+    of its own; its readout starts at zero, so the cascade starts as the first stage; its
+    ``output_scale``, unless given, is the RMS of the training residual), and the checkpoint
+    holds both stages.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process takes its slice of each global batch of
     ``batch_size`` structures (the same seeded batches on every process) and the network is
@@ -397,6 +399,14 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         valence.update(valence_per_species([op]))
 
     basis = ds.basis
+    first = None
+    if stage1 is not None:          # a cascade: the network learns what the frozen first stage leaves
+        from .cascade import load_stage1, residual_scale, stage1_check
+        first = load_stage1(stage1, [ops[n] for n in split["train"]], which, device=str(device), log=log)
+        stage1_check(first, [ops[n] for n in split["train"]])
+        if "output_scale" not in (model or {}):
+            model = {**(model or {}), "output_scale": residual_scale(first, [ops[n] for n in split["train"]], which)}
+            log(f"second stage: output_scale {model['output_scale']:g}, the RMS of the training residual")
     if spin == "soc" and cfg.band_weight > 0:
         raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
     mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
@@ -404,11 +414,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
-    first = None
-    if stage1 is not None:          # a cascade: the network learns what the frozen first stage leaves
-        from .cascade import load_stage1, stage1_check
-        first = load_stage1(stage1, [ops[n] for n in split["train"]], which, device=str(device), log=log)
-        stage1_check(first, [ops[n] for n in split["train"]])
+    if first is not None:
+        net.zero_readout()          # the cascade starts as the first stage alone
         baseline = OnsiteBaseline()
     else:
         baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)

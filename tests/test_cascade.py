@@ -1,26 +1,22 @@
 """Cascaded models (hotham.cascade): the Slater-Koster H0 (equivariant, exactly Hermitian, fits
 a two-centre operator exactly), second-stage training on a network or on H0, one checkpoint
 holding both stages, old single-stage checkpoints, the CLI flag and the YAML key."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from hotham import io, predict
-from hotham.cascade import SlaterKosterH0, StageOffset
+from hotham import predict
+from hotham.cascade import SlaterKosterH0, StageOffset, residual_scale
 from hotham.checkpoint import CHECKPOINT_VERSION, load_predictor
 from hotham.cli import main
-from hotham.dataset import Dataset, build_dataset
+from hotham.dataset import Dataset
 from hotham.errors import FormatError
 from hotham.so3 import random_rotation, rotate_operator
 from hotham.train import TrainConfig, train
 
-from conftest import graphene_deeph, random_operator
+from conftest import random_operator
 from test_nn_model import mos2_op
-
-DATA = Path(__file__).parent / "data"
-TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
+from test_train import TINY, dataset, trained  # noqa: F401 (fixtures)
 
 
 def _random_h0(op, seed=0):
@@ -67,17 +63,8 @@ def test_slater_koster_fit_recovers_a_two_centre_operator():
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ds") / "set.h5"
-    build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def stage1(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("s1") / "s1.pt"
-    train(dataset, out, model=TINY, config=TrainConfig(epochs=3, lr=1e-2), log=lambda s: None)
-    return out
+def stage1(trained):
+    return trained[0]
 
 
 def test_second_stage_on_a_network_sums_both_and_loads_from_one_file(dataset, stage1, tmp_path):
@@ -87,6 +74,10 @@ def test_second_stage_on_a_network_sums_both_and_loads_from_one_file(dataset, st
     first = load_predictor(stage1)
     both = load_predictor(out)
     assert both.stage1 is not None and both.model.config.layer == "attention"
+    # its output scale is the RMS of the residual it learns (the first stage's training error)
+    with Dataset(dataset) as ds:
+        train_ops = [ds[n] for n in ds.split("train")]
+    assert both.model.config.output_scale == residual_scale(first, train_ops) < 1.0
     ckpt = torch.load(out, weights_only=False)
     assert ckpt["version"] == 2 and ckpt["stage1"]["model"]["config"] == first.model.checkpoint()["config"]
     with Dataset(dataset) as ds:
@@ -131,3 +122,14 @@ def test_cli_stage2_of_slater_koster_and_yaml_key(dataset, stage1, tmp_path, cap
     assert main(["train", str(run), "--quiet"]) == 0
     assert load_predictor(tmp_path / "y.pt").stage1 is not None
     assert "stage1: " in (tmp_path / "y.pt.config.yaml").read_text()
+
+
+def test_zero_readout_predicts_zero():
+    from hotham.nn import HotHam, HotHamConfig
+    op = mos2_op()
+    net = HotHam(HotHamConfig.from_basis(op.basis, lmax=2, channels=2, layers=1, layer="attention", heads=1))
+    net.zero_readout()
+    y = net(net.graph([op]))
+    assert torch.count_nonzero(y) == 0
+    y.sum().backward()
+    assert net.hopping.weights[next(iter(net.hopping.weights))].grad.abs().max() > 0

@@ -1,8 +1,6 @@
 """The equivariant attention layer (HotHamConfig.layer = "attention"), float64 with random
 weights: E(3) equivariance of every predicted block, permutation invariance, exact Hermiticity,
 the segment softmax, chunked inference, per-layer kinds and the config's checks."""
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -13,23 +11,13 @@ from hotham.nn.conv import AttentionLayer, segment_softmax
 from hotham.operator import BlockOperator
 
 from conftest import model_prediction
-from test_nn_model import _rel, graphene_op, mos2_op
+from test_nn_model import _model as _conv_model, _rel, graphene_op, mos2_op
 
 pytestmark = pytest.mark.usefixtures("float64")
 
 
-def _model(op, layer="attention", layers=2, lmax=4, seed=0):
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # L < 2 l_max leaves out irreps (expected warning)
-        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=4, layers=layers, layer=layer, heads=2,
-                                      n_radial=6, hidden=8, r_cut=9.0)
-        model = HotHam(cfg).double()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "bias" in name or "scale" in name:
-                p.add_(0.3 * torch.randn_like(p))
-    return model
+def _model(op, layer="attention", layers=2):
+    return _conv_model(op, 4, layers=layers, layer=layer, heads=2)
 
 
 @pytest.mark.parametrize("layer", ["attention", ["attention", "conv"]], ids=["attention", "mixed"])

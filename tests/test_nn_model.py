@@ -44,12 +44,13 @@ def mos2_op():
     return _edges_op(atoms, Basis({"Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)}))
 
 
-def _model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=0):
+def _model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=0, **extra):
+    """A float64 model with random weights; ``extra``: more HotHamConfig fields."""
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # L = 2 leaves out d-d irreps l3 = 3, 4 (expected warning)
         cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, tensor_product=conv,
-                                      gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0)
+                                      gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0, **extra)
         model = HotHam(cfg).double()
     # random weights: make every bias and scale non-trivial so nothing vanishes by construction
     with torch.no_grad():

@@ -231,6 +231,16 @@ class HotHam(nn.Module):
             batch.cache["geometry"] = (key, geo)
         return geo
 
+    def zero_readout(self) -> None:
+        """Set every readout weight and bias to zero: the network then predicts 0 (the second
+        stage of a cascade starts as its first stage alone); the readout's gradients are not
+        zero, so training moves on from there."""
+        with torch.no_grad():
+            for head in ("onsite", "hopping", "soc_onsite", "soc_hopping"):
+                if hasattr(self, head):
+                    for p in getattr(self, head).parameters():
+                        p.zero_()
+
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:
         """State for torch.save: {"config": JSON dict, "state_dict": ...}."""
