@@ -47,6 +47,13 @@ for ``--minutes`` on its own split (the demo recipe's: 9 train, 3 val cells); th
 trained on by either stage) and the twisted bilayer, against the shipped model alone.
 
     python benchmarks/accuracy.py --stage2-on-shipped --minutes 4 --threads 1
+
+Cost per training step (``--step-time``, section ``accuracy.step-time``): forward and backward of
+the demo-size model with Gaunt and with attention layers on one slid bilayer cell, the two
+interleaved step by step in one process (so a changing machine load hits both alike); the
+median of ``--repeat`` steps each.
+
+    python benchmarks/accuracy.py --step-time [--repeat 20] --threads 1
 """
 from __future__ import annotations
 
@@ -79,7 +86,11 @@ def main(argv=None):
     ap.add_argument("--model-rows", nargs="+", default=list(MODEL_ROWS), choices=list(MODEL_ROWS))
     ap.add_argument("--stage2-on-shipped", action="store_true",
                     help="a second stage on the shipped demo model instead (--minutes each)")
+    ap.add_argument("--step-time", action="store_true", help="time per training step, Gaunt vs attention layers")
+    ap.add_argument("--repeat", type=int, default=20, help="with --step-time: steps per model (default 20)")
     args = ap.parse_args(argv)
+    if args.step_time:
+        return step_time(args)
     if args.soc:
         return soc_accuracy(args.threads)
     if args.stage2_on_shipped:
@@ -370,6 +381,38 @@ def stage2_on_shipped(args, shipped=ROOT / "data" / "models" / "bilayer_graphene
             print(f"{label:28s} {val:10.3f} meV {chk['tbg_block_mae_meV']:10.3f} meV "
                   f"{chk['tbg_band_mae_meV_within_2eV']:9.2f} meV {epochs[-1]:7d} {wall:6.0f} s", flush=True)
     return f"accuracy.stage2-on-shipped-{args.minutes:g}min"
+
+
+def step_time(args) -> str:
+    """The --step-time rows (module docstring); returns the section name."""
+    import numpy as np
+    import torch
+    import yaml
+
+    from hotham import io
+    from hotham.nn import HotHam, HotHamConfig
+    from hotham.threads import set_threads
+
+    threads = set_threads(args.threads)
+    run = yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+    op = io.read(ROOT / "data" / "bilayer_graphene_slid_1x1" / "000")
+    kinds = {"hotham": {}, "attention": {"layer": "attention"}}
+    nets, graphs, times = {}, {}, {k: [] for k in kinds}
+    for k, extra in kinds.items():
+        torch.manual_seed(0)
+        nets[k] = HotHam(HotHamConfig.from_basis(op.basis, **{**run["model"], **extra}, r_cut=7.0))
+        graphs[k] = nets[k].graph([op])
+    print(f"demo model {run['model']}, one cell ({op.n_atoms} atoms, {op.n_edges} blocks), {threads} thread(s), "
+          f"forward + backward, {args.repeat} steps each, interleaved")
+    for _ in range(args.repeat + 1):
+        for k, net in nets.items():
+            t0 = time.perf_counter()
+            net(graphs[k]).square().mean().backward()
+            times[k].append(time.perf_counter() - t0)
+    print(f"{'layers':10s} {'parameters':>10s} {'median step':>12s}")
+    for k, net in nets.items():
+        print(f"{k:10s} {net.n_parameters:10d} {1000 * np.median(times[k][1:]):9.0f} ms")
+    return "accuracy.step-time"
 
 
 if __name__ == "__main__":
