@@ -291,22 +291,27 @@ def _h0_mae(checkpoint, dataset, split) -> float:
     return 1000 * err / n
 
 
-def model_rows(args) -> str:
-    """The --models rows (module docstring); returns the section name."""
+def _setup(args):
+    """(threads, the demo run file): threads set, quality and domain warnings silenced (these
+    runs are short on purpose)."""
     import warnings
 
     import yaml
 
-    from hotham.dataset import Dataset, build_dataset
-    from hotham.demo import check_twisted_bilayer
     from hotham.prediction import DomainWarning, QualityWarning
-    from hotham.recipes import held_out_record, recipe_dataset
     from hotham.threads import set_threads
-
     warnings.simplefilter("ignore", QualityWarning)
     warnings.simplefilter("ignore", DomainWarning)
-    threads = set_threads(args.threads)
-    run = yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+    return set_threads(args.threads), yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+
+
+def model_rows(args) -> str:
+    """The --models rows (module docstring); returns the section name."""
+    from hotham.dataset import Dataset, build_dataset
+    from hotham.demo import check_twisted_bilayer
+    from hotham.recipes import held_out_record, recipe_dataset
+
+    threads, run = _setup(args)
     print(f"demo model {run['model']}, {args.minutes:g} minutes of wall time per row (stage 1 + stage 2 together), "
           f"{threads} thread(s)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -347,20 +352,11 @@ def model_rows(args) -> str:
 
 def stage2_on_shipped(args, shipped=ROOT / "data" / "models" / "bilayer_graphene.pt") -> str:
     """The --stage2-on-shipped rows (module docstring); returns the section name."""
-    import warnings
-
-    import yaml
-
     from hotham.dataset import build_dataset
     from hotham.demo import check_twisted_bilayer
-    from hotham.prediction import DomainWarning, QualityWarning
     from hotham.recipes import SOURCES, SPLIT_SEED, held_out_record
-    from hotham.threads import set_threads
 
-    warnings.simplefilter("ignore", QualityWarning)
-    warnings.simplefilter("ignore", DomainWarning)
-    threads = set_threads(args.threads)
-    run = yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+    threads, run = _setup(args)
     print(f"first stage {shipped.relative_to(ROOT)} (shipped); second stage: demo model size, {args.minutes:g} minutes "
           f"of wall time, {threads} thread(s)")
     print(f"{'row':28s} {'val block MAE':>14s} {'tbg block MAE':>14s} {'tbg band MAE':>13s} {'epochs':>7s} {'wall':>7s}")
