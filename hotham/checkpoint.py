@@ -29,8 +29,7 @@ from .files import atomic_path
 from .operator import BlockOperator
 
 __all__ = ["Predictor", "load_predictor", "predictor_from_dict", "resolve_device", "embed_basis", "pao_entry",
-           "CHECKPOINT_FORMAT",
-           "CHECKPOINT_VERSION"]
+           "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_FORMAT = "hotham-model"
 #: version of a single-stage checkpoint; a cascade is CASCADE_VERSION (older readers refuse it
