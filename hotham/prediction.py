@@ -201,9 +201,11 @@ def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
     :data:`hotham.electronic.solve.DENSE_MAX` orbitals; above, the :data:`GHOST_CHECK_STATES`
     states nearest E_F and those nearest E_F - :data:`GHOST_CHECK_BELOW` (below the valence bands of
     graphene, hBN and MoS2's valence: where a ghost that dives below them is found), by
-    shift-invert; a ghost far below that is left to the dense solves of small cells. Warns
+    shift-invert; a ghost far below that is left to the dense solves of small cells. Without a
+    Fermi level, states are placed against the atomic limit's (:func:`hotham.electronic.fermi._onsite_guess`). Warns
     (:class:`~hotham.electronic.ghosts.GhostStateWarning`, with k, energies and count) and returns
     the number of ghost states found."""
+    from .electronic import fermi
     from .electronic.solve import DENSE_MAX, solve
     from .electronic.bands import band_path
     from .electronic.ghosts import warn_ghosts
@@ -212,14 +214,19 @@ def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
     special = np.unique(np.round(kp.kpts[np.searchsorted(kp.x, kp.special_x - 1e-9)], 8), axis=0)
     kpts = np.vstack([np.zeros((1, 3)), special[np.any(special != 0, axis=1)]])
     source = op.source or "prediction"
+    ef = op.fermi_level
+    if not np.isfinite(ef):
+        # no Fermi level (predict(..., fermi_level=False)): the atomic limit's, from the on-site energies
+        try:
+            ef = fermi._onsite_guess(op, fermi.electron_count(op) / fermi.occupancy(op))
+        except HothamError:
+            return 0
     if Assembler(op).size <= DENSE_MAX:
-        return warn_ghosts(solve(op, kpts, ghosts=True), op.fermi_level, source, stacklevel + 1)
-    if not np.isfinite(op.fermi_level):
-        return 0
+        return warn_ghosts(solve(op, kpts, ghosts=True), ef, source, stacklevel + 1)
     found = 0
-    for around in (op.fermi_level, op.fermi_level - GHOST_CHECK_BELOW):
+    for around in (ef, ef - GHOST_CHECK_BELOW):
         eig = solve(op, kpts, n=GHOST_CHECK_STATES, around=around, method="sparse")
-        found += warn_ghosts(eig, op.fermi_level, source, stacklevel + 1)
+        found += warn_ghosts(eig, ef, source, stacklevel + 1)
     return found
 
 
