@@ -315,7 +315,7 @@ def write_model_record(out_path, record: dict, command: str, *, ship: bool = Tru
 
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
-          progress=False) -> dict:
+          progress=False, init=None) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
@@ -336,6 +336,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     wrapped in DistributedDataParallel; the losses are rescaled (:func:`_ddp_loss`) so that the
     gradients are those of one process with the same global batch. Only process 0 logs and
     writes files. When tensorboard is installed, the per-epoch metrics also go to ``<output>.tb/``.
+
+    ``init``: a checkpoint (path) to start from, fine-tuning: its network (configuration and
+    weights, ``model`` ignored) and its on-site baseline; it must know the data set's species.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
@@ -395,12 +398,24 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     basis = ds.basis
     if spin == "soc" and (cfg.band_weight > 0 or cfg.ghost_loss != "none"):
         raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
-    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
-                                             "spin": spin or "none"})
+    if init is not None:
+        from .checkpoint import load_predictor
+        start = load_predictor(init, device="cpu")
+        if start.target != which or not set(basis.shells) <= set(start.model.shells):
+            raise TrainingError(f"{init}: a {start.target} model of {', '.join(start.model.shells)}; the data set "
+                                f"needs {which} of {', '.join(basis.shells)}")
+        mcfg, baseline = start.model.config, start.baseline
+    else:
+        mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
+                                                 "spin": spin or "none"})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
-    baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    if init is not None:
+        net.load_state_dict(start.model.state_dict())
+        log(f"starting from the weights of {init}")
+    else:
+        baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
     log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
         f"layers={mcfg.layers}, tensor product {mcfg.tensor_product}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
 
