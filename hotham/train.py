@@ -49,8 +49,8 @@ class TrainConfig(BaseModel):
     (:mod:`hotham.band_loss`) joins the block loss from epoch ``band_start`` on with weight
     ``band_weight``: HamGNN's second stage, once the blocks have converged; with ``band_align``
     "fermi" it compares energies relative to E_F (after the best constant shift). A stage that
-    starts after epoch 1 has its own learning-rate schedule: the rate goes back up to ``band_lr``
-    (default ``lr`` / 5, never below the first stage's last rate) with a fresh plateau schedule,
+    starts after epoch 1 has its own learning-rate schedule: the rate goes to ``band_lr``
+    (default ``lr`` / 5, or the first stage's last rate if higher) with a fresh plateau schedule,
     and the best model is chosen among the stage's epochs (the block loss it trades for bands
     would otherwise keep the first stage's model). ``ghost_loss`` adds, in the same stage with
     weight ``ghost_weight``, a term on H where S is nearly singular (:mod:`hotham.band_loss`):
@@ -490,7 +490,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         with_bands = bool(band_losses) and epoch >= cfg.band_start
         if with_bands and epoch == cfg.band_start > 1:
             # the band stage: its own schedule from band_lr, and its own best model
-            start_lr = max(cfg.band_lr if cfg.band_lr is not None else cfg.lr / 5, opt.param_groups[0]["lr"])
+            start_lr = cfg.band_lr if cfg.band_lr is not None else max(cfg.lr / 5, opt.param_groups[0]["lr"])
             for group in opt.param_groups:
                 group["lr"] = start_lr
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
