@@ -9,6 +9,8 @@ with every bond still within the range of its thermally displaced training cells
 therefore records, from its training structures:
 
 * ``pairs``: per species pair, the shortest and longest hopping distance (Angstrom);
+* ``bonds``: per species pair, the shortest and longest nearest-neighbour distance (Angstrom),
+  over the atoms of either species: a bond stretched beyond the longest is outside;
 * ``environments``: per species, the fewest and most neighbours within ``ENV_RADIUS``;
 * ``lattice``: per layer chemistry ("C", "B-N", "Mo-S"), the range of the in-plane lattice scale
   sqrt(cell area / atoms in the layer) (Angstrom) of the training slabs: thermal noise leaves it
@@ -67,6 +69,26 @@ def _neighbour_counts(op: BlockOperator, hop: np.ndarray, d: np.ndarray) -> np.n
     return np.bincount(op.edge_i[hop & (d < ENV_RADIUS)], minlength=op.n_atoms)
 
 
+def _nearest(op: BlockOperator, hop: np.ndarray, d: np.ndarray) -> dict:
+    """Per species pair "A-B": [shortest, longest] over A atoms of the distance to their nearest
+    B atom and over B atoms of that to their nearest A (Angstrom): the range of bond lengths."""
+    sym = np.array(op.atoms.get_chemical_symbols())
+    species, code = np.unique(sym, return_inverse=True)
+    ns = len(species)
+    e = np.flatnonzero(hop)
+    nn = np.full(op.n_atoms * ns, np.inf)
+    np.minimum.at(nn, op.edge_i[e] * ns + code[op.edge_j[e]], d[e])
+    nn = nn.reshape(op.n_atoms, ns)
+    out = {}
+    for a in range(ns):
+        for b in range(a, ns):
+            v = np.concatenate([nn[code == a, b], nn[code == b, a]])
+            v = v[np.isfinite(v)]
+            if len(v):
+                out[f"{species[a]}-{species[b]}"] = [float(v.min()), float(v.max())]
+    return out
+
+
 def _layers(atoms):
     """(layer index of every atom [N], gaps between consecutive layers in Angstrom, in-plane cell
     area in Angstrom^2) of a slab, layers counted along its normal; None for a crystal."""
@@ -109,7 +131,8 @@ def _layer_scales(atoms, layers) -> dict:
 def structure_descriptors(op: BlockOperator) -> dict:
     """What :func:`training_domain` records of one structure: ``pairs`` {pair: [min, max]
     hopping distance}, ``environments`` {species: [min, max] neighbour count}, ``lattice``
-    {layer chemistry: in-plane lattice scale}, ``interlayer`` [gaps] (Angstrom); slabs only for the last two."""
+    {layer chemistry: in-plane lattice scale}, ``interlayer`` [gaps] (Angstrom; slabs only for
+    these two), ``bonds`` {pair: [min, max] nearest-neighbour distance}."""
     hop, d = _hopping(op)
     e = np.flatnonzero(hop)
     names = _pair_names(op, e)
@@ -121,7 +144,7 @@ def structure_descriptors(op: BlockOperator) -> dict:
     sym = np.array(op.atoms.get_chemical_symbols())
     env = {str(s): [int(counts[sym == s].min()), int(counts[sym == s].max())] for s in np.unique(sym)}
     layers = _layers(op.atoms)
-    return {"pairs": pairs, "environments": env,
+    return {"pairs": pairs, "environments": env, "bonds": _nearest(op, hop, d),
             "lattice": {} if layers is None else _layer_scales(op.atoms, layers),
             "interlayer": [] if layers is None else layers[1]}
 
@@ -136,6 +159,7 @@ def training_domain(ops) -> dict:
     pairs: dict = {}
     env: dict = {}
     lattice: dict = {}
+    bonds: dict = {}
     gaps: list = []
     for op in ops:
         desc = structure_descriptors(op)
@@ -145,9 +169,12 @@ def training_domain(ops) -> dict:
             _widen(env, s, lo, hi)
         for p, v in desc["lattice"].items():
             _widen(lattice, p, v, v)
+        for p, (lo, hi) in desc["bonds"].items():
+            _widen(bonds, p, lo, hi)
         gaps += desc["interlayer"]
     out = {"env_radius": ENV_RADIUS, "pairs": dict(sorted(pairs.items())),
            "environments": dict(sorted(env.items())), "lattice": dict(sorted(lattice.items())),
+           "bonds": dict(sorted(bonds.items())),
            "interlayer": [min(gaps), max(gaps)] if gaps else None}
     return out
 
@@ -156,8 +183,8 @@ def unchecked(domain: dict | None) -> list[str]:
     """The checks a stored ``domain`` cannot make (a checkpoint written before they existed)."""
     if not domain:
         return ["the training domain (the checkpoint records none)"]
-    return [what for key, what in (("lattice", "lattice scale"), ("interlayer", "interlayer distances"))
-            if key not in domain]
+    return [what for key, what in (("lattice", "lattice scale"), ("interlayer", "interlayer distances"),
+                                   ("bonds", "bond lengths")) if key not in domain]
 
 
 def outside_domain(op: BlockOperator, domain: dict | None) -> list[str]:
@@ -173,6 +200,10 @@ def outside_domain(op: BlockOperator, domain: dict | None) -> list[str]:
         lo, _ = domain["pairs"][p]
         if dmin < lo * (1 - SLACK):
             out.append(f"{p} atoms {dmin:.3f} A apart, closer than any pair in training ({lo:.3f} A)")
+    for p, (_, longest) in desc["bonds"].items():
+        hi = (domain.get("bonds") or {}).get(p, (None, None))[1]
+        if hi is not None and longest > hi * (1 + SLACK):
+            out.append(f"{p} bond (nearest neighbour) {longest:.3f} A, longer than any in training ({hi:.3f} A)")
     for p, v in desc["lattice"].items():
         lo, hi = (domain.get("lattice") or {}).get(p, (None, None))
         if lo is not None and not lo * (1 - SCALE_SLACK) <= v <= hi * (1 + SCALE_SLACK):

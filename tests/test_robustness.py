@@ -100,9 +100,18 @@ def test_interlayer_distance_leaves_the_training_domain(shipped):
     assert any("interlayer distance" in line for line in out), out
 
 
+def test_a_stretched_bond_leaves_the_training_domain(shipped):
+    atoms = io.read(CELL).atoms
+    z = atoms.positions[:, 2]
+    # atom 0 pulled 0.6 A out of its layer, away from the other: its bonds 1.42 -> ~1.54 A, the cell unchanged
+    atoms.positions[0, 2] += 0.6 if z[0] > z.mean() else -0.6
+    out = outside_domain(_operator(atoms), shipped.info["domain"])
+    assert any("bond (nearest neighbour)" in line and "longer than any in training" in line for line in out), out
+
+
 def test_older_checkpoint_domain_says_what_it_cannot_check():
     old = {"env_radius": 4.0, "pairs": {"C-C": [1.36, 6.35]}, "environments": {"C": [22, 26]}}
-    assert unchecked(old) == ["lattice scale", "interlayer distances"]
+    assert unchecked(old) == ["lattice scale", "interlayer distances", "bond lengths"]
     assert outside_domain(_operator(scaled(io.read(CELL).atoms, 1.03)), old) == []
 
 
