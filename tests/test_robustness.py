@@ -237,3 +237,13 @@ def _shift_along(op, v, delta):
         i, j = op.edge_i[e], op.edge_j[e]
         H[op.offsets[e]:op.offsets[e + 1]] += dH[off[i]:off[i + 1], off[j]:off[j + 1]].ravel()
     return op.with_blocks(H=H)
+
+
+def test_predict_ghost_check_of_a_large_cell_is_sparse(shipped, monkeypatch):
+    """Above the dense size the check solves two shift-invert windows at Gamma (near E_F and
+    40 eV below) and still finds the ghost of the 1 % strained cell, here in a 2x2 supercell."""
+    import sys
+    monkeypatch.setattr(sys.modules["hotham.electronic.solve"], "DENSE_MAX", 100)
+    op, rec = _predict(shipped, scaled(io.read(CELL).atoms, 1.01).repeat((2, 2, 1)))
+    ghost = [str(w.message) for w in rec if w.category is GhostStateWarning]
+    assert op.meta["ghost_states"] > 0 and len(ghost) == 1 and "at 1 of 1 k-point(s)" in ghost[0]
