@@ -137,7 +137,9 @@ def main(argv=None) -> str:
                                  f"best validation block MAE {val:.3f} meV, {wall:.0f} s"), flush=True)
             for line in evaluate(load_predictor(model, device="cpu"), tests, (0.99, 1.007, 1.01)):
                 print(line, flush=True)
-    return "ghost-losses" + ("" if args.max_strained else ".unstrained") + ("" if args.epochs == 30 else f"-{args.epochs}")
+    rows = "" if args.rows == list(ROWS) else "." + "-".join(args.rows)
+    return ("ghost-losses" + ("" if args.max_strained else ".unstrained") + rows
+            + ("" if args.epochs == 30 else f"-{args.epochs}"))
 
 
 if __name__ == "__main__":
