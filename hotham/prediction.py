@@ -37,7 +37,8 @@ from .domain import outside_domain, unchecked
 from .errors import BasisError, FormatError, HothamError
 from .operator import BlockOperator
 
-__all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict", "ghost_check"]
+__all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict",
+           "ghost_check"]
 
 #: states solved nearest E_F, and nearest the bottom of the spectrum, by the sparse ghost check of
 #: cells too large for a dense solve
