@@ -43,7 +43,7 @@ def _predictions(predictor: Predictor, ops):
     for op in ops:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QualityWarning)
-            pred = predict(predictor, op, fermi_level=False)
+            pred = predict(predictor, op, fermi_level=False, ghosts=False)
         yield pred, op
 
 

@@ -47,7 +47,15 @@ class TrainConfig(BaseModel):
     ``min_lr``) after ``warmup_epochs`` of linear warm-up. With ``ema_decay`` the exponential
     moving average of the weights is what is validated and saved. The band-energy loss
     (:mod:`hotham.band_loss`) joins the block loss from epoch ``band_start`` on with weight
-    ``band_weight``: HamGNN's second stage, once the blocks have converged.
+    ``band_weight``: HamGNN's second stage, once the blocks have converged; with ``band_align``
+    "fermi" it compares energies relative to E_F (after the best constant shift). A stage that
+    starts after epoch 1 has its own learning-rate schedule: the rate goes to ``band_lr``
+    (default ``lr`` / 5, or the first stage's last rate if higher) with a fresh plateau schedule,
+    and the best model is chosen among the stage's epochs (the block loss it trades for bands
+    would otherwise keep the first stage's model). ``ghost_loss`` adds, in the same stage with
+    weight ``ghost_weight``, a term on H where S is nearly singular (:mod:`hotham.band_loss`):
+    "spectrum" (generalised eigenvalues over the whole spectrum) or "projection" (H on S's
+    eigenvectors below ``ghost_threshold``), at the same random k-points.
     """
 
     # every float finite (no NaN, no inf); the ranges are those of the fields (checked on the command line too)
@@ -75,6 +83,16 @@ class TrainConfig(BaseModel):
     band_start: int = Field(1, ge=0, description="first epoch of the band-energy loss")
     band_kpoints: int = Field(4, ge=1, description="random k-points per structure and step of the band-energy loss")
     band_window: float = Field(2.0, gt=0, description="half-width (eV) of the energy window around E_F of the band loss")
+    band_align: Literal["none", "fermi"] = Field("fermi", description="band loss on energies relative to E_F "
+                                                                       "(best constant shift) or absolute")
+    band_lr: float | None = Field(None, gt=0, description="learning rate at the start of a band stage (band_start > 1; "
+                                                          "default lr / 5)")
+    ghost_loss: Literal["none", "spectrum", "projection"] = Field(
+        "none", description="band-stage term on H where S is nearly singular: whole-spectrum eigenvalues, or H "
+                            "projected on S's near-null space")
+    ghost_weight: float = Field(0.1, ge=0, description="weight of the ghost_loss term (eV)")
+    ghost_threshold: float = Field(1e-2, gt=0, description="S eigenvalues below this span the near-null space "
+                                                           "(ghost_loss projection)")
     cache_gb: float | None = Field(None, ge=0, description="memory (GB) for cached graphs; beyond it structures are read "
                                                      "and graphs built at every step (none: cache all)")
     workers: int = Field(0, ge=0, description="DataLoader processes that build the graphs not cached")
@@ -313,7 +331,7 @@ def write_model_record(out_path, record: dict, command: str, *, ship: bool = Tru
 
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
-          progress=False, stage1=None) -> dict:
+          progress=False, stage1=None, init=None) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
@@ -341,6 +359,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     wrapped in DistributedDataParallel; the losses are rescaled (:func:`_ddp_loss`) so that the
     gradients are those of one process with the same global batch. Only process 0 logs and
     writes files. When tensorboard is installed, the per-epoch metrics also go to ``<output>.tb/``.
+
+    ``init``: a checkpoint (path) to start from, fine-tuning: its network (configuration and
+    weights, ``model`` ignored) and its on-site baseline; it must know the data set's species.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
@@ -407,17 +428,30 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         if "output_scale" not in (model or {}):
             model = {**(model or {}), "output_scale": residual_scale(first, [ops[n] for n in split["train"]], which)}
             log(f"second stage: output_scale {model['output_scale']:g}, the RMS of the training residual")
-    if spin == "soc" and cfg.band_weight > 0:
+    if first is not None and init is not None:
+        raise TrainingError("a second stage (stage1) starts from a zero readout, not from another model's weights (init)")
+    if spin == "soc" and (cfg.band_weight > 0 or cfg.ghost_loss != "none"):
         raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
-    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
-                                             "spin": spin or "none"})
+    if init is not None:
+        from .checkpoint import load_predictor
+        start = load_predictor(init, device="cpu")
+        if start.target != which or not set(basis.shells) <= set(start.model.shells):
+            raise TrainingError(f"{init}: a {start.target} model of {', '.join(start.model.shells)}; the data set "
+                                f"needs {which} of {', '.join(basis.shells)}")
+        mcfg, baseline = start.model.config, start.baseline
+    else:
+        mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
+                                                 "spin": spin or "none"})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
+    if init is not None:
+        net.load_state_dict(start.model.state_dict())
+        log(f"starting from the weights of {init}")
     if first is not None:
         net.zero_readout()          # the cascade starts as the first stage alone
         baseline = OnsiteBaseline()
-    else:
+    elif init is None:
         baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
     from .cascade import StageOffset
     offset = StageOffset(baseline, first)
@@ -452,7 +486,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     evaluated = ema.module if ema is not None else net      # the network that is validated and saved
     band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, offset)
-                   if cfg.band_weight > 0 else {})
+                   if cfg.band_weight > 0 or cfg.ghost_loss != "none" else {})
     k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
@@ -493,7 +527,16 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * epoch / cfg.warmup_epochs
         with_bands = bool(band_losses) and epoch >= cfg.band_start
-        tr_loss, tr_mae, tr_band, n_el = 0.0, 0.0, 0.0, 0
+        if with_bands and epoch == cfg.band_start > 1:
+            # the band stage: its own schedule from band_lr, and its own best model
+            start_lr = cfg.band_lr if cfg.band_lr is not None else max(cfg.lr / 5, opt.param_groups[0]["lr"])
+            for group in opt.param_groups:
+                group["lr"] = start_lr
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
+                                                               min_lr=cfg.min_lr)
+            best, stale = math.inf, 0
+            log(f"band stage from epoch {epoch}: learning rate {start_lr:.2e}")
+        tr_loss, tr_mae, tr_band, tr_ghost, n_el = 0.0, 0.0, 0.0, 0.0, 0
         out_of_time = False
         order = [tuple(train_batches[k]) for k in rng.permutation(len(train_batches))]
         for b, g, y in progress.bar(store.iterate(order), f"epoch {epoch}", total=len(order), leave=False):
@@ -504,19 +547,23 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             if world == 1:
                 loss = _loss(pred, y)
                 if with_bands:
-                    band = torch.stack(_band_terms(band_losses, ops, b, pred, cfg, k_gen)).mean()
-                    loss = loss + cfg.band_weight * band
+                    bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
+                    band, ghost = torch.stack(bands).mean(), torch.stack(ghosts).mean()
+                    loss = loss + cfg.band_weight * band + cfg.ghost_weight * ghost
                     tr_band += band.item() * len(b)
+                    tr_ghost += ghost.item() * len(b)
                 value = loss.item()
             else:
                 loss, value, n_y, mae_sum = _ddp_loss(pred, y, world, b in empty)
                 if with_bands:          # the mean over the global batch's structures, rescaled likewise
-                    terms = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
-                    band = torch.stack(terms).sum() if terms else pred.sum() * 0.0
-                    band_sum = _all_sum(band).item()
-                    loss = loss + cfg.band_weight * world * band / len(b)
-                    value += cfg.band_weight * band_sum / len(b)
+                    bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
+                    band = torch.stack(bands).sum() if bands else pred.sum() * 0.0
+                    ghost = torch.stack(ghosts).sum() if ghosts else pred.sum() * 0.0
+                    band_sum, ghost_sum = _all_sum(band).item(), _all_sum(ghost).item()
+                    loss = loss + world * (cfg.band_weight * band + cfg.ghost_weight * ghost) / len(b)
+                    value += (cfg.band_weight * band_sum + cfg.ghost_weight * ghost_sum) / len(b)
                     tr_band += band_sum
+                    tr_ghost += ghost_sum
             if not math.isfinite(value):
                 raise TrainingError(f"{ds.path}: loss became {value} at epoch {epoch} on {', '.join(b)}; "
                                     f"lower the learning rate (now {opt.param_groups[0]['lr']:.2e})")
@@ -556,6 +603,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                "time_s": time.time() - t0}
         if with_bands:
             rec["train_band_mae_meV"] = 1000 * tr_band / len(split["train"])
+            if cfg.ghost_loss != "none":
+                rec[f"train_ghost_{cfg.ghost_loss}_meV"] = 1000 * tr_ghost / len(split["train"])
         history.append(rec)
         stale = 0 if v_loss < best else stale + 1
         if v_loss < best:
@@ -623,22 +672,30 @@ def _band_losses(ops: dict, names, cfg: TrainConfig, device, offset) -> dict:
             for n in names}
 
 
-def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen) -> list:
-    """Band-energy losses (eV, one 0-d tensor each) of the structures of the batch ``names`` that
-    this process computes (those in ``band_losses``; their flat predictions one after another in
-    ``pred``) at fresh random k-points. k-points are drawn for every structure of the batch, in
-    order, so that the generator ``k_gen`` stays the same on every process."""
+def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen):
+    """(band-energy losses, ghost losses): eV, one 0-d tensor each, of the structures of the batch
+    ``names`` that this process computes (those in ``band_losses``; their flat predictions one
+    after another in ``pred``) at fresh random k-points; a term that is off is 0. k-points are
+    drawn for every structure of the batch, in order, so that the generator ``k_gen`` stays the
+    same on every process."""
     from .band_loss import random_kpoints
-    terms, start = [], 0
+    bands, ghosts, start = [], [], 0
     for n in names:
         k = random_kpoints(ops[n].atoms, cfg.band_kpoints, k_gen)
         bl = band_losses.get(n)
         if bl is None:
             continue
         stop = start + bl.op.nnz
-        terms.append(bl(pred[start:stop], k))
+        H = pred[start:stop]
+        bands.append(bl(H, k, align=cfg.band_align) if cfg.band_weight > 0 else H.sum() * 0.0)
+        if cfg.ghost_loss == "spectrum":
+            ghosts.append(bl.spectrum(H, k))
+        elif cfg.ghost_loss == "projection":
+            ghosts.append(bl.projection(H, k, cfg.ghost_threshold))
+        else:
+            ghosts.append(H.sum() * 0.0)
         start = stop
-    return terms
+    return bands, ghosts
 
 
 def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig, stage1=None) -> None:

@@ -28,9 +28,18 @@ def _outputs(p, output_help):
     add_force_option(p)
 
 
+def _canonical(p):
+    from ..electronic.ghosts import CANONICAL_THRESHOLD
+    p.add_argument("--canonical", type=float, nargs="?", const=CANONICAL_THRESHOLD, metavar="THRESHOLD",
+                   help="dense solve by canonical orthogonalisation: drop the eigenvectors of S(k) below THRESHOLD "
+                        f"(default {CANONICAL_THRESHOLD:g}), so no ghost state can appear (costs DFT graphene bands "
+                        "up to ~50 meV; see docs/robustness.md)")
+
+
 def cmd_bands(args) -> int:
     options = dict(path=args.path, npoints=args.npoints, n=args.n, around=args.around, channel=args.channel,
-                   fermi=args.fermi, edges=args.edges, processes=args.processes, memory_gb=args.memory_gb)
+                   fermi=args.fermi, edges=args.edges, processes=args.processes, memory_gb=args.memory_gb,
+                   canonical=args.canonical)
     if args.slurm:
         from ..electronic.kchunks import write_slurm_bands
         script = write_slurm_bands(args.input, args.slurm, args.chunks, args.output, options=options,
@@ -64,7 +73,8 @@ def cmd_dos(args) -> int:
 def cmd_states(args) -> int:
     from ..electronic.report import write_states
     print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
-                       channel=args.channel, fermi=args.fermi, format=args.format, force=args.force))
+                       channel=args.channel, fermi=args.fermi, format=args.format, force=args.force,
+                       canonical=args.canonical))
     return 0
 
 
@@ -96,6 +106,7 @@ def register(subparsers) -> None:
                    help="k-points in this many worker processes, fewer when the memory budget holds fewer "
                         "(the threads are shared among them; default 1)")
     p.add_argument("--memory-gb", type=POSITIVE, help="memory budget of the worker processes, GB (default: available)")
+    _canonical(p)
     p.add_argument("--kchunk", metavar="I/N",
                    help="only chunk I (from 0) of N of the k-points, into <output>.partIofN.h5 (join: bands-merge)")
     c = p.add_argument_group("cluster", "a SLURM job array over k-chunks, then their merge")
@@ -133,6 +144,7 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=POSITIVE_INT, help="the n states nearest --around (default E_F)")
     p.add_argument("--around", type=FINITE, help="target energy for --n, eV")
     p.add_argument("--channel", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
+    _canonical(p)
     p.set_defaults(func=cmd_states)
 
     p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE",

@@ -16,6 +16,7 @@ from .. import checks
 from ..cell import periodic_axes, slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .ghosts import warn_ghosts
 from .solve import solve
 
 @dataclass
@@ -110,6 +111,8 @@ class BandStructure:
     fermi_level: float
     channel: np.ndarray | None = None
     partial: bool = False
+    #: canonical orthogonalisation: S eigenvectors dropped per k, int [nk] (their bands NaN); else None
+    dropped: np.ndarray | None = None
 
     def save_txt(self, fname) -> None:
         """Plain text a user can ``np.loadtxt``: columns k1 k2 k3 x E_1 .. E_nb (eV), header
@@ -145,8 +148,11 @@ def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int |
     """Bands of ``op`` on a path (see :func:`band_path`); all bands, or the ``n`` nearest
     ``around`` (eV, default the Fermi level; sparse solver for large cells), or with
     ``n_below`` / ``n_above`` (keywords of :func:`~hotham.electronic.solve.solve`) the states
-    just below and above E_F."""
+    just below and above E_F. ``canonical`` (a keyword of solve): canonical orthogonalisation.
+    Warns (:class:`~hotham.electronic.ghosts.GhostStateWarning`) when a band is a ghost state."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
+    solver_kw.setdefault("ghosts", True)
     eig = solve(op, kp.kpts, n=n, around=around, channel=channel, **solver_kw)
+    warn_ghosts(eig, op.fermi_level, op.source or "")
     window = n is not None or solver_kw.get("n_below") is not None or solver_kw.get("n_above") is not None
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=window)
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=window, dropped=eig.dropped)

@@ -278,5 +278,8 @@ def solve_parallel(op, kpts, *, processes: int, memory_gb: float | None = None, 
                 raise
     vecs = np.concatenate([e.vectors for e in parts]) if solve_kw.get("vectors") else None
     windows = sum((e.windows for e in parts), []) if parts[0].windows is not None else None
+    quotient = (np.concatenate([e.s_quotient for e in parts])
+                if all(e.s_quotient is not None for e in parts) else None)
+    dropped = np.concatenate([e.dropped for e in parts]) if all(e.dropped is not None for e in parts) else None
     return Eigen(np.concatenate([e.energies for e in parts]), vecs, k, parts[0].channel, processes=p,
-                 windows=windows)
+                 windows=windows, s_quotient=quotient, dropped=dropped)

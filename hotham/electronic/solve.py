@@ -37,6 +37,7 @@ from ..errors import HothamError
 from ..operator import BlockOperator
 from .block import TOL, TOL_VECTORS, BlockNoConvergence, block_shift_invert
 from .factor import factorizer
+from .ghosts import canonical_eigh, s_quotient
 from .hk import Assembler, SlotSelection, as_kpoints, is_real_kpoint
 
 #: the block solver's preconditioner (the factorised H - shift S) leaves out atom pairs whose
@@ -79,6 +80,11 @@ class Eigen:
         windows (collinear: both channels' in turn), each a dict with ``shift`` (eV), ``states``,
         ``t_factor``, ``t_iterate`` (s), ``iterations`` and ``factor_mflop`` (what each band edge
         cost); else None
+    s_quotient : float [nk, nb], c^H S c / c^H c of every state (small: in S's near-null space,
+        see :mod:`hotham.electronic.ghosts`): from every sparse solve, from a dense one when
+        vectors or ``ghosts`` were asked for; else None
+    dropped : canonical orthogonalisation (``canonical=``): int [nk], S eigenvectors dropped at
+        every k (their bands are NaN, last); else None
     """
     energies: np.ndarray
     vectors: np.ndarray | None
@@ -86,6 +92,8 @@ class Eigen:
     channel: np.ndarray | None = None
     processes: int = 1
     windows: list | None = None
+    s_quotient: np.ndarray | None = None
+    dropped: np.ndarray | None = None
 
 
 def _channels(op: BlockOperator, channel):
@@ -204,6 +212,8 @@ class ShiftInvert:
         self._sel = None
         self.info: dict = {}
         self.last_vectors = None
+        #: S quotients (:func:`hotham.electronic.ghosts.s_quotient`) of the last solve's states [n]
+        self.last_quotient = None
         # the last factorisation's (k, shift), arithmetic and sizes: another solve at the same k
         # and shift (a wider window) reuses the factor
         self._last = None
@@ -270,9 +280,12 @@ class ShiftInvert:
                 except BlockNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
                 self.last_vectors = c               # a warm start for the next k (``X0``)
+                self.last_quotient = s_quotient(c)
                 c = c.astype(np.complex128) if vectors else None
             else:
-                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
+                e, c, info = self._arpack(H, S, k, n, True, dtype, real)
+                self.last_quotient = s_quotient(c)
+                c = c if vectors else None
         # timings (s) and sizes of the last solve, for benchmarks
         self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
                          factorised=not again, nnz=nnz, factored_nnz=factored_nnz,
@@ -432,11 +445,11 @@ def edge_window(n_below: int, n_above: int) -> tuple[int, int]:
 
 
 def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
-                X0: np.ndarray | None = None, log: list | None = None):
+                X0: np.ndarray | None = None, log: list | None = None, quotients: list | None = None):
     """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
     fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
     window: a warm start for the next k). ``log``: a list that receives a dict for the window
-    (see :attr:`Eigen.windows`).
+    (see :attr:`Eigen.windows`); ``quotients``: a list that receives the states' S quotients [n].
 
     One shift, at E_F (``X0``: starting vectors, e.g. the previous k's), one factorisation: its
     window holds the states nearest the shift on each side separately (n_below and n_above with
@@ -465,6 +478,8 @@ def edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, ve
         raise SolverError(f"the window at {s:.4f} eV holds {len(under)} states below and {len(over)} above "
                           f"E_F = {fermi:.4f} eV at k = {k}, not {n_below} and {n_above}: fewer bands there?")
     pick = np.concatenate([under[len(under) - n_below:], over[:n_above]])     # e ascending
+    if quotients is not None:
+        quotients.append(si.last_quotient[pick])
     return e[pick], (c[:, pick] if vectors else None), si.last_vectors
 
 
@@ -473,7 +488,7 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
           channel: int | None = None, vectors: bool = False, dense_max: int = DENSE_MAX,
           method: str = "auto", backend: str = "auto", precision: str = "auto",
           eigensolver: str = "auto", progress=False, processes: int = 1,
-          memory_gb: float | None = None) -> Eigen:
+          memory_gb: float | None = None, ghosts: bool = False, canonical: float | None = None) -> Eigen:
     """Eigenpairs of H(k) c = e S(k) c at fractional ``kpts`` [nk, 3].
 
     ``n=None``: all bands (dense). Else the ``n`` states nearest ``around`` (eV, default
@@ -494,13 +509,24 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     many processes as the memory budget ``memory_gb`` (GB, default the machine's available
     memory) holds, the threads shared among them (:func:`hotham.electronic.kparallel.solve_parallel`:
     the rule, and the errors of a worker). The same result, in the order of ``kpts``.
+
+    ``ghosts``: also the S quotient of every state (``Eigen.s_quotient``, what
+    :func:`hotham.electronic.ghosts.warn_ghosts` flags); sparse solves always give it, dense ones
+    then compute the eigenvectors. ``canonical``: a threshold (e.g.
+    :data:`hotham.electronic.ghosts.CANONICAL_THRESHOLD`): dense solves by canonical
+    orthogonalisation, S eigenvectors below it dropped (``Eigen.dropped`` per k; those bands NaN,
+    last); only with the dense solver.
     """
+    if canonical is not None and (method == "sparse" or n_below is not None or n_above is not None
+                                  or (n is not None and method == "auto" and Assembler(op).size > dense_max)):
+        raise HothamError("canonical orthogonalisation (canonical=) needs the dense solver (all bands, or n on "
+                          "a matrix of at most dense_max)")
     if processes != 1:
         from .kparallel import solve_parallel
         return solve_parallel(op, kpts, processes=processes, memory_gb=memory_gb, progress=progress,
                               n=n, around=around, n_below=n_below, n_above=n_above, channel=channel,
                               vectors=vectors, dense_max=dense_max, method=method, backend=backend,
-                              precision=precision, eigensolver=eigensolver)
+                              precision=precision, eigensolver=eigensolver, ghosts=ghosts, canonical=canonical)
     if n_below is not None or n_above is not None:
         if n is not None:
             raise HothamError("give n (states nearest `around`) or n_below / n_above (around E_F), not both")
@@ -508,7 +534,7 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
         if n_below < 0 or n_above < 0 or n_below + n_above < 1:
             raise HothamError(f"n_below = {n_below}, n_above = {n_above}: at least one state, none negative")
         return _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method,
-                            dict(backend=backend, precision=precision, eigensolver=eigensolver), progress)
+                            dict(backend=backend, precision=precision, eigensolver=eigensolver), progress, ghosts)
     from ..progress import Progress
     progress = Progress.of(progress, "bands")
     for name, X in (("Hamiltonian (H)", op.H), ("overlap (S)", op.S)):
@@ -530,40 +556,58 @@ def solve(op: BlockOperator, kpts, *, n: int | None = None, around: float | None
     if n is not None and not np.isfinite(target):
         raise HothamError("n states near `around` requested but `around` is not given and the operator "
                           f"has no Fermi level ({op.source or 'operator'})")
-    E, C = [], []
+    E, C, Q, D = [], [], [], []
     for s in chans:
         if method == "dense":
-            e_all, c_all = [], []
+            e_all, c_all, q_all, d_all = [], [], [], []
             batch = max(1, int(2e8 // (16 * size * size * 4)))   # bound memory of the batch
             for q0 in range(0, len(k), batch):
                 kq = k[q0:q0 + batch]
-                e, c = dense_eigh(asm.dense(kq, "H", s), asm.dense(kq, "S"), kq, vectors, op.source)
+                Hq, Sq = asm.dense(kq, "H", s), asm.dense(kq, "S")
+                if canonical is not None:
+                    e, c, dropped = canonical_eigh(Hq, Sq, canonical, vectors or ghosts)
+                    d_all.append(dropped)
+                else:
+                    e, c = dense_eigh(Hq, Sq, kq, vectors or ghosts, op.source)
+                quot = None if c is None else s_quotient(c)
                 if n is not None:
                     idx = _nearest(e, target, n)
                     e = np.take_along_axis(e, idx, 1)
                     if c is not None:
                         c = np.take_along_axis(c, idx[:, None, :], 2)
+                        quot = np.take_along_axis(quot, idx, 1)
                 e_all.append(e)
                 c_all.append(c)
+                q_all.append(quot)
             E.append(np.concatenate(e_all))
             C.append(np.concatenate(c_all) if vectors else None)
+            Q.append(np.concatenate(q_all) if q_all[0] is not None else None)
+            D.append(np.concatenate(d_all) if d_all else None)
         elif method == "sparse":
             si = ShiftInvert(op, target, asm, channel=s, backend=backend, precision=precision,
                              eigensolver=eigensolver)
             what = "k-points" + (f" (channel {s})" if len(chans) > 1 else "")
-            es, cs = zip(*[si.solve(kq, n, vectors) for kq in progress.bar(k, what)])
+            es, cs, qs = [], [], []
+            for kq in progress.bar(k, what):
+                e, c = si.solve(kq, n, vectors)
+                es.append(e)
+                cs.append(c)
+                qs.append(si.last_quotient)
             E.append(np.stack(es))
             C.append(np.stack(cs) if vectors else None)
+            Q.append(np.stack(qs))
         else:
             raise HothamError(f"unknown method {method!r} (auto, dense, sparse)")
     energies = np.concatenate(E, axis=1)
     vecs = np.concatenate(C, axis=2) if vectors else None
+    quotient = np.concatenate(Q, axis=1) if all(q is not None for q in Q) else None
+    dropped = np.max(D, axis=0) if D and all(d is not None for d in D) else None
     spin_idx = np.repeat(chans, [E[0].shape[1]] * len(chans)) if op.spin == "collinear" else None
-    return Eigen(energies, vecs, k, spin_idx)
+    return Eigen(energies, vecs, k, spin_idx, s_quotient=quotient, dropped=dropped)
 
 
 def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max, method, solver_kw,
-                 progress) -> Eigen:
+                 progress, ghosts=False) -> Eigen:
     """:func:`solve` with ``n_below`` / ``n_above``."""
     from ..progress import Progress
     progress = Progress.of(progress, "bands")
@@ -577,10 +621,10 @@ def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max
         method = "dense" if asm.size <= dense_max else "sparse"
     chans = _channels(op, channel)
     nb = n_below + n_above
-    E, C, windows = [], [], None if method == "dense" else [[] for _ in k]
+    E, C, Q, windows = [], [], [], None if method == "dense" else [[] for _ in k]
     for s in chans:
         if method == "dense":
-            eig = solve(op, k, channel=s, vectors=vectors, method="dense")
+            eig = solve(op, k, channel=s, vectors=vectors, method="dense", ghosts=ghosts)
             e = eig.energies
             first = np.sum(e < fermi, axis=1)[:, None] - n_below
             if first.min() < 0 or first.max() + nb > e.shape[1]:
@@ -588,19 +632,22 @@ def _solve_edges(op, kpts, around, n_below, n_above, channel, vectors, dense_max
             idx = first + np.arange(nb)
             E.append(np.take_along_axis(e, idx, 1))
             C.append(np.take_along_axis(eig.vectors, idx[:, None, :], 2) if vectors else None)
+            Q.append(None if eig.s_quotient is None else np.take_along_axis(eig.s_quotient, idx, 1))
             continue
         si = ShiftInvert(op, fermi, asm, channel=s, **solver_kw)
-        es, cs, X0 = [], [], None
+        es, cs, qs, X0 = [], [], [], None
         for q in progress.bar(range(len(k)), "k-points (band edges)"):
-            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0, log=windows[q])
+            e, c, X0 = edge_states(si, k[q], fermi, n_below, n_above, vectors, X0=X0, log=windows[q], quotients=qs)
             es.append(e)
             cs.append(c)
         E.append(np.stack(es))
         C.append(np.stack(cs) if vectors else None)
+        Q.append(np.stack(qs))
     energies = np.concatenate(E, axis=1)
     vecs = np.concatenate(C, axis=2) if vectors else None
+    quotient = np.concatenate(Q, axis=1) if all(q is not None for q in Q) else None
     spin_idx = np.repeat(chans, [nb] * len(chans)) if op.spin == "collinear" else None
-    return Eigen(energies, vecs, k, spin_idx, windows=windows)
+    return Eigen(energies, vecs, k, spin_idx, windows=windows, s_quotient=quotient)
 
 
 def _nearest(e: np.ndarray, target: float, n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ being real, exactly time-reversal invariant.
 from __future__ import annotations
 
 import json
+import math
 from typing import Literal
 
 import torch
@@ -31,7 +32,7 @@ from .conv import AttentionLayer, ConvLayer, SO2Layer
 from .embedding import Embedding
 from .graph import GraphBatch, build_graph
 from .layers import feature_irreps
-from .radial import RadialBasis, cosine_cutoff, polynomial_envelope
+from .radial import RadialBasis, cosine_cutoff, pair_switch, polynomial_envelope
 from .readout import BlockReadout, block_irreps
 from .so2 import edge_frame_wigner
 
@@ -58,6 +59,11 @@ class HotHamConfig(BaseModel):
     spin: "none" (spin-less H) or "soc" (spinor H: the spin-less part plus the SOC head).
     soc_scale: eV per unit output of the SOC head (small: the SOC left after the on-site xi L.sigma
     baseline is ~0.2 meV per element on MoS2, a hundred times less than the spin-less residual).
+    pao_radii: species -> PAO cutoff radius (Angstrom; from the OpenMX basis labels, "C6.0": 6 Bohr);
+    pair_envelope: width (Angstrom) over which hopping blocks go smoothly to zero at the pair's
+    cutoff sum r_i + r_j (:func:`hotham.nn.radial.pair_switch`), as OpenMX's do; 0 = off (the
+    value of checkpoints written before the field existed, so that they predict as they did),
+    and off for species without a radius.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -82,6 +88,9 @@ class HotHamConfig(BaseModel):
         "conv", description="message layers: conv (Gaunt or e3nn tensor product) or attention (equivariant "
                             "attention in the edge frame); one kind for all layers, or a list, one per layer")
     heads: int = Field(4, description="attention heads (divide channels) of the attention layers")
+    pao_radii: dict[str, float] = Field({}, description="species -> PAO cutoff radius, Angstrom")
+    pair_envelope: float = Field(1.0, ge=0.0, description="width of the hopping blocks' switch-off before "
+                                                          "r_i + r_j, Angstrom (0: off)")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod
@@ -112,7 +121,11 @@ class HotHamConfig(BaseModel):
 
     @classmethod
     def from_basis(cls, basis, **kw) -> "HotHamConfig":
-        """Config for a :class:`hotham.basis.Basis` (all its species)."""
+        """Config for a :class:`hotham.basis.Basis` (all its species), with the PAO radii of its
+        OpenMX labels (``pao_radii``) unless given."""
+        from ..overlap import label_cutoff
+        if "pao_radii" not in kw:
+            kw["pao_radii"] = {s: label_cutoff(lab) for s, lab in basis.labels.items() if s in basis.shells}
         return cls(species={s: tuple(ls) for s, ls in basis.shells.items()}, **kw)
 
     def to_json(self) -> str:
@@ -218,7 +231,7 @@ class HotHam(nn.Module):
         """
         vec = batch.edge_vec
         key = (self.config.lmax, self.config.r_cut, self.config.radial_basis, self.config.n_radial,
-               vec.dtype, vec.device)
+               self.config.pair_envelope, tuple(sorted(self.config.pao_radii.items())), vec.dtype, vec.device)
         hit = batch.cache.get("geometry")
         if hit is not None and hit[0] == key and not vec.requires_grad:
             return hit[1]
@@ -226,7 +239,7 @@ class HotHam(nn.Module):
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
                so3.spherical_harmonics_all(L, vec),
-               edge_frame_wigner(vec, L), polynomial_envelope(r, self.config.r_cut))
+               edge_frame_wigner(vec, L), self._envelope(batch, r))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo
@@ -241,6 +254,17 @@ class HotHam(nn.Module):
                     for p in getattr(self, head).parameters():
                         p.zero_()
 
+    def _envelope(self, batch: GraphBatch, r: torch.Tensor) -> torch.Tensor:
+        """Envelope [E] of the hopping blocks: the smooth cutoff at r_cut, times the switch-off at
+        each pair's PAO cutoff sum when ``pair_envelope`` > 0 (species without a radius: none)."""
+        env = polynomial_envelope(r, self.config.r_cut)
+        width = self.config.pair_envelope
+        if width <= 0 or not self.config.pao_radii:
+            return env
+        radius = r.new_tensor([self.config.pao_radii.get(s, math.inf) for s in self.species])
+        r_pair = radius[batch.species[batch.edge_dst]] + radius[batch.species[batch.edge_src]]
+        return env * pair_switch(r, r_pair, width)
+
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:
         """State for torch.save: {"config": JSON dict, "state_dict": ...}."""
@@ -248,6 +272,9 @@ class HotHam(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "HotHam":
-        model = cls(HotHamConfig(**ckpt["config"]))
+        config = dict(ckpt["config"])
+        # checkpoints written before the PAO envelope existed were trained without it
+        config.setdefault("pair_envelope", 0.0)
+        model = cls(HotHamConfig(**config))
         model.load_state_dict(ckpt["state_dict"])
         return model
