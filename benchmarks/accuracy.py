@@ -26,6 +26,34 @@ each chemistry gets a second row from the model of all sets together (data/model
 examples/mixed.yaml) on the same test cells.
 
     python benchmarks/accuracy.py --chemistries [--epochs 300 | --shipped]
+
+Model kinds at an equal wall-clock budget (``--models``, section ``accuracy.models-<minutes>min``,
+or ``accuracy.models-chemistries-<minutes>min`` with ``--chemistries``): every row trains for the
+same ``--minutes`` of wall time (TrainConfig.max_minutes) on the same split, then prints the test
+block MAE and (graphene) the twisted bilayer's block and band MAE. Rows (:data:`MODEL_ROWS`):
+``hotham`` (Gaunt conv layers), ``attention`` (attention layers, HotHamConfig.layer), ``hotham+stage2``
+(a Gaunt model for half the budget, then a second stage with attention layers on its residual for
+the other half, hotham.cascade) and ``H0+network`` (the Slater-Koster H0, then a Gaunt network on
+its residual for the whole budget); the H0 alone is printed under its row. The demo model's
+size (examples/demo_model.yaml) throughout; the graphene set split 8 / 2 / 2, the chemistries by
+their recipes.
+
+    python benchmarks/accuracy.py --models --minutes 4 [--chemistries] --threads 1
+
+A second stage on a converged model (``--stage2-on-shipped``, section
+``accuracy.stage2-on-shipped-<minutes>min``): the shipped demo model data/models/bilayer_graphene.pt
+(1500 epochs) as the first stage, a second stage (attention layers, then Gaunt layers) trained
+for ``--minutes`` on its own split (the demo recipe's: 9 train, 3 val cells); the val cells (not
+trained on by either stage) and the twisted bilayer, against the shipped model alone.
+
+    python benchmarks/accuracy.py --stage2-on-shipped --minutes 4 --threads 1
+
+Cost per training step (``--step-time``, section ``accuracy.step-time``): forward and backward of
+the demo-size model with Gaunt and with attention layers on one slid bilayer cell, the two
+interleaved step by step in one process (so a changing machine load hits both alike); the
+median of ``--repeat`` steps each.
+
+    python benchmarks/accuracy.py --step-time [--repeat 20] --threads 1
 """
 from __future__ import annotations
 
@@ -56,9 +84,22 @@ def main(argv=None):
     ap.add_argument("--soc", action="store_true", help="the SOC model on held-out mos2_soc_1x1 cells instead")
     ap.add_argument("--chemistries", action="store_true", help="the rows per chemistry (graphene/hBN, MoS2) instead")
     ap.add_argument("--shipped", action="store_true", help="with --chemistries: the shipped checkpoints, no training")
+    ap.add_argument("--models", action="store_true", help="the model kinds at an equal wall-clock budget instead")
+    ap.add_argument("--minutes", type=float, default=4.0, help="with --models: wall-clock budget per row (default 4)")
+    ap.add_argument("--model-rows", nargs="+", default=list(MODEL_ROWS), choices=list(MODEL_ROWS))
+    ap.add_argument("--stage2-on-shipped", action="store_true",
+                    help="a second stage on the shipped demo model instead (--minutes each)")
+    ap.add_argument("--step-time", action="store_true", help="time per training step, Gaunt vs attention layers")
+    ap.add_argument("--repeat", type=int, default=20, help="with --step-time: steps per model (default 20)")
     args = ap.parse_args(argv)
+    if args.step_time:
+        return step_time(args)
     if args.soc:
         return soc_accuracy(args.threads)
+    if args.stage2_on_shipped:
+        return stage2_on_shipped(args)
+    if args.models:
+        return model_rows(args)
     if args.chemistries:
         return chemistry_rows(args)
     import yaml
@@ -212,6 +253,166 @@ def chemistry_rows(args) -> str:
                       f"{1000 * np.abs(g[:, 1] - g[:, 0]).mean():8.1f}, {1000 * np.abs(g[:, 1] - g[:, 0]).max():5.1f} "
                       f"meV {epochs:7d} {wall:6.0f} s", flush=True)
     return "accuracy.chemistries" + ("-shipped" if args.shipped else "" if args.epochs == 300 else f"-{args.epochs}")
+
+
+#: the rows of --models: (model fields of the network, its first stage: None, "slater-koster", or
+#: "network" = a Gaunt model trained for half the budget, the network then taking the other half)
+MODEL_ROWS = {
+    "hotham": ({}, None),
+    "attention": ({"layer": "attention"}, None),
+    "hotham+stage2": ({"layer": "attention"}, "network"),
+    "H0+network": ({}, "slater-koster"),
+}
+
+
+def _train_row(data, out, model, stage1, minutes, run, tmp):
+    """Train one row within ``minutes`` of wall time; returns (checkpoint, epochs of each stage)."""
+    from hotham.checkpoint import load_predictor
+    from hotham.train import TrainConfig, train
+    cfg = lambda m: TrainConfig(**{**run["train"], "epochs": 100000, "early_stop": None, "max_minutes": m})
+    epochs = []
+    if stage1 == "network":
+        train(data, tmp / "stage1.pt", model=run["model"], config=cfg(minutes / 2), log=lambda s: None, force=True)
+        epochs.append(len(load_predictor(tmp / "stage1.pt").info["history"]))
+        stage1, minutes = tmp / "stage1.pt", minutes / 2
+    res = train(data, out, model={**run["model"], **model}, config=cfg(minutes), log=lambda s: None, force=True,
+                stage1=stage1)
+    return out, epochs + [len(res["history"])]
+
+
+def _h0_mae(checkpoint, dataset, split) -> float:
+    """Block MAE (meV) of a cascade's first stage alone on the ``split`` cells."""
+    import numpy as np
+    from hotham.checkpoint import load_predictor
+    from hotham.dataset import Dataset
+    h0 = load_predictor(checkpoint).stage1
+    err, n = 0.0, 0
+    with Dataset(dataset) as ds:
+        for name in ds.split(split):
+            op = ds[name]
+            err += np.abs(h0.predict_parts(op) - op.H).sum()
+            n += op.nnz
+    return 1000 * err / n
+
+
+def _setup(args):
+    """(threads, the demo run file): threads set, quality and domain warnings silenced (these
+    runs are short on purpose)."""
+    import warnings
+
+    import yaml
+
+    from hotham.prediction import DomainWarning, QualityWarning
+    from hotham.threads import set_threads
+    warnings.simplefilter("ignore", QualityWarning)
+    warnings.simplefilter("ignore", DomainWarning)
+    return set_threads(args.threads), yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+
+
+def model_rows(args) -> str:
+    """The --models rows (module docstring); returns the section name."""
+    from hotham.dataset import Dataset, build_dataset
+    from hotham.demo import check_twisted_bilayer
+    from hotham.recipes import held_out_record, recipe_dataset
+
+    threads, run = _setup(args)
+    print(f"demo model {run['model']}, {args.minutes:g} minutes of wall time per row (stage 1 + stage 2 together), "
+          f"{threads} thread(s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.chemistries:
+            sets = {chem: tmp / f"{name}.h5" for chem, (name, _) in CHEMISTRIES.items()}
+            for chem, (name, _) in CHEMISTRIES.items():
+                recipe_dataset(name, sets[chem])
+        else:
+            sets = {"bilayer graphene": tmp / "set.h5"}
+            build_dataset([ROOT / "data" / "bilayer_graphene_slid_1x1"], sets["bilayer graphene"],
+                          split=(8, 2, 2), seed=0, progress=False)
+        for chem, data in sets.items():
+            with Dataset(data) as ds:
+                counts = "/".join(str(len(ds.split(s))) for s in ("train", "val", "test"))
+            print(f"\n{chem}: split train/val/test {counts}")
+            tbg = not args.chemistries
+            print(f"{'row':15s} {'test block MAE':>15s} {'val block MAE':>14s}"
+                  + (f" {'tbg block MAE':>14s} {'tbg band MAE':>13s}" if tbg else "") + f" {'epochs':>9s} {'wall':>7s}")
+            for row in args.model_rows:
+                model, stage1 = MODEL_ROWS[row]
+                t0 = time.time()
+                ckpt, epochs = _train_row(data, tmp / f"{row}.pt", model, stage1, args.minutes, run, tmp)
+                wall = time.time() - t0
+                test = held_out_record(ckpt, data, "test")["test_block_mae_meV"]
+                val = held_out_record(ckpt, data, "val")["val_block_mae_meV"]
+                line = f"{row:15s} {test:11.3f} meV {val:10.3f} meV"
+                if tbg:
+                    chk = check_twisted_bilayer(ckpt, ROOT / "data")
+                    line += f" {chk['tbg_block_mae_meV']:10.3f} meV {chk['tbg_band_mae_meV_within_2eV']:9.2f} meV"
+                print(f"{line} {'+'.join(map(str, epochs)):>9s} {wall:6.0f} s", flush=True)
+                if stage1 == "slater-koster":
+                    print(f"{'  (H0 alone)':15s} {_h0_mae(ckpt, data, 'test'):11.3f} meV "
+                          f"{_h0_mae(ckpt, data, 'val'):10.3f} meV", flush=True)
+    kind = "models-chemistries" if args.chemistries else "models"
+    return f"accuracy.{kind}-{args.minutes:g}min"
+
+
+def stage2_on_shipped(args, shipped=ROOT / "data" / "models" / "bilayer_graphene.pt") -> str:
+    """The --stage2-on-shipped rows (module docstring); returns the section name."""
+    from hotham.dataset import build_dataset
+    from hotham.demo import check_twisted_bilayer
+    from hotham.recipes import SOURCES, SPLIT_SEED, held_out_record
+
+    threads, run = _setup(args)
+    print(f"first stage {shipped.relative_to(ROOT)} (shipped); second stage: demo model size, {args.minutes:g} minutes "
+          f"of wall time, {threads} thread(s)")
+    print(f"{'row':28s} {'val block MAE':>14s} {'tbg block MAE':>14s} {'tbg band MAE':>13s} {'epochs':>7s} {'wall':>7s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        build_dataset([ROOT / "data" / "bilayer_graphene_slid_1x1"], tmp / "set.h5", split=SOURCES["demo_model"].split,
+                      seed=SPLIT_SEED, progress=False)
+        rows = [("shipped alone", None, None)] + [(f"shipped + {k} stage 2", {"layer": k}, shipped)
+                                                  for k in ("attention", "conv")]
+        for label, model, stage1 in rows:
+            t0 = time.time()
+            ckpt, epochs = shipped, [0]
+            if stage1 is not None:
+                ckpt, epochs = _train_row(tmp / "set.h5", tmp / "cascade.pt", model, stage1, args.minutes, run, tmp)
+            wall = time.time() - t0
+            val = held_out_record(ckpt, tmp / "set.h5", "val")["val_block_mae_meV"]
+            chk = check_twisted_bilayer(ckpt, ROOT / "data")
+            print(f"{label:28s} {val:10.3f} meV {chk['tbg_block_mae_meV']:10.3f} meV "
+                  f"{chk['tbg_band_mae_meV_within_2eV']:9.2f} meV {epochs[-1]:7d} {wall:6.0f} s", flush=True)
+    return f"accuracy.stage2-on-shipped-{args.minutes:g}min"
+
+
+def step_time(args) -> str:
+    """The --step-time rows (module docstring); returns the section name."""
+    import numpy as np
+    import torch
+    import yaml
+
+    from hotham import io
+    from hotham.nn import HotHam, HotHamConfig
+    from hotham.threads import set_threads
+
+    threads = set_threads(args.threads)
+    run = yaml.safe_load((ROOT / "examples" / "demo_model.yaml").read_text())
+    op = io.read(ROOT / "data" / "bilayer_graphene_slid_1x1" / "000")
+    kinds = {"hotham": {}, "attention": {"layer": "attention"}}
+    nets, graphs, times = {}, {}, {k: [] for k in kinds}
+    for k, extra in kinds.items():
+        torch.manual_seed(0)
+        nets[k] = HotHam(HotHamConfig.from_basis(op.basis, **{**run["model"], **extra}, r_cut=7.0))
+        graphs[k] = nets[k].graph([op])
+    print(f"demo model {run['model']}, one cell ({op.n_atoms} atoms, {op.n_edges} blocks), {threads} thread(s), "
+          f"forward + backward, {args.repeat} steps each, interleaved")
+    for _ in range(args.repeat + 1):
+        for k, net in nets.items():
+            t0 = time.perf_counter()
+            net(graphs[k]).square().mean().backward()
+            times[k].append(time.perf_counter() - t0)
+    print(f"{'layers':10s} {'parameters':>10s} {'median step':>12s}")
+    for k, net in nets.items():
+        print(f"{k:10s} {net.n_parameters:10d} {1000 * np.median(times[k][1:]):9.0f} ms")
+    return "accuracy.step-time"
 
 
 if __name__ == "__main__":

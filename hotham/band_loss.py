@@ -18,8 +18,25 @@ and never on vectors). The loss is the mean absolute difference between predicte
 eigenvalues (bands matched by index) over the reference eigenvalues inside a window around the
 reference Fermi level. S is fixed (DFT's or the PAO overlap): only H carries gradients.
 
-Cost per k: one n x n Cholesky and one eigvalsh, n the orbitals of the cell; meant for the small
-cells of training sets.
+Energies relative to E_F (``align="fermi"``): the predicted eigenvalues are compared after the
+constant shift that best matches them to the reference's inside the window (their mean
+difference), i.e. each side relative to its own Fermi level: the band loss then teaches band
+shapes, the block loss the absolute level (which it already fixes to a few meV).
+
+Where S is nearly singular. OpenMX's S(k) has eigenvalues down to ~6e-4; along those directions a
+coherent error of 1 meV in H moves an eigenvalue by ~0.5 eV and can bring a "ghost" state down
+among the bands (:mod:`hotham.electronic.ghosts`), while a loss on blocks or on the bands near
+E_F hardly sees it (DFT puts those states 30-160 eV above E_F). Two terms constrain H there:
+
+* :meth:`BandLoss.spectrum`: the generalised-eigenvalue error over the *whole* spectrum at the
+  k-points (bands matched by index, each weighted by 1 / (1 + |eps_ref - E_F| / 10 eV) so that the
+  high near-null states, whose errors are magnified by 1/s, do not drown the rest);
+* :meth:`BandLoss.projection`: the error of H(k) on S(k)'s near-null space in the orthonormal
+  frame X = U_s / sqrt(s) of its eigenvectors with eigenvalue s below ``threshold``:
+  mean |X^H (H_pred - H_ref)(k) X| (eV), the error that moves the states living there.
+
+Cost per k: one n x n Cholesky and one eigvalsh (the projection: one eigh of the fixed S(k)), n
+the orbitals of the cell; meant for the small cells of training sets.
 """
 from __future__ import annotations
 
@@ -98,16 +115,52 @@ class BandLoss:
         A = torch.linalg.solve_triangular(L, X.conj().transpose(1, 2), upper=False)  # L^-1 H L^-H
         return torch.linalg.eigvalsh(0.5 * (A + A.conj().transpose(1, 2)))
 
-    def __call__(self, H: torch.Tensor, kpts) -> torch.Tensor:
+    def _full(self, H: torch.Tensor) -> torch.Tensor:
+        H = H.to(self.dtype)
+        return H if self._offset is None else H + self._offset
+
+    def __call__(self, H: torch.Tensor, kpts, align: str = "none") -> torch.Tensor:
         """Mean |eps_pred - eps_ref| (eV) over reference eigenvalues inside the window; ``H``
-        flat [nnz] (plus ``offset``). Zero when no reference eigenvalue at these k lies inside
-        (random k far from the Fermi surface of a semimetal)."""
+        flat [nnz] (plus ``offset``). ``align="fermi"``: after the constant shift that best
+        matches the two inside the window (energies relative to each side's E_F; absolute when
+        only one reference eigenvalue is inside); "none": absolute. Zero when no reference eigenvalue at these k lies inside (random k far from
+        the Fermi surface of a semimetal)."""
+        if align not in ("none", "fermi"):
+            raise HothamError(f"band loss align={align!r}: 'none' or 'fermi'")
         with torch.no_grad():
             ref = self.eigenvalues(self._H_ref, kpts)
-        H = H.to(self.dtype)
-        pred = self.eigenvalues(H if self._offset is None else H + self._offset, kpts)
+        pred = self.eigenvalues(self._full(H), kpts)
         rel = ref - self.op.fermi_level
         inside = (rel >= self.window[0]) & (rel <= self.window[1])
         if not bool(inside.any()):
             return (pred - ref).abs().sum() * 0.0       # keeps the graph; no gradient
-        return (pred - ref).abs()[inside].mean()
+        d = (pred - ref)[inside]
+        if align == "fermi" and len(d) > 1:     # one value alone fixes no shift: absolute then
+            d = d - d.mean()
+        return d.abs().mean()
+
+    def spectrum(self, H: torch.Tensor, kpts, scale: float = 10.0) -> torch.Tensor:
+        """Generalised-eigenvalue error over the whole spectrum (eV): the mean over all bands and
+        k of |eps_pred - eps_ref| / (1 + |eps_ref - E_F| / ``scale``), bands matched by index."""
+        with torch.no_grad():
+            ref = self.eigenvalues(self._H_ref, kpts)
+            w = 1.0 / (1.0 + (ref - self.op.fermi_level).abs() / scale)
+        pred = self.eigenvalues(self._full(H), kpts)
+        return ((pred - ref).abs() * w).mean()
+
+    def projection(self, H: torch.Tensor, kpts, threshold: float = 1e-2) -> torch.Tensor:
+        """Error of H(k) on the near-null space of S(k) (eV): mean |X^H (H_pred - H_ref)(k) X|
+        over the k-points, X = U_s / sqrt(s) for S(k)'s eigenvectors U_s with eigenvalue s below
+        ``threshold`` (an S-orthonormal frame of that space). Zero (with the graph kept) when S has
+        no eigenvalue below it at these k."""
+        k = torch.as_tensor(np.asarray(kpts, dtype=np.float64).reshape(-1, 3), dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            s, U = torch.linalg.eigh(self._k_matrix(self._S, k))
+            small = s < threshold
+            X = U / torch.sqrt(s.clamp(min=1e-12))[:, None, :] * small[:, None, :]
+        dH = self._k_matrix(self._full(H) - self._H_ref, k)
+        P = X.conj().transpose(1, 2) @ dH @ X                        # [nk, n, n], zero outside the space
+        m = (small[:, :, None] & small[:, None, :])
+        if not bool(m.any()):
+            return dH.real.sum() * 0.0
+        return P.abs()[m].mean()

@@ -10,6 +10,9 @@ this module only holds the trained objects and their file format (a ``torch.save
 ``baseline`` and metadata such as ``basis_labels``, ``valence_electrons``, ``metrics``, and
 ``pao``: the radial functions of the basis, so that the overlap S of a bare structure needs no
 OpenMX files (:func:`embed_basis`)).
+A cascade (:mod:`hotham.cascade`) is version 2 and adds ``stage1``: the frozen first stage, a
+whole single-stage checkpoint dict or a Slater-Koster H0 (``kind = "slater-koster"``); its
+``model`` is the second stage, trained on what the first leaves. Version 1 files load as before.
 """
 from __future__ import annotations
 
@@ -25,27 +28,49 @@ from .errors import FormatError
 from .files import atomic_path
 from .operator import BlockOperator
 
-__all__ = ["Predictor", "load_predictor", "resolve_device", "embed_basis", "pao_entry", "CHECKPOINT_FORMAT",
-           "CHECKPOINT_VERSION"]
+__all__ = ["Predictor", "load_predictor", "predictor_from_dict", "stage1_from_dict", "resolve_device", "embed_basis", "pao_entry",
+           "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_FORMAT = "hotham-model"
+#: version of a single-stage checkpoint; a cascade is CASCADE_VERSION (older readers refuse it
+#: rather than predict without its first stage)
 CHECKPOINT_VERSION = 1
+CASCADE_VERSION = 2
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device of a name: auto (CUDA when present, else the CPU), cpu, cuda, cuda:N, mps.
+    InputError for another name, or for a device this machine does not have."""
+    from .checks import device_problem
+    from .errors import InputError
+    why = device_problem(device)
+    if why:
+        raise InputError(f"device {device!r}: {why}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device (or a torch built without CUDA)"
+            raise InputError(f"device {device!r}: this machine has {have}; use device cpu or auto")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device 'mps': Apple's Metal backend is not available here; use device cpu or auto")
     return torch.device(device)
 
 
 class Predictor:
-    """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges."""
+    """A trained model plus its baseline: ``predict(op)`` fills H (or S) on ``op``'s edges.
+    ``stage1`` (a cascade's frozen first stage, :mod:`hotham.cascade`): its prediction is added
+    to the network's and the baseline's."""
 
-    def __init__(self, model, baseline: OnsiteBaseline, target: str = "H", info: dict | None = None):
+    def __init__(self, model, baseline: OnsiteBaseline, target: str = "H", info: dict | None = None,
+                 stage1=None):
         self.model = model
         self.baseline = baseline
         self.target = target
         self.info = info or {}
+        self.stage1 = stage1
 
     @property
     def basis(self) -> Basis:
@@ -94,20 +119,36 @@ class Predictor:
         (eV for H), network output plus on-site baseline; for a SOC model the spinor blocks,
         complex128 [4 nnz] (:func:`hotham.soc.join_spinor`). :func:`hotham.predict` wraps this
         into an operator."""
-        self.model.eval()
-        with torch.no_grad():
-            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
-        out = self.baseline.add_to(op, out)
+        out = self.predict_parts(op)
         if out.ndim == 2:
             from .soc import join_spinor
             return join_spinor(op, out[0], out[1:])
         return out
 
-    def save(self, path, extra: dict | None = None) -> None:
+    def predict_parts(self, op: BlockOperator) -> np.ndarray:
+        """Predicted blocks of ``op`` as real parts: float64 [nnz] in ``op``'s layout (eV for
+        H), or for a SOC model [4, nnz] (A, M_x, M_y, M_z; :func:`hotham.soc.real_parts`):
+        network output plus baseline, plus the first stage of a cascade."""
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
+        out = self.baseline.add_to(op, out)
+        if self.stage1 is not None:
+            out += self.stage1.predict_parts(op)
+        return out
+
+    def to_dict(self, extra: dict | None = None) -> dict:
+        """The checkpoint dict (what :meth:`save` writes)."""
         ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "target": self.target,
                 "model": self.model.checkpoint(), "baseline": self.baseline.to_dict(), **self.info, **(extra or {})}
+        if self.stage1 is not None:
+            ckpt["version"] = CASCADE_VERSION
+            ckpt["stage1"] = self.stage1.to_dict()
         ckpt.pop("path", None)
-        _atomic_torch_save(ckpt, path)
+        return ckpt
+
+    def save(self, path, extra: dict | None = None) -> None:
+        _atomic_torch_save(self.to_dict(extra), path)
 
 
 def pao_entry(labels, openmx_data=None) -> dict:
@@ -166,18 +207,35 @@ def _read_checkpoint(path) -> dict:
                                 f"to --resume the run), not a model; give the trained model instead: {best}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise FormatError(path, "not a hotham model checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads {CHECKPOINT_VERSION}")
+    if ckpt.get("version") not in (CHECKPOINT_VERSION, CASCADE_VERSION):
+        raise FormatError(path, f"checkpoint version {ckpt.get('version')}; this hotham reads "
+                                f"{CHECKPOINT_VERSION} and {CASCADE_VERSION}")
     return ckpt
 
 
 def load_predictor(path, device: str = "auto") -> Predictor:
-    """Load a checkpoint written by :func:`train`."""
+    """Load a checkpoint written by :func:`train` (a single model, or a cascade: both stages)."""
+    return predictor_from_dict(_read_checkpoint(path), path, device)
+
+
+def stage1_from_dict(d: dict, device: str = "cpu", path=None):
+    """The first stage stored in a cascade checkpoint (:mod:`hotham.cascade`):
+    :class:`~hotham.slater_koster.SlaterKosterH0` or a :class:`Predictor`."""
+    if d.get("kind") == "slater-koster":
+        from .slater_koster import SlaterKosterH0
+        return SlaterKosterH0.from_dict(d)
+    return predictor_from_dict(d, path, device)
+
+
+def predictor_from_dict(ckpt: dict, path=None, device: str = "auto") -> Predictor:
+    """The :class:`Predictor` of a checkpoint dict (a cascade's first stage with it)."""
     from .nn.model import HotHam
-    ckpt = _read_checkpoint(path)
-    model = HotHam.from_checkpoint(ckpt["model"])
-    dev = resolve_device(device)
-    model = model.to(dev)
-    info = {k: v for k, v in ckpt.items() if k not in ("model", "baseline", "format", "version", "target")}
-    info["path"] = os.fspath(path)
-    return Predictor(model, OnsiteBaseline.from_dict(ckpt["baseline"]), ckpt.get("target", "H"), info)
+    model = HotHam.from_checkpoint(ckpt["model"]).to(resolve_device(device))
+    stage1 = None
+    if "stage1" in ckpt:
+        stage1 = stage1_from_dict(ckpt["stage1"], device, path)
+    info = {k: v for k, v in ckpt.items()
+            if k not in ("model", "baseline", "format", "version", "target", "stage1")}
+    if path is not None:
+        info["path"] = os.fspath(path)
+    return Predictor(model, OnsiteBaseline.from_dict(ckpt["baseline"]), ckpt.get("target", "H"), info, stage1)

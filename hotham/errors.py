@@ -36,3 +36,8 @@ class StructureError(HothamError, ValueError):
 class OutputError(HothamError, FileExistsError):
     """An output cannot be written: it exists (and ``--force`` was not given), it is one of the
     command's inputs, or its folder is not writable. Raised before any work is done."""
+
+
+class InputError(HothamError, ValueError):
+    """An argument out of its range: a count below 1, a width that is not > 0, a NaN, a LO above
+    its HI, a mesh of non-integers. The message names the argument and the value given."""

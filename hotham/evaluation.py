@@ -44,7 +44,7 @@ def _predictions(predictor: Predictor, ops):
     for op in ops:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QualityWarning)
-            pred = predict(predictor, op, fermi_method=None)
+            pred = predict(predictor, op, fermi_method=None, ghosts=False)
         yield pred, op
 
 
@@ -65,6 +65,10 @@ def evaluate_split(model, dataset, split: str = "test", *, bands: bool = False, 
     automatic mesh of each structure); ``"bands_mean"`` ({"fermi_mae_meV", "fit_mae_meV"}: over
     those structures) and ``"without_band_file"`` (names).
     """
+    from . import checks
+    checks.increasing(window, "window")
+    if mesh is not None:
+        checks.mesh(mesh)
     from .checkpoint import load_predictor
     from .dataset import Dataset
     from .electronic.compare import band_errors, band_file_beside

@@ -18,9 +18,11 @@ and its own Fermi level from that electron count (:func:`hotham.electronic.find_
 dense diagonalisation on an automatic mesh up to its size threshold, counting bands by the
 inertia of sparse factorisations above it).
 
-Two warnings say when a prediction is not to be trusted, each once per prediction: a
+Three warnings say when a prediction is not to be trusted, each once per prediction: a
 :class:`DomainWarning` when the structure lies outside the model's training domain
-(:mod:`hotham.domain`), and a :class:`QualityWarning` when the model fails the *quality gate*:
+(:mod:`hotham.domain`), a :class:`~hotham.electronic.ghosts.GhostStateWarning` when the
+predicted H has states in the near-null space of S among its bands at Gamma or the cell's special
+points (:func:`ghost_check`), and a :class:`QualityWarning` when the model fails the *quality gate*:
 its validation block MAE (:attr:`hotham.checkpoint.Predictor.val_block_mae_meV`, recorded in
 ``meta["model_val_block_mae_meV"]`` of every prediction) is above :data:`QUALITY_GATE_MEV`.
 """
@@ -31,16 +33,19 @@ import warnings
 
 import numpy as np
 
-from .domain import outside_domain
+from .domain import DomainWarning, outside_domain, unchecked
 from .errors import BasisError, FormatError, HothamError
 from .metrics import QUALITY_GATE_MEV, QualityWarning, quality_verdict  # noqa: F401  (re-exported)
 from .operator import BlockOperator
 
-__all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict"]
+__all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict",
+           "ghost_check"]
 
-
-class DomainWarning(UserWarning):
-    """A structure lies outside the training domain of the model that predicts it."""
+#: states solved nearest E_F, and nearest the bottom of the spectrum, by the sparse ghost check of
+#: cells too large for a dense solve
+GHOST_CHECK_STATES = 16
+#: eV below E_F of the second slice of the sparse ghost check (graphene's lowest band: E_F - 20 eV)
+GHOST_CHECK_BELOW = 40.0
 
 
 class BasisWarning(UserWarning):
@@ -49,7 +54,8 @@ class BasisWarning(UserWarning):
 
 
 def predict(model, source, *, overlap_model=None, openmx_data=None, device: str = "auto",
-            fermi_method: str | None = "auto", progress=False, fermi_level=None) -> BlockOperator:
+            fermi_method: str | None = "auto", progress=False, ghosts: bool = True,
+            fermi_level=None) -> BlockOperator:
     """The predicted operator of ``source``: H (eV) from an H model, or S from an S model.
 
     model: a checkpoint path (``hotham train``) or a loaded :class:`hotham.checkpoint.Predictor`.
@@ -70,6 +76,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     when the structure leaves its training domain; ``meta["model_val_block_mae_meV"]`` records the
     model's validation block MAE when the checkpoint has one.
     progress: report each stage and its time on stderr (a flag or a :class:`hotham.progress.Progress`).
+    ghosts: check an H prediction for ghost states at Gamma and the cell's special points
+    (:func:`ghost_check`; warns :class:`~hotham.electronic.ghosts.GhostStateWarning`, the count in
+    ``meta["ghost_states"]``).
     """
     from ase import Atoms
 
@@ -127,12 +136,16 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
                    f"no validation MAE, so the quality gate ({QUALITY_GATE_MEV:g} meV) cannot vouch for its bands")
     if verdict:
         warnings.warn(verdict, QualityWarning, stacklevel=2)
-    outside = outside_domain(op, predictor.info.get("domain"))
+    domain = predictor.info.get("domain")
+    outside = outside_domain(op, domain)
     if outside:
         # one warning per prediction, listing every way the structure leaves the training domain
+        missing = unchecked(domain)
         warnings.warn(f"{op.source or 'structure'} lies outside the training domain of the model "
                       f"({predictor.info.get('path', 'model')}); its prediction may be far off:\n  "
-                      + "\n  ".join(outside), DomainWarning, stacklevel=2)
+                      + "\n  ".join(outside)
+                      + (f"\n  (not checked, the checkpoint does not record them: {', '.join(missing)})"
+                         if missing else ""), DomainWarning, stacklevel=2)
     with progress.stage(f"network on {op.n_edges} blocks ({op.nnz} elements)"):
         out = _with_prediction(predictor, op)
     if outside:
@@ -148,6 +161,10 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
                 (predictor.info.get("fermi_levels") or {}).get(chemistry(out.atoms))
             out.fermi_level, out.meta["fermi_level_method"] = _fermi_level(
                 out, fermi_method, progress, guess)
+    out.meta.pop("ghost_states", None)
+    if ghosts and predictor.target == "H" and out.H is not None:
+        with progress.stage("ghost-state check at Gamma and the special points"):
+            out.meta["ghost_states"] = ghost_check(out, stacklevel=3)
     return out
 
 
@@ -157,6 +174,45 @@ def _basis_mismatch(labels, model_labels) -> str:
     labels, model_labels = labels or {}, model_labels or {}
     return "; ".join(f"{el}: {labels[el]} here, {model_labels[el]} in the model" for el in sorted(labels)
                      if el in model_labels and labels[el] and model_labels[el] and labels[el] != model_labels[el])
+
+
+def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
+    """Ghost states of ``op`` (:mod:`hotham.electronic.ghosts`) at Gamma and the special points of
+    its cell (in-plane for slabs): all bands by a dense solve up to
+    :data:`hotham.electronic.solve.DENSE_MAX` orbitals; above, at Gamma only, the
+    :data:`GHOST_CHECK_STATES` states nearest E_F and those nearest E_F - :data:`GHOST_CHECK_BELOW`
+    (below the valence bands of graphene, hBN and MoS2's valence: where a ghost that dives below
+    them is found), by shift-invert: two factorisations; a ghost far below that is left to the
+    dense solves of small cells. Without a
+    Fermi level, states are placed against the atomic limit's (:func:`hotham.electronic.fermi_count._onsite_guess`). Warns
+    (:class:`~hotham.electronic.ghosts.GhostStateWarning`, with k, energies and count) and returns
+    the number of ghost states found."""
+    from .electronic.bands import band_path
+    from .electronic.fermi_count import _onsite_guess
+    from .electronic.ghosts import warn_ghosts
+    from .electronic.hk import Assembler
+    from .electronic.occupation import electron_count, occupancy
+    from .electronic.solve import DENSE_MAX, Eigen, solve
+    kp = band_path(op.atoms, None, npoints=20)
+    special = np.unique(np.round(kp.kpts[np.searchsorted(kp.x, kp.special_x - 1e-9)], 8), axis=0)
+    kpts = np.vstack([np.zeros((1, 3)), special[np.any(special != 0, axis=1)]])
+    source = op.source or "prediction"
+    ef = op.fermi_level
+    if not np.isfinite(ef):
+        # no Fermi level (predict(..., fermi_method=None)): the atomic limit's, from the on-site energies
+        try:
+            ef = _onsite_guess(op, electron_count(op) / occupancy(op))
+        except HothamError:
+            return 0
+    if Assembler(op).size <= DENSE_MAX:
+        return warn_ghosts(solve(op, kpts, ghosts=True), ef, source, stacklevel + 1)
+    # a large cell: Gamma only (each slice is a factorisation, the cost of a few k of its E_F count)
+    gamma = np.zeros((1, 3))
+    slices = [solve(op, gamma, n=GHOST_CHECK_STATES, around=around, method="sparse")
+              for around in (ef, ef - GHOST_CHECK_BELOW)]
+    both = Eigen(np.hstack([w.energies for w in slices]), None, gamma,
+                 s_quotient=np.hstack([w.s_quotient for w in slices]))
+    return warn_ghosts(both, ef, source, stacklevel + 1)
 
 
 def _with_prediction(predictor, op: BlockOperator) -> BlockOperator:

@@ -47,12 +47,21 @@ class TrainConfig(BaseModel):
     ``min_lr``) after ``warmup_epochs`` of linear warm-up. With ``ema_decay`` the exponential
     moving average of the weights is what is validated and saved. The band-energy loss
     (:mod:`hotham.band_loss`) joins the block loss from epoch ``band_start`` on with weight
-    ``band_weight``: HamGNN's second stage, once the blocks have converged.
+    ``band_weight``: HamGNN's second stage, once the blocks have converged; with ``band_align``
+    "fermi" it compares energies relative to E_F (after the best constant shift). A stage that
+    starts after epoch 1 has its own learning-rate schedule: the rate goes to ``band_lr``
+    (default ``lr`` / 5, or the first stage's last rate if higher) with a fresh plateau schedule,
+    and the best model is chosen among the stage's epochs (the block loss it trades for bands
+    would otherwise keep the first stage's model). ``ghost_loss`` adds, in the same stage with
+    weight ``ghost_weight``, a term on H where S is nearly singular (:mod:`hotham.band_loss`):
+    "spectrum" (generalised eigenvalues over the whole spectrum) or "projection" (H on S's
+    eigenvectors below ``ghost_threshold``), at the same random k-points.
     ``band_half_width`` was ``band_window`` before (still read, with a DeprecationWarning, for one
     release: :attr:`renamed_fields`).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # every float finite (no NaN, no inf); the ranges are those of the fields (checked on the command line too)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     #: old field name -> new one: old names are still read (run files, checkpoints, ``--band-window``)
     renamed_fields: ClassVar[dict] = {"band_window": "band_half_width"}
 
@@ -69,31 +78,50 @@ class TrainConfig(BaseModel):
                     data.setdefault(new, value)
         return data
 
-    epochs: int = Field(100, description="passes over the training split")
-    lr: float = Field(5e-3, description="Adam learning rate")
-    batch_size: int = Field(1, description="structures per step")
+    epochs: int = Field(100, ge=1, description="passes over the training split")
+    lr: float = Field(5e-3, gt=0, description="Adam learning rate")
+    batch_size: int = Field(1, ge=1, description="structures per step")
     target: Literal["H", "S"] = Field("H", description="learn H (eV) or the overlap S")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of the network")
-    lr_patience: int = Field(10, description="epochs without validation gain before the learning rate drops")
-    lr_factor: float = Field(0.5, description="factor of each learning-rate drop")
-    min_lr: float = Field(1e-5, description="lowest learning rate")
-    max_minutes: float | None = Field(None, description="stop after this wall time, minutes")
-    grad_clip: float = Field(10.0, description="largest gradient norm")
-    seed: int = Field(0, description="seed of batching and initialisation")
+    lr_patience: int = Field(10, ge=0, description="epochs without validation gain before the learning rate drops")
+    lr_factor: float = Field(0.5, gt=0, lt=1, description="factor of each learning-rate drop")
+    min_lr: float = Field(1e-5, ge=0, description="lowest learning rate")
+    max_minutes: float | None = Field(None, gt=0, description="stop after this wall time, minutes")
+    grad_clip: float = Field(10.0, gt=0, description="largest gradient norm")
+    seed: int = Field(0, ge=0, description="seed of batching and initialisation")
     optimizer: Literal["adam", "adamw"] = Field("adam", description="Adam, or AdamW (decoupled weight decay)")
-    weight_decay: float = Field(0.0, description="AdamW weight decay")
-    warmup_epochs: int = Field(0, description="epochs of linear learning-rate warm-up")
-    ema_decay: float | None = Field(None, description="decay of the moving average of the weights that is "
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_epochs: int = Field(0, ge=0, description="epochs of linear learning-rate warm-up")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="decay of the moving average of the weights that is "
                                                       "validated and saved, e.g. 0.99 (none: the weights themselves)")
-    early_stop: int | None = Field(None, description="stop after this many epochs without validation gain")
-    band_weight: float = Field(0.0, description="weight of the band-energy loss (eV) added to the block loss")
-    band_start: int = Field(1, description="first epoch of the band-energy loss")
-    band_kpoints: int = Field(4, description="random k-points per structure and step of the band-energy loss")
-    band_half_width: float = Field(2.0, description="half-width (eV) of the energy window around E_F of the band loss")
-    cache_gb: float | None = Field(None, description="memory (GB) for cached graphs; beyond it structures are read "
+    early_stop: int | None = Field(None, ge=1, description="stop after this many epochs without validation gain")
+    band_weight: float = Field(0.0, ge=0, description="weight of the band-energy loss (eV) added to the block loss")
+    band_start: int = Field(1, ge=0, description="first epoch of the band-energy loss")
+    band_kpoints: int = Field(4, ge=1, description="random k-points per structure and step of the band-energy loss")
+    band_half_width: float = Field(2.0, gt=0, description="half-width (eV) of the energy window around E_F of the band loss")
+    band_align: Literal["none", "fermi"] = Field("fermi", description="band loss on energies relative to E_F "
+                                                                       "(best constant shift) or absolute")
+    band_lr: float | None = Field(None, gt=0, description="learning rate at the start of a band stage (band_start > 1; "
+                                                          "default lr / 5)")
+    ghost_loss: Literal["none", "spectrum", "projection"] = Field(
+        "none", description="band-stage term on H where S is nearly singular: whole-spectrum eigenvalues, or H "
+                            "projected on S's near-null space")
+    ghost_weight: float = Field(0.1, ge=0, description="weight of the ghost_loss term (eV)")
+    ghost_threshold: float = Field(1e-2, gt=0, description="S eigenvalues below this span the near-null space "
+                                                           "(ghost_loss projection)")
+    cache_gb: float | None = Field(None, ge=0, description="memory (GB) for cached graphs; beyond it structures are read "
                                                      "and graphs built at every step (none: cache all)")
-    workers: int = Field(0, description="DataLoader processes that build the graphs not cached")
+    workers: int = Field(0, ge=0, description="DataLoader processes that build the graphs not cached")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        from .checks import device_problem
+        why = device_problem(v)
+        if why:
+            raise ValueError(why)
+        return v
 
 
 def valence_per_species(ops) -> dict:
@@ -228,6 +256,8 @@ class RunConfig(BaseModel):
         output: model.pt            # the checkpoint to write
         model: {lmax: 4, channels: 16, layers: 2}     # fields of hotham.nn.HotHamConfig
         train: {epochs: 300, lr: 5.0e-3, ema_decay: 0.99}   # fields of TrainConfig
+        stage1: model.pt            # optional: train a cascade's second stage on this first
+                                    # stage (a checkpoint, or slater-koster: hotham.cascade)
 
     Unknown or ill-typed keys are errors naming the key; what is not given takes the defaults of
     HotHamConfig and TrainConfig (the one place they are defined)."""
@@ -238,6 +268,7 @@ class RunConfig(BaseModel):
     output: str | None = None
     model: dict = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    stage1: str | None = None
 
     @field_validator("model")
     @classmethod
@@ -280,6 +311,9 @@ def train_from_file(path, *, output=None, model: dict | None = None, train_overr
     if out is None:
         raise HothamError(f"{path}: no output checkpoint (give 'output:' or -o)")
     cfg = TrainConfig(**{**run.train.model_dump(), **(train_overrides or {})})
+    if kwargs.get("stage1") is None and run.stage1 is not None:
+        from .cascade import H0_NAMES
+        kwargs["stage1"] = run.stage1 if run.stage1.lower() in H0_NAMES else base / run.stage1
     return train(base / run.data, Path(output) if output else base / out, model={**run.model, **(model or {})},
                  config=cfg, **kwargs)
 
@@ -314,7 +348,7 @@ def write_model_record(out_path, record: dict, command: str, *, ship: bool = Tru
 
 def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig | None = None,
           log: Callable[[str], None] = print, force: bool = False, resume: bool = False,
-          progress=False) -> dict:
+          progress=False, stage1=None, init=None) -> dict:
     """Train a Hot-Ham model on a hotham data set and write the best checkpoint to ``out_path``.
 
     ``dataset`` is a path or :class:`hotham.dataset.Dataset`; ``model`` overrides fields of
@@ -330,11 +364,21 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     ``config.max_minutes`` is checked after every step: a run stops within one step and one
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
 
+    ``stage1``: train the second stage of a cascade (:mod:`hotham.cascade`) on top of this frozen
+    first stage: a checkpoint path (or loaded Predictor), or ``"slater-koster"`` (the physical H0
+    fitted here to the training split). The network then learns H - H_stage1 (no on-site baseline
+    of its own; its readout starts at zero, so the cascade starts as the first stage; its
+    ``output_scale``, unless given, is the RMS of the training residual), and the checkpoint
+    holds both stages.
+
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process takes its slice of each global batch of
     ``batch_size`` structures (the same seeded batches on every process) and the network is
     wrapped in DistributedDataParallel; the losses are rescaled (:func:`_ddp_loss`) so that the
     gradients are those of one process with the same global batch. Only process 0 logs and
     writes files. When tensorboard is installed, the per-epoch metrics also go to ``<output>.tb/``.
+
+    ``init``: a checkpoint (path) to start from, fine-tuning: its network (configuration and
+    weights, ``model`` ignored) and its on-site baseline; it must know the data set's species.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
@@ -347,6 +391,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                                                              else getattr(dataset, "path", None)],
                   hint=", or --resume to continue its training")
     cfg = config or TrainConfig()
+    requested = resolve_device(cfg.device)      # a device this machine lacks: an error, not a fallback
     world, rank, ddp_device, own_group = _distributed(cfg)
     lead = rank == 0                        # the process that logs and writes
     if not lead:
@@ -358,7 +403,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    device = ddp_device or resolve_device(cfg.device)
+    device = ddp_device or requested
 
     split = {k: ds.split(k) for k in ("train", "val", "test")}
     if not split["train"]:
@@ -392,14 +437,41 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         valence.update(valence_per_species([op]))
 
     basis = ds.basis
-    if spin == "soc" and cfg.band_weight > 0:
+    first = None
+    if stage1 is not None:          # a cascade: the network learns what the frozen first stage leaves
+        from .cascade import load_stage1, residual_scale, stage1_check
+        first = load_stage1(stage1, [ops[n] for n in split["train"]], which, device=str(device), log=log)
+        stage1_check(first, [ops[n] for n in split["train"]])
+        if "output_scale" not in (model or {}):
+            model = {**(model or {}), "output_scale": residual_scale(first, [ops[n] for n in split["train"]], which)}
+            log(f"second stage: output_scale {model['output_scale']:g}, the RMS of the training residual")
+    if first is not None and init is not None:
+        raise TrainingError("a second stage (stage1) starts from a zero readout, not from another model's weights (init)")
+    if spin == "soc" and (cfg.band_weight > 0 or cfg.ghost_loss != "none"):
         raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
-    mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
-                                             "spin": spin or "none"})
+    if init is not None:
+        from .checkpoint import load_predictor
+        start = load_predictor(init, device="cpu")
+        if start.target != which or not set(basis.shells) <= set(start.model.shells):
+            raise TrainingError(f"{init}: a {start.target} model of {', '.join(start.model.shells)}; the data set "
+                                f"needs {which} of {', '.join(basis.shells)}")
+        mcfg, baseline = start.model.config, start.baseline
+    else:
+        mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
+                                                 "spin": spin or "none"})
     if mcfg.r_cut < max_edge:
         raise TrainingError(f"r_cut = {mcfg.r_cut} A is shorter than the longest block ({max_edge:.3f} A)")
     net = HotHam(mcfg).to(device=device, dtype=dtype)
-    baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    if init is not None:
+        net.load_state_dict(start.model.state_dict())
+        log(f"starting from the weights of {init}")
+    if first is not None:
+        net.zero_readout()          # the cascade starts as the first stage alone
+        baseline = OnsiteBaseline()
+    elif init is None:
+        baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
+    from .cascade import StageOffset
+    offset = StageOffset(baseline, first)
     log(f"model: {net.n_parameters} parameters, lmax={mcfg.lmax}, channels={mcfg.channels}, "
         f"layers={mcfg.layers}, tensor product {mcfg.tensor_product}/{mcfg.gaunt_method}, r_cut={mcfg.r_cut} A, device={device}")
 
@@ -410,7 +482,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # batch) runs the first structure as a stand-in that counts for nothing
     mine = {tuple(b): _share(b, world, rank) if world > 1 else b for b in train_batches}
     empty = {b for b, m in mine.items() if not m}
-    store = GraphStore(GraphBuilder(ops, net.species, net.shells, baseline, which, dtype),
+    store = GraphStore(GraphBuilder(ops, net.species, net.shells, offset, which, dtype),
                        {**{b: m or list(b[:1]) for b, m in mine.items()}, **{tuple(b): b for b in val_batches}},
                        device=device, dtype=dtype, budget_gb=cfg.cache_gb, workers=cfg.workers)
     with progress.stage(f"graphs of {len(ops)} structures"):
@@ -430,8 +502,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     evaluated = ema.module if ema is not None else net      # the network that is validated and saved
-    band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, baseline)
-                   if cfg.band_weight > 0 else {})
+    band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, offset)
+                   if cfg.band_weight > 0 or cfg.ghost_loss != "none" else {})
     k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
@@ -472,7 +544,16 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * epoch / cfg.warmup_epochs
         with_bands = bool(band_losses) and epoch >= cfg.band_start
-        tr_loss, tr_mae, tr_band, n_el = 0.0, 0.0, 0.0, 0
+        if with_bands and epoch == cfg.band_start > 1:
+            # the band stage: its own schedule from band_lr, and its own best model
+            start_lr = cfg.band_lr if cfg.band_lr is not None else max(cfg.lr / 5, opt.param_groups[0]["lr"])
+            for group in opt.param_groups:
+                group["lr"] = start_lr
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience,
+                                                               min_lr=cfg.min_lr)
+            best, stale = math.inf, 0
+            log(f"band stage from epoch {epoch}: learning rate {start_lr:.2e}")
+        tr_loss, tr_mae, tr_band, tr_ghost, n_el = 0.0, 0.0, 0.0, 0.0, 0
         out_of_time = False
         order = [tuple(train_batches[k]) for k in rng.permutation(len(train_batches))]
         for b, g, y in progress.bar(store.iterate(order), f"epoch {epoch}", total=len(order), leave=False):
@@ -483,19 +564,23 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             if world == 1:
                 loss = _loss(pred, y)
                 if with_bands:
-                    band = torch.stack(_band_terms(band_losses, ops, b, pred, cfg, k_gen)).mean()
-                    loss = loss + cfg.band_weight * band
+                    bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
+                    band, ghost = torch.stack(bands).mean(), torch.stack(ghosts).mean()
+                    loss = loss + cfg.band_weight * band + cfg.ghost_weight * ghost
                     tr_band += band.item() * len(b)
+                    tr_ghost += ghost.item() * len(b)
                 value = loss.item()
             else:
                 loss, value, n_y, mae_sum = _ddp_loss(pred, y, world, b in empty)
                 if with_bands:          # the mean over the global batch's structures, rescaled likewise
-                    terms = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
-                    band = torch.stack(terms).sum() if terms else pred.sum() * 0.0
-                    band_sum = _all_sum(band).item()
-                    loss = loss + cfg.band_weight * world * band / len(b)
-                    value += cfg.band_weight * band_sum / len(b)
+                    bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
+                    band = torch.stack(bands).sum() if bands else pred.sum() * 0.0
+                    ghost = torch.stack(ghosts).sum() if ghosts else pred.sum() * 0.0
+                    band_sum, ghost_sum = _all_sum(band).item(), _all_sum(ghost).item()
+                    loss = loss + world * (cfg.band_weight * band + cfg.ghost_weight * ghost) / len(b)
+                    value += (cfg.band_weight * band_sum + cfg.ghost_weight * ghost_sum) / len(b)
                     tr_band += band_sum
+                    tr_ghost += ghost_sum
             if not math.isfinite(value):
                 raise TrainingError(f"{ds.path}: loss became {value} at epoch {epoch} on {', '.join(b)}; "
                                     f"lower the learning rate (now {opt.param_groups[0]['lr']:.2e})")
@@ -535,13 +620,15 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                "time_s": time.time() - t0}
         if with_bands:
             rec["train_band_mae_meV"] = 1000 * tr_band / len(split["train"])
+            if cfg.ghost_loss != "none":
+                rec[f"train_ghost_{cfg.ghost_loss}_meV"] = 1000 * tr_ghost / len(split["train"])
         history.append(rec)
         stale = 0 if v_loss < best else stale + 1
         if v_loss < best:
             best = v_loss
             best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             if lead:
-                Predictor(evaluated, baseline, which, info).save(out_path, {"history": history, "epoch": epoch})
+                Predictor(evaluated, baseline, which, info, first).save(out_path, {"history": history, "epoch": epoch})
         if lead and not out_of_time:     # a partial epoch is not a state to resume from: it is redone
             _save_state(last_path, epoch=epoch, model=net.state_dict(), optimizer=opt.state_dict(),
                         scheduler=sched.state_dict(), ema=None if ema is None else ema.state_dict(),
@@ -551,7 +638,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         if lead:
             _write_metrics(out_path, history)
             if not config_written:
-                _write_resolved_config(out_path, ds.path, mcfg, cfg)
+                _write_resolved_config(out_path, ds.path, mcfg, cfg, stage1)
                 config_written = True
         if board is not None:
             for key, v in rec.items():
@@ -573,7 +660,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     if best_state is None:
         raise TrainingError(f"no epoch was trained (epochs = {cfg.epochs})")
     evaluated.load_state_dict(best_state)
-    pred = Predictor(evaluated, baseline, which, info)
+    pred = Predictor(evaluated, baseline, which, info, first)
     result = {"history": history, "parameters": net.n_parameters, "checkpoint": os.fspath(out_path),
               "validated_on": validated_on,
               "val": evaluate(pred, [ops[n] for n in split["val"]]),
@@ -593,40 +680,51 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
 RESUMABLE = ("epochs", "max_minutes", "device", "early_stop", "cache_gb", "workers")
 
 
-def _band_losses(ops: dict, names, cfg: TrainConfig, device, baseline: OnsiteBaseline) -> dict:
+def _band_losses(ops: dict, names, cfg: TrainConfig, device, offset) -> dict:
     """:class:`~hotham.band_loss.BandLoss` of every training structure (float64, on ``device``);
-    the network predicts H minus the on-site baseline, which the loss adds back."""
+    the network predicts H minus ``offset`` (the on-site baseline, and a cascade's first stage:
+    :class:`hotham.cascade.StageOffset`), which the loss adds back."""
     from .band_loss import BandLoss
-    return {n: BandLoss(ops[n], (-cfg.band_half_width, cfg.band_half_width), offset=baseline.flat(ops[n]), device=device)
+    return {n: BandLoss(ops[n], (-cfg.band_half_width, cfg.band_half_width), offset=offset.flat(ops[n]), device=device)
             for n in names}
 
 
-def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen) -> list:
-    """Band-energy losses (eV, one 0-d tensor each) of the structures of the batch ``names`` that
-    this process computes (those in ``band_losses``; their flat predictions one after another in
-    ``pred``) at fresh random k-points. k-points are drawn for every structure of the batch, in
-    order, so that the generator ``k_gen`` stays the same on every process."""
+def _band_terms(band_losses: dict, ops: dict, names, pred: torch.Tensor, cfg: TrainConfig, k_gen):
+    """(band-energy losses, ghost losses): eV, one 0-d tensor each, of the structures of the batch
+    ``names`` that this process computes (those in ``band_losses``; their flat predictions one
+    after another in ``pred``) at fresh random k-points; a term that is off is 0. k-points are
+    drawn for every structure of the batch, in order, so that the generator ``k_gen`` stays the
+    same on every process."""
     from .band_loss import random_kpoints
-    terms, start = [], 0
+    bands, ghosts, start = [], [], 0
     for n in names:
         k = random_kpoints(ops[n].atoms, cfg.band_kpoints, k_gen)
         bl = band_losses.get(n)
         if bl is None:
             continue
         stop = start + bl.op.nnz
-        terms.append(bl(pred[start:stop], k))
+        H = pred[start:stop]
+        bands.append(bl(H, k, align=cfg.band_align) if cfg.band_weight > 0 else H.sum() * 0.0)
+        if cfg.ghost_loss == "spectrum":
+            ghosts.append(bl.spectrum(H, k))
+        elif cfg.ghost_loss == "projection":
+            ghosts.append(bl.projection(H, k, cfg.ghost_threshold))
+        else:
+            ghosts.append(H.sum() * 0.0)
         start = stop
-    return terms
+    return bands, ghosts
 
 
-def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig) -> None:
+def _write_resolved_config(out_path, data, mcfg, cfg: TrainConfig, stage1=None) -> None:
     """``<output>.config.yaml``: the whole configuration of a run, defaults included, in the
     layout :func:`load_run_config` reads (so the run can be repeated from it)."""
     import yaml
     out = Path(out_path)
-    text = yaml.safe_dump({"data": os.fspath(data), "output": os.fspath(out),
-                           "model": mcfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json")},
-                          sort_keys=False)
+    run = {"data": os.fspath(data), "output": os.fspath(out),
+           "model": mcfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json")}
+    if isinstance(stage1, (str, os.PathLike)):
+        run["stage1"] = os.fspath(stage1)
+    text = yaml.safe_dump(run, sort_keys=False)
     with atomic_path(out.with_name(out.name + ".config.yaml")) as tmp:
         Path(tmp).write_text(text)
 

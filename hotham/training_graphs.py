@@ -16,7 +16,7 @@ import torch
 
 from .operator import BlockOperator
 
-__all__ = ["Structures", "GraphBuilder", "GraphStore"]
+__all__ = ["Structures", "GraphBuilder", "GraphStore", "target_blocks"]
 
 
 class Structures(Mapping):
@@ -55,10 +55,15 @@ class GraphBuilder:
         from .nn.graph import build_graph
         ops = [self.structures[n] for n in names]
         graph = build_graph(ops, self.species, self.shells, dtype=self.dtype)
-        from .soc import real_parts
-        target = np.concatenate([(real_parts(op) if self.which == "H" and op.spin == "soc" else getattr(op, self.which))
-                                 - self.baseline.flat(op) for op in ops], axis=-1)
+        target = np.concatenate([target_blocks(op, self.which) - self.baseline.flat(op) for op in ops], axis=-1)
         return graph, target
+
+
+def target_blocks(op: BlockOperator, which: str) -> np.ndarray:
+    """What a network of ``which`` ("H" or "S") learns on ``op``, before its baseline is taken
+    off: the flat blocks [nnz], or for spin-orbit H the real parts [4, nnz] (:func:`hotham.soc.real_parts`)."""
+    from .soc import real_parts
+    return real_parts(op) if which == "H" and op.spin == "soc" else getattr(op, which)
 
 
 class _Batches(torch.utils.data.Dataset):

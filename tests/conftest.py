@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import graphene as graphene_sheet
 
 from hotham.basis import Basis
@@ -127,3 +128,68 @@ def dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ds") / "set.h5"
     build_dataset([graphene_deeph(path.parent)], path, split=(0.5, 0.5, 0.0), seed=0, progress=False)
     return path
+
+
+def mos2_op() -> BlockOperator:
+    """MoS2 with its mirror symmetry broken a little, edges to the first neighbour cells."""
+    a = 3.19
+    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, 15.0]]
+    frac = [[0, 0, 0.5], [1 / 3, 2 / 3, 0.5 + 1.56 / 15], [1 / 3, 2 / 3, 0.5 - 1.58 / 15]]
+    atoms = Atoms("MoS2", scaled_positions=frac, cell=cell, pbc=True)
+    atoms.positions[1] += [0.05, 0.0, 0.02]  # break the mirror symmetry a little
+    return edges_operator(atoms, Basis({"Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)}))
+
+
+def random_model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=0, **extra):
+    """A float64 model with random weights; ``extra``: more HotHamConfig fields."""
+    import warnings
+
+    import torch
+
+    from hotham.nn import HotHam, HotHamConfig
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # L = 2 leaves out d-d irreps l3 = 3, 4 (expected warning)
+        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, tensor_product=conv,
+                                      gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0, **extra)
+        model = HotHam(cfg).double()
+    # random weights: make every bias and scale non-trivial so nothing vanishes by construction
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name or "scale" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def rel_error(a, b):
+    """max |a - b| / max |b|."""
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+#: a tiny Hot-Ham network, for training tests
+TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    """(checkpoint path, TrainResult) of :data:`TINY` trained 12 epochs on :func:`dataset`."""
+    from hotham.train import TrainConfig, train
+    out = tmp_path_factory.mktemp("model") / "m.pt"
+    result = train(dataset, out, model=TINY, config=TrainConfig(epochs=12, lr=1e-2), log=lambda s: None)
+    return out, result
+
+
+def shift_along(op, v, delta) -> BlockOperator:
+    """``op`` with delta (eV) x S v v^T S added to its on-site (R = 0) blocks: a coherent error
+    along the real vector ``v`` [n_orbitals] at Gamma (a rank-one change of H(Gamma))."""
+    from hotham.electronic.hk import Assembler
+    S0 = Assembler(op).dense(np.zeros((1, 3)), "S")[0].real
+    w = S0 @ v
+    dH = delta * np.outer(w, w) / (v @ w) ** 2
+    H = op.H.copy()
+    off = op.orbital_offsets
+    home = np.flatnonzero(np.all(op.edge_R == 0, axis=1))
+    for e in home:
+        i, j = op.edge_i[e], op.edge_j[e]
+        H[op.offsets[e]:op.offsets[e + 1]] += dH[off[i]:off[i + 1], off[j]:off[j + 1]].ravel()
+    return op.with_blocks(H=H)

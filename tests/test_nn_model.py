@@ -14,37 +14,12 @@ from hotham.basis import Basis
 from hotham.nn import HotHam, HotHamConfig
 from hotham.operator import BlockOperator
 
-from conftest import edges_operator as _edges_op, graphene_op, model_prediction
+from conftest import edges_operator as _edges_op, graphene_op, model_prediction, mos2_op
+from conftest import random_model as _model, rel_error as _rel
 
 pytestmark = pytest.mark.usefixtures("float64")  # exactness checks run in float64
 
 
-def mos2_op():
-    a = 3.19
-    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, 15.0]]
-    frac = [[0, 0, 0.5], [1 / 3, 2 / 3, 0.5 + 1.56 / 15], [1 / 3, 2 / 3, 0.5 - 1.58 / 15]]
-    atoms = Atoms("MoS2", scaled_positions=frac, cell=cell, pbc=True)
-    atoms.positions[1] += [0.05, 0.0, 0.02]  # break the mirror symmetry a little
-    return _edges_op(atoms, Basis({"Mo": (0, 0, 0, 1, 1, 2, 2), "S": (0, 0, 1, 1, 2)}))
-
-
-def _model(op, lmax, conv="gaunt", method="fourier", channels=4, layers=1, seed=0):
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # L = 2 leaves out d-d irreps l3 = 3, 4 (expected warning)
-        cfg = HotHamConfig.from_basis(op.basis, lmax=lmax, channels=channels, layers=layers, tensor_product=conv,
-                                      gaunt_method=method, n_radial=6, hidden=8, r_cut=9.0)
-        model = HotHam(cfg).double()
-    # random weights: make every bias and scale non-trivial so nothing vanishes by construction
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "bias" in name or "scale" in name:
-                p.add_(0.3 * torch.randn_like(p))
-    return model
-
-
-def _rel(a, b):
-    return np.abs(a - b).max() / np.abs(b).max()
 
 
 CASES = [("fourier", "gaunt", 2), ("fourier", "gaunt", 4), ("fourier", "gaunt", 6),
@@ -189,3 +164,49 @@ def test_isolated_atom_has_no_hopping_edges(conv):
     y = model(model.graph([op]))
     assert y.shape == (op.nnz,) and torch.isfinite(y).all()
     y.sum().backward()
+
+
+def _envelope_model(op, width=1.0, radius=1.6):
+    """A model whose hopping blocks switch off at r_i + r_j = 2 ``radius`` over ``width`` Angstrom."""
+    torch.manual_seed(3)
+    cfg = HotHamConfig.from_basis(op.basis, lmax=4, channels=4, layers=1, n_radial=6, hidden=8, r_cut=9.0,
+                                  pao_radii={"C": radius}, pair_envelope=width)
+    return HotHam(cfg).double()
+
+
+def test_pair_envelope_blocks_vanish_at_the_pao_cutoff_sum_and_stay_equivariant():
+    """Hopping blocks go smoothly to zero at r_i + r_j (here 3.2 A, over the last 1 A): zero at
+    and beyond it, untouched below 2.2 A, and still exactly Hermitian and equivariant."""
+    from hotham.nn.radial import pair_switch
+    r = torch.linspace(0, 4, 4001, dtype=torch.float64)
+    f = pair_switch(r, torch.full_like(r, 3.2), 1.0)
+    assert torch.all(f[r <= 2.2] == 1) and torch.all(f[r >= 3.2] == 0) and torch.all(torch.diff(f) <= 1e-15)
+    assert torch.diff(f).abs().max() < 2e-3                     # no jump: |f'| <= 15/8 per A
+    op = graphene_op()
+    model = _envelope_model(op)
+    pred = model_prediction(model, op)
+    assert pred.hermiticity_error() == 0.0
+    d = op.edge_lengths()
+    hop = d > 0.1
+    norms = np.array([np.abs(pred.h_block(e)).max() for e in range(op.n_edges)])
+    assert np.all(norms[hop & (d >= 3.2)] == 0) and np.all(norms[hop & (d < 2.2)] > 1e-4)
+    assert np.any(norms[hop & (d > 2.2) & (d < 3.2)] > 0)
+    rng = np.random.default_rng(5)
+    for improper in (False, True):
+        Q = so3.random_rotation(rng, improper=improper)
+        got = model_prediction(model, so3.rotate_operator(op, Q))
+        assert _rel(got.H, so3.rotate_operator(pred, Q).H) < 1e-9
+
+
+def test_pair_envelope_on_for_new_models_off_for_older_checkpoints():
+    op = graphene_op()
+    op = BlockOperator(op.atoms, Basis({"C": (0, 0, 1, 1, 2)}, {"C": "C6.0-s2p2d1"}), op.edge_i, op.edge_j, op.edge_R)
+    cfg = HotHamConfig.from_basis(op.basis)
+    assert cfg.pair_envelope > 0 and cfg.pao_radii["C"] == pytest.approx(6.0 * 0.529177, rel=1e-4)
+    model = _envelope_model(op)
+    ckpt = model.checkpoint()
+    del ckpt["config"]["pair_envelope"]                         # a checkpoint written before the field
+    old = HotHam.from_checkpoint(ckpt).double()
+    assert old.config.pair_envelope == 0.0
+    e = int(np.flatnonzero(op.edge_lengths() > 3.2)[0])
+    assert np.abs(model_prediction(old, op).h_block(e)).max() > 0 and np.abs(model_prediction(model, op).h_block(e)).max() == 0

@@ -17,16 +17,10 @@ from hotham.baseline import OnsiteBaseline
 from hotham.checkpoint import load_predictor
 from hotham.train import TrainConfig, train
 
+from conftest import TINY
+
 
 DATA = Path(__file__).parent / "data"
-TINY = dict(lmax=4, channels=4, layers=1, hidden=16, n_radial=8)
-
-
-@pytest.fixture(scope="module")
-def trained(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "m.pt"
-    result = train(dataset, out, model=TINY, config=TrainConfig(epochs=12, lr=1e-2), log=lambda s: None)
-    return out, result
 
 
 def test_onsite_baseline_is_equivariant():
@@ -402,3 +396,21 @@ def _train_with_budgets(tmp_path):
         weights.append(torch.load(tmp_path / f"m{k}.pt", weights_only=False)["model"]["state_dict"])
     for w in weights[1:]:
         assert all(torch.equal(w[name], weights[0][name]) for name in w)
+
+
+def test_fine_tuning_with_a_band_stage_of_its_own_and_a_ghost_loss(dataset, trained, tmp_path):
+    """Fine-tuning starts from a checkpoint's weights; a band stage after epoch 1 restarts the
+    learning rate at band_lr with its own schedule, and the ghost term is logged."""
+    import csv
+    from hotham.checkpoint import load_predictor
+    logs = []
+    cfg = TrainConfig(epochs=3, lr=1e-3, min_lr=1e-6, band_weight=0.05, band_start=2, band_kpoints=2, band_lr=4e-4,
+                      ghost_loss="projection", ghost_weight=0.1)
+    train(dataset, tmp_path / "f.pt", init=trained[0], config=cfg, log=logs.append)
+    assert any(line.startswith("starting from the weights of") for line in logs)
+    assert any("band stage from epoch 2: learning rate 4.00e-04" in line for line in logs)
+    rows = list(csv.DictReader(open(tmp_path / "f.pt.metrics.csv")))
+    assert float(rows[1]["lr"]) == pytest.approx(4e-4) and float(rows[2]["train_ghost_projection_meV"]) > 0
+    # the first epoch starts from the trained weights: its validation error is the trained model's, not a fresh one's
+    first = load_predictor(trained[0]).info["history"]
+    assert float(rows[0]["val_mae_meV"]) < 2 * min(h["val_mae_meV"] for h in first)

@@ -8,6 +8,7 @@ The generators behind them are :mod:`.perturb`, :mod:`.slide`, :mod:`.twist` and
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,14 @@ def generate_perturbed(structure, n: int = 10, *, method: str = "gaussian", supe
     :func:`.perturb.phonopy_perturbations` at ``distance`` (Angstrom), or sampled at
     ``temperature`` (K) from ``force_constants``. ``strain``: standard deviation of the random
     strain entries."""
+    from hotham import checks
+    from hotham.errors import InputError
+
     from .perturb import gaussian_perturbations, phonopy_perturbations
+    sc = [checks.positive_int(x, "supercell") for x in np.ravel(supercell)]
+    if len(sc) != 3:
+        raise InputError(f"supercell is three repetitions (n1, n2, n3), got {len(sc)}")
     atoms = build_or_read(structure)
-    sc = [int(x) for x in supercell]
     if method == "gaussian":
         atoms = atoms.repeat(sc) if sc != [1, 1, 1] else atoms
         return gaussian_perturbations(atoms, n, displacement=displacement, strain=strain, seed=seed)
@@ -93,9 +99,19 @@ def generate_twisted(structure, m: int = 1, n: int = 2, *, layers: str = "01", s
     (:func:`.twist.twisted_multilayer`). ``layers``: one rotation flag per layer, bottom first
     ("01" bilayer, "010" trilayer, "0011" double bilayer); ``stacking``: comma-separated stacking
     per layer (AA, AB, BA; default AA for all)."""
+    from hotham.errors import InputError
+
     from .twist import twisted_multilayer
+    if len(layers) < 2 or set(layers) - {"0", "1"}:
+        raise InputError(f"layers is one rotation flag (0 or 1) per layer, at least two, e.g. 01 or 010; "
+                         f"got {layers!r}")
     rotated = [c == "1" for c in layers]
-    st = stacking.split(",") if stacking else ["AA"] * len(rotated)
+    st = [x.strip() for x in stacking.split(",")] if stacking else ["AA"] * len(rotated)
+    if len(st) == 1:
+        st = st * len(rotated)
+    if len(st) != len(rotated):
+        raise InputError(f"stacking {stacking!r} names {len(st)} layers, layers {layers!r} has {len(rotated)}: "
+                         "give one stacking (AA, AB, BA) for all layers or one per layer, comma-separated")
     return twisted_multilayer(build_or_read(structure), m, n, rotated=rotated, stacking=st, interlayer=interlayer)
 
 
@@ -120,23 +136,35 @@ def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, open
     :func:`.openmx_input.openmx_input_text`), and a manifest of each one's ``info`` (slides,
     distances, twist, strain, seeds). Returns the paths written.
 
-    One structure goes to ``out``. Several go to ``out`` with a 3-digit index before the
-    extension (manifest ``<stem>_manifest.json``) or, when ``out`` has no extension, to
-    ``out/NNN/openmx.dat`` (manifest ``out/manifest.json``). ``force``: replace existing files
-    (False refuses them, and the manifest, before anything is written)."""
+    ``out`` is a folder when it ends with a path separator, is an existing folder, or has no
+    extension (but for one structure to a name ase knows, such as POSCAR): the structures (one or
+    several) go to ``out/NNN/openmx.dat`` (manifest ``out/manifest.json``). Otherwise it is a
+    file: one structure goes to ``out``, several to ``out`` with a 3-digit index before the
+    extension (manifest ``<stem>_manifest.json``). ``force``: replace existing files (False
+    refuses them, and the manifest, before anything is written). InputError, before anything is
+    written, for no structures or an extension ase does not write."""
     import ase.io
 
+    from hotham.errors import InputError
     from hotham.files import check_outputs
 
     from .openmx_input import write_openmx_input
+    if not len(structures):
+        raise InputError("no structures to write")
+    folder = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
     out = Path(out)
-    if len(structures) == 1:
-        planned = [out]
-    elif out.suffix:
-        planned = [out.with_name(f"{out.stem}_{k:03d}{out.suffix}") for k in range(len(structures))]
-    else:
+    if not folder and not out.suffix:       # a folder, but for one structure to a name ase knows (POSCAR)
+        folder = len(structures) > 1 or _writable_format(out) is None
+    if not folder and out.suffix != ".dat" and _writable_format(out) is None:
+        raise InputError(f"{out}: ase writes no format of extension {out.suffix!r}; give .xyz, .extxyz, .cif, "
+                         ".vasp, .dat (OpenMX input), ... or a folder")
+    if folder:
         planned = [out / f"{k:03d}" / "openmx.dat" for k in range(len(structures))]
-    manifest = out.with_name(out.stem + "_manifest.json") if out.suffix else out / "manifest.json"
+    elif len(structures) == 1:
+        planned = [out]
+    else:
+        planned = [out.with_name(f"{out.stem}_{k:03d}{out.suffix}") for k in range(len(structures))]
+    manifest = out / "manifest.json" if folder else out.with_name(out.stem + "_manifest.json")
     check_outputs(planned + [manifest], force=force)
     paths = []
     for p, a in zip(planned, structures):
@@ -156,6 +184,16 @@ def write_structures(structures, out, *, kdensity: float = 4.0, kgrid=None, open
     info = [{"file": p, **{k: _plain(v) for k, v in a.info.items()}} for p, a in zip(paths, structures)]
     manifest.write_text(json.dumps(info, indent=1))
     return paths
+
+
+def _writable_format(path: Path):
+    """The ase format written to ``path`` (guessed from its name), or None if ase writes none."""
+    from ase.io.formats import filetype, ioformats
+    try:
+        fmt = ioformats.get(filetype(path, read=False))
+    except Exception:
+        return None
+    return fmt if fmt is not None and fmt.can_write else None
 
 
 def _plain(v):

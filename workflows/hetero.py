@@ -212,6 +212,11 @@ def heterostructure(bottom: Atoms, top: Atoms, *, twist_range=(0.0, 30.0), max_s
     """The smallest heterostructure of ``top`` on ``bottom`` with |twist| in ``twist_range``
     (degrees) and residual strain <= ``max_strain``: returns (ase.Atoms, HeteroMatch).
     Hexagonal pairs use the coincidence search, others pymatgen's ZSL (``max_area`` A^2)."""
+    from hotham import checks
+    twist_range = checks.increasing(twist_range, "twist_range", strict=False)
+    max_strain = checks.non_negative(max_strain, "max_strain")
+    max_atoms = checks.positive_int(max_atoms, "max_atoms")
+    interlayer = checks.positive(interlayer, "interlayer")
     if is_hexagonal(bottom) and is_hexagonal(top):
         matches = hexagonal_matches(bottom, top, max_strain=max_strain, max_atoms=max_atoms,
                                     twist_range=twist_range, strain_on=strain_on)

@@ -80,7 +80,10 @@ def stacking_shift(layer: Atoms, stacking) -> np.ndarray:
             s = (a1 + 2 * a2) / 3.0
             return s if key == "AB" else 2 * s
         raise StructureError(f"unknown stacking {stacking!r} (AA, AB, BA, or a shift)")
-    v = np.asarray(stacking, dtype=float).ravel()
+    try:
+        v = np.asarray(stacking, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise StructureError(f"unknown stacking {stacking!r} (AA, AB, BA, or a shift)") from None
     if v.size == 2:
         return v @ in_plane_cell(layer)
     if v.size == 3:
@@ -226,6 +229,36 @@ def check_distances(atoms: Atoms, pristine: dict[int, float], *, rtol: float = 1
     return md
 
 
+#: atoms closer than this fraction of the sum of their covalent radii are refused by the
+#: generators (:func:`check_not_overlapping`): C-C 0.91 A (the bond is 1.42 A), Mo-S 1.55 A
+#: (2.41 A); a slid bilayer at gap 0 (0.14 A) or graphene strained by 90 % (0.67 A) is no
+#: training structure, and OpenMX would run it all the same
+MIN_DISTANCE_FRACTION = 0.6
+
+
+def check_not_overlapping(atoms: Atoms, what: str = "structure", fraction: float = MIN_DISTANCE_FRACTION) -> float:
+    """The shortest interatomic distance (Angstrom, periodic images included; inf if none within
+    reach); StructureError naming the pair when two atoms are closer than ``fraction`` times the
+    sum of their covalent radii (ase.data.covalent_radii)."""
+    from ase.data import covalent_radii
+    radii = covalent_radii[atoms.numbers]
+    if len(atoms) == 0:
+        return np.inf
+    reach = fraction * 2 * float(radii.max())
+    i, j, d = neighbor_pairs(atoms, reach)
+    if len(d) == 0:
+        return np.inf
+    limit = fraction * (radii[i] + radii[j])
+    bad = d < limit
+    if bad.any():
+        k = int(np.argmin(np.where(bad, d / limit, np.inf)))
+        sym = atoms.get_chemical_symbols()
+        raise StructureError(f"{what}: atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.3f} A apart, "
+                             f"less than {fraction:g} x their covalent radii ({limit[k]:.3f} A): overlapping atoms "
+                             "(check the distances, strain or displacements asked for)")
+    return float(d.min())
+
+
 def pristine_min_distance(layer: Atoms) -> float:
     """Shortest interatomic distance of a periodic layer (Angstrom)."""
     a = Atoms(numbers=layer.numbers, positions=layer.positions,
@@ -317,8 +350,19 @@ def build_or_read(spec, *, reference: bool = False) -> Atoms:
         from hotham.io import read_structure
         return as_slab(read_structure(p))
     name, _, opt = str(spec).partition(":")
-    kw = {k: float(v) for k, v in (x.split("=") for x in opt.split(",") if x)}
+    kw = {}
+    for item in (x for x in opt.split(",") if x):
+        key, sep, value = (t.strip() for t in item.partition("="))
+        try:
+            kw[key] = float(value) if sep and key else None
+        except ValueError:
+            kw[key] = None
+        if kw[key] is None or not np.isfinite(kw[key]) or kw[key] <= 0:
+            raise StructureError(f"{spec!r}: {item!r} is not KEY=LENGTH with a length > 0 in Angstrom "
+                                 f"(e.g. {name}:a=2.5)")
     low = name.lower()
+    if low in ("graphene", "hbn") and set(kw) - {"a"}:
+        raise StructureError(f"{spec!r}: {name} takes only a=LATTICE (Angstrom), not {', '.join(sorted(set(kw) - {'a'}))}")
     if reference and low in REFERENCE_LAYERS:
         return as_slab(reference_layer(low, kw.get("a")))
     if low == "graphene":

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from hotham import checks
+from hotham.basis import parse_openmx_basis
 from hotham.errors import BasisError, StructureError
 
 #: Per element: (PAO basis, pseudopotential, valence electrons) of DFT_DATA19 (OpenMX 3.9's
@@ -90,13 +92,23 @@ def species_overrides(basis: dict | None = None, vps: dict | None = None,
             raise BasisError(f"no default OpenMX basis for {sym}: give both its basis label and its pseudopotential")
         pao = DEFAULT_SPECIES[sym][0] if pao is None else pao
         pp = DEFAULT_SPECIES[sym][1] if pp is None else pp
+        parse_openmx_basis(pao)          # BasisError for a label like C6.0-s2q2
+        if sym in valence:
+            checks.positive(valence[sym], f"valence of {sym}")
         out[sym] = (pao, pp) + ((float(valence[sym]),) if sym in valence else ())
     return out
 
 
-def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[str, tuple[str, str, float]]:
+def species_table(symbols, basis: dict | None = None, openmx_data=None, *,
+                  strict: bool = True) -> dict[str, tuple[str, str, float]]:
     """(basis, pseudopotential, valence) per element present; ``basis`` overrides per element
-    with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0)."""
+    with a tuple like ("C6.0-s2p2d1", "C_PBE19") or ("C7.0-s3p3d2", "C_PBE19", 4.0).
+
+    With an ``openmx_data`` folder, its files are checked: a basis whose PAO file
+    (``PAO/C6.0.pao`` for C6.0-s2p2d1) or a pseudopotential whose VPS file is not there (where the
+    folder has PAO/ or VPS/) is a BasisError with ``strict`` (the folder OpenMX will read), else a
+    warning (a stand-in for it); a valence given that differs from the VPS file's is a BasisError
+    (OpenMX takes the valence from the VPS file)."""
     basis = basis or {}
     out = {}
     for sym in dict.fromkeys(symbols):
@@ -106,7 +118,16 @@ def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[
         if len(entry) < 2:
             raise BasisError(f"basis for {sym} needs (PAO, VPS[, valence]), got {entry!r}")
         pao, vps = entry[0], entry[1]
+        parse_openmx_basis(pao)
+        if len(entry) > 2:
+            checks.positive(entry[2], f"valence of {sym}")
+        if openmx_data:
+            _check_data_files(openmx_data, sym, pao, vps, strict)
         val = vps_valence(openmx_data, vps) if openmx_data else None
+        if val is not None and sym in basis and len(basis[sym]) > 2 and abs(float(basis[sym][2]) - val) > 1e-9:
+            raise BasisError(f"valence of {sym} {float(basis[sym][2]):g} differs from {val:g} of "
+                             f"{Path(openmx_data) / 'VPS' / (vps + '.vps')}: OpenMX takes the valence from the VPS file; "
+                             "leave the valence out, or choose another pseudopotential (--vps)")
         if val is None:
             val = float(entry[2]) if len(entry) > 2 else (DEFAULT_SPECIES[sym][2] if sym in DEFAULT_SPECIES and DEFAULT_SPECIES[sym][1] == vps else None)
         if val is None:
@@ -115,10 +136,27 @@ def species_table(symbols, basis: dict | None = None, openmx_data=None) -> dict[
     return out
 
 
+def _check_data_files(openmx_data, sym: str, pao: str, vps: str, strict: bool = True) -> None:
+    """BasisError (a warning without ``strict``) when ``openmx_data`` has a PAO (VPS) folder
+    without the file that the basis label ``pao`` (pseudopotential ``vps``) names."""
+    import warnings
+    root = Path(openmx_data)
+    for kind, name, option in (("PAO", pao.split("-")[0] + ".pao", "--basis"), ("VPS", vps + ".vps", "--vps")):
+        folder = root / kind
+        if folder.is_dir() and not (folder / name).is_file():
+            have = sorted(f.stem for f in folder.glob(f"{sym}[0-9_]*.{kind.lower()}"))
+            why = (f"{sym}: no {kind} file {folder / name} ({option}); {kind} files of {sym} there: "
+                   f"{', '.join(have) or 'none'}")
+            if strict:
+                raise BasisError(why)
+            warnings.warn(why + "; OpenMX needs it in the DATA.PATH of the inputs", stacklevel=4)
+
+
 def kgrid_from_density(atoms: Atoms, density: float = 4.0) -> tuple[int, int, int]:
     """Monkhorst-Pack grid with at least ``density`` points per reciprocal Angstrom (ase's
     convention: n_i = ceil(|b_i| density), |b_i| including 2 pi); 1 along a slab's vacuum."""
     from .perturb import is_slab
+    density = checks.positive(density, "kdensity")
     rec = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(atoms.cell[:])).T, axis=1)
     k = [max(1, math.ceil(r * density - 1e-9)) for r in rec]
     if is_slab(atoms):
@@ -157,7 +195,9 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     overrides of DEFAULT_SCF; extra: more keywords (name -> value text), written last.
     openmx_data: OpenMX's DFT_DATA19 folder, written as DATA.PATH (default
     :func:`default_openmx_data`, a relative path); the valences are read from the VPS files of an
-    absolute ``openmx_data``, else of ``$HOTHAM_OPENMX_DATA`` when set, else from DEFAULT_SPECIES."""
+    absolute ``openmx_data``, else of ``$HOTHAM_OPENMX_DATA`` when set, else from DEFAULT_SPECIES.
+    The PAO and VPS files named are looked for there too (:func:`species_table`: an error when
+    missing from ``openmx_data``, a warning when missing from the stand-in)."""
     if len(atoms) == 0:
         raise StructureError("no atoms to write")
     if np.linalg.matrix_rank(np.asarray(atoms.cell[:])) < 3:
@@ -170,8 +210,10 @@ def openmx_input_text(atoms: Atoms, *, system_name: str = "openmx", basis: dict 
     lookup = valence_lookup_path
     if lookup is None:
         lookup = openmx_data if os.path.isabs(openmx_data) else os.environ.get("HOTHAM_OPENMX_DATA")
-    table = species_table(atoms.get_chemical_symbols(), basis, lookup)
-    k = tuple(kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
+    # the files are those OpenMX reads when the folder is DATA.PATH itself, else a stand-in's
+    table = species_table(atoms.get_chemical_symbols(), basis, lookup,
+                          strict=os.path.abspath(str(lookup or "")) == os.path.abspath(openmx_data))
+    k = tuple(checks.positive_int(x, "kgrid") for x in kgrid) if kgrid is not None else kgrid_from_density(atoms, kdensity)
     magmom = atoms.get_initial_magnetic_moments()
     L = []
     L += ["#", f"# {system_name}", f"# {header or 'written by hotham.workflows.openmx_input'}", "#"]

@@ -19,6 +19,8 @@ from ase import Atoms
 from hotham.cell import slab_axis
 from hotham.errors import StructureError
 
+from .layers import check_not_overlapping
+
 
 def is_slab(atoms: Atoms) -> bool:
     """True for a layer or stack of layers along z: :func:`hotham.cell.slab_axis` is the third
@@ -60,8 +62,10 @@ def gaussian_perturbations(atoms: Atoms, n: int, *, displacement: float = 0.05, 
     """``n`` copies of ``atoms`` with Gaussian displacements (``displacement``: their standard
     deviation in Angstrom per Cartesian coordinate) and optional random strain; displacements in
     ``arrays["displacements"]``."""
-    if displacement < 0 or strain < 0:
-        raise StructureError("displacement and strain must be >= 0")
+    from hotham import checks
+    n = checks.positive_int(n, "n")
+    displacement = checks.non_negative(displacement, "displacement")
+    strain = checks.non_negative(strain, "strain")
     rng = np.random.default_rng(seed)
     slab = is_slab(atoms)
     out = []
@@ -75,6 +79,7 @@ def gaussian_perturbations(atoms: Atoms, n: int, *, displacement: float = 0.05, 
             wrap_in_plane(s)
         s.set_array("displacements", u)
         s.info.update({"index": k, "seed": seed, "displacement": displacement, "strain_sigma": strain})
+        check_not_overlapping(s, f"perturbed structure {k} (displacement {displacement:g} A, strain {strain:g})")
         out.append(s)
     return out
 
@@ -103,6 +108,15 @@ def phonopy_perturbations(atoms: Atoms, n: int, *, supercell=(1, 1, 1), distance
     force_constants.hdf5 path). ``supercell``: 3 integers or a 3x3 matrix."""
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
+
+    from hotham import checks
+    n = checks.positive_int(n, "n")
+    distance = checks.positive(distance, "distance")
+    strain = checks.non_negative(strain, "strain")
+    if temperature is not None:
+        temperature = checks.non_negative(temperature, "temperature")
+    if np.ndim(supercell) == 1:
+        supercell = [checks.positive_int(x, "supercell") for x in supercell]
 
     unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell[:]),
                         scaled_positions=atoms.get_scaled_positions(wrap=False))
@@ -133,5 +147,6 @@ def phonopy_perturbations(atoms: Atoms, n: int, *, supercell=(1, 1, 1), distance
         s.set_array("displacements", disps[k])
         s.info.update({"index": k, "seed": seed, "temperature": temperature,
                        "distance": None if temperature is not None else distance, "strain_sigma": strain})
+        check_not_overlapping(s, f"perturbed structure {k} (strain {strain:g})")
         out.append(s)
     return out

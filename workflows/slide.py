@@ -17,7 +17,8 @@ from ase import Atoms
 
 from hotham.errors import StructureError
 
-from .layers import DEFAULT_INTERLAYER, DEFAULT_VACUUM, find_layers, stack_layers, stacking_shift
+from .layers import (DEFAULT_INTERLAYER, DEFAULT_VACUUM, check_not_overlapping, find_layers, stack_layers,
+                     stacking_shift)
 from .perturb import wrap_in_plane
 
 
@@ -27,6 +28,8 @@ def bilayer(layer: Atoms, *, top: Atoms | None = None, stacking="AB", interlayer
     ``top`` on the same in-plane cell, shifted by ``stacking`` and wrapped into the primitive
     cell), repeated ``supercell`` in-plane (ase's repeat order: the primitive bilayer's atoms,
     cell after cell, as in the reference sets)."""
+    from hotham import checks
+    supercell = [checks.positive_int(x, "supercell") for x in np.ravel(supercell)]
     top = layer.copy() if top is None else top.copy()
     top.positions += stacking_shift(layer, stacking)
     cell2 = np.asarray(layer.cell[:2])[:, :2]  # wrap the shifted layer into its own cell
@@ -88,7 +91,27 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
     slide_cell: [2, 3] in-plane vectors the slide fractions refer to (default: atoms' cell;
         pass the primitive cell for supercells).
     Each structure's ``info`` holds slide_frac, slide_cart, d (the distances as ``between``
-    measures them), a (with ``lattice``) and the displacements."""
+    measures them), a (with ``lattice``) and the displacements. InputError for a count below 1, a
+    distance or lattice constant not > 0, LO above HI, a negative displacement; StructureError
+    when a structure has overlapping atoms (:func:`.layers.check_not_overlapping`)."""
+    from hotham import checks
+    from hotham.errors import InputError
+    if n is not None:
+        n = checks.positive_int(n, "n")
+    if grid is not None:
+        grid = tuple(checks.positive_int(g, "grid") for g in np.ravel(grid))
+        if len(grid) != 2:
+            raise InputError(f"grid is (nu, nv), got {len(grid)} numbers")
+    if distance is not None:
+        values = [checks.positive(d, "distance") for d in np.atleast_1d(distance)]
+        if grid is None and len(values) > 2:
+            raise InputError(f"distance is one value or a (LO, HI) range for random slides, got {len(values)} "
+                             "values (a list of distances goes with a grid)")
+        if grid is None and len(values) == 2:
+            checks.increasing(values, "distance", strict=False)
+    if lattice is not None:
+        lattice = checks.increasing(lattice, "lattice", strict=False, gt=0)
+    displacement = checks.non_negative(displacement, "displacement")
     tags = atoms.get_tags()
     if tags.max(initial=0) == 0:
         tags = find_layers(atoms)
@@ -153,5 +176,6 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
                        "d": d, "between": between, "displacement": displacement, "seed": seed,
                        **({"a": a} if a is not None else {})})
         s.set_array("displacements", noise if noise is not None else np.zeros((len(atoms), 3)))
+        check_not_overlapping(s, f"slid structure {len(out)} (distance {d}, slide {s.info['slide_frac']})")
         out.append(s)
     return out

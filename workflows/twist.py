@@ -99,6 +99,9 @@ def twisted_multilayer(layers, m: int, n: int, *, rotated, stacking="AA", interl
     ``info``: m, n, twist_angle, n_atoms, measured_twist (from the atoms), min_intra, min_inter.
     With ``check``, raises StructureError if the atom count is wrong, two atoms of a layer are
     closer than in the pristine layer, or the measured angle differs from the construction."""
+    from hotham import checks
+    from hotham.errors import InputError
+    m, n = checks.number(m, "m", integer=True, ge=0), checks.number(n, "n", integer=True, ge=0)
     rotated = list(rotated)
     nl = len(rotated)
     layers = list(layers) if isinstance(layers, (list, tuple)) else [layers] * nl
@@ -106,6 +109,12 @@ def twisted_multilayer(layers, m: int, n: int, *, rotated, stacking="AA", interl
         raise StructureError(f"{len(layers)} layers but {nl} rotation flags")
     stackings = per_layer(stacking, nl)
     theta = twist_angle(m, n)
+    if any(rotated) and not all(rotated) and abs((theta + 30.0) % 60.0 - 30.0) < 1e-6:
+        # a hexagonal layer turned by a multiple of 60 degrees is the layer itself (or its
+        # sublattice swap): m = n gives 0 degrees, (0, 1) 60
+        raise InputError(f"(m, n) = ({m}, {n}) turns the layers by {theta:g} degrees, a multiple of 60: no twist; "
+                         "choose m != n, e.g. (1, 2) for 21.79 or (2, 3) for 13.17 degrees "
+                         "(hotham structure twist --list N lists them)")
     target = moire_cell(layers[0], m, n)
     b0 = hexagonal_basis(layers[0])
     built = []

@@ -11,14 +11,14 @@ import pkgutil
 import sys
 
 from ..errors import HothamError
-from .options import CommandParser
+from .options import POSITIVE_INT, CommandParser
 
 
 def build_parser() -> CommandParser:
     from .. import __version__
     parser = CommandParser(prog="hotham", description="Learned Kohn-Sham Hamiltonians from OpenMX data.")
     parser.add_argument("--version", action="version", version=f"hotham {__version__}")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=POSITIVE_INT, default=None, metavar="N",
                         help="threads for torch and BLAS (default: $OMP_NUM_THREADS, $SLURM_CPUS_PER_TASK, "
                              "else the idle cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,7 +1,7 @@
 """``hotham dataset build|info``: training sets of DFT blocks in one HDF5 file."""
 from __future__ import annotations
 
-from .options import add_force_option, defaults_from, later
+from .options import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, add_force_option, defaults_from, later
 
 
 def register(subparsers) -> None:
@@ -14,12 +14,12 @@ def register(subparsers) -> None:
                                    "are skipped and listed.")
     b.add_argument("sources", nargs="+", metavar="SOURCE", help="structure folders or folders of them")
     b.add_argument("-o", "--output", required=True, metavar="SET.h5", help="the HDF5 file to write")
-    b.add_argument("--split", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"),
+    b.add_argument("--split", nargs=3, type=NON_NEGATIVE, metavar=("TRAIN", "VAL", "TEST"),
                    help="split ratios (default %(default)s)")
-    b.add_argument("--seed", type=int, help="seed of the random split (default %(default)s)")
+    b.add_argument("--seed", type=NON_NEGATIVE_INT, help="seed of the random split (default %(default)s)")
     b.add_argument("--split-by-source", action="store_true",
                    help="split each SOURCE on its own and merge the parts (each set held out in proportion)")
-    b.add_argument("--cutoff", type=float, metavar="R",
+    b.add_argument("--cutoff", type=POSITIVE, metavar="R",
                    help="drop blocks between atoms further apart than R Angstrom (default: keep all)")
     b.add_argument("--spin", choices=("none", "collinear", "soc"),
                    help="take only structures of this spin treatment (default: that of the first one read)")

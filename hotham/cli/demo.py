@@ -1,7 +1,7 @@
 """``hotham demo``: the shipped model (or ``--train``) on the slid bilayers and twisted bilayer graphene."""
 from __future__ import annotations
 
-from .options import add_force_option, add_model_options, defaults_from, later, model_kwargs
+from .options import DEVICE, add_force_option, add_model_options, defaults_from, later, model_kwargs
 
 
 def _options(parser) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="folder with bilayer_graphene_slid_1x1/ and tbg_21.79/ (default: the shipped data/)")
     p.add_argument("--train", action="store_true", help="retrain the model for a fixed number of epochs (--epochs)")
     p.add_argument("--checkpoint", help="the model to show without --train (default: the shipped one)")
-    p.add_argument("--device", help="auto (CUDA when present), cpu or cuda (default %(default)s)")
+    p.add_argument("--device", type=DEVICE, help="auto (CUDA when present), cpu or cuda (default %(default)s)")
     add_force_option(p)
     defaults_from(p, demo.run_demo)
     later(p, _options)

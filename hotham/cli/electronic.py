@@ -7,27 +7,39 @@ which reads the blocks with :func:`hotham.io.read` (hotham HDF5, an OpenMX run f
 """
 from __future__ import annotations
 
-from .options import add_deprecated_flag, add_force_option
+from .options import (FINITE, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, add_deprecated_flag,
+                      add_force_option, add_mesh_option, add_window_option, typed)
+
+#: fewest k-points of a path (a band structure needs a line, not its two ends)
+NPOINTS = typed(int, ge=2)
 
 
 def _common(p, output_help):
     p.add_argument("input", help="block file: hotham .h5, OpenMX run folder / .scfout(.gz), DeepH folder")
     _outputs(p, output_help)
-    p.add_argument("--fermi", type=float, help="Fermi level to use, eV (default: the file's)")
+    p.add_argument("--fermi", type=FINITE, help="Fermi level to use, eV (default: the file's)")
 
 
 def _outputs(p, output_help):
     p.add_argument("-o", "--output", help=output_help)
     p.add_argument("--format", choices=("png", "pdf"), default="png", help="plot format (default png)")
     p.add_argument("--data", choices=("txt", "h5"), default="txt", help="numbers as text (numpy.loadtxt) or HDF5")
-    p.add_argument("--window", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"),
-                   help="energy window around E_F for the plot, eV (default -5 5)")
+    add_window_option(p, (-5.0, 5.0), "energy window around E_F for the plot, eV (default -5 5)")
     add_force_option(p)
+
+
+def _canonical(p):
+    from ..electronic.ghosts import CANONICAL_THRESHOLD
+    p.add_argument("--canonical", type=float, nargs="?", const=CANONICAL_THRESHOLD, metavar="THRESHOLD",
+                   help="dense solve by canonical orthogonalisation: drop the eigenvectors of S(k) below THRESHOLD "
+                        f"(default {CANONICAL_THRESHOLD:g}), so no ghost state can appear (costs DFT graphene bands "
+                        "up to ~50 meV; see docs/robustness.md)")
 
 
 def cmd_bands(args) -> int:
     options = dict(path=args.path, npoints=args.npoints, n=args.n, around=args.around, channel=args.channel,
-                   fermi=args.fermi, band_edges=args.band_edges, processes=args.processes, memory_gb=args.memory_gb)
+                   fermi=args.fermi, band_edges=args.band_edges, processes=args.processes, memory_gb=args.memory_gb,
+                   canonical=args.canonical)
     if args.slurm:
         from ..electronic.kchunks import write_slurm_bands
         script = write_slurm_bands(args.input, args.slurm, args.chunks, args.output, options=options,
@@ -61,7 +73,8 @@ def cmd_dos(args) -> int:
 def cmd_states(args) -> int:
     from ..electronic.result_files import write_states
     print(write_states(args.input, args.output, kpts=args.k, bands=args.bands, n=args.n, around=args.around,
-                       channel=args.channel, fermi=args.fermi, format=args.format, force=args.force))
+                       channel=args.channel, fermi=args.fermi, format=args.format, force=args.force,
+                       canonical=args.canonical))
     return 0
 
 
@@ -81,25 +94,26 @@ def register(subparsers) -> None:
                                           "(--path openmx / --path FILE.Band).")
     _common(p, "output prefix (default <input>_bands)")
     p.add_argument("--path", help="special points ('GMKG'), 'openmx' or a .Band file (default: automatic)")
-    p.add_argument("--npoints", type=int, default=200, help="k-points on an automatic path (default 200)")
-    p.add_argument("--n", type=int, help="only the n bands nearest --around (sparse solver for big cells)")
-    p.add_argument("--around", type=float, help="target energy for --n, eV (default E_F)")
-    p.add_argument("--band-edges", type=int, nargs=2, metavar=("BELOW", "ABOVE"),
+    p.add_argument("--npoints", type=NPOINTS, default=200, help="k-points on an automatic path (default 200)")
+    p.add_argument("--n", type=POSITIVE_INT, help="only the n bands nearest --around (sparse solver for big cells)")
+    p.add_argument("--around", type=FINITE, help="target energy for --n, eV (default E_F)")
+    p.add_argument("--band-edges", type=NON_NEGATIVE_INT, nargs=2, metavar=("BELOW", "ABOVE"),
                    help="only the BELOW states just below E_F and ABOVE from it up: band edges of an insulator "
                         "(E_F by counting when the file has none)")
-    add_deprecated_flag(p, "--edges", "--band-edges", "band_edges", type=int, nargs=2)
+    add_deprecated_flag(p, "--edges", "--band-edges", "band_edges", type=NON_NEGATIVE_INT, nargs=2)
     p.add_argument("--channel", type=int, choices=(0, 1), help="collinear: one channel (default both)")
     p.add_argument("--quiet", action="store_true", help="no progress bar over the k-points")
-    p.add_argument("--processes", type=int, default=1,
+    p.add_argument("--processes", type=POSITIVE_INT, default=1,
                    help="k-points in this many worker processes, fewer when the memory budget holds fewer "
                         "(the threads are shared among them; default 1)")
-    p.add_argument("--memory-gb", type=float, help="memory budget of the worker processes, GB (default: available)")
+    p.add_argument("--memory-gb", type=POSITIVE, help="memory budget of the worker processes, GB (default: available)")
+    _canonical(p)
     p.add_argument("--kchunk", metavar="I/N",
                    help="only chunk I (from 0) of N of the k-points, into <output>.partIofN.h5 (join: bands-merge)")
     c = p.add_argument_group("cluster", "a SLURM job array over k-chunks, then their merge")
     c.add_argument("--slurm", metavar="SCRIPT", help="write a script submitting the array and the merge (bash SCRIPT)")
-    c.add_argument("--chunks", type=int, default=4, help="array tasks, one k-chunk each (default 4)")
-    c.add_argument("--cpus-per-task", type=int, default=1, help="threads per task (default 1)")
+    c.add_argument("--chunks", type=POSITIVE_INT, default=4, help="array tasks, one k-chunk each (default 4)")
+    c.add_argument("--cpus-per-task", type=POSITIVE_INT, default=1, help="threads per task (default 1)")
     c.add_argument("--time", dest="time_limit", default="12:00:00", metavar="HH:MM:SS", help="time limit per task")
     c.add_argument("--partition", help="SLURM partition")
     c.add_argument("--mem", help="memory per task, SLURM's --mem (e.g. 64G)")
@@ -114,23 +128,24 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("dos", help="density of states (total and projected)")
     _common(p, "output prefix (default <input>_dos)")
-    p.add_argument("--mesh", type=int, nargs="+", default=[12], help="Monkhorst-Pack mesh: n (slab: n n 1) or n1 n2 n3")
-    p.add_argument("--width", type=float, default=0.05,
+    add_mesh_option(p, "Monkhorst-Pack mesh: n (slab: n n 1) or n1 n2 n3", default=[12])
+    p.add_argument("--width", type=POSITIVE, default=0.05,
                    help="smearing width, eV: Gaussian standard deviation or Lorentzian half width (default 0.05)")
     p.add_argument("--smearing", choices=("gaussian", "lorentzian"), default="gaussian")
     p.add_argument("--project", choices=("species", "l", "atom"), help="projected DOS (Mulliken)")
-    p.add_argument("--electrons", type=float, help="electron count for the Fermi level (default: valence from the file)")
-    p.add_argument("--temperature", type=float, default=300.0, help="Fermi-Dirac temperature for E_F, K")
+    p.add_argument("--electrons", type=POSITIVE, help="electron count for the Fermi level (default: valence from the file)")
+    p.add_argument("--temperature", type=NON_NEGATIVE, default=300.0, help="Fermi-Dirac temperature for E_F, K")
     p.set_defaults(func=cmd_dos)
 
     p = subparsers.add_parser("states", help="eigenvectors, Mulliken weights and where a state lives")
     _common(p, "output prefix (default <input>_states)")
-    p.add_argument("--k", type=float, nargs=3, action="append", metavar=("K1", "K2", "K3"),
+    p.add_argument("--k", type=FINITE, nargs=3, action="append", metavar=("K1", "K2", "K3"),
                    help="fractional k-point (repeatable; default Gamma)")
     p.add_argument("--bands", type=int, nargs="+", help="band indices (0-based, ascending energy; negative from top)")
-    p.add_argument("--n", type=int, help="the n states nearest --around (default E_F)")
-    p.add_argument("--around", type=float, help="target energy for --n, eV")
+    p.add_argument("--n", type=POSITIVE_INT, help="the n states nearest --around (default E_F)")
+    p.add_argument("--around", type=FINITE, help="target energy for --n, eV")
     p.add_argument("--channel", type=int, choices=(0, 1), default=0, help="collinear channel (default 0)")
+    _canonical(p)
     p.set_defaults(func=cmd_states)
 
     p = subparsers.add_parser("compare", help="model vs reference: band MAE in a window, overlay plot, block MAE",
@@ -143,17 +158,15 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", help="output prefix")
     p.add_argument("--format", choices=("png", "pdf"), default="png")
     p.add_argument("--data", choices=("txt", "h5"), default="txt")
-    p.add_argument("--window", nargs=2, type=float, default=(-2.0, 2.0), metavar=("LO", "HI"),
-                   help="MAE window around the reference E_F, eV (default -2 2)")
+    add_window_option(p, (-2.0, 2.0), "MAE window around the reference E_F, eV (default -2 2)")
     p.add_argument("--align", choices=("fermi", "fit", "none"), default="fermi",
                    help="fermi: each side at its own E_F (both from the electron count on the same mesh); fit: "
                         "the best constant shift (band-shape error); none")
     p.add_argument("--path", help="special points, or 'openmx' / a .Band file: reference bands from OpenMX itself")
-    p.add_argument("--npoints", type=int, default=150)
-    p.add_argument("--fermi", type=float,
+    p.add_argument("--npoints", type=NPOINTS, default=150, help="k-points on the path (default 150)")
+    p.add_argument("--fermi", type=FINITE,
                    help="model Fermi level, eV (default: from its electron count on the reference's mesh)")
-    p.add_argument("--mesh", type=int, nargs="+", metavar="N",
-                   help="k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic)")
+    add_mesh_option(p, "k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic)")
     p.add_argument("--channel", type=int, choices=(0, 1))
     p.add_argument("--model-label", default="model")
     p.add_argument("--reference-label", default="DFT")

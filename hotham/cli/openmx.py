@@ -2,8 +2,8 @@
 and a check of one run (parse, Hermiticity, bands against its own ``.Band``)."""
 from __future__ import annotations
 
-from .options import (OPENMX_DATA_INPUT_HELP, add_basis_option, add_force_option, add_openmx_data_option,
-                      defaults_from, element_map, later, parse_basis)
+from .options import (OPENMX_DATA_INPUT_HELP, POSITIVE, POSITIVE_INT, add_basis_option, add_force_option,
+                      add_openmx_data_option, defaults_from, element_map, later, parse_basis)
 
 
 def _write(args):
@@ -77,8 +77,8 @@ def register(subparsers) -> None:
     q.add_argument("structures", nargs="+", help="structure files (any ase format) or layer names")
     q.add_argument("-o", "--output", default=".", help="parent folder of the run folders")
     q.add_argument("--name", default=None, help="run name (NAME_NNN for several structures; default: file stem)")
-    q.add_argument("--kgrid", type=int, nargs=3, metavar=("K1", "K2", "K3"), help="Monkhorst-Pack grid")
-    q.add_argument("--kdensity", type=float,
+    q.add_argument("--kgrid", type=POSITIVE_INT, nargs=3, metavar=("K1", "K2", "K3"), help="Monkhorst-Pack grid")
+    q.add_argument("--kdensity", type=POSITIVE,
                    help="k points per 1/A (2 pi included) when no --kgrid (default %(default)s)")
     q.add_argument("--spin", choices=["none", "collinear", "soc"],
                    help="spin treatment: none, collinear, or soc (non-collinear with spin-orbit coupling; "
@@ -98,13 +98,13 @@ def register(subparsers) -> None:
     q.add_argument("folders", nargs="+", help="run folders, or folders of them")
     q.add_argument("--command", dest="openmx_cmd", default=None,
                    help="OpenMX command (default $HOTHAM_OPENMX), e.g. 'mpirun -np 4 openmx'")
-    q.add_argument("--parallel", type=int,
+    q.add_argument("--parallel", type=POSITIVE_INT,
                    help="runs at a time (SLURM: max array tasks at a time) (default %(default)s)")
     q.add_argument("--no-resume", action="store_true", help="rerun folders that already converged")
-    q.add_argument("--timeout", type=float, help="seconds per run")
+    q.add_argument("--timeout", type=POSITIVE, help="seconds per run")
     q.add_argument("--slurm", default=None, metavar="SCRIPT", help="write a SLURM job-array script instead of running")
-    q.add_argument("--ntasks", type=int, help="SLURM tasks (MPI processes) per run (default %(default)s)")
-    q.add_argument("--cpus-per-task", type=int,
+    q.add_argument("--ntasks", type=POSITIVE_INT, help="SLURM tasks (MPI processes) per run (default %(default)s)")
+    q.add_argument("--cpus-per-task", type=POSITIVE_INT,
                    help="SLURM CPUs (OpenMP threads, exported as OMP_NUM_THREADS) per task (default %(default)s)")
     q.add_argument("--time", dest="time_limit", metavar="HH:MM:SS", help="SLURM time limit per run (default %(default)s)")
     q.add_argument("--partition", help="SLURM partition")

@@ -11,6 +11,12 @@
 * :func:`add_deprecated_flag`: an old flag name kept for one release, saying so on stderr.
 * :class:`CommandParser` / :func:`later`: options added when their command is used, so that
   ``hotham --help`` or a structure command does not import torch for the model options.
+* Typed values, checked where argparse reads them (exit 2 naming the option and the rule):
+  :func:`typed` and its instances ``POSITIVE_INT``, ``NON_NEGATIVE_INT``, ``POSITIVE``,
+  ``NON_NEGATIVE``, ``FINITE``, ``DEVICE``; the actions :class:`Increasing` (``LO HI`` with
+  LO < HI), :class:`Range` (LO <= HI) and :class:`Mesh` (``n`` or ``n1 n2 n3``). Their rules are those of
+  :mod:`hotham.checks`, which the library functions apply to their own arguments; the options of
+  a pydantic model are checked by the model's own field constraints.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import sys
 import types
 import typing
 
+from .. import checks
 from ..errors import BasisError
 
 OPENMX_DATA_HELP = "OpenMX's DFT_DATA19 folder (default: $HOTHAM_OPENMX_DATA)"
@@ -53,6 +60,95 @@ class CommandParser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def _checked(kind, problem, name: str):
+    """An argparse ``type``: ``kind`` of the text, refused (ArgumentTypeError, which argparse
+    reports naming the option, exit 2) when ``problem(value)`` says what is wrong with it."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is expected, "
+                                             f"got {text!r}") from None
+        why = problem(value)
+        if why:
+            raise argparse.ArgumentTypeError(f"{why}, got {text}")
+        return value
+    parse.__name__ = name
+    return parse
+
+
+def typed(kind=float, **bounds):
+    """An argparse ``type``: ``kind`` (int or float) of the text, a finite number within
+    ``bounds`` (gt, ge, lt, le: the rule of :func:`hotham.checks.number`)."""
+    rule = checks.bounds_text(**bounds)
+    return _checked(kind, lambda v: checks.problem(v, integer=kind is int, **bounds),
+                    f"{kind.__name__}{' ' + rule if rule else ''}")
+
+
+POSITIVE_INT = typed(int, ge=1)
+NON_NEGATIVE_INT = typed(int, ge=0)
+POSITIVE = typed(float, gt=0)
+NON_NEGATIVE = typed(float, ge=0)
+FINITE = typed(float)
+
+
+#: argparse ``type`` of ``--device``: auto, cpu, cuda or cuda:N, mps (whether the device is present is
+#: checked when it is opened: :func:`hotham.checkpoint.resolve_device`)
+DEVICE = _checked(str, checks.device_problem, "device")
+
+
+class Increasing(argparse.Action):
+    """``nargs=2`` values ``LO HI`` (each checked by the option's ``type``) with LO < HI, kept as a tuple."""
+    strict = True
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        lo, hi = values
+        if lo > hi or (self.strict and lo == hi):
+            parser.error(f"argument {option_string}: LO must be {'below' if self.strict else 'at most'} HI, "
+                         f"got {lo:g} {hi:g}")
+        setattr(namespace, self.dest, (lo, hi))
+
+
+class Range(Increasing):
+    """``nargs=2`` values ``LO HI`` with LO <= HI: a range that may be one value (``--twist 0 0``)."""
+    strict = False
+
+
+class Mesh(argparse.Action):
+    """``nargs="+"`` k-mesh: one count n or three n1 n2 n3 (each checked by the option's ``type``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) not in (1, 3):
+            parser.error(f"argument {option_string}: a mesh is n or n1 n2 n3, got {len(values)} numbers")
+        setattr(namespace, self.dest, list(values))
+
+
+def add_mesh_option(parser, help: str, **kwargs) -> None:
+    """``--mesh n | n1 n2 n3``, positive integers."""
+    parser.add_argument("--mesh", type=POSITIVE_INT, nargs="+", action=Mesh, metavar="N", help=help, **kwargs)
+
+
+def add_window_option(parser, default, help: str) -> None:
+    """``--window LO HI``, eV, LO < HI."""
+    parser.add_argument("--window", nargs=2, type=FINITE, action=Increasing, default=default, metavar=("LO", "HI"),
+                        help=help)
+
+
+def _field_type(model, name: str, kind):
+    """argparse ``type`` of the field ``name`` of the pydantic ``model``: ``kind`` of the text,
+    then the field's own constraints and validators (the model is the one place of its rules)."""
+    from pydantic import ValidationError
+
+    def problem(value):
+        try:
+            model.__pydantic_validator__.validate_assignment(model.model_construct(), name, value)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            return msg[:1].lower() + msg[1:]
+        return None
+    return _checked(kind, problem, kind.__name__)
+
+
 def later(parser, build) -> None:
     """``build(parser)`` when ``parser`` is first used (a :class:`CommandParser`), else now."""
     if isinstance(parser, CommandParser):
@@ -66,7 +162,9 @@ def _option_type(annotation):
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _option_type(args[0]) if len(args) == 1 else (None, None)
+        # one value or a list of them (e.g. a per-layer setting): the option gives the one value
+        single = [t for t in (_option_type(a) for a in args) if t[0] is not None]
+        return single[0] if len(single) == 1 else (None, None)
     if origin is typing.Literal:
         choices = typing.get_args(annotation)
         return type(choices[0]), list(choices)
@@ -122,7 +220,8 @@ def add_model_options(parser, model, *, exclude=(), defaults: dict | None = None
         if kind is bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(flag, dest=name, type=kind, choices=choices, default=None, help=text)
+            group.add_argument(flag, dest=name, type=kind if choices else _field_type(model, name, kind),
+                               choices=choices, default=None, help=text)
         added.append(name)
     # fields renamed this release: their old flags still work, saying so (one release)
     for old, new in getattr(model, "renamed_fields", {}).items():

@@ -5,7 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from .options import add_force_option, add_model_options, add_openmx_data_option, later, model_kwargs
+from .options import (DEVICE, add_force_option, add_mesh_option, add_model_options, add_openmx_data_option,
+                      add_window_option, later, model_kwargs)
 
 
 def _options(parser) -> None:
@@ -28,6 +29,10 @@ def register(subparsers) -> None:
                        help="continue the run of -o from its last finished epoch (OUTPUT.last.pt)")
     again.add_argument("--force", action="store_true", help="overwrite an existing -o")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--stage2-of", dest="stage1", metavar="STAGE1", default=None,
+                   help="train the second stage of a cascade on what this frozen first stage leaves: a checkpoint "
+                        "(.pt), or slater-koster (the on-site baseline plus two-centre hoppings fitted to the "
+                        "training split); -o then holds both stages")
     later(p, _options)
     p.set_defaults(func=_train)
 
@@ -40,10 +45,8 @@ def register(subparsers) -> None:
     e.add_argument("model", help="checkpoint (.pt)")
     e.add_argument("dataset", help="hotham data set (.h5)")
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    e.add_argument("--window", nargs=2, type=float, default=(-2.0, 2.0), metavar=("LO", "HI"),
-                   help="band MAE window around the DFT Fermi level, eV (default -2 2)")
-    e.add_argument("--mesh", type=int, nargs="+", metavar="N",
-                   help="k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic per structure)")
+    add_window_option(e, (-2.0, 2.0), "band MAE window around the DFT Fermi level, eV (default -2 2)")
+    add_mesh_option(e, "k-mesh of both Fermi levels: n (slab: n n 1) or n1 n2 n3 (default: automatic per structure)")
     e.add_argument("--no-bands", action="store_true", help="block errors only")
     e.add_argument("--json", default=None, help="also write the whole evaluation as JSON")
     add_force_option(e)
@@ -59,7 +62,7 @@ def register(subparsers) -> None:
     q.add_argument("--overlap-model", default=None, help="checkpoint of an S model (hotham train --target S) "
                                                          "instead of PAO overlaps for plain structures")
     add_openmx_data_option(q)
-    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
+    q.add_argument("--device", type=DEVICE, default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     q.add_argument("--quiet", action="store_true", help="no progress report on stderr")
     add_force_option(q)
     q.set_defaults(func=_predict)
@@ -71,7 +74,7 @@ def _train(args) -> int:
     from ..errors import HothamError
     from ..train import TrainConfig, train, train_from_file
     common = dict(model=model_kwargs(args, HotHamConfig), force=args.force, resume=args.resume,
-                  progress=not args.quiet)
+                  progress=not args.quiet, stage1=args.stage1)
     if str(args.dataset).endswith((".yaml", ".yml")):
         result = train_from_file(args.dataset, output=args.output, train_overrides=model_kwargs(args, TrainConfig),
                                  **common)

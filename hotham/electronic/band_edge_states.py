@@ -25,11 +25,12 @@ def band_edge_slice(n_below: int, n_above: int) -> tuple[int, int]:
 
 
 def band_edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: int, vectors: bool = False,
-                X0: np.ndarray | None = None, log: list | None = None):
+                     X0: np.ndarray | None = None, log: list | None = None, quotients: list | None = None):
     """The ``n_below`` eigenpairs just below ``fermi`` (eV) and the ``n_above`` from it up, at
     fractional k: (e [n_below + n_above] ascending, c [size, n] or None, the vectors of the
     slice: a warm start for the next k). ``log``: a list that receives a dict for the slice
-    (see :attr:`hotham.electronic.solve.Eigen.slices`).
+    (see :attr:`hotham.electronic.solve.Eigen.slices`); ``quotients``: a list that receives the
+    states' S quotients [n] (:func:`hotham.electronic.ghosts.s_quotient`).
 
     One shift, at E_F (``X0``: starting vectors, e.g. the previous k's), one factorisation: its
     slice holds the states nearest the shift on each side separately (n_below and n_above with
@@ -58,5 +59,7 @@ def band_edge_states(si: ShiftInvert, k, fermi: float, n_below: int, n_above: in
         raise SolverError(f"the slice at {s:.4f} eV holds {len(under)} states below and {len(over)} above "
                           f"E_F = {fermi:.4f} eV at k = {k}, not {n_below} and {n_above}: fewer bands there?")
     pick = np.concatenate([under[len(under) - n_below:], over[:n_above]])     # e ascending
+    if quotients is not None:
+        quotients.append(si.last_quotient[pick])
     return e[pick], (c[:, pick] if vectors else None), si.last_vectors
 

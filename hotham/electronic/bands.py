@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
 from ..cell import periodic_axes, slab_axis
 from ..errors import HothamError
 from ..operator import BlockOperator
+from .ghosts import warn_ghosts
 from .solve import solve
 
 @dataclass
@@ -40,8 +42,10 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
 
     ``path`` None: automatic (2D in-plane path for slabs); a string of special points ("GMKG");
     or an array [m, 3] of fractional corner points joined by straight lines (``labels`` names
-    them). ``npoints`` is the total number of k-points (about; corners always included).
+    them). ``npoints`` (>= 2) is the total number of k-points (about; corners always included: a
+    segment that gets none between its ends is drawn as a straight line, at its true length).
     """
+    npoints = checks.number(npoints, "npoints", integer=True, ge=2)
     if path is None or isinstance(path, str):
         if not periodic_axes(atoms):
             raise HothamError(f"{atoms.get_chemical_formula()} has vacuum along every cell vector: a molecule has "
@@ -54,7 +58,7 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
             bp = atoms.cell.bandpath(path, npoints=npoints, pbc=pbc)
         except Exception as exc:  # ase raises plain ValueError/KeyError for unknown points
             raise HothamError(f"cannot build the band path {path!r} for this cell: {exc}") from None
-        x, X, lab = bp.get_linear_kpoint_axis()
+        x, X, lab = _linear_axis(atoms, bp)
         lab = [("Γ" if s == "G" else s) for s in lab]
         return KPath(np.asarray(bp.kpts, dtype=float), np.asarray(x), np.asarray(X), lab)
     corners = np.asarray(path, dtype=float).reshape(-1, 3)
@@ -72,6 +76,30 @@ def band_path(atoms, path=None, npoints: int = 200, labels=None) -> KPath:
     return KPath(kpts, x, special_x, lab)
 
 
+def _linear_axis(atoms, bp) -> tuple[np.ndarray, np.ndarray, list]:
+    """(x [nk], special_x, labels) of an ase BandPath: the path length along its k-points, zero
+    across the breaks (",") of the path string. ase's own axis treats two special points with no
+    k-point between them as a break, which puts a segment's two ends at one x when ``npoints`` is
+    small (G-M-K-G on 4 to 10 points)."""
+    from ase.dft.kpoints import parse_path_string
+    kpts = np.asarray(bp.kpts, dtype=float)
+    rec = 2 * np.pi * np.asarray(atoms.cell.reciprocal())
+    step = np.linalg.norm(np.diff(kpts @ rec, axis=0), axis=1)
+    index, labels, at = [], [], 0
+    for p, part in enumerate(parse_path_string(bp.path)):
+        for q, name in enumerate(part):
+            near = np.flatnonzero(np.abs(kpts[at:] - np.asarray(bp.special_points[name])).max(axis=1) < 1e-6)
+            if not len(near):
+                raise HothamError(f"special point {name} is not on ase's path {bp.path}")
+            at += int(near[0])
+            if p and not q:
+                step[at - 1] = 0.0            # the jump between two parts of the path
+            index.append(at)
+            labels.append(name)
+    x = np.concatenate([[0.0], np.cumsum(step)])
+    return x, x[index], labels
+
+
 @dataclass
 class BandStructure:
     """Bands along a path: ``energies`` [nk, nb] eV (absolute, not shifted), ``fermi_level`` eV.
@@ -83,6 +111,8 @@ class BandStructure:
     fermi_level: float
     channel: np.ndarray | None = None
     partial: bool = False
+    #: canonical orthogonalisation: S eigenvectors dropped per k, int [nk] (their bands NaN); else None
+    dropped: np.ndarray | None = None
 
     def save_txt(self, fname) -> None:
         """Plain text a user can ``np.loadtxt``: columns k1 k2 k3 x E_1 .. E_nb (eV), header
@@ -118,8 +148,11 @@ def band_structure(op: BlockOperator, path=None, *, npoints: int = 200, n: int |
     """Bands of ``op`` on a path (see :func:`band_path`); all bands, or the ``n`` nearest
     ``around`` (eV, default the Fermi level; sparse solver for large cells), or with
     ``n_below`` / ``n_above`` (keywords of :func:`~hotham.electronic.solve.solve`) the states
-    just below and above E_F."""
+    just below and above E_F. ``canonical`` (a keyword of solve): canonical orthogonalisation.
+    Warns (:class:`~hotham.electronic.ghosts.GhostStateWarning`) when a band is a ghost state."""
     kp = path if isinstance(path, KPath) else band_path(op.atoms, path, npoints, labels)
+    solver_kw.setdefault("ghosts", True)
     eig = solve(op, kp.kpts, n=n, around=around, channel=channel, **solver_kw)
+    warn_ghosts(eig, op.fermi_level, op.source or "")
     partial = n is not None or solver_kw.get("n_below") is not None or solver_kw.get("n_above") is not None
-    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=partial)
+    return BandStructure(kp, eig.energies, float(op.fermi_level), eig.channel, partial=partial, dropped=eig.dropped)

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
 from ..errors import HothamError
 from ..operator import BlockOperator
 from .fermi_dirac import fermi_level
-from .kmesh import monkhorst_pack
+from .ghosts import warn_ghosts
+from .kmesh import monkhorst_pack, warn_missing_special_points
 from .occupation import electron_count, occupancy
-from .solve import solve
+from .solve import Eigen, solve
 from .states import atom_weights, l_weights, orbital_weights, species_weights
 
 def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, width: float,
@@ -27,6 +29,7 @@ def broaden(e_grid: np.ndarray, levels: np.ndarray, weights: np.ndarray, width: 
     convolved with the sampled kernel by FFT: O(levels + nE log nE) instead of levels x nE.
     """
     from scipy.signal import fftconvolve
+    width = checks.positive(width, "width")
     if kind not in ("gaussian", "lorentzian"):
         raise HothamError(f"unknown smearing {kind!r} (gaussian, lorentzian)")
     e_grid = np.asarray(e_grid, dtype=float)
@@ -103,18 +106,29 @@ def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussia
 
     ``project``: None, "species", "l" (per species and angular momentum) or "atom".
     Fermi level: ``fermi`` if given, else from ``n_electrons`` (default from the operator's
-    valence electrons) on the same mesh, else ``op.fermi_level``.
+    valence electrons) on the same mesh (warned about when it misses special points of the cell:
+    :func:`~hotham.electronic.fermi.warn_missing_special_points`), else ``op.fermi_level``.
+    ``width`` > 0 eV, ``n_electrons`` > 0, ``temperature`` >= 0 K.
     ``energies``: the grid (eV), default spacing ``de`` (width / 4) spanning the bands +- 5 widths.
+    Warns (:class:`~hotham.electronic.ghosts.GhostStateWarning`) when a state on the mesh is a ghost.
     """
+    width = checks.positive(width, "width")
+    if n_electrons is not None:
+        n_electrons = checks.positive(n_electrons, "n_electrons")
+    if fermi is not None:
+        fermi = checks.number(fermi, "fermi")
     k = monkhorst_pack(op.atoms, mesh)
+    if fermi is None and n is None:         # E_F counted on this mesh
+        warn_missing_special_points(op.atoms, mesh)
     need_vec = project is not None
     chans = [0, 1] if op.spin == "collinear" else [None]
-    levels, wts = [], []
+    levels, wts, quotients = [], [], []
     if n is not None and fermi is None:
         fermi = float(op.fermi_level if around is None else around)
     for s in chans:
-        eig = solve(op, k, channel=s, vectors=need_vec, n=n, around=around)
+        eig = solve(op, k, channel=s, vectors=need_vec, n=n, around=around, ghosts=True)
         levels.append(eig.energies)
+        quotients.append(eig.s_quotient)
         if need_vec:
             wts.append(orbital_weights(op, k, eig.vectors, s or 0))
     E = np.concatenate(levels, axis=1)                   # [nk, nb_total]
@@ -127,6 +141,8 @@ def dos(op: BlockOperator, mesh=12, *, width: float = 0.05, kind: str = "gaussia
             if n_electrons is not None or not np.isfinite(op.fermi_level):
                 raise
             fermi = float(op.fermi_level)
+    # ghost states (in S's near-null space, among the bands) on the mesh
+    warn_ghosts(Eigen(E, None, k, s_quotient=np.concatenate(quotients, axis=1)), fermi, op.source or "")
     if energies is None:
         de = width / 4 if de is None else float(de)
         lo, hi = E.min() - 5 * width, E.max() + 5 * width

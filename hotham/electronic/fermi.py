@@ -14,16 +14,17 @@ This module also gathers the names of those modules a caller needs with it (``fe
 """
 from __future__ import annotations
 
+from .. import checks
 from ..errors import HothamError
 from ..operator import BlockOperator
 from .fermi_count import COUNT_SLICE, COUNT_SLICE_MAX, SLICE_KT, count_fermi_level, count_root  # noqa: F401
 from .fermi_dirac import GAP_KT, K_B, fermi_level  # noqa: F401
 from .kmesh import (AUTO_MESH_ATOM_K, SYMPREC, automatic_mesh, irreducible_kpoints, irreducible_mesh,  # noqa: F401
-                    mesh_shape, monkhorst_pack)
+                    mesh_shape, missing_special_points, monkhorst_pack, warn_missing_special_points)
 from .occupation import electron_count, occupancy
 from .solve import eigenvalues
 
-__all__ = ["K_B", "mesh_shape", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
+__all__ = ["K_B", "mesh_shape", "missing_special_points", "warn_missing_special_points", "monkhorst_pack", "automatic_mesh", "electron_count", "occupancy", "fermi_level",
            "find_fermi_level", "count_fermi_level", "irreducible_kpoints", "irreducible_mesh", "DENSE_FERMI_MAX",
            "GAP_KT", "SLICE_KT"]
 
@@ -38,7 +39,9 @@ def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None 
     """Fermi level (eV) of an operator from its electron count on a Gamma-centred ``mesh``.
 
     ``mesh``: (n1, n2, n3), a scalar n (n x n x 1 for slabs), or None for
-    :func:`automatic_mesh`. ``n_electrons`` defaults to :func:`electron_count`. ``method``:
+    :func:`automatic_mesh`; a mesh given that misses special points of the cell (graphene's K
+    on 4 x 4) is warned about (:func:`warn_missing_special_points`). ``n_electrons`` (> 0)
+    defaults to :func:`electron_count`. ``method``:
     "dense" (all bands at every mesh point), "count" (:func:`count_fermi_level`: inertia of
     sparse factorisations and the eigenvalues near E_F, any size; ``guess`` the first shift,
     ``backend`` the factorisation), or "auto": dense up to ``max_orbitals`` spin-orbitals,
@@ -46,8 +49,13 @@ def find_fermi_level(op: BlockOperator, mesh=None, *, n_electrons: float | None 
     reversal), and for a spin-less operator with ``symmetry`` the rotations of the structure's
     space group. ``info``: a dict filled with how."""
     n_orb = op.n_orbitals * op.spin_factor
-    n_el = electron_count(op) if n_electrons is None else float(n_electrons)
-    mesh = automatic_mesh(op.atoms) if mesh is None else mesh
+    n_el = electron_count(op) if n_electrons is None else checks.positive(n_electrons, "n_electrons")
+    checks.non_negative(temperature, "temperature")
+    if mesh is None:
+        mesh = automatic_mesh(op.atoms)
+    else:
+        mesh = mesh_shape(op.atoms, mesh)
+        warn_missing_special_points(op.atoms, mesh)
     k, w = irreducible_mesh(op.atoms, mesh, symmetry=symmetry and op.spin == "none")
     if method == "auto":
         method = "dense" if n_orb <= max_orbitals else "count"

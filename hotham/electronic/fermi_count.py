@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..errors import HothamError
 from ..operator import BlockOperator
 from . import shift_invert
@@ -129,6 +130,7 @@ class _Counter:
 
     def __init__(self, op, k, w, n_electrons, temperature, n, backend, progress):
         self.op, self.k, self.backend, self.progress = op, k, backend, progress
+        n_electrons = checks.positive(n_electrons, "n_electrons")
         self.n_electrons, self.temperature, self.n = n_electrons, temperature, n
         self.chans = spin_channels(op, None)
         self.occ = occupancy(op)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
+from .. import checks
 from ..errors import HothamError
 from .gap import band_edges
 
@@ -39,6 +40,8 @@ def fermi_level(energies: np.ndarray, n_electrons: float, *, weights=None, occ: 
     to 1 (default uniform). Fermi-Dirac at ``temperature`` (K). ``n_below`` [nk]: the energies
     are a slice of the spectrum with that many bands below it at each k (full: the counting
     method, :func:`hotham.electronic.fermi_count.count_fermi_level`)."""
+    n_electrons = checks.positive(n_electrons, "n_electrons")
+    temperature = checks.non_negative(temperature, "temperature")
     e = np.asarray(energies, dtype=float)
     w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, float)
     nb = np.zeros(len(e)) if n_below is None else np.asarray(n_below, float)

@@ -158,7 +158,8 @@ def merge_parts(files) -> BandStructure:
 
 #: options of ``hotham bands`` a task of the array repeats: keyword of write_bands -> flag
 _FLAGS = {"path": "--path", "npoints": "--npoints", "n": "--n", "around": "--around", "band_edges": "--band-edges",
-          "channel": "--channel", "fermi": "--fermi", "processes": "--processes", "memory_gb": "--memory-gb"}
+          "channel": "--channel", "fermi": "--fermi", "processes": "--processes", "memory_gb": "--memory-gb",
+          "canonical": "--canonical"}
 
 
 def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict | None = None,
@@ -169,7 +170,7 @@ def write_slurm_bands(source, script, chunks: int, prefix=None, *, options: dict
     """Write ``script``: run with ``bash script`` on a SLURM login node it submits an array job
     of ``chunks`` tasks, task I running ``hotham bands SOURCE --kchunk I/chunks`` (with
     ``options``: the keywords of :func:`~hotham.electronic.result_files.write_bands` path, npoints, n,
-    around, band_edges, channel, fermi, processes, memory_gb), and a merge job, ``hotham bands-merge``
+    around, band_edges, channel, fermi, processes, memory_gb, canonical), and a merge job, ``hotham bands-merge``
     of the ``chunks`` part files into ``prefix`` (plot ``format``, numbers ``data``, ``window``),
     which starts only when every task succeeded (``--dependency=afterok``). ``cpus_per_task``:
     threads per task; ``time_limit``, ``partition``, ``memory`` (per task, e.g. "64G"),

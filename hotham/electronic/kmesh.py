@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..cell import slab_axis
-from ..errors import HothamError
 
-__all__ = ["mesh_shape", "monkhorst_pack", "automatic_mesh", "irreducible_kpoints", "irreducible_mesh",
+__all__ = ["mesh_shape", "missing_special_points", "warn_missing_special_points", "monkhorst_pack", "automatic_mesh", "irreducible_kpoints", "irreducible_mesh",
            "AUTO_MESH_ATOM_K", "SYMPREC"]
 
 #: atoms x k-points of the automatic mesh (Gamma alone for large supercells)
@@ -18,15 +18,61 @@ SYMPREC = 1e-5
 
 
 def mesh_shape(atoms, mesh) -> tuple[int, int, int]:
-    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n (or [n]) is n x n x n, or n x n x 1 for slabs."""
-    if np.size(mesh) == 1:
+    """``(n1, n2, n3)`` of a mesh: a scalar ``mesh`` n (or [n]) is n x n x n, or n x n x 1 for slabs.
+    InputError for counts that are not integers >= 1 (1.5 is refused, not truncated)."""
+    mesh = checks.mesh(mesh)
+    if len(mesh) == 1:
         ax = slab_axis(atoms)
-        mesh = [int(np.ravel(mesh)[0])] * 3
+        mesh = [mesh[0]] * 3
         if ax is not None:
             mesh[ax] = 1
-    if np.size(mesh) != 3:
-        raise HothamError(f"a k-mesh is n or n1 n2 n3, not {mesh}")
-    return tuple(int(n) for n in np.ravel(mesh))
+    return tuple(mesh)
+
+
+def missing_special_points(atoms, mesh) -> dict[str, np.ndarray]:
+    """The special k-points of the cell (ase's, of the in-plane path for slabs; those at
+    fractions with denominators dividing 12) that the Gamma-centred ``mesh`` misses: name ->
+    fractional k [3]. Graphene's K (1/3, 1/3) is on n x n only for n a multiple of 3."""
+    size = np.asarray(mesh_shape(atoms, mesh))
+    pbc = [True, True, True]
+    ax = slab_axis(atoms)
+    if ax is not None:
+        pbc[ax] = False
+    try:
+        points = atoms.cell.bandpath(npoints=0, pbc=pbc).special_points
+    except Exception:       # no periodic axis, a degenerate cell: no path, nothing to miss
+        return {}
+    out = {}
+    for name, k in points.items():
+        k = np.asarray(k, float)
+        simple = np.allclose(k * 12, np.round(k * 12), atol=1e-6)
+        if simple and not np.allclose(k * size, np.round(k * size), atol=1e-6):
+            out[name] = k
+    return out
+
+
+def warn_missing_special_points(atoms, mesh) -> None:
+    """Warn (UserWarning) when ``mesh`` misses special points of the cell: the bands there (a
+    Dirac point, band edges) are not sampled, and a Fermi level counted on it may be off
+    (graphene on 4 x 4: 0.3 eV, in a gap the mesh makes). :func:`automatic_mesh` is not warned
+    about: it holds K, and is Gamma alone for large cells, whose zone is small."""
+    import math
+    import warnings
+    size = mesh_shape(atoms, mesh)
+    if size == automatic_mesh(atoms):      # hotham's own choice (K on it; Gamma alone for big cells)
+        return
+    missing = missing_special_points(atoms, mesh)
+    if not missing:
+        return
+    need = 1
+    for k in missing.values():
+        for x in k:
+            need = math.lcm(need, int(round(12 / math.gcd(int(round(abs(x) * 12)), 12))))
+    names = ", ".join(f"{'Γ' if n == 'G' else n} ({', '.join(f'{x:.4g}' for x in k)})" for n, k in missing.items())
+    warnings.warn(f"the {'x'.join(map(str, size))} k-mesh misses the special point(s) {names} of this cell: "
+                  "band edges or crossings there are not sampled and the Fermi level may be off (a semimetal's "
+                  f"E_F in a gap of the mesh's making); counts along the periodic axes that are multiples of {need} hold them",
+                  stacklevel=3)
 
 
 def monkhorst_pack(atoms, mesh) -> np.ndarray:

@@ -276,5 +276,8 @@ def solve_parallel(run, op, kpts, *, processes: int, memory_gb: float | None = N
                 raise
     vecs = np.concatenate([e.vectors for e in parts]) if solve_kw.get("vectors") else None
     slices = sum((e.slices for e in parts), []) if parts[0].slices is not None else None
+    quotient = (np.concatenate([e.s_quotient for e in parts])
+                if all(e.s_quotient is not None for e in parts) else None)
+    dropped = np.concatenate([e.dropped for e in parts]) if all(e.dropped is not None for e in parts) else None
     return replace(parts[0], energies=np.concatenate([e.energies for e in parts]), vectors=vecs, kpts=k,
-                   processes=p, slices=slices)
+                   processes=p, slices=slices, s_quotient=quotient, dropped=dropped)

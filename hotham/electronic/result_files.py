@@ -21,15 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HothamError
+from .. import checks
+from ..domain import DomainWarning
+from ..errors import HothamError, InputError
 from ..files import atomic_path, check_outputs, source_name
 from ..metrics import QualityWarning, quality_verdict
 from .bands import band_path, band_structure
 from .compare import (band_file_beside, block_mae, check_comparable, common_fermi_levels, compare_bands,
                       openmx_bands)
 from .dos import dos
+from .ghosts import warn_ghosts
 from .plot import band_comparison_figure, plot_atom_weights, plot_bands, plot_dos, save_figure
-from .solve import eigenvalues
+from .solve import solve
 from .states import states
 
 __all__ = ["write_bands", "merge_bands", "write_dos", "write_states", "write_comparison"]
@@ -39,8 +42,26 @@ STATE_PANELS = 6
 
 
 def _read(source):
+    """The operator in ``source``; a prediction's stored warnings (:func:`stored_warnings`) are
+    repeated."""
     from ..io import read
-    return read(source)
+    op = read(source)
+    stored_warnings(op, source)
+    return op
+
+
+def stored_warnings(op, source) -> None:
+    """Repeat the warnings :func:`hotham.predict` gave for the prediction in ``source``: the
+    :class:`~hotham.domain.DomainWarning` (``meta["outside_training_domain"]``) and the
+    :class:`~hotham.metrics.QualityWarning` (``meta["model_val_block_mae_meV"]`` above the gate).
+    Nothing for DFT data."""
+    outside = op.meta.get("outside_training_domain")
+    if outside:
+        warnings.warn(f"{source} was predicted outside the training domain of its model; its bands may be far "
+                      "off:\n  " + "\n  ".join(outside), DomainWarning, stacklevel=3)
+    verdict = quality_verdict(op.meta.get("model_val_block_mae_meV"), f"the model behind {source}")
+    if verdict:
+        warnings.warn(verdict, QualityWarning, stacklevel=3)
 
 
 def _prefix(prefix, default: str) -> Path:
@@ -50,6 +71,17 @@ def _prefix(prefix, default: str) -> Path:
 def _claim(pre: Path, extensions, inputs, force: bool) -> None:
     """Refuse the outputs ``<pre>.<ext>`` before any work (:func:`hotham.files.check_outputs`)."""
     check_outputs([f"{pre}.{ext}" for ext in extensions], force=force, inputs=inputs)
+
+
+def _check_numbers(*, fermi=None, window=None, mesh=None) -> None:
+    """InputError, before any work, for a Fermi level that is not a finite number, a window whose
+    LO is not below its HI, or a k-mesh of counts that are not integers >= 1."""
+    if fermi is not None:
+        checks.number(fermi, "fermi")
+    if window is not None:
+        checks.increasing(window, "window")
+    if mesh is not None:
+        checks.mesh(mesh)
 
 
 def _check_formats(format: str, data: str | None = None) -> None:
@@ -105,7 +137,7 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
                 around: float | None = None, channel: int | None = None, fermi: float | None = None,
                 window=(-5.0, 5.0), format: str = "png", data: str = "txt", band_edges=None, progress=False,
                 processes: int = 1, memory_gb: float | None = None, kchunk=None, force: bool = True,
-                edges=None) -> str:
+                canonical: float | None = None, edges=None) -> str:
     """Band structure of the blocks in ``source`` -> ``<prefix>.<format>`` and ``<prefix>.txt|h5``
     (:meth:`~hotham.electronic.bands.BandStructure.save_txt`: k, path length, energies in eV).
 
@@ -118,12 +150,15 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
     in parallel worker processes under a memory budget (:mod:`hotham.electronic.kparallel`).
     ``kchunk``: "I/N", only chunk I of N of the k-points, written to ``<prefix>.part<I>of<N>.h5``
     for :func:`merge_bands` (:mod:`hotham.electronic.kchunks`), no plot. ``force``: replace
-    existing outputs (False refuses them before any work). Returns the summary.
-    ``edges``: the old name of ``band_edges`` (deprecated, one release).
+    existing outputs (False refuses them before any work). ``canonical``: a threshold, canonical
+    orthogonalisation (dense; :mod:`hotham.electronic.ghosts`), the dropped S eigenvectors per k in
+    the summary. Warns on ghost states and repeats a prediction's stored Domain/QualityWarning.
+    Returns the summary. ``edges``: the old name of ``band_edges`` (deprecated, one release).
     """
     if edges is not None:
         warnings.warn("write_bands(edges=...) is deprecated: use band_edges=", DeprecationWarning, stacklevel=2)
         band_edges = edges if band_edges is None else band_edges
+    _check_numbers(fermi=fermi, window=window)
     _check_formats(format, data)
     pre = _prefix(prefix, source_name(source) + "_bands")
     if kchunk is not None:
@@ -136,6 +171,8 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
         op.fermi_level = fermi
     kp, _ = _kpath(op, path, source, npoints)
     kw = dict(processes=processes, memory_gb=memory_gb)
+    if canonical is not None:
+        kw["canonical"] = float(canonical)
     if band_edges is not None:
         if not np.isfinite(op.fermi_level):
             from .fermi import find_fermi_level
@@ -156,7 +193,11 @@ def write_bands(source, prefix=None, *, path=None, npoints: int = 200, n: int | 
         return (f"bands: chunk {i} of {nchunks}, k-points {a}..{b - 1} of {len(kp.kpts)} x {bs.energies.shape[1]} "
                 f"bands -> {fname} (merge the parts with hotham bands-merge)")
     bs = band_structure(op, kp, n=n, around=around, channel=channel, progress=progress, **kw)
-    return _write_band_files(bs, pre, format, data, window)
+    summary = _write_band_files(bs, pre, format, data, window)
+    if bs.dropped is not None:
+        summary += (f"\ncanonical orthogonalisation: S eigenvectors below {canonical:g} dropped, "
+                    f"{bs.dropped.min()}-{bs.dropped.max()} per k (their bands left out)")
+    return summary
 
 
 def _write_band_files(bs, pre: Path, format: str, data: str, window) -> str:
@@ -175,6 +216,7 @@ def merge_bands(parts, prefix=None, *, window=(-5.0, 5.0), format: str = "png", 
     on a missing or duplicated chunk, or on parts of another k list
     (:func:`~hotham.electronic.kchunks.merge_parts`). Returns the summary."""
     from .kchunks import merge_parts, part_stem
+    _check_numbers(window=window)
     _check_formats(format, data)
     parts = [Path(p) for p in parts]
     pre = _prefix(prefix, part_stem(parts[0]))
@@ -196,6 +238,7 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
     energies shown, eV around E_F. ``force``: replace existing outputs (False refuses them before
     any work). Returns the summary.
     """
+    _check_numbers(fermi=fermi, window=window, mesh=mesh)
     _check_formats(format, data)
     pre = _prefix(prefix, source_name(source) + "_dos")
     _claim(pre, (format, data), [source], force)
@@ -210,7 +253,7 @@ def write_dos(source, prefix=None, *, mesh=12, width: float = 0.05, kind: str = 
 
 def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = None,
                  around: float | None = None, channel: int = 0, fermi: float | None = None,
-                 format: str = "png", force: bool = True) -> str:
+                 format: str = "png", force: bool = True, canonical: float | None = None) -> str:
     """Eigenvectors and Mulliken weights of the blocks in ``source`` -> ``<prefix>.h5``
     (:meth:`~hotham.electronic.states.States.save_hdf5`) and a picture of where each of the first
     :data:`STATE_PANELS` states at the first k-point lives (``<prefix>.<format>``).
@@ -220,8 +263,10 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     collinear channel; ``fermi``: Fermi level, eV (default the file's). Returns the summary: per
     state its energy, its three largest atom weights and, for spin-orbit blocks, its spin texture
     <sigma_x, sigma_y, sigma_z>. ``force``: replace existing outputs (False refuses them before
-    any work).
+    any work). ``canonical``: a threshold, canonical orthogonalisation
+    (:mod:`hotham.electronic.ghosts`). Warns on ghost states.
     """
+    _check_numbers(fermi=fermi)
     _check_formats(format)
     if bands is None and n is None:
         raise HothamError("give bands (indices, --bands) or n (the n states nearest around / E_F, --n)")
@@ -231,7 +276,10 @@ def write_states(source, prefix=None, *, kpts=None, bands=None, n: int | None = 
     if fermi is not None:
         op.fermi_level = fermi
     kpts = np.asarray(kpts, dtype=float).reshape(-1, 3) if kpts is not None else np.zeros((1, 3))
-    st = states(op, kpts, bands=bands, n=n, around=around, channel=channel)
+    if not np.isfinite(kpts).all():
+        raise InputError(f"k-points must be finite fractional coordinates, got {kpts[~np.isfinite(kpts).all(1)].tolist()}")
+    st = states(op, kpts, bands=bands, n=n, around=around, channel=channel,
+                **({} if canonical is None else {"canonical": float(canonical)}))
     st.save_hdf5(f"{pre}.h5")
     from matplotlib.figure import Figure
     nb = min(st.energies.shape[1], STATE_PANELS)
@@ -280,6 +328,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     :class:`~hotham.metrics.QualityWarning`. ``force``: replace existing outputs (False
     refuses them before any work). Returns the summary.
     """
+    _check_numbers(fermi=fermi, window=window, mesh=mesh)
     _check_formats(format, data)
     pre = _prefix(prefix, source_name(model) + "_vs_" + source_name(reference))
     _claim(pre, (format, data, "json"), [model, reference], force)
@@ -287,9 +336,6 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     check_comparable(mod, ref, (f"the model blocks {model}", f"the reference {reference}"))
     out, lines = {}, []
     model_mae = mod.meta.get("model_val_block_mae_meV")
-    verdict = quality_verdict(model_mae, f"the model behind {model}")
-    if verdict:
-        warnings.warn(verdict, QualityWarning, stacklevel=2)
     if model_mae is not None:
         out["model_val_block_mae_meV"] = model_mae
     try:
@@ -305,8 +351,10 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     if openmx is not None:
         er, ef_r = openmx
     else:
-        er, ef_r = eigenvalues(ref, kp.kpts, channel=channel), ref.fermi_level
-    em = eigenvalues(mod, kp.kpts, channel=channel)
+        # (the same LAPACK driver as the model's solve, which computes vectors for its ghost check)
+        er, ef_r = solve(ref, kp.kpts, channel=channel, ghosts=True).energies, ref.fermi_level
+    eig = solve(mod, kp.kpts, channel=channel, ghosts=True)
+    em = eig.energies
     try:
         ef_m, ef_r, mesh = common_fermi_levels(mod, ref, mesh)
         how = f"electron count on the {'x'.join(map(str, mesh))} mesh, both sides"
@@ -317,6 +365,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     if fermi is not None:
         ef_m, how = fermi, how + "; model's given"
     out["fermi_level"] = {"model_eV": ef_m, "reference_eV": ef_r, "method": how}
+    out["ghost_states"] = warn_ghosts(eig, ef_m, str(model))
     lines.append(f"Fermi levels ({how}): model {ef_m:.4f} eV, reference {ef_r:.4f} eV")
     cmp = compare_bands(em, er, model_fermi=ef_m, ref_fermi=ef_r, window=tuple(window), align=align,
                         x=kp.x, special_x=kp.special_x, labels=kp.labels)

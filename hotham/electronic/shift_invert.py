@@ -28,6 +28,7 @@ from ..errors import HothamError
 from ..operator import BlockOperator
 from .davidson import TOL, TOL_VECTORS, DavidsonNoConvergence, davidson_shift_invert
 from .factor import factorizer
+from .ghosts import s_quotient
 from .hk import Assembler, SlotSelection, is_real_kpoint
 
 __all__ = ["ShiftInvert", "SolverError", "DROP_TOL", "INERTIA_MARGIN", "EIGENSOLVERS"]
@@ -131,6 +132,8 @@ class ShiftInvert:
         self._sel = None
         self.info: dict = {}
         self.last_vectors = None
+        #: S quotients (:func:`hotham.electronic.ghosts.s_quotient`) of the last solve's states [n]
+        self.last_quotient = None
         # the last factorisation's (k, shift), arithmetic and sizes: another solve at the same k
         # and shift (a wider slice) reuses the factor
         self._last = None
@@ -197,9 +200,12 @@ class ShiftInvert:
                 except DavidsonNoConvergence as exc:
                     raise SolverError(f"at k = {k}: {exc}") from None
                 self.last_vectors = c               # a warm start for the next k (``X0``)
+                self.last_quotient = s_quotient(c)
                 c = c.astype(np.complex128) if vectors else None
             else:
-                e, c, info = self._arpack(H, S, k, n, vectors, dtype, real)
+                e, c, info = self._arpack(H, S, k, n, True, dtype, real)
+                self.last_quotient = s_quotient(c)
+                c = c if vectors else None
         # timings (s) and sizes of the last solve, for benchmarks
         self.info = dict(info, t_assemble=t1 - t0, t_factor=t2 - t1, t_iterate=time.perf_counter() - t2,
                          factorised=not again, nnz=nnz, factored_nnz=factored_nnz,

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import HothamError
 from ..operator import BlockOperator
 from .hk import Assembler, as_kpoints
+from .ghosts import warn_ghosts
 from .solve import solve
 
 
@@ -165,12 +166,14 @@ def states(op: BlockOperator, kpts, bands=None, *, n: int | None = None, around:
     ``bands``: indices into the ascending list of all bands (dense solve); or ``n`` states nearest
     ``around`` (eV, default E_F; sparse for large cells). Collinear: one channel (``channel``).
     Spin-orbit operators also get the spin texture of every state (:func:`spin_texture`).
+    Warns (:class:`~hotham.electronic.ghosts.GhostStateWarning`) when a solved state is a ghost.
     """
     if op.spin != "collinear":
         channel = None if channel in (None, 0) else channel
     if bands is not None and n is not None:
         raise HothamError("give either bands or n, not both")
     eig = solve(op, kpts, n=n, around=around, channel=channel, vectors=True, **solver_kw)
+    warn_ghosts(eig, op.fermi_level, op.source or "")
     e, c = eig.energies, eig.vectors
     b = None
     if bands is not None:

@@ -88,9 +88,10 @@ class ConvLayer(nn.Module):
         g = self.gate(self.lin_out(g))
         return g, self.norm_edge(edge + self.lin_edge(g))
 
-    def forward(self, node, edge, dst, src, radial, sh, chunk: int | None = None):
+    def forward(self, node, edge, dst, src, radial, sh, wigner=None, chunk: int | None = None):
         """node [N, C, K], edge [E, C, K], dst / src [E], radial [E, n_radial], sh [E, K]
-        -> (node, edge) updated, same shapes.
+        -> (node, edge) updated, same shapes (``wigner`` is not used: the layers of a model are
+        called alike, see :class:`AttentionLayer`).
 
         ``chunk``: process at most this many edges at a time (inference on large structures;
         the result is the same, the memory of the per-edge intermediates is bounded)."""
@@ -169,3 +170,93 @@ class SO2Layer(nn.Module):
         node_even = self.norm["node_even"](node + self.lin_node_even(agg_e))
         node_odd = self.norm["node_odd"](self.lin_node_odd(agg_o))
         return node_even, node_odd, edge_even, edge_odd
+
+
+def segment_softmax(logits: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Softmax of ``logits`` [E, H] over the rows that share ``index`` [E] (a node's incoming
+    edges), per column; torch's own scatter ops (``scatter_reduce`` amax, ``index_add``)."""
+    top = logits.new_full((n,) + logits.shape[1:], -torch.inf)
+    top = top.scatter_reduce(0, index[:, None].expand_as(logits), logits, "amax", include_self=True)
+    w = torch.exp(logits - top[index])
+    return w / scatter_sum(w, index, n)[index]
+
+
+class AttentionLayer(nn.Module):
+    """Equivariant attention message passing in the edge frame (DeepH-2's local-coordinate
+    transformer block, built from the Hot-Ham irreps and the SO(2) convolution).
+
+    For edge i <- j (same keywords as :class:`ConvLayer`, plus ``wigner``):
+
+        m_ij   = Linear(v_i || v_j || e_ij)
+        u_ij   = Gate(Linear(D_ij SO2Conv_w(|r_ij|)(D_ij^T m_ij)))      values: rotated into the edge
+                                                                     frame, convolved, rotated back
+        a_ij^h = softmax_j( q^h(v_i^0) . k^h(v_j^0, e_ij^0, |r_ij|) / sqrt(d) )   per head h, over
+                                                                     the incoming edges of i
+        e_ij  <- LayerNorm(e_ij + Linear(u_ij))
+        v_i   <- LayerNorm(v_i + Linear(sum_j a_ij^h(c) u_ij))         channel c in head h(c)
+
+    The attention weights are functions of invariant (l = 0, even) scalars only, so they are
+    rotation- and inversion-invariant; the values use only the even paths of the SO(2)
+    convolution (parity (-1)^l kept), which equal a Clebsch-Gordan convolution with Y(r_ij), so
+    the layer is E(3)-equivariant by construction. ``heads`` must divide the channels.
+
+    irreps_node_in = irreps_edge_in = irreps_node_out = irreps_edge_out = C x (0e + 1o + 2e + ...),
+    irreps_radial_in = n_radial x 0e.
+    """
+
+    def __init__(self, channels: int, lmax: int, n_radial: int, hidden: int = 64, heads: int = 4):
+        super().__init__()
+        C, L = channels, lmax
+        if heads < 1 or C % heads:
+            raise ValueError(f"{heads} attention heads do not divide {C} channels")
+        self.channels, self.lmax, self.heads = C, L, heads
+        self.irreps_node_in = self.irreps_edge_in = feature_irreps(C, L)
+        self.irreps_node_out = self.irreps_edge_out = feature_irreps(C, L)
+        self.irreps_radial_in = scalar_irreps(n_radial)
+        self.lin_in = EquivariantLinear(3 * C, C, L)
+        self.conv = SO2Convolution(L)
+        self.radial = mlp([n_radial, hidden, C * self.conv.n_weights])
+        self.lin_out = EquivariantLinear(C, C, L)
+        self.gate = Gate(C, L)
+        self.query = nn.Linear(C, C)
+        self.key = mlp([2 * C + n_radial, hidden, C])
+        self.lin_edge = EquivariantLinear(C, C, L)
+        self.lin_node = EquivariantLinear(C, C, L)
+        self.norm_edge = EquivariantLayerNorm(C, L)
+        self.norm_node = EquivariantLayerNorm(C, L)
+
+    def attention(self, node, edge, dst, src, radial) -> torch.Tensor:
+        """Attention weights [E, heads] (each node's incoming edges sum to 1 per head), from the
+        invariant l = 0 features alone."""
+        H, d = self.heads, self.channels // self.heads
+        q = self.query(node[..., 0])[dst].unflatten(-1, (H, d))
+        k = self.key(torch.cat([node[src, :, 0], edge[..., 0], radial], dim=-1)).unflatten(-1, (H, d))
+        return segment_softmax((q * k).sum(-1) / d ** 0.5, dst, node.shape[0])
+
+    def _values(self, node, edge, dst, src, radial, wigner):
+        """Values u [E, C, K] and updated edge features of a set of edges."""
+        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        w = self.radial(radial).unflatten(-1, (self.channels, self.conv.n_weights))
+        y, _ = self.conv(rotate(m, wigner, inverse=True), w)       # even paths only: parity kept
+        u = self.gate(self.lin_out(rotate(y, wigner)))
+        return u, self.norm_edge(edge + self.lin_edge(u))
+
+    def _weighted(self, u, a):
+        """Values u [E, C, K] times the weight a [E, heads] of their channel's head."""
+        return (u.unflatten(1, (self.heads, -1)) * a[:, :, None, None]).flatten(1, 2)
+
+    def forward(self, node, edge, dst, src, radial, wigner, sh=None, chunk: int | None = None):
+        """node [N, C, K], edge [E, C, K], dst / src [E], radial [E, n_radial], wigner: per-l
+        edge-frame Wigner matrices [E, 2l+1, 2l+1]; ``sh`` is not used (the edge direction enters
+        through ``wigner``). Returns (node, edge) updated; ``chunk`` as in :meth:`ConvLayer.forward`
+        (the weights [E, heads] are computed for all edges at once: the softmax needs them)."""
+        a = self.attention(node, edge, dst, src, radial)
+        n = node.shape[0]
+        if chunk is None or edge.shape[0] <= chunk:
+            u, edge = self._values(node, edge, dst, src, radial, wigner)
+            return self.norm_node(node + self.lin_node(scatter_sum(self._weighted(u, a), dst, n))), edge
+        edge_new, agg = torch.empty_like(edge), None
+        for sl in edge_chunks(edge.shape[0], chunk):
+            u, edge_new[sl] = self._values(node, edge[sl], dst[sl], src[sl], radial[sl], [D[sl] for D in wigner])
+            agg = scatter_sum(self._weighted(u, a[sl]), dst[sl], n, agg)
+        return self.norm_node(node + self.lin_node(agg)), edge_new

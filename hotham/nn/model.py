@@ -19,22 +19,25 @@ being real, exactly time-reversal invariant.
 from __future__ import annotations
 
 import json
+import math
 from typing import Literal
 
 import torch
 from e3nn import o3
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from .. import so3
-from .conv import ConvLayer, SO2Layer
+from .conv import AttentionLayer, ConvLayer, SO2Layer
 from .embedding import Embedding
 from .graph import GraphBatch, build_graph
 from .layers import feature_irreps
-from .radial import RadialBasis, cosine_cutoff, polynomial_envelope
+from .radial import RadialBasis, cosine_cutoff, pair_switch, polynomial_envelope
 from .readout import BlockReadout, block_irreps
 from .so2 import edge_frame_wigner
 
+
+LayerKind = Literal["conv", "attention"]
 
 #: edges per message-passing chunk at inference (~10^5 edges: ~2 GB of intermediates at L=4, C=16)
 INFERENCE_EDGE_CHUNK = 32768
@@ -45,22 +48,30 @@ class HotHamConfig(BaseModel):
 
     species: symbol -> orbital shell l's in storage order (e.g. OpenMX C6.0-s2p2d1 -> 0,0,1,1,2).
     lmax: L of the hidden irreps l = 0..L (the readout needs L >= l1 + l2 of every shell pair).
-    channels: C, channels per irrep. layers: Gaunt/e3nn message-passing layers before the final
-    SO(2) layer. tensor_product: "gaunt" (Hot-Ham) or "e3nn" (the full CG product, for comparison). gaunt_method: "grid" (default,
+    channels: C, channels per irrep. layers: message-passing layers before the final SO(2) layer,
+    each of kind ``layer`` (one for all, or a list): "conv" (Gaunt or e3nn tensor product,
+    :class:`~hotham.nn.conv.ConvLayer`) or "attention" (equivariant attention over each node's
+    incoming edges, values convolved in the edge frame, :class:`~hotham.nn.conv.AttentionLayer`,
+    ``heads`` heads). tensor_product: "gaunt" (Hot-Ham) or "e3nn" (the full CG product, for comparison). gaunt_method: "grid" (default,
     the faster one on CPU) or "fourier"; both give the same product to rounding.
     radial_basis / n_radial / r_cut (Angstrom): edge-length basis with cosine cutoff.
     hidden: width of the species and radial MLPs. output_scale: eV per unit network output.
     spin: "none" (spin-less H) or "soc" (spinor H: the spin-less part plus the SOC head).
     soc_scale: eV per unit output of the SOC head (small: the SOC left after the on-site xi L.sigma
     baseline is ~0.2 meV per element on MoS2, a hundred times less than the spin-less residual).
+    pao_radii: species -> PAO cutoff radius (Angstrom; from the OpenMX basis labels, "C6.0": 6 Bohr);
+    pair_envelope: width (Angstrom) over which hopping blocks go smoothly to zero at the pair's
+    cutoff sum r_i + r_j (:func:`hotham.nn.radial.pair_switch`), as OpenMX's do; 0 = off (the
+    value of checkpoints written before the field existed, so that they predict as they did),
+    and off for species without a radius.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     species: dict[str, tuple[int, ...]] = Field({"C": (0, 0, 1, 1, 2)}, description="element -> shell l's")
     lmax: int = Field(4, description="L of the hidden irreps l = 0..L")
     channels: int = Field(32, description="channels per irrep")
-    layers: int = Field(3, description="Gaunt/e3nn layers before the SO(2) layer")
+    layers: int = Field(3, description="message-passing layers before the SO(2) layer")
     # "conv" is the name of checkpoints written before the field was renamed
     tensor_product: Literal["gaunt", "e3nn"] = Field(
         "gaunt", validation_alias=AliasChoices("tensor_product", "conv"),
@@ -68,11 +79,18 @@ class HotHamConfig(BaseModel):
     gaunt_method: Literal["fourier", "grid"] = Field("grid", description="Gaunt product form (grid: faster on CPU at L = 4)")
     radial_basis: Literal["chebyshev", "bessel", "gaussian"] = Field("chebyshev", description="edge-length basis")
     n_radial: int = Field(16, description="size of the radial basis")
-    r_cut: float = Field(12.0, description="radial cutoff, Angstrom")
+    r_cut: float = Field(12.0, gt=0, description="radial cutoff, Angstrom")
     hidden: int = Field(64, description="width of the species and radial MLPs")
-    output_scale: float = Field(1.0, description="eV per unit network output")
+    output_scale: float = Field(1.0, gt=0, description="eV per unit network output")
     spin: Literal["none", "soc"] = Field("none", description="spin-less H, or spinor H with spin-orbit coupling")
-    soc_scale: float = Field(0.01, description="eV per unit output of the SOC head")
+    soc_scale: float = Field(0.01, gt=0, description="eV per unit output of the SOC head")
+    layer: LayerKind | list[LayerKind] = Field(
+        "conv", description="message layers: conv (Gaunt or e3nn tensor product) or attention (equivariant "
+                            "attention in the edge frame); one kind for all layers, or a list, one per layer")
+    heads: int = Field(4, description="attention heads (divide channels) of the attention layers")
+    pao_radii: dict[str, float] = Field({}, description="species -> PAO cutoff radius, Angstrom")
+    pair_envelope: float = Field(1.0, ge=0.0, description="width of the hopping blocks' switch-off before "
+                                                          "r_i + r_j, Angstrom (0: off)")
 
     @field_validator("lmax", "channels", "n_radial", "hidden")
     @classmethod
@@ -88,9 +106,26 @@ class HotHamConfig(BaseModel):
             raise ValueError("must be >= 0")
         return v
 
+    @model_validator(mode="after")
+    def _layer_kinds(self):
+        if isinstance(self.layer, list) and len(self.layer) != self.layers:
+            raise ValueError(f"layer lists {len(self.layer)} kinds for {self.layers} layers")
+        if "attention" in self.layer_kinds and (self.heads < 1 or self.channels % self.heads):
+            raise ValueError(f"heads = {self.heads} must divide channels = {self.channels}")
+        return self
+
+    @property
+    def layer_kinds(self) -> list[str]:
+        """The kind of every message layer, in order ("conv" or "attention")."""
+        return list(self.layer) if isinstance(self.layer, list) else [self.layer] * self.layers
+
     @classmethod
     def from_basis(cls, basis, **kw) -> "HotHamConfig":
-        """Config for a :class:`hotham.basis.Basis` (all its species)."""
+        """Config for a :class:`hotham.basis.Basis` (all its species), with the PAO radii of its
+        OpenMX labels (``pao_radii``) unless given."""
+        from ..overlap import label_cutoff
+        if "pao_radii" not in kw:
+            kw["pao_radii"] = {s: label_cutoff(lab) for s, lab in basis.labels.items() if s in basis.shells}
         return cls(species={s: tuple(ls) for s, ls in basis.shells.items()}, **kw)
 
     def to_json(self) -> str:
@@ -120,9 +155,9 @@ class HotHam(nn.Module):
                            for a in self.species for b in self.species}
         self.radial = RadialBasis(nr, config.r_cut, config.radial_basis)
         self.embedding = Embedding(len(self.species), C, L, nr, config.hidden)
-        self.layers = nn.ModuleList([ConvLayer(C, L, nr, config.hidden, config.tensor_product,
-                                               config.gaunt_method)
-                                     for _ in range(config.layers)])
+        self.layers = nn.ModuleList([AttentionLayer(C, L, nr, config.hidden, config.heads) if kind == "attention"
+                                     else ConvLayer(C, L, nr, config.hidden, config.tensor_product, config.gaunt_method)
+                                     for kind in config.layer_kinds])
         self.last = SO2Layer(C, L, nr, config.hidden)
         self.onsite = BlockReadout(C, L, self.species, self.shells, "onsite")
         self.hopping = BlockReadout(C, L, self.species, self.shells, "hopping")
@@ -152,7 +187,8 @@ class HotHam(nn.Module):
         dst, src = batch.edge_dst, batch.edge_src
         _, node, edge = self.embedding(species=batch.species, dst=dst, src=src, radial=radial, cutoff=cutoff, sh=sh)
         for layer in self.layers:
-            node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, chunk=edge_chunk)
+            node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, wigner=wigner,
+                               chunk=edge_chunk)
         # the last layer's input edge features are not needed afterwards: at inference its even
         # output overwrites them
         node_even, node_odd, edge_even, edge_odd = self.last(node=node, edge=edge, dst=dst, src=src, radial=radial,
@@ -195,7 +231,7 @@ class HotHam(nn.Module):
         """
         vec = batch.edge_vec
         key = (self.config.lmax, self.config.r_cut, self.config.radial_basis, self.config.n_radial,
-               vec.dtype, vec.device)
+               self.config.pair_envelope, tuple(sorted(self.config.pao_radii.items())), vec.dtype, vec.device)
         hit = batch.cache.get("geometry")
         if hit is not None and hit[0] == key and not vec.requires_grad:
             return hit[1]
@@ -203,10 +239,31 @@ class HotHam(nn.Module):
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
                so3.spherical_harmonics_all(L, vec),
-               edge_frame_wigner(vec, L), polynomial_envelope(r, self.config.r_cut))
+               edge_frame_wigner(vec, L), self._envelope(batch, r))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo
+
+    def zero_readout(self) -> None:
+        """Set every readout weight and bias to zero: the network then predicts 0 (the second
+        stage of a cascade starts as its first stage alone); the readout's gradients are not
+        zero, so training moves on from there."""
+        with torch.no_grad():
+            for head in ("onsite", "hopping", "soc_onsite", "soc_hopping"):
+                if hasattr(self, head):
+                    for p in getattr(self, head).parameters():
+                        p.zero_()
+
+    def _envelope(self, batch: GraphBatch, r: torch.Tensor) -> torch.Tensor:
+        """Envelope [E] of the hopping blocks: the smooth cutoff at r_cut, times the switch-off at
+        each pair's PAO cutoff sum when ``pair_envelope`` > 0 (species without a radius: none)."""
+        env = polynomial_envelope(r, self.config.r_cut)
+        width = self.config.pair_envelope
+        if width <= 0 or not self.config.pao_radii:
+            return env
+        radius = r.new_tensor([self.config.pao_radii.get(s, math.inf) for s in self.species])
+        r_pair = radius[batch.species[batch.edge_dst]] + radius[batch.species[batch.edge_src]]
+        return env * pair_switch(r, r_pair, width)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict:
@@ -215,6 +272,9 @@ class HotHam(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "HotHam":
-        model = cls(HotHamConfig(**ckpt["config"]))
+        config = dict(ckpt["config"])
+        # checkpoints written before the PAO envelope existed were trained without it
+        config.setdefault("pair_envelope", 0.0)
+        model = cls(HotHamConfig(**config))
         model.load_state_dict(ckpt["state_dict"])
         return model

@@ -25,6 +25,16 @@ def polynomial_envelope(r: torch.Tensor, r_cut: float, p: int = 6) -> torch.Tens
     return torch.where(r < r_cut, env, torch.zeros_like(r))
 
 
+def pair_switch(r: torch.Tensor, r_pair: torch.Tensor, width: float) -> torch.Tensor:
+    """Switching function of a hopping block between atoms whose PAO cutoff radii sum to
+    ``r_pair`` [E] (Angstrom): 1 up to r_pair - ``width``, then 1 - 10 x^3 + 15 x^4 - 6 x^5 with
+    x = (r - r_pair + width) / width (value, first and second derivatives continuous), 0 from
+    r_pair on, where OpenMX's blocks are exactly zero (its PAOs stop). An invariant of the
+    edge length, symmetric in the two atoms: the blocks stay exactly equivariant and Hermitian."""
+    x = ((r - r_pair + width) / width).clamp(0.0, 1.0)
+    return 1 - x ** 3 * (10 - 15 * x + 6 * x * x)
+
+
 class RadialBasis(nn.Module):
     """r [E] (Angstrom) -> [E, n] basis values times the cosine cutoff.
 
