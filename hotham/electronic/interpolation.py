@@ -66,6 +66,8 @@ __all__ = ["WindowModel", "InterpolatedBands", "WindowDOS", "window_model", "fou
 BASIS_RCOND = 1e-8
 #: a state within this of the count energy (eV) is one of a band touching there (a Dirac point)
 TOUCH_TOL = 1e-6
+#: a large basis is first cut to this many times the window's plain Ritz vectors nearest sigma
+PRESELECT = 4
 #: the residual forms are centred this far above the count energy, eV
 SIGMA_OFFSET = 1.3e-3
 
@@ -135,6 +137,17 @@ def _orthonormal_columns(C: np.ndarray, rcond: float = BASIS_RCOND) -> np.ndarra
     """Orthonormal basis [n, r] of span(C) (C [n, m]): SVD, singular values above rcond x largest."""
     U, s, _ = np.linalg.svd(C, full_matrices=False)
     return np.ascontiguousarray(U[:, s > rcond * s[0]])
+
+
+def _fourier_sum(ph: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """sum_R ph[k, R] X[R] -> [nk, a, b] (one matrix product)."""
+    return (ph @ X.reshape(len(X), -1)).reshape((len(ph),) + X.shape[1:])
+
+
+def _apply(W: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """W [n, a] times every y[k] [a, m] -> [nk, n, m] (one matrix product)."""
+    nk, a, m = y.shape
+    return np.moveaxis((W @ np.moveaxis(y, 0, 1).reshape(a, nk * m)).reshape(-1, nk, m), 1, 0)
 
 
 def _support(A: sp.csr_matrix) -> np.ndarray:
@@ -263,19 +276,17 @@ class WindowModel:
         which = which.reshape(nR, nR)
         self._A = np.zeros((len(self.D), nb, nb), complex)
         self._C = np.zeros_like(self._A)
-        self._M = np.zeros_like(self._A)
         for i in range(nR):
             for j in range(nR):
                 common, a, b = np.intersect1d(rows[i], rows[j], assume_unique=True, return_indices=True)
                 if not len(common):
                     continue
-                Wi, Vi = W[i][a].conj().T, V[i][a].conj().T
+                Wi = W[i][a].conj().T
                 d = which[i, j]
                 self._A[d] += Wi @ W[j][b]
                 self._C[d] += Wi @ V[j][b]
-                self._M[d] += Vi @ V[j][b]
-        # S_R B on its rows: Mulliken weights and the overlaps of the Berry phases
-        self._rows, self._SB = rows, V
+        # K_R B and S_R B on their rows: residuals, Mulliken weights, the links of Berry phases
+        self._rows, self._KB, self._SB = rows, W, V
         lo = self.sample_energies[:, 0].max()
         hi = self.sample_energies[:, -1].min()
         self.window = (float(lo), float(hi))
@@ -287,12 +298,11 @@ class WindowModel:
     def matrices(self, kpts):
         """(h(k), s(k)) [nk, nb, nb]: the projected H and S at fractional ``kpts``."""
         ph = self._phases(kpts, self.R)
-        return np.einsum("kr,rab->kab", ph, self.h), np.einsum("kr,rab->kab", ph, self.s)
+        return _fourier_sum(ph, self.h), _fourier_sum(ph, self.s)
 
     def _forms(self, kpts):
-        """(A, C, M) [nk, nb, nb]: the residual forms at fractional ``kpts`` (module docstring)."""
-        ph = self._phases(kpts, self.D)
-        return tuple(np.einsum("kd,dab->kab", ph, X) for X in (self._A, self._C, self._M))
+        """(A, C) [nk, nb, nb]: the forms B^H K(k)^H K(k) B and B^H K(k)^H S(k) B (module docstring)."""
+        return tuple(_fourier_sum(self._phases(kpts, self.D), X) for X in (self._A, self._C))
 
     def ritz(self, kpts):
         """Ritz pairs of the window at ``kpts``: (e [nk, p] eV ascending, y [nk, nb, p], y^H s(k) y = 1),
@@ -306,14 +316,26 @@ class WindowModel:
         block eigensolver, :mod:`hotham.electronic.block`)."""
         from .solve import dense_eigh
         k = as_kpoints(kpts)
-        A, C, _ = self._forms(k)
+        A, C = self._forms(k)
         h, s = self.matrices(k)
+        pb, pa = self.n_below + self.guard, self.n_above + self.guard
+        keep = PRESELECT * (pb + pa)
+        if h.shape[1] > 2 * keep:
+            # a large basis: first the plain Ritz vectors nearest sigma, PRESELECT times as many as
+            # wanted (a Hermitian eigenproblem, a third of the non-Hermitian one's cost), then the
+            # harmonic step inside them. Exact eigenvectors in the span are among them
+            e0, z0 = dense_eigh(h, s, k, True, "reduced-basis model")
+            near = np.sort(np.argsort(np.abs(e0 - self.sigma), axis=1)[:, :keep], axis=1)
+            P = np.take_along_axis(z0, near[:, None, :], 2)                 # [nk, nb, keep], s-orthonormal
+            PH = np.conj(np.swapaxes(P, 1, 2))
+            A, C, h, s = (PH @ X @ P for X in (A, C, h, s))
+        else:
+            P = None
         g, U = np.linalg.eigh(0.5 * (A + np.conj(np.swapaxes(A, 1, 2))))
         g = np.maximum(g, 1e-14 * g[:, -1:])
         T = U / np.sqrt(g)[:, None, :]                                   # (K B T)^H (K B T) = 1
         nu, Z = np.linalg.eig(np.conj(np.swapaxes(T, 1, 2)) @ C @ T)      # nu = 1 / (theta - sigma)
         d = 1.0 / np.where(nu.real == 0, 1e-300, nu.real)                  # theta - sigma
-        pb, pa = self.n_below + self.guard, self.n_above + self.guard
         below = np.argsort(np.where(d < 0, -d, np.inf), axis=1)[:, :pb]
         above = np.argsort(np.where(d >= 0, d, np.inf), axis=1)[:, :pa]
         pick = np.concatenate([below, above], axis=1)
@@ -325,16 +347,25 @@ class WindowModel:
         Y = Y @ (V / np.sqrt(np.maximum(gg, 1e-12 * gg[:, -1:]))[:, None, :])
         YH = np.conj(np.swapaxes(Y, 1, 2))
         e, z = dense_eigh(YH @ h @ Y, YH @ s @ Y, k, True, "reduced-basis model")
-        return e, Y @ z
+        return e, (Y @ z if P is None else P @ (Y @ z))
 
     def residual_norms(self, kpts, e, y):
-        """||(H(k) - e S(k)) x||_2 [nk, m] of Ritz pairs (e [nk, m], y [nk, nb, m]), eV, from the
-        Fourier sums of the residual form (no sparse work)."""
-        A, C, M = self._forms(kpts)
-        quad = lambda X: np.real(np.einsum("kam,kab,kbm->km", y.conj(), X, y))   # noqa: E731
-        t = e - self.sigma
-        r2 = quad(A) - 2 * t * quad(C) + t * t * quad(M)
-        return np.sqrt(np.maximum(r2, 0.0))
+        """||(H(k) - e S(k)) x||_2 [nk, m] of Ritz pairs (e [nk, m], y [nk, nb, m]), eV, x = B y:
+        the residual vectors themselves from the stored K_R B and S_R B (dense work of
+        size x nb x m per k, no sparse product and no cancellation)."""
+        k = as_kpoints(kpts)
+        ph = self._phases(k, self.R)
+        t = (np.asarray(e) - self.sigma)[:, None, :]
+        out = np.empty(np.shape(e))
+        step = max(1, int(2e8 // (16 * self.basis.shape[0] * y.shape[2] * 3)))
+        for q0 in range(0, len(k), step):
+            q = slice(q0, q0 + step)
+            r = np.zeros((len(k[q]), self.basis.shape[0], y.shape[2]), complex)
+            for i, rows in enumerate(self._rows):
+                Ky, Sy = _apply(self._KB[i], y[q]), _apply(self._SB[i], y[q])
+                r[:, rows] += ph[q, i, None, None] * (Ky - t[q] * Sy)
+            out[q] = np.linalg.norm(r, axis=1)
+        return out
 
     def _tracked(self, e):
         """First tracked index [nk] into the sorted Ritz values: the split at the count energy,
@@ -382,7 +413,7 @@ class WindowModel:
     def vectors(self, coefficients: np.ndarray) -> np.ndarray:
         """Full-space states x = B y [nk, size, m] (lattice gauge, S(k)-normalised) of
         ``coefficients`` [nk, nb, m] (:attr:`InterpolatedBands.coefficients`)."""
-        return np.einsum("na,kam->knm", self.basis, coefficients)
+        return _apply(self.basis, coefficients)
 
     def overlap_times(self, kpts, coefficients: np.ndarray) -> np.ndarray:
         """S(k) x [nk, size, m] of the states x = B y, from the stored S_R B (no assembly)."""
@@ -390,7 +421,7 @@ class WindowModel:
         ph = self._phases(k, self.R)
         out = np.zeros((len(k), self.basis.shape[0], coefficients.shape[2]), complex)
         for i, r in enumerate(self._rows):
-            out[:, r] += ph[:, i, None, None] * np.einsum("na,kam->knm", self._SB[i], coefficients)
+            out[:, r] += ph[:, i, None, None] * _apply(self._SB[i], coefficients)
         return out
 
     def orbital_weights(self, kpts, coefficients: np.ndarray) -> np.ndarray:
@@ -401,6 +432,20 @@ class WindowModel:
             n = self.op.n_orbitals
             w = w[:, :n] + w[:, n:]
         return np.swapaxes(w, 1, 2)
+
+    def position_overlaps(self, delta) -> np.ndarray:
+        """[nR, nb, nb]: B^H E S_R B with E = diag(exp(-2 pi i delta.tau)) (tau the fractional
+        positions of the orbitals' atoms): the Fourier components of the links of
+        :mod:`hotham.electronic.berry` for a step ``delta`` (fractional [3])."""
+        from .berry import orbital_positions
+        ph = np.exp(-2j * np.pi * (orbital_positions(self.op) @ np.asarray(delta, float)))
+        return np.stack([(self.basis[r].conj() * ph[r, None]).T @ SB for r, SB in zip(self._rows, self._SB)])
+
+    def wilson_loops(self, bands, mesh=(24, 24), k3: float = 0.0, min_gap: float | None = None):
+        """Wilson loops, Berry phases and the Chern number of the tracked bands ``bands``
+        (:func:`hotham.electronic.berry.wilson_loops`)."""
+        from .berry import wilson_loops
+        return wilson_loops(self, bands, mesh, k3, min_gap)
 
     # ------------------------------------------------------------------ adaptivity
     def refine(self, kpts, tol: float = 1e-4, on: str = "bound", max_samples: int = 64,
