@@ -68,6 +68,8 @@ BASIS_RCOND = 1e-8
 TOUCH_TOL = 1e-6
 #: a large basis is first cut to this many times the window's plain Ritz vectors nearest sigma
 PRESELECT = 4
+#: energy (eV) given to the directions of a window the basis cannot fill (they carry no state)
+NO_STATE = 1e6
 #: the residual forms are centred this far above the count energy, eV
 SIGMA_OFFSET = 1.3e-3
 
@@ -344,9 +346,14 @@ class WindowModel:
         G = YH @ s @ Y                                                     # S-orthonormalise Y
         G = 0.5 * (G + np.conj(np.swapaxes(G, 1, 2)))
         gg, V = np.linalg.eigh(G)
-        Y = Y @ (V / np.sqrt(np.maximum(gg, 1e-12 * gg[:, -1:]))[:, None, :])
+        # directions the harmonic vectors do not span (fewer independent ones than wanted: a
+        # basis from too few samples) get no vector and an energy far outside every window
+        good = gg > 1e-10 * gg[:, -1:]
+        Y = Y @ (V * np.where(good, 1.0 / np.sqrt(np.where(good, gg, 1.0)), 0.0)[:, None, :])
         YH = np.conj(np.swapaxes(Y, 1, 2))
-        e, z = dense_eigh(YH @ h @ Y, YH @ s @ Y, k, True, "reduced-basis model")
+        hr = YH @ h @ Y
+        hr = 0.5 * (hr + np.conj(np.swapaxes(hr, 1, 2))) + np.apply_along_axis(np.diag, 1, np.where(good, 0.0, NO_STATE))
+        e, z = np.linalg.eigh(hr)
         return e, (Y @ z if P is None else P @ (Y @ z))
 
     def residual_norms(self, kpts, e, y):
@@ -400,6 +407,7 @@ class WindowModel:
         et = np.take_along_axis(e, idx, 1)
         yt = np.take_along_axis(y, idx[:, None, :], 2)
         bound = self.residual_norms(k, et, yt) / np.sqrt(self.s_min)
+        bound[et >= 0.5 * NO_STATE] = np.inf                             # no state there at all
         # Kato-Temple: the error is bound^2 / gap, gap to the nearest Ritz value outside the bounds
         # (itself and the members of its cluster, within twice its bound, left out)
         diff = np.abs(et[:, :, None] - e[:, None, :])                    # [nk, m, nb]
