@@ -258,3 +258,31 @@ def test_a_group_that_is_not_isolated_is_refused(graphene):
     model = window_model(op, n_below=2, n_above=2, guard=2)
     with pytest.raises(HothamError, match="not isolated"):
         model.wilson_loops([1, 2], mesh=(6, 6))      # the Dirac bands touch at K
+
+
+def test_pictures_of_a_window_model(mos2_2x2, mos2_model, tmp_path):
+    """The three moire pictures draw from a model: bands as lines with direct solves over them,
+    a DOS titled with its mesh, broadening and window, a weight map per layer."""
+    from matplotlib.figure import Figure
+
+    from hotham.electronic import band_path, save_figure
+    from hotham.electronic.plot import moire_sites, plot_weight_map, plot_window_bands, plot_window_dos
+    op, model = mos2_2x2, mos2_model
+    path = band_path(op.atoms, "GMKG", npoints=60)
+    b = model.bands(path.kpts)
+    fig = Figure()
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    ref = dense_window(op, path.kpts[::20], model)
+    plot_window_bands(ax1, path, b, reference=(path.x[::20], ref), unit="eV")
+    assert len(ax1.lines) >= b.energies.shape[1]
+    d = model.dos(3, width=0.05)
+    plot_window_dos(ax2, d)
+    assert "3x3x1 mesh" in ax2.get_title()
+    w = model.group_weights([3, 4], mesh=2)
+    assert abs(w.sum() - 1) < 1e-8
+    z = op.atoms.positions[:, 2]
+    plot_weight_map(ax3, op.atoms, w, z > z.mean())
+    save_figure(fig, tmp_path / "window.png")
+    assert (tmp_path / "window.png").stat().st_size > 10_000
+    sites = moire_sites(op.atoms.cell)
+    assert set(sites) == {"AA", "AB", "BA"} and np.allclose(sites["AA"], 0)
