@@ -18,17 +18,7 @@ from hotham.electronic.interpolation import count_below, fourier_components, win
 from hotham.errors import HothamError
 from hotham.operator import BlockOperator
 from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-    from threadpoolctl import threadpool_limits
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+from test_fermi_count import one_thread  # noqa: F401  (autouse: one BLAS / torch thread)
 
 
 @pytest.fixture(scope="module")
