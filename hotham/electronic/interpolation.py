@@ -14,17 +14,19 @@ costs a sum of nR small dense matrices and one nb x nb generalised eigenproblem 
 its Ritz values are exact at the sample k (the sampled eigenvectors are in the span) and
 converge fast in between, as the basis grows.
 
+Interior windows. Plain Rayleigh-Ritz in a basis gathered at other k gives spurious Ritz values
+inside the window (combinations of states far below and far above it). The model picks its
+subspace at each k by harmonic Ritz values with respect to sigma (the count energy + 1.3 meV),
+from the forms A(k) = B^H K(k)^H K(k) B and C(k) = B^H K(k)^H S(k) B, K = H - sigma S, which are
+Fourier sums over the differences D = R' - R of products (K_R B)^H (K_R' B) computed once; a
+Rayleigh-Ritz step inside that subspace gives the energies (:meth:`WindowModel.ritz`).
+
 Error bound of every interpolated eigenvalue. For a Ritz pair (e, x = B y) with x^H S(k) x = 1, the
 residual r = (H(k) - e S(k)) x bounds the distance to an exact eigenvalue: some eigenvalue lambda
 of H c = lambda S c lies within ||r||_{S^-1} <= ||r|| / sqrt(s_min) of e (the standard residual
-bound of a Hermitian-definite pencil), s_min the smallest eigenvalue of S(k). ||r||^2 is a
-quadratic form in y whose matrices are again Fourier sums, over the differences D = R' - R:
-
-    ||r||^2 = y^H [A(k) - 2 t Re C(k) + t^2 M(k)] y,   t = e - sigma,
-    A(k) = sum_D exp(2 pi i k.D) sum_{R'-R=D} (K_R B)^H (K_R' B),   K_R = H_R - sigma S_R,
-
-(C with S_R' B on the right, M with S_R B on both sides), sigma the middle of the window, so the
-bound too costs only small dense work at any k. The *estimate* is the second-order (Kato-Temple)
+bound of a Hermitian-definite pencil), s_min the smallest eigenvalue of S(k). r itself is
+sum_R exp(2 pi i k.R) (K_R B - (e - sigma) S_R B) y from the stored K_R B and S_R B: dense work
+of size x nb x m per k, no sparse product. The *estimate* is the second-order (Kato-Temple)
 value bound^2 / gap, gap the distance to the nearest other Ritz value outside the bound: the
 actual error, which is quadratic in the residual (the bound is first order). ``bound`` is
 rigorous where S(k) has no eigenvalue below ``s_min`` (the smallest over the sample k, dense
@@ -255,7 +257,7 @@ class WindowModel:
         return self.op.n_orbitals * self.op.spin_factor <= DENSE_MAX
 
     def _project(self):
-        """B, and h_R, s_R and the residual forms from the sparse H_R, S_R (one product each)."""
+        """B, h_R, s_R, K_R B, S_R B and the harmonic forms from the sparse H_R, S_R (one product each)."""
         B = _orthonormal_columns(np.concatenate(self._vectors, axis=1))
         self.basis = B
         nR, nb = len(self.R), B.shape[1]
