@@ -415,7 +415,8 @@ class WindowModel:
         diff = np.abs(et[:, :, None] - e[:, None, :])                    # [nk, m, nb]
         diff[np.arange(len(k))[:, None], np.arange(m)[None, :], idx] = np.inf
         diff = np.where(diff <= 2 * bound[:, :, None], np.inf, diff)
-        gap = np.maximum(diff.min(axis=2) - bound, 0.0)
+        with np.errstate(invalid="ignore"):                              # inf - inf: no state there
+            gap = np.maximum(diff.min(axis=2) - bound, 0.0)
         estimate = np.where(np.isfinite(gap) & (gap > bound), bound ** 2 / np.maximum(gap, 1e-300), bound)
         return InterpolatedBands(k, et, bound, estimate, e, first, yt if vectors else None,
                                  float(self.op.fermi_level), self.window)
