@@ -217,12 +217,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--indices", type=int, nargs=2, metavar=("M", "N"), help="moire indices (default 31 32)")
     ap.add_argument("--nk", type=int, default=150, help="k-points on Gamma-K-M-Gamma from the window model (default 150)")
     ap.add_argument("--dos-mesh", type=int, help="n x n mesh of the DOS (default 24; --quick 18)")
-    ap.add_argument("--max-samples", type=int, default=15, help="most exact solves of the window model (default 15)")
+    ap.add_argument("--max-samples", type=int, help="most exact solves of the window model (default 15; --demo 6)")
     ap.add_argument("--threads", type=int, help="threads (default: hotham's choice)")
     ap.add_argument("--out", default="magic_angle_out", help="output folder")
     args = ap.parse_args(argv)
     m, n = args.indices or (DEMO if args.demo else QUICK if args.quick else FULL)
-    return run(m, n, Path(args.out), nk=args.nk, threads=args.threads, max_samples=args.max_samples,
+    return run(m, n, Path(args.out), nk=args.nk, threads=args.threads,
+               max_samples=args.max_samples or (6 if args.demo else 15),
                dos_mesh=args.dos_mesh or (18 if args.quick or args.demo else 24), weights=not args.demo)
 
 

@@ -58,6 +58,8 @@ def test_transfer_example_quick(script, first, tmp_path):
     case = record["cases"][0]
     assert case["name"] == first and first in out and (tmp_path / f"{first}.png").stat().st_size > 10_000
     assert case["seconds"] > 0 and case["peak_memory_GB"] > 0 and "gap_meV" in case
+
+
 def test_magic_angle_example_small(tmp_path):
     """The magic-angle example end to end on the smallest twist (21.79 deg, 28 atoms): E_F by
     counting equals the dense E_F, the window model's path agrees with direct solves within its
