@@ -129,7 +129,7 @@ def wilson_loops(model, bands, mesh=(24, 24), k3: float = 0.0, min_gap: float | 
         return np.conj(np.swapaxes(y, 2, 3)) @ Lk @ y_next
 
     # neighbours on the torus: k + b1 / n1 and k + b2 / n2 (the lattice gauge is periodic in k,
-    # the position phases of the links carry the rest)
-    M1 = links(L1, np.roll(y, -1, axis=0), np.roll(kk, -1, axis=0) + np.array([[[1.0, 0, 0]]]) * (i == n1 - 1)[..., None])
-    M2 = links(L2, np.roll(y, -1, axis=1), np.roll(kk, -1, axis=1) + np.array([[[0, 1.0, 0]]]) * (j == n2 - 1)[..., None])
+    # so the last point's neighbour is the first; the position phases of the links carry the rest)
+    M1 = links(L1, np.roll(y, -1, axis=0), np.roll(kk, -1, axis=0))
+    M2 = links(L2, np.roll(y, -1, axis=1), np.roll(kk, -1, axis=1))
     return loops_from_links(M1, M2, gap, sel, (n1, n2), k3)

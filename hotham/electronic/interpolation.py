@@ -41,8 +41,9 @@ Band indices. The model tracks the ``n_below`` bands just below a *count energy*
 operator's E_F) and the ``n_above`` from c up, as the sampled windows do. One inertia at Gamma
 (real arithmetic) gives the number of bands below c there; for an insulator, a semimetal at
 charge neutrality or an isolated band group, c lies in a gap (or at band touchings, whose
-degenerate states are split half below, half above c) at every k, so that count holds at every k
-and fixes the occupation of the tracked bands: E_F inside the window (:meth:`WindowModel.fermi_level`).
+states within :data:`TOUCH_TOL` of it are split half below, half above c) at every k, so that
+count holds at every k and fixes the occupation of the tracked bands: E_F inside the window
+(:meth:`WindowModel.fermi_level`).
 
 Why not Wannier interpolation: it needs a uniform mesh of samples, a disentanglement and a
 smooth gauge, its error has no a-posteriori bound at a new k, and a band group with a nonzero
@@ -66,8 +67,9 @@ __all__ = ["WindowModel", "InterpolatedBands", "WindowDOS", "window_model", "fou
 
 #: singular values of the stacked sample vectors below this (relative) are dropped from the basis
 BASIS_RCOND = 1e-8
-#: a state within this of the count energy (eV) is one of a band touching there (a Dirac point)
-TOUCH_TOL = 1e-6
+#: states within this of the count energy (eV) belong to a band touching there (a Dirac point), half
+#: below and half above it: the four Dirac states of a predicted twisted bilayer at K spread over ~2 meV
+TOUCH_TOL = 5e-3
 #: a large basis is first cut to this many times the window's plain Ritz vectors nearest sigma
 PRESELECT = 4
 #: energy (eV) given to the directions of a window the basis cannot fill (they carry no state)
@@ -378,7 +380,8 @@ class WindowModel:
 
     def _tracked(self, e):
         """First tracked index [nk] into the sorted Ritz values: the split at the count energy,
-        states within :data:`TOUCH_TOL` of it (a band touching) shared half below, half above."""
+        states within :data:`TOUCH_TOL` of it (a band touching, split a little by a model's
+        noise) shared half below, half above."""
         c = self.count_energy
         j = np.sum(e < c - TOUCH_TOL, axis=1) + np.sum(np.abs(e - c) <= TOUCH_TOL, axis=1) // 2
         first = j - self.n_below
