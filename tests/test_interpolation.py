@@ -23,7 +23,7 @@ from test_fermi_count import one_thread  # noqa: F401  (autouse: one BLAS / torc
 @pytest.fixture(scope="module")
 def mos2_3x3(mos2):
     op = tile(mos2, (3, 3, 1))
-    op.fermi_level = find_fermi_level(op, (3, 3, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1))
     return op
 
 
@@ -97,7 +97,7 @@ def test_sparse_sampling_is_caught_then_refined_to_the_dense_bands(mos2_3x3):
 @pytest.fixture(scope="module")
 def mos2_2x2(mos2):
     op = tile(mos2, (2, 2, 1))
-    op.fermi_level = find_fermi_level(op, (3, 3, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1))
     return op
 
 
@@ -141,7 +141,7 @@ def test_graphene_semimetal_fermi_level_at_the_dirac_point(graphene, reps):
     """A semimetal at neutrality: the count energy at the Dirac point, where two states touch at
     K; the states there are split half below, half above, and E_F is that of the dense mesh."""
     op = tile(graphene, reps)
-    op.fermi_level = find_fermi_level(op, (3, 3, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1))
     model = window_model(op, n_below=3, n_above=3, guard=3)
     model.refine(model.mesh(6), tol=1e-5, per_round=4)
     k = model.mesh(6)
@@ -245,7 +245,7 @@ def test_wilson_loops_of_a_tiled_cell_from_few_samples_equal_the_dense_ones():
 
 def test_a_group_that_is_not_isolated_is_refused(graphene):
     op = tile(graphene, (2, 2, 1))
-    op.fermi_level = find_fermi_level(op, (3, 3, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1))
     model = window_model(op, n_below=2, n_above=2, guard=2)
     with pytest.raises(HothamError, match="not isolated"):
         model.wilson_loops([1, 2], mesh=(6, 6))      # the Dirac bands touch at K
