@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # the suite, the documentation site among it (tests/test_docs.py: mkdocs build --strict)
+# two pytest workers (pyproject's addopts), one BLAS/torch thread each: the 2 cores without oversubscription
 test: $(STAMP)
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 # the documentation site into site/ (mkdocs serve for a live preview)
 docs: $(STAMP)

@@ -6,7 +6,8 @@
    the complex matrix) and at K for the bands (complex LDL^H, no count): the size of the factor
    L, its flop count and PARDISO's memory, with that count at this machine's float32
    matrix-product rate as the floor of one factorisation, and the floor and memory of the whole
-   example (E_F: one factorisation per row of the 3 x 3 mesh; bands: at least one per k).
+   example (E_F: one factorisation per row of the 3 x 3 mesh; bands: the window model's exact
+   solves, at most MODEL_SAMPLES).
    Where the factor fits in the machine's memory the whole example (examples/magic_angle_tbg.py)
    then runs, with the wall time and peak memory of every stage; else the benchmark says what it
    would need.
@@ -19,6 +20,11 @@
    E_F) of tiled MoS2 along G-M-K-G (``--nk``) in one process with every thread, then in as many
    processes as threads (one thread each, ``solve(..., processes=P)``): both wall times, their
    ratio, and the largest difference of the eigenvalues.
+5. Bands at any k from a few solves (``--interp-indices``, default the 5.09 deg bilayer of 508
+   atoms): the window model of hotham.electronic.interpolation (4 bands below and 4 from E_F up)
+   from Gamma, K, M, refined on a path and a 6 x 6 mesh to an error estimate of 0.1 meV; then at
+   ``--interp-k`` random k its eigenvalues, error bounds and estimates against direct shift-invert
+   solves (section ``moire-interpolation``; ``--only interpolation`` runs it alone).
 
     OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 python benchmarks/moire.py
     python benchmarks/moire.py --indices 11 12 --mos2-atoms 3000      # smaller
@@ -45,6 +51,8 @@ from hotham.electronic.kparallel import available_memory_gb
 ROOT = Path(__file__).resolve().parents[1]
 #: the issue's targets on 2 cores
 TARGET_MOIRE_S, TARGET_MOIRE_GB, TARGET_EDGES_S = 20 * 60.0, 16.0, 90.0
+#: exact solves of the example's window model at most (examples/magic_angle_tbg.py --max-samples)
+MODEL_SAMPLES = 15
 
 
 def analysis_job(m, n, q):
@@ -92,11 +100,16 @@ def report_example(s):
     t = s["times_s"]
     print(f"\n== the whole example, twisted bilayer graphene {s['twist_angle_deg']:.3f} deg: {s['atoms']} atoms, "
           f"{s['orbitals']} orbitals, {s['threads']} threads")
-    for k in ("structure", "predict", "fermi_level", "bands", "weights"):
-        print(f"{k:12s} {t[k]:8.1f} s")
+    for k in ("structure", "predict", "fermi_level", "model", "bands", "dos", "weights", "berry"):
+        print(f"{k:12s} {t.get(k, float('nan')):8.1f} s")
     print(f"E_F = {s['fermi_level_eV']:.4f} eV by counting ({s['fermi_info']})")
-    print(f"bands: {s['kpoints']} k, 8 states around E_F ({t['bands'] / s['kpoints']:.0f} s per k); the 4 nearest E_F span "
-          f"{s['flat_band_width_meV']:.1f} meV; {100 * s['aa_weight_share']:.0f}% of their weight at K near the AA regions")
+    mo = s["model"]
+    print(f"window model: {mo['samples']} exact solves, basis {mo['basis']}; {s['kpoints']} k on the path, largest "
+          f"bound {mo['path_bound_max_meV']:.2e} meV, estimate {mo['path_estimate_max_meV']:.2e} meV; direct solves "
+          f"differ by {mo['direct_check_max_meV']:.2e} meV (bounds hold: {mo['bounds_hold']}); model E_F "
+          f"{mo['fermi_level_eV']:.5f} eV")
+    print(f"the 4 bands nearest E_F span {s['flat_band_width_meV']:.1f} meV; {100 * s['aa_weight_share']:.0f}% of "
+          f"their weight near the AA regions; Wilson loops: {s['topology']}")
     ok = t["total"] < TARGET_MOIRE_S and s["peak_memory_GB"] < TARGET_MOIRE_GB
     print(f"total {t['total']:.0f} s, peak memory {s['peak_memory_GB']:.2f} GB (targets of the 1.05 deg cell: "
           f"< {TARGET_MOIRE_S / 60:.0f} min, < {TARGET_MOIRE_GB:.0f} GB: {'met' if ok else 'NOT met'} at this size)")
@@ -105,22 +118,29 @@ def report_example(s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--indices", type=int, nargs=2, default=(31, 32), metavar=("M", "N"))
-    ap.add_argument("--nk", type=int, default=16, help="k-points on the moire path")
+    ap.add_argument("--nk", type=int, default=150, help="k-points on the moire path (from the window model)")
     ap.add_argument("--example", type=int, nargs=2, default=(11, 12), metavar=("M", "N"),
                     help="the whole example at this size too (default the 2.88 deg cell of make demo)")
     ap.add_argument("--mos2-atoms", type=int, default=10000)
     ap.add_argument("--out", default="magic_angle_out", help="the example's output folder")
     ap.add_argument("--kparallel-atoms", type=int, default=1000)
-    ap.add_argument("--skip", nargs="+", default=[], choices=("moire", "example", "mos2", "kparallel"),
+    ap.add_argument("--kparallel-nk", type=int, default=16, help="k-points of the k-parallel part")
+    ap.add_argument("--skip", nargs="+", default=[], choices=("moire", "example", "mos2", "kparallel", "interpolation"),
                     help="leave parts out")
+    ap.add_argument("--only", nargs="+", choices=("moire", "example", "mos2", "kparallel", "interpolation"),
+                    help="run only these parts")
+    ap.add_argument("--interp-indices", type=int, nargs=2, default=(6, 7), metavar=("M", "N"),
+                    help="the twisted bilayer of the interpolation part (default 6 7: 5.09 deg, 508 atoms)")
+    ap.add_argument("--interp-k", type=int, default=12, help="random k of the interpolation part (default 12)")
     args = ap.parse_args(argv)
     gemm = run(gemm_job)["gflops"]
     header = (f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} MKL_NUM_THREADS="
               f"{os.environ.get('MKL_NUM_THREADS')}; cpus visible: {len(os.sched_getaffinity(0))}; load average "
               f"{os.getloadavg()[0]:.1f} at the start; {available_memory_gb():.1f} GB available\n"
               f"float32 GEMM on this machine: {gemm:.0f} GFLOP/s")
-    for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2), ("kparallel", _kparallel)):
-        if part not in args.skip:
+    for part, job in (("moire", _moire), ("example", _example), ("mos2", _mos2), ("kparallel", _kparallel),
+                      ("interpolation", _interpolation)):
+        if part not in args.skip and (args.only is None or part in args.only):
             # one RESULTS.md section per part (moire, moire-example, moire-mos2): a rerun of one
             # part replaces only its own figures
             with tee() as printed:
@@ -144,9 +164,10 @@ def _moire(args, gemm):
               f"nnz(L) {f['factor_nnz'] / 1e6:.0f} M, {f['factor_mflop'] / 1e6:.1f} TFLOP, PARDISO memory "
               f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
     need = a["peak_predict_gb"] + max(a[name]["memory_gb"] for name in floor)
-    total = a["t_predict"] + floor["gamma"] + (a["rows"] - 1) * floor["K counted"] + args.nk * floor["K"]
+    # bands: the window model's exact solves (at most the example's max_samples), not one per path k
+    total = a["t_predict"] + floor["gamma"] + (a["rows"] - 1) * floor["K counted"] + MODEL_SAMPLES * floor["K"]
     print(f"the example's floor: predict + E_F on the 3x3 mesh (one factorisation per star: Gamma and "
-          f"{a['rows'] - 1} complex, counted) + {args.nk} complex k (bands) = {total:.0f} s; memory at least "
+          f"{a['rows'] - 1} complex, counted) + {MODEL_SAMPLES} complex k (the window model's solves) = {total:.0f} s; memory at least "
           f"{need:.1f} GB (the operator after predict + the largest factor); this machine has "
           f"{available_memory_gb():.1f} GB available")
     if need < 0.9 * available_memory_gb():
@@ -157,8 +178,86 @@ def _moire(args, gemm):
               f"limits it)")
 
 
+def interpolation_job(m, n, n_random, q):
+    """Predict the (m, n) bilayer, count E_F, build the window model (hotham.electronic.interpolation)
+    from Gamma, K, M and refine it on a path and a mesh to 0.1 meV; then at n_random random k the
+    model's eigenvalues, bounds and estimates against direct shift-invert solves."""
+    import warnings
+
+    import numpy as np
+
+    import hotham
+    from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
+    from hotham.electronic import band_path, find_fermi_level, solve
+    from hotham.electronic.interpolation import window_model
+    from hotham.progress import peak_memory_gb
+    from hotham.workflows.generate import generate_twisted
+    atoms = generate_twisted("graphene", m=m, n=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_level=False)
+        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
+    t0 = time.perf_counter()
+    pred.fermi_level = find_fermi_level(pred, (3, 3, 1), method="count", guess=find_fermi_level(small, (6, 6, 1)))
+    t_fermi = time.perf_counter() - t0
+    nw = 4
+    t0 = time.perf_counter()
+    model = window_model(pred, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0]], n_below=nw, n_above=nw, guard=4)
+    t_build = time.perf_counter() - t0
+    kp = band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=24)
+    cand = np.concatenate([kp.kpts, model.mesh(6)])
+    log = []
+    t0 = time.perf_counter()
+    model.refine(cand, tol=1e-4, on="estimate", max_samples=18, per_round=3, log=log)
+    t_refine = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    k = np.c_[rng.random((n_random, 2)), np.zeros(n_random)]
+    t0 = time.perf_counter()
+    b = model.bands(k)
+    t_model = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    direct = solve(pred, k, n_below=nw, n_above=nw, around=pred.fermi_level).energies
+    t_direct = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    path = model.bands(band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=300).kpts)
+    t_path = time.perf_counter() - t0
+    q.put(dict(angle=atoms.info["twist_angle"], atoms=len(atoms), orbitals=pred.n_orbitals, t_fermi=t_fermi,
+               t_build=t_build, t_refine=t_refine, log=log, samples=len(model.samples), basis=model.basis.shape[1],
+               k=k.tolist(), model=b.energies.tolist(), bound=b.bound.tolist(), estimate=b.estimate.tolist(),
+               direct=direct.tolist(), t_model=t_model, t_direct=t_direct, nk_path=len(path.kpts), t_path=t_path,
+               path_bound=float(path.bound.max()), path_estimate=float(path.estimate.max()),
+               s_min=model.s_min, window=model.window, fermi=pred.fermi_level, peak_gb=peak_memory_gb()))
+
+
+def _interpolation(args, gemm):
+    import numpy as np
+    r = run(interpolation_job, *args.interp_indices, args.interp_k)
+    print(f"\n== window model (hotham.electronic.interpolation) of twisted bilayer graphene {r['angle']:.3f} deg: "
+          f"{r['atoms']} atoms, {r['orbitals']} orbitals; 4 bands below and 4 from E_F = {r['fermi']:.5f} eV up "
+          f"(E_F counted on 3x3 in {r['t_fermi']:.1f} s)")
+    print(f"built from Gamma, K, M in {r['t_build']:.1f} s; refined on a 24-k path and a 6x6 mesh to an estimate "
+          f"< 0.1 meV in {r['t_refine']:.1f} s: {r['samples']} exact solves, basis of {r['basis']} states; "
+          f"smallest overlap eigenvalue {r['s_min']:.4f}")
+    print("samples -> largest error estimate on the candidates (meV): " +
+          ", ".join(f"{s} -> {1e3 * v:.2e}" for s, v in r["log"]))
+    m, d = np.asarray(r["model"]), np.asarray(r["direct"])
+    bound, est = np.asarray(r["bound"]), np.asarray(r["estimate"])
+    err = np.abs(m - d)
+    print(f"{len(m)} random k, model vs direct shift-invert solve (8 states each), meV:")
+    print("   k1      k2     |error| max   bound max   estimate max   bound holds")
+    for q, kk in enumerate(r["k"]):
+        print(f"{kk[0]:7.4f} {kk[1]:7.4f}  {1e3 * err[q].max():11.2e} {1e3 * bound[q].max():11.2e} "
+              f"{1e3 * est[q].max():13.2e}   {bool(np.all(err[q] <= bound[q]))}")
+    ok = err.max() < 1e-4 and bool(np.all(err <= bound))
+    print(f"largest error {1e3 * err.max():.2e} meV (target < 0.1 meV), bounds hold at every k and band: "
+          f"{bool(np.all(err <= bound))} -> {'met' if ok else 'NOT met'}")
+    print(f"time: the model at {len(m)} k {r['t_model']:.2f} s, direct solves {r['t_direct']:.1f} s; a {r['nk_path']}-k path "
+          f"from the model {r['t_path']:.1f} s (largest bound {1e3 * r['path_bound']:.2e} meV, estimate "
+          f"{1e3 * r['path_estimate']:.2e} meV); peak memory {r['peak_gb']:.2f} GB")
+
+
 def _example(args, gemm):
-    report_example(run(moire_job, *args.example, 8, args.out + f"_{args.example[0]}_{args.example[1]}"))
+    report_example(run(moire_job, *args.example, 150, args.out + f"_{args.example[0]}_{args.example[1]}"))
 
 
 def _mos2(args, gemm):
@@ -177,12 +276,12 @@ def _mos2(args, gemm):
 def _kparallel(args, gemm):
     from hotham.threads import threads_in_use
     threads = threads_in_use()
-    one = run(kparallel_job, args.kparallel_atoms, args.nk, 1)
-    par = run(kparallel_job, args.kparallel_atoms, args.nk, threads)
+    one = run(kparallel_job, args.kparallel_atoms, args.kparallel_nk, 1)
+    par = run(kparallel_job, args.kparallel_atoms, args.kparallel_nk, threads)
     import numpy as np
     diff = float(np.abs(np.asarray(one["e"]) - np.asarray(par["e"])).max())
     print(f"\n== k-points in parallel: MoS2 {one['atoms']} atoms ({one['orbitals']} orbitals), 4 states below and "
-          f"4 above E_F at {args.nk} k on G-M-K-G")
+          f"4 above E_F at {args.kparallel_nk} k on G-M-K-G")
     print(f"1 process x {threads} threads: {one['t']:.1f} s; {par['processes']} processes x 1 thread: "
           f"{par['t']:.1f} s; speed-up {one['t'] / par['t']:.2f}; largest eigenvalue difference {diff:.1e} eV")
 

@@ -12,15 +12,21 @@ each stage:
 * E_F by counting (hotham.electronic.find_fermi_level: inertia of sparse LDL^T factors on a mesh
   that holds the Dirac points at K (3 x 3 for large cells), the first shift at the E_F of the
   28-atom 21.79 deg cell predicted by the same model);
-* the 4 states just below and 4 from E_F up along the moire path Gamma-K-M-Gamma;
-* the density of those states near E_F (Gaussian-broadened, from the path's k-points);
-* where the 4 states nearest E_F at K live: their Mulliken weight per atom, and the share of it
-  on the atoms near the AA regions (the corners of the moire cell), where flat-band states of
-  the magic angle gather.
+* a reduced-basis model of the 4 bands below and the 4 from E_F up (hotham.electronic.interpolation):
+  exact shift-invert solves at Gamma, K and M, then more where its error estimates on a coarse
+  set of candidates exceed 0.1 meV (``--max-samples`` at most);
+* the bands from the model on a dense path Gamma-K-M-Gamma (``--nk``, default 150 k), with their
+  error bounds, and direct solves at 4 of the k drawn over them;
+* the DOS of the 8 bands on a dense mesh (``--dos-mesh``, 2 meV Gaussian), split by layer, with the
+  window where it is complete, and the model's own E_F (one inertia at Gamma) beside the counted one;
+* where the 4 bands nearest E_F live over a 4 x 4 mesh: their Mulliken weight per atom as a smooth
+  field per layer with the moire cell and its AA / AB / BA regions, and the share of it near AA;
+* the flat-band width, and the Wilson loops (Berry phases, Chern number) of the 4 bands and of
+  each pair, where they are isolated from the other bands (else the gap that closes).
 
 Pictures and numbers go to ``--out`` (default magic_angle_out/): magic_angle_bands.png,
 magic_angle_dos.png, magic_angle_weights.png, magic_angle.json (``--demo``: the bands and their
-DOS only, on 6 k-points); each path is printed as it is written.
+DOS only); each path is printed as it is written.
 """
 from __future__ import annotations
 
@@ -36,17 +42,21 @@ ROOT = Path(__file__).resolve().parents[1]
 FULL, QUICK, DEMO = (31, 32), (11, 12), (5, 6)
 
 
-def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, log=print,
-        return_operator: bool = False, weights: bool = True):
+def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None, log=print,
+        return_operator: bool = False, n_window: int = 4, tol: float = 1e-4, max_samples: int = 15,
+        dos_mesh: int = 24, wilson_mesh: int = 12, n_check: int = 4, weights: bool = True):
     """The example (module docstring) for the (m, n) bilayer into ``out``; returns its summary
-    (and the predicted operator, with ``return_operator``). ``weights``: also the states at K and
-    where they live (a factorisation with eigenvectors more)."""
+    (and the predicted operator, with ``return_operator``). ``weights``: also where the flat
+    bands live and their Wilson loops (``--demo`` leaves them out)."""
     from matplotlib.figure import Figure
 
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
-    from hotham.electronic import band_path, find_fermi_level, plot_atom_weights, save_figure, solve
+    from hotham.electronic import band_path, find_fermi_level, save_figure, solve
     from hotham.electronic.fermi import automatic_mesh
+    from hotham.electronic.interpolation import window_model
+    from hotham.electronic.plot import plot_weight_map, plot_window_bands, plot_window_dos
+    from hotham.errors import HothamError
     from hotham.progress import peak_memory_gb
     from hotham.threads import set_threads
     from hotham.workflows.generate import generate_twisted
@@ -86,112 +96,135 @@ def run(m: int, n: int, out: Path, *, nk: int = 16, threads: int | None = None, 
     stage("fermi_level", t0)
 
     t0 = time.perf_counter()
-    # the corners in the moire cell's own basis (t2 = R120 t1: K = (1/3, 1/3), M = (1/2, 0))
+    # a reduced-basis model of the 2 x n_window states around E_F (hotham.electronic.interpolation):
+    # exact solves at Gamma, K and M, then more where its error bounds on a coarse set of
+    # candidates (the path's corners and midpoints, a 6 x 6 mesh) exceed 0.1 meV
+    model = window_model(pred, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0]], n_below=n_window, n_above=n_window,
+                         guard=4)
     kp = band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=nk,
                    labels=["Γ", "K", "M", "Γ"])
-    eig = solve(pred, kp.kpts, n_below=4, n_above=4, progress=True)
-    e = eig.energies - pred.fermi_level                      # [nk, 8], eV
-    flat = e[:, 2:6]
-    log(f"== 8 states around E_F at {len(kp.kpts)} k on Gamma-K-M-Gamma: the 4 nearest E_F span "
-        f"{1e3 * (flat.max() - flat.min()):.1f} meV")
+    candidates = np.concatenate([kp.kpts[::max(1, len(kp.kpts) // 12)], model.mesh(6)])
+    refine_log = []
+    model.refine(candidates, tol=tol, on="estimate", max_samples=max_samples, per_round=3, log=refine_log)
+    log(f"== window model: {len(model.samples)} exact solves, basis of {model.basis.shape[1]} states; "
+        f"largest error estimate on the candidates {1e3 * refine_log[-1][1]:.4f} meV")
+    stage("model", t0)
+
+    t0 = time.perf_counter()
+    bands = model.bands(kp.kpts)
+    # direct solves at a few k of the path: the reference the model's lines are drawn against
+    ref_idx = np.linspace(0, len(kp.kpts) - 1, n_check).round().astype(int)
+    direct = solve(pred, kp.kpts[ref_idx], n_below=n_window, n_above=n_window, around=pred.fermi_level).energies
+    dev = np.abs(bands.energies[ref_idx] - direct)
+    holds = bool(np.all(dev <= bands.bound[ref_idx]))
+    log(f"== {len(kp.kpts)} k on Gamma-K-M-Gamma; at {n_check} of them direct solves differ from the model by "
+        f"at most {1e3 * dev.max():.2e} meV (bounds {'hold' if holds else 'DO NOT hold'}; largest bound on the path "
+        f"{1e3 * bands.bound.max():.2e} meV, estimate {1e3 * bands.estimate.max():.2e} meV)")
     stage("bands", t0)
+
+    t0 = time.perf_counter()
+    mesh_b = model.bands(model.mesh(dos_mesh), vectors=False)
+    ef_model = model.fermi_level(dos_mesh, bands=mesh_b)
+    width = 2e-3
+    dos = model.dos(dos_mesh, width=width, fermi=pred.fermi_level, project="layer")
+    flat = list(range(n_window - 2, n_window + 2))                     # the 4 bands nearest E_F
+    e_flat = mesh_b.energies[:, flat]
+    flat_width = float(e_flat.max() - e_flat.min())
+    log(f"== DOS on the {dos_mesh} x {dos_mesh} mesh ({dos.label}); E_F of the model {ef_model:.5f} eV "
+        f"(counted: {pred.fermi_level:.5f} eV); the 4 bands nearest E_F span {1e3 * flat_width:.1f} meV")
+    stage("dos", t0)
+
+    aa_share, topo = None, {}
+    if weights:
+        t0 = time.perf_counter()
+        wmap = model.group_weights(flat, mesh=4)                          # [N], sums to 1
+        pos = pred.atoms.get_positions(wrap=True)[:, :2]
+        cell = np.asarray(pred.atoms.cell)[:2, :2]
+        # the share of the weight near the AA regions (the corners of the moire cell)
+        frac = np.linalg.solve(cell.T, pos.T).T
+        d = np.linalg.norm((frac - np.round(frac)) @ cell, axis=1)
+        near = d < 0.25 * np.linalg.norm(cell[0])
+        aa_share = float(wmap[near].sum())
+        log(f"== the 4 bands nearest E_F over a 4 x 4 mesh: {100 * aa_share:.0f}% of their weight on the "
+            f"{100 * near.mean():.0f}% of atoms within a quarter period of an AA region")
+        stage("weights", t0)
+
+        t0 = time.perf_counter()
+        topo = {}
+        for name, group in (("flat", flat), ("lower pair", flat[:2]), ("upper pair", flat[2:])):
+            try:
+                w = model.wilson_loops(group, mesh=(wilson_mesh, wilson_mesh))
+                topo[name] = {"chern": w.chern, "chern_sum": w.chern_sum, "gap_meV": 1e3 * w.gap,
+                              "berry_phase_gamma_loop": float(w.berry_phase[0])}
+                log(f"== Wilson loops of the {name} bands on {wilson_mesh} x {wilson_mesh}: Chern number {w.chern} "
+                    f"(flux sum {w.chern_sum:+.2e}), Berry phase on the loop through Gamma {w.berry_phase[0]:+.4f} rad, "
+                    f"gap to the other bands {1e3 * w.gap:.2f} meV")
+            except HothamError as exc:
+                topo[name] = {"not_isolated": str(exc)}
+                log(f"== {name} bands: {exc}")
+        stage("berry", t0)
 
     def saved(fig, name):
         save_figure(fig, out / name)
         log(f"wrote {out / name}")
 
-    aa_share = None
-    if weights:
-        st = _weights(pred, kp, stage, log)
-        aa_share = st.aa_share
     label = f"{atoms.info['twist_angle']:.2f}° ({len(atoms)} atoms)"
-    fig = Figure(figsize=(4.5, 4), layout="tight")
+    fig = Figure(figsize=(4.6, 4.2), layout="tight")
     ax = fig.subplots()
-    for b in range(e.shape[1]):
-        ax.plot(kp.x, 1e3 * e[:, b], "o-" if b in (2, 3, 4, 5) else ".-", ms=3, lw=0.8,
-                color="C3" if b in (2, 3, 4, 5) else "0.4")
-    for x in kp.special_x:
-        ax.axvline(x, color="0.7", lw=0.5)
-    ax.axhline(0, color="0.5", ls="--", lw=0.6)
-    ax.set_xticks(kp.special_x, kp.labels)
-    ax.set_xlim(kp.x[0], kp.x[-1])
-    ax.set_xlabel("k along the moiré path")
-    ax.set_ylabel("E − E_F (meV)")
-    ax.set_title(f"twisted bilayer graphene {label}\n4 states below and 4 above E_F", fontsize=9)
+    plot_window_bands(ax, kp, bands, reference=(kp.x[ref_idx], direct), fermi=pred.fermi_level,
+                      label=f"window model ({len(model.samples)} solves)")
+    ax.set_title(f"twisted bilayer graphene {label}\n{len(kp.kpts)} k, largest error bound "
+                 f"{1e3 * bands.bound.max():.1e} meV", fontsize=9)
     saved(fig, "magic_angle_bands.png")
 
-    fig = Figure(figsize=(4, 3.2), layout="tight")
-    ax = fig.subplots()
-    grid = np.linspace(1e3 * e.min() - 20, 1e3 * e.max() + 20, 400)
-    width = max(2.0, 0.1 * 1e3 * (e.max() - e.min()))                # meV
-    dos = np.exp(-0.5 * ((grid[:, None] - 1e3 * e.ravel()[None, :]) / width) ** 2).sum(1)
-    dos /= np.sqrt(2 * np.pi) * width * len(e)                       # states / meV / cell, path-sampled
-    ax.plot(grid, dos, color="C0")
-    ax.axvline(0, color="0.5", ls="--", lw=0.6)
-    ax.set_xlabel("E − E_F (meV)")
-    ax.set_ylabel("states / meV / cell")
-    ax.set_title(f"DOS of the 8 states around E_F (path-sampled, σ = {width:.0f} meV)", fontsize=8)
+    fig = Figure(figsize=(4.6, 3.4), layout="tight")
+    plot_window_dos(fig.subplots(), dos)
     saved(fig, "magic_angle_dos.png")
 
     if weights:
-        fig = Figure(figsize=(5, 4.2), layout="tight")
-        ax = fig.subplots()
-        plot_atom_weights(ax, st.summed, scale=60.0)
-        ax.set_title(f"{label}\nweight of the 4 states nearest E_F at K", fontsize=9)
+        fig = Figure(figsize=(9, 4.0), layout="tight")
+        axes = fig.subplots(1, 2)
+        z = pred.atoms.positions[:, 2]
+        for ax, name, mask in zip(axes, ("bottom", "top"), (z < np.median(z), z >= np.median(z))):
+            plot_weight_map(ax, pred.atoms, wmap, mask, title=f"{label}, {name} layer\n"
+                            "weight of the 4 bands nearest E_F (4 x 4 mesh)")
         saved(fig, "magic_angle_weights.png")
 
     times["total"] = time.perf_counter() - t_all
     summary = {"m": m, "n": n, "twist_angle_deg": atoms.info["twist_angle"], "atoms": len(atoms),
                "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level, "fermi_info": {
                    k: v for k, v in info.items() if k in ("factorisations", "window_kT", "band_edges", "rows")},
-               "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * float(flat.max() - flat.min()),
-               "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_memory_gb(), "threads": threads}
+               "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * flat_width,
+               "model": {"samples": len(model.samples), "basis": int(model.basis.shape[1]), "refine": refine_log,
+                         "path_bound_max_meV": 1e3 * float(bands.bound.max()),
+                         "path_estimate_max_meV": 1e3 * float(bands.estimate.max()),
+                         "direct_check_max_meV": 1e3 * float(dev.max()), "bounds_hold": holds,
+                         "fermi_level_eV": ef_model},
+               "dos": {"mesh": dos_mesh, "width_eV": width, "window_eV": list(dos.window)},
+               "topology": topo, "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_memory_gb(), "threads": threads}
     from hotham.files import atomic_path
     with atomic_path(out / "magic_angle.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1))
-    log(f"wrote {out / 'magic_angle.json'}")
     log(f"== total {times['total']:.1f} s, peak memory {peak_memory_gb():.2f} GB -> {out}")
     return (summary, pred) if return_operator else summary
 
 
-def _weights(pred, kp, stage, log):
-    """The 4 states nearest E_F at K: their Mulliken weight per atom summed (``.summed``, one
-    States of one band) and its share near the AA regions (``.aa_share``)."""
-    from types import SimpleNamespace
-
-    from hotham.electronic import states
-    t0 = time.perf_counter()
-    kK = kp.kpts[int(np.argmin(np.abs(kp.x - kp.special_x[1])))]     # K of the moire cell
-    st = states(pred, [kK], n_below=2, n_above=2)
-    weight = st.atom_weights[0].sum(axis=0) / 4                     # [N], sums to 1
-    pos = pred.atoms.get_positions(wrap=True)[:, :2]
-    cell = np.asarray(pred.atoms.cell)[:2, :2]
-    # distance of every atom to the nearest AA region (the cell corners, where the layers are in register)
-    frac = np.linalg.solve(cell.T, pos.T).T
-    d = np.linalg.norm((frac - np.round(frac)) @ cell, axis=1)
-    near = d < 0.25 * np.linalg.norm(cell[0])
-    aa_share = float(weight[near].sum())
-    log(f"== the 4 states nearest E_F at K: {100 * aa_share:.0f}% of their weight on the "
-        f"{100 * near.mean():.0f}% of atoms within a quarter period of an AA region")
-    stage("weights", t0)
-    # the four states as one: their summed orbital weights / 4 (a picture of the flat bands together)
-    summed = type(st)(st.op, st.kpts, st.energies[:, :1], st.vectors[:, :, :1], st.weights.sum(1, keepdims=True) / 4)
-    return SimpleNamespace(aa_share=aa_share, summed=summed)
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2.88 deg (1588 atoms), 8 k-points (make moire)")
+    ap.add_argument("--quick", action="store_true", help="2.88 deg (1588 atoms): make moire")
     ap.add_argument("--demo", action="store_true",
-                    help="6.01 deg (364 atoms), 6 k-points, bands and DOS only (the moire step of make demo)")
+                    help="6.01 deg (364 atoms), bands and DOS only (the moire step of make demo)")
     ap.add_argument("--indices", type=int, nargs=2, metavar=("M", "N"), help="moire indices (default 31 32)")
-    ap.add_argument("--nk", type=int, help="k-points on Gamma-K-M-Gamma (default 16; --quick 8)")
+    ap.add_argument("--nk", type=int, default=150, help="k-points on Gamma-K-M-Gamma from the window model (default 150)")
+    ap.add_argument("--dos-mesh", type=int, help="n x n mesh of the DOS (default 24; --quick 18)")
+    ap.add_argument("--max-samples", type=int, help="most exact solves of the window model (default 15; --demo 6)")
     ap.add_argument("--threads", type=int, help="threads (default: hotham's choice)")
     ap.add_argument("--out", default="magic_angle_out", help="output folder")
     args = ap.parse_args(argv)
     m, n = args.indices or (DEMO if args.demo else QUICK if args.quick else FULL)
-    return run(m, n, Path(args.out), nk=args.nk or (6 if args.demo else 8 if args.quick else 16), threads=args.threads,
-               weights=not args.demo)
+    return run(m, n, Path(args.out), nk=args.nk, threads=args.threads,
+               max_samples=args.max_samples or (6 if args.demo else 15),
+               dos_mesh=args.dos_mesh or (18 if args.quick or args.demo else 24), weights=not args.demo)
 
 
 if __name__ == "__main__":

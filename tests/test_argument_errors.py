@@ -189,7 +189,6 @@ def test_slide_one_structure_into_a_folder(capsys, tmp_path):
     (["twist", "graphene", "--stacking", "XY"], ["stacking", "XY"]),
     (["twist", "graphene", "--stacking", "AA,AB,AB"], ["stacking", "3 layers"]),
     (["twist", "graphene", "-m", "2", "-n", "2"], ["(2, 2)", "no twist"]),
-    (["twist", "graphene", "-m", "0", "-n", "1"], ["60", "no twist"]),
     (["twist", "graphene", "-m", "-1", "-n", "2"], ["-m", ">= 0"]),
     (["twist", "graphene", "--layers", "0x1"], ["layers", "0x1"]),
     (["hetero", "graphene", "hbn", "--max-strain", "-0.01"], ["--max-strain"]),
@@ -285,3 +284,14 @@ def test_ranges_may_be_one_value():
     assert p.parse_args(["structure", "slide", "graphene", "--lattice", "2.5", "2.5", "-o", "x/"]).lattice == (2.5, 2.5)
     with pytest.raises(SystemExit):
         p.parse_args(["dos", "x.h5", "--window", "1", "1"])
+
+
+def test_a_60_degree_turn_is_an_inverted_bilayer_not_an_error():
+    """(m, n) = (0, 1) turns the upper layer by 60 degrees: for MoS2 the inverted (2H-like) bilayer,
+    built with a warning that it is no moire cell (m = n, no turn at all, stays an error)."""
+    from ase.build import mx2
+
+    from hotham.workflows import twisted_bilayer
+    with pytest.warns(UserWarning, match="untwisted bilayer"):
+        a = twisted_bilayer(mx2("MoS2", a=3.16), 0, 1, interlayer=3.1)
+    assert len(a) == 6

@@ -58,16 +58,22 @@ def test_transfer_example_quick(script, first, tmp_path):
     case = record["cases"][0]
     assert case["name"] == first and first in out and (tmp_path / f"{first}.png").stat().st_size > 10_000
     assert case["seconds"] > 0 and case["peak_memory_GB"] > 0 and "gap_meV" in case
+
+
 def test_magic_angle_example_small(tmp_path):
-    """The magic-angle example end to end on the smallest twist (21.79 deg, 28 atoms, 3 k-points):
-    E_F by counting equals the dense E_F, 8 states straddle it, the pictures are written."""
+    """The magic-angle example end to end on the smallest twist (21.79 deg, 28 atoms): E_F by
+    counting equals the dense E_F, the window model's path agrees with direct solves within its
+    bounds, its E_F with the counted one, and the pictures are written."""
     from hotham.electronic import find_fermi_level
     sys.path.insert(0, str(ROOT / "examples"))
     from magic_angle_tbg import run
-    s, pred = run(1, 2, tmp_path, nk=3, threads=1, log=lambda *a: None, return_operator=True)
-    assert s["atoms"] == 28 and s["kpoints"] >= 3 and s["fermi_info"]["factorisations"] >= 1
+    s, pred = run(1, 2, tmp_path, nk=40, threads=1, log=lambda *a: None, return_operator=True, dos_mesh=6,
+                  wilson_mesh=6, max_samples=6)
+    assert s["atoms"] == 28 and s["kpoints"] >= 40 and s["fermi_info"]["factorisations"] >= 1
     dense = find_fermi_level(pred, s["mesh"], method="dense")
     assert abs(s["fermi_level_eV"] - dense) < 1e-6
+    assert s["model"]["bounds_hold"] and s["model"]["direct_check_max_meV"] < 0.1
+    assert abs(s["model"]["fermi_level_eV"] - find_fermi_level(pred, (6, 6, 1), method="dense")) < 1e-5
     assert 0 < s["aa_weight_share"] <= 1 and s["flat_band_width_meV"] > 0
     for name in ("bands", "dos", "weights"):
         assert (tmp_path / f"magic_angle_{name}.png").stat().st_size > 1000

@@ -110,11 +110,15 @@ def twisted_multilayer(layers, m: int, n: int, *, rotated, stacking="AA", interl
     stackings = per_layer(stacking, nl)
     theta = twist_angle(m, n)
     if any(rotated) and not all(rotated) and abs((theta + 30.0) % 60.0 - 30.0) < 1e-6:
-        # a hexagonal layer turned by a multiple of 60 degrees is the layer itself (or its
-        # sublattice swap): m = n gives 0 degrees, (0, 1) 60
-        raise InputError(f"(m, n) = ({m}, {n}) turns the layers by {theta:g} degrees, a multiple of 60: no twist; "
-                         "choose m != n, e.g. (1, 2) for 21.79 or (2, 3) for 13.17 degrees "
-                         "(hotham structure twist --list N lists them)")
+        if abs((theta + 180.0) % 360.0 - 180.0) < 1e-6:     # m = n: the layers are not turned at all
+            raise InputError(f"(m, n) = ({m}, {n}) turns the layers by {theta:g} degrees: no twist; choose m != n, "
+                             "e.g. (1, 2) for 21.79 or (2, 3) for 13.17 degrees (hotham structure twist --list N "
+                             "lists them)")
+        # 60 degrees maps a hexagonal lattice onto itself: an untwisted bilayer in another stacking
+        # (graphene: a sublattice swap; MoS2 and hBN: the inverted, 2H-like orientation)
+        import warnings
+        warnings.warn(f"(m, n) = ({m}, {n}) turns the layers by {theta:g} degrees: an untwisted bilayer with the "
+                      "upper layer inverted (2H-like for MoS2 and hBN), not a moire cell", UserWarning, stacklevel=2)
     target = moire_cell(layers[0], m, n)
     b0 = hexagonal_basis(layers[0])
     built = []

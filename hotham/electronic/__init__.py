@@ -18,6 +18,8 @@ from .solve import (Eigen, eigenvalues,
                     solve)
 from .states import States, orbital_weights, spin_texture, states
 from .tiling import folded_kpoints, supercell_for_atoms, tile
+from .interpolation import InterpolatedBands, WindowDOS, WindowModel, window_model
+from .berry import WilsonLoops, wilson_loops
 
 __all__ = [
     "eigenvalues", "solve", "band_edge_states", "Eigen", "ShiftInvert", "OverlapError", "SolverError", "dense_eigh", "DENSE_MAX",
@@ -33,4 +35,5 @@ __all__ = [
     "plot_atom_weights", "save_figure",
     "write_bands", "write_dos", "write_states", "write_comparison",
     "tile", "folded_kpoints", "supercell_for_atoms",
+    "window_model", "WindowModel", "InterpolatedBands", "WindowDOS", "wilson_loops", "WilsonLoops",
 ]

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["plot_bands", "plot_dos", "plot_band_comparison", "plot_band_errors", "band_comparison_figure",
-           "plot_atom_weights", "save_figure"]
+           "plot_atom_weights", "save_figure", "plot_window_bands", "plot_window_dos", "plot_weight_map",
+           "moire_sites"]
 
 
 def _draw_kpath(ax, x, special_x, labels):
@@ -175,3 +176,110 @@ def save_figure(fig, path, dpi: int = 150) -> None:
     suffix = Path(path).suffix.lstrip(".") or "png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=suffix, dpi=dpi)
+
+
+# ---------------------------------------------------------------------- moire pictures: a window model
+def plot_window_bands(ax, path, bands, reference=None, unit: str = "meV", color="C3", label="model",
+                      reference_label="DFT (direct solves)", fermi: float | None = None):
+    """Bands of a :class:`~hotham.electronic.interpolation.WindowModel` along a dense path: lines
+    through every k of ``path`` (:class:`~hotham.electronic.bands.KPath`) from ``bands``
+    (:class:`~hotham.electronic.interpolation.InterpolatedBands` on ``path.kpts``), relative to
+    E_F (``fermi`` eV, default ``bands.fermi_level``) in ``unit`` ("meV" or "eV").
+    ``reference``: (x [nr] 1/Angstrom along the path, energies [nr, m] eV) of direct solves,
+    drawn as open circles over the lines (DFT vs model). Returns ``ax``."""
+    scale = 1e3 if unit == "meV" else 1.0
+    ef = bands.fermi_level if fermi is None else float(fermi)
+    e0 = ef if np.isfinite(ef) else 0.0
+    lines = ax.plot(path.x, scale * (bands.energies - e0), color=color, lw=1.1)
+    lines[0].set_label(label)
+    if reference is not None:
+        xr, er = reference
+        pts = ax.plot(np.repeat(np.asarray(xr)[:, None], np.shape(er)[1], 1), scale * (np.asarray(er) - e0), "o",
+                      mfc="none", mec="k", ms=4, mew=0.8)
+        pts[0].set_label(reference_label)
+    _draw_kpath(ax, path.x, path.special_x, path.labels)
+    ax.axhline(0.0, color="0.4", lw=0.6, ls=":")
+    ax.set_ylabel(f"E − E_F ({unit})" if np.isfinite(ef) else f"E ({unit})")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def plot_window_dos(ax, dos, unit: str = "meV", color="C0"):
+    """DOS of a window model on a k mesh (:class:`~hotham.electronic.interpolation.WindowDOS`):
+    total (shaded) and projections (lines), states / eV / cell against E − E_F in ``unit``,
+    labelled with its mesh, broadening and window; outside the window where it is complete the
+    curve is grey and the range is hatched. Returns ``ax``."""
+    scale = 1e3 if unit == "meV" else 1.0
+    e0 = dos.fermi_level if np.isfinite(dos.fermi_level) else 0.0
+    x = scale * (dos.energies - e0)
+    lo, hi = (scale * (w - e0) for w in dos.window)
+    inside = (x >= lo) & (x <= hi)
+    ax.fill_between(x, dos.total, where=inside, color=color, alpha=0.25, lw=0)
+    ax.plot(np.where(inside, x, np.nan), dos.total, color=color, lw=1.1, label="total")
+    ax.plot(np.where(inside, np.nan, x), dos.total, color="0.6", lw=0.8)
+    for name, y in dos.projected.items():
+        ax.plot(np.where(inside, x, np.nan), y, lw=0.9, label=name)
+    for a, b in ((x[0], lo), (hi, x[-1])):
+        ax.axvspan(a, b, facecolor="none", edgecolor="0.8", hatch="///", lw=0)
+    ax.axvline(0.0, color="0.4", ls=":", lw=0.8)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(0, 1.05 * max(float(dos.total[inside].max(initial=0.0)), 1e-12))
+    ax.set_xlabel(f"E − E_F ({unit})")
+    ax.set_ylabel("DOS (states / eV / cell)")
+    ax.set_title(dos.label, fontsize=8)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def moire_sites(cell) -> dict:
+    """Cartesian (x, y) positions (Angstrom) of the stacking regions of a twisted bilayer built by
+    turning one layer about a common atom at the origin (hotham.workflows.generate_twisted): AA at
+    the corners of the moire cell, AB and BA at the centres of its two triangles."""
+    a1, a2 = np.asarray(cell)[0, :2], np.asarray(cell)[1, :2]
+    if a1 @ a2 > 0:                                  # 60 degrees between the vectors
+        t1, t2 = (a1 + a2) / 3, 2 * (a1 + a2) / 3
+    else:                                            # 120 degrees
+        t1, t2 = (2 * a1 + a2) / 3, (a1 + 2 * a2) / 3
+    return {"AA": np.zeros(2), "AB": t1, "BA": t2}
+
+
+def plot_weight_map(ax, atoms, weights, mask=None, cmap="magma", title=None, colorbar=True):
+    """Where a band group lives, as a smooth field: the weight per atom (``weights`` [n_atoms],
+    e.g. :meth:`WindowModel.group_weights`) of the atoms in ``mask`` (a layer), divided by the
+    layer's mean so that 1 is a uniform spread, interpolated over the plane (``tripcolor``,
+    Gouraud shading, with the periodic images that cover the cell), with the moire cell and its
+    AA / AB / BA regions marked. x, y in Angstrom. Returns ``ax``."""
+    from matplotlib.tri import Triangulation
+    pos = atoms.get_positions(wrap=True)[:, :2]
+    w = np.asarray(weights, float)
+    sel = np.ones(len(w), bool) if mask is None else np.asarray(mask, bool)
+    p, v = pos[sel], w[sel] / max(w[sel].mean(), 1e-300)
+    cell = np.asarray(atoms.cell)[:2, :2]
+    shifts = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ cell
+    P = (p[None] + shifts[:, None]).reshape(-1, 2)
+    V = np.tile(v, len(shifts))
+    # keep the images within 15% of the cell around it
+    frac = np.linalg.solve(cell.T, P.T).T
+    near = np.all((frac > -0.15) & (frac < 1.15), axis=1)
+    tpc = ax.tripcolor(Triangulation(P[near, 0], P[near, 1]), V[near], shading="gouraud", cmap=cmap,
+                       rasterized=True)
+    corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]) @ cell
+    ax.plot(corners[:, 0], corners[:, 1], color="w", lw=1.0)
+    for name, xy in moire_sites(np.asarray(atoms.cell)).items():
+        for s in ([0, 0], [1, 0], [0, 1], [1, 1]) if name == "AA" else ([0, 0],):
+            q = xy + np.asarray(s) @ cell
+            ax.plot(*q, marker="o" if name == "AA" else ("^" if name == "AB" else "v"), ms=6, mfc="none",
+                    mec="c", mew=1.2)
+        ax.annotate(name, xy, xytext=(4, 4), textcoords="offset points", color="c", fontsize=8)
+    lo, hi = corners.min(0), corners.max(0)
+    pad = 0.05 * (hi - lo)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(tpc, ax=ax, shrink=0.8, label="weight / layer mean")
+    return ax
