@@ -14,7 +14,7 @@
 2. ``--example M N``: the whole example at another size (default the 2.88 deg cell of make demo).
 3. 10^4-atom MoS2 (tiled primitive OpenMX run, tests/data/openmx/mos2_prim): the 10 states below
    and 10 above E_F at Gamma (E_F of the primitive cell on the folded mesh, exact by tiling),
-   in its own process (its own peak memory), with the time of every shift-invert window split
+   in its own process (its own peak memory), with the time of every shift-invert slice split
    into the factorisation (and its floor at the GEMM rate) and the Davidson iteration.
 4. k-points in parallel (``--kparallel-atoms``, default 1000): the band edges (4 below, 4 above
    E_F) of tiled MoS2 along G-M-K-G (``--nk``) in one process with every thread, then in as many
@@ -62,7 +62,7 @@ def analysis_job(m, n, q):
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
     from hotham.electronic import ShiftInvert, find_fermi_level
-    from hotham.electronic.fermi import irreducible_mesh
+    from hotham.electronic.kmesh import irreducible_mesh
     from hotham.progress import peak_memory_gb
     from hotham.workflows.generate import generate_twisted
     t0 = time.perf_counter()
@@ -195,8 +195,8 @@ def interpolation_job(m, n, n_random, q):
     atoms = generate_twisted("graphene", m=m, n=n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_level=False)
-        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_level=False)
+        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_method=None)
+        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
     t0 = time.perf_counter()
     pred.fermi_level = find_fermi_level(pred, (3, 3, 1), method="count", guess=find_fermi_level(small, (6, 6, 1)))
     t_fermi = time.perf_counter() - t0
@@ -265,10 +265,10 @@ def _mos2(args, gemm):
     print(f"\n== MoS2 {r['atoms']} atoms ({r['orbitals']} orbitals), 10 states below and 10 above E_F = "
           f"{r['fermi']:.4f} eV at Gamma: {r['t']:.1f} s, peak {r['peak_gb']:.2f} GB, gap {r['gap']:.3f} eV -> "
           f"target (< {TARGET_EDGES_S:.0f} s): {'met' if r['t'] < TARGET_EDGES_S else 'NOT met'}")
-    # where the time goes: per window the factorisation (its floor: PARDISO's flop count at the
+    # where the time goes: per slice the factorisation (its floor: PARDISO's flop count at the
     # GEMM rate) and the Davidson iteration (solves with the factor, products with H and S)
     for w in r["slices"]:
-        print(f"window at {w['shift']:.4f} eV ({w['states']} states): factorisation {w['t_factor']:.1f} s (floor "
+        print(f"slice at {w['shift']:.4f} eV ({w['states']} states): factorisation {w['t_factor']:.1f} s (floor "
               f"{w['factor_mflop'] / 1e3 / gemm:.1f} s at the GEMM rate), iteration {w['t_iterate']:.1f} s "
               f"({w['iterations']} steps)")
 

@@ -53,7 +53,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
     from hotham.electronic import band_path, find_fermi_level, save_figure, solve
-    from hotham.electronic.fermi import automatic_mesh
+    from hotham.electronic.kmesh import automatic_mesh
     from hotham.electronic.interpolation import window_model
     from hotham.electronic.plot import plot_weight_map, plot_window_bands, plot_window_dos
     from hotham.errors import HothamError

@@ -193,3 +193,16 @@ def shift_along(op, v, delta) -> BlockOperator:
         i, j = op.edge_i[e], op.edge_j[e]
         H[op.offsets[e]:op.offsets[e + 1]] += dH[off[i]:off[i + 1], off[j]:off[j + 1]].ravel()
     return op.with_blocks(H=H)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small problems: one BLAS / torch thread (idle threads spin on a loaded machine); a module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)

@@ -18,16 +18,7 @@ from hotham.electronic.shift_invert import SolverError
 BACKENDS = ["superlu"] + (["pardiso"] if have_pardiso() else [])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small problems: one BLAS / torch thread (idle threads spin on a loaded machine)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
@@ -171,7 +162,7 @@ def test_meshes_are_gamma_centred(graphene):
 def test_mesh_stars_of_the_space_group(graphene, mos2):
     """One k-point per star: graphene (P6/mmm) has 19 on 12 x 12 where time reversal alone leaves
     74; E_F is the same. A cell without symmetry keeps the pairs k, -k."""
-    from hotham.electronic.fermi import irreducible_mesh
+    from hotham.electronic.kmesh import irreducible_mesh
     for op in (graphene, mos2):
         k, w = irreducible_mesh(op.atoms, (12, 12, 1))
         assert len(k) == 19 and w.sum() == pytest.approx(1.0) and np.all(np.abs(k) <= 0.5)

@@ -16,8 +16,8 @@ from hotham.electronic.dos import broaden
 from hotham.electronic.interpolation import count_below, fourier_components, window_model
 from hotham.errors import HothamError
 from hotham.operator import BlockOperator
-from test_electronic_analysis import graphene, mos2  # noqa: F401  (the primitive runs, shared fixtures)
-from test_fermi_count import one_thread  # noqa: F401  (autouse: one BLAS / torch thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

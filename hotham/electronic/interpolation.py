@@ -30,7 +30,7 @@ of size x nb x m per k, no sparse product. The *estimate* is the second-order (K
 value bound^2 / gap, gap the distance to the nearest other Ritz value outside the bound: the
 actual error, which is quadratic in the residual (the bound is first order). ``bound`` is
 rigorous where S(k) has no eigenvalue below ``s_min`` (the smallest over the sample k, dense
-below :data:`~hotham.electronic.solve.DENSE_MAX` orbitals, else at Gamma by shift-invert: the
+below :data:`~hotham.electronic.dense.DENSE_MAX` orbitals, else at Gamma by shift-invert: the
 overlap spectrum of a large cell hardly depends on k).
 
 Adaptive sampling (:meth:`WindowModel.refine`): on candidate k (a path, a mesh) the model
@@ -106,8 +106,8 @@ def fourier_components(op: BlockOperator, channel: int = 0):
 
 def overlap_floor(op: BlockOperator, kpts) -> float:
     """Smallest eigenvalue of S(k) over fractional ``kpts``: dense at every k up to
-    :data:`~hotham.electronic.solve.DENSE_MAX` orbitals, else at Gamma (shift-invert at 0)."""
-    from .solve import DENSE_MAX
+    :data:`~hotham.electronic.dense.DENSE_MAX` orbitals, else at Gamma (shift-invert at 0)."""
+    from .dense import DENSE_MAX
     asm = Assembler(op)
     if asm.size <= DENSE_MAX:
         S = asm.dense(as_kpoints(kpts), "S")
@@ -119,9 +119,10 @@ def overlap_floor(op: BlockOperator, kpts) -> float:
 
 def count_below(op: BlockOperator, energy: float, k=(0.0, 0.0, 0.0), channel: int = 0) -> int:
     """Bands below ``energy`` (eV) at one k (real arithmetic at Gamma): dense eigenvalues up to
-    :data:`~hotham.electronic.solve.DENSE_MAX` orbitals, else one exact LDL^T inertia
+    :data:`~hotham.electronic.dense.DENSE_MAX` orbitals, else one exact LDL^T inertia
     (Sylvester's law, :meth:`ShiftInvert.count`, nothing dropped, double precision)."""
-    from .solve import DENSE_MAX, ShiftInvert, dense_eigh
+    from .dense import DENSE_MAX, dense_eigh
+    from .shift_invert import ShiftInvert
     asm = Assembler(op)
     if asm.size <= DENSE_MAX:
         e, _ = dense_eigh(asm.dense([k], "H", channel), asm.dense([k], "S"), [k])
@@ -255,7 +256,7 @@ class WindowModel:
 
     def basis_size_dense(self) -> bool:
         """True when the operator is small enough for dense overlap spectra at every sample."""
-        from .solve import DENSE_MAX
+        from .dense import DENSE_MAX
         return self.op.n_orbitals * self.op.spin_factor <= DENSE_MAX
 
     def _project(self):
@@ -319,8 +320,8 @@ class WindowModel:
         of eV). Harmonic Ritz values with respect to sigma (Petrov-Galerkin with test space
         K(k) B, K = H - sigma S) approximate the eigenvalues nearest sigma from outside and do
         not: they pick the subspace, and a Rayleigh-Ritz step in it gives the energies (as the
-        block eigensolver, :mod:`hotham.electronic.block`)."""
-        from .solve import dense_eigh
+        block Davidson eigensolver, :mod:`hotham.electronic.davidson`)."""
+        from .dense import dense_eigh
         k = as_kpoints(kpts)
         A, C = self._forms(k)
         h, s = self.matrices(k)
@@ -497,7 +498,7 @@ class WindowModel:
 
     def mesh(self, mesh) -> np.ndarray:
         """The Gamma-centred mesh ``mesh`` (n or (n1, n2, n3)) of :func:`hotham.electronic.fermi.monkhorst_pack`."""
-        from .fermi import monkhorst_pack
+        from .kmesh import monkhorst_pack
         return monkhorst_pack(self.op.atoms, mesh)
 
     def fermi_level(self, mesh=24, n_electrons: float | None = None, temperature: float = 300.0,
@@ -508,7 +509,8 @@ class WindowModel:
         give another to dope the window). Needs the count energy in a gap or at band touchings
         at every k (insulators, semimetals at charge neutrality, isolated band groups).
         ``bands``: the model's bands on that mesh, if already computed."""
-        from .fermi import electron_count, fermi_level, occupancy
+        from .fermi_dirac import fermi_level
+        from .occupation import electron_count, occupancy
         if self.op.spin == "collinear":
             raise HothamError("E_F of a collinear operator needs both channels: use find_fermi_level")
         b = bands if bands is not None else self.bands(self.mesh(mesh))
@@ -524,7 +526,8 @@ class WindowModel:
         split at the median height) or an int array [n_atoms] of group labels (names "0", "1", ..):
         Mulliken-projected DOS. ``fermi``: E_F (eV), default :meth:`fermi_level` on the same mesh."""
         from .dos import broaden
-        from .fermi import mesh_shape, occupancy
+        from .kmesh import mesh_shape
+        from .occupation import occupancy
         from .states import atom_weights
         k = self.mesh(mesh)
         b = self.bands(k, vectors=project is not None)
