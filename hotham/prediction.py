@@ -41,6 +41,8 @@ from .operator import BlockOperator
 __all__ = ["predict", "BasisWarning", "DomainWarning", "QualityWarning", "QUALITY_GATE_MEV", "quality_verdict",
            "ghost_check"]
 
+#: orbitals up to which the ghost check of a prediction solves at every special point (above: Gamma)
+GHOST_CHECK_ALL_K = 600
 #: states solved nearest E_F, and nearest the bottom of the spectrum, by the sparse ghost check of
 #: cells too large for a dense solve
 GHOST_CHECK_STATES = 16
@@ -178,8 +180,9 @@ def _basis_mismatch(labels, model_labels) -> str:
 
 def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
     """Ghost states of ``op`` (:mod:`hotham.electronic.ghosts`) at Gamma and the special points of
-    its cell (in-plane for slabs): all bands by a dense solve up to
-    :data:`hotham.electronic.solve.DENSE_MAX` orbitals; above, at Gamma only, the
+    its cell (in-plane for slabs): all bands by dense solves up to :data:`GHOST_CHECK_ALL_K`
+    orbitals (training-sized cells), at Gamma alone up to :data:`hotham.electronic.solve.DENSE_MAX`
+    (a complex dense solve per special point would cost more than the prediction); above, at Gamma, the
     :data:`GHOST_CHECK_STATES` states nearest E_F and those nearest E_F - :data:`GHOST_CHECK_BELOW`
     (below the valence bands of graphene, hBN and MoS2's valence: where a ghost that dives below
     them is found), by shift-invert: two factorisations; a ghost far below that is left to the
@@ -204,7 +207,9 @@ def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
             ef = _onsite_guess(op, electron_count(op) / occupancy(op))
         except HothamError:
             return 0
-    if Assembler(op).size <= DENSE_MAX:
+    size = Assembler(op).size
+    if size <= DENSE_MAX:
+        kpts = kpts if size <= GHOST_CHECK_ALL_K else kpts[:1]
         return warn_ghosts(solve(op, kpts, ghosts=True), ef, source, stacklevel + 1)
     # a large cell: Gamma only (each slice is a factorisation, the cost of a few k of its E_F count)
     gamma = np.zeros((1, 3))

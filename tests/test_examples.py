@@ -80,6 +80,24 @@ def test_magic_angle_example_small(tmp_path):
     assert json.loads((tmp_path / "magic_angle.json").read_text())["orbitals"] == pred.n_orbitals
 
 
+def test_magic_angle_demo_step_solves_the_path_directly(tmp_path):
+    """make demo's moire step (``--demo``): sparse solves at a few k of the path, no window model;
+    the states it draws are the dense solver's 4 below and 4 above E_F."""
+    import numpy as np
+
+    from hotham.electronic import band_path, eigenvalues
+    sys.path.insert(0, str(ROOT / "examples"))
+    from magic_angle_tbg import run
+    s, pred = run(1, 2, tmp_path, nk=5, threads=1, log=lambda *a: None, return_operator=True, direct=True)
+    kp = band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=5)
+    assert s["kpoints"] == len(kp.kpts) >= 5 and "model" not in s
+    assert (tmp_path / "magic_angle_bands.png").stat().st_size > 1000
+    e = eigenvalues(pred, kp.kpts)                                          # dense, all bands
+    nb = (e < pred.fermi_level).sum(axis=1)
+    window = np.stack([e[q, nb[q] - 4:nb[q] + 4] for q in range(len(e))])
+    np.testing.assert_allclose(np.array(s["energies_eV"]), window, atol=1e-8)
+
+
 def test_dft_set_recipes_write_their_inputs(tmp_path):
     """examples/dft_sets.py --quick: the recipes write OpenMX inputs (2 structures per random step)
     with the settings of the reference runs, on a machine without OpenMX: a per-structure step
