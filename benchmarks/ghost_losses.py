@@ -17,7 +17,8 @@ thread). Evaluation, on cells no row trains on:
 * data/bilayer_graphene_slid_1x1/000 with its in-plane cell scaled by 0.99, 1.007 and 1.01
   (bare structures, S from the PAO files: needs ``HOTHAM_OPENMX_DATA``): flagged ghost states.
 
-    OMP_NUM_THREADS=1 python benchmarks/ghost_losses.py [--epochs 30] [--rows block band spectrum projection]
+    OMP_NUM_THREADS=1 python benchmarks/ghost_losses.py --strained sets/bilayer_graphene_strain \
+        --test sets/bilayer_graphene_test [--epochs 30] [--rows block band spectrum projection]
         [--max-strained 0]      # section ghost-losses.unstrained: the slid bilayers alone
 """
 from __future__ import annotations
@@ -103,9 +104,11 @@ def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    ap.add_argument("--strained", type=Path, default=Path("/work/dft/runs_gr_strain"),
-                    help="folder of strained OpenMX runs to train on")
-    ap.add_argument("--test", type=Path, default=Path("/work/dft/runs_gr_test"), help="folder of held-out OpenMX runs")
+    ap.add_argument("--strained", type=Path, required=True,
+                    help="folder of strained OpenMX runs to train on (python examples/dft_sets.py "
+                         "bilayer_graphene_strain --run)")
+    ap.add_argument("--test", type=Path, required=True,
+                    help="folder of held-out OpenMX runs (python examples/dft_sets.py bilayer_graphene_test --run)")
     ap.add_argument("--max-strained", type=int, default=12,
                     help="at most this many strained runs in training (0: the slid bilayers alone)")
     ap.add_argument("--lr", type=float, default=2e-4, help="learning rate of the fine-tuning (default 2e-4)")
