@@ -14,6 +14,7 @@ positive (counter-clockwise) for n > m. Each layer holds m^2 + m n + n^2 primiti
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from ase import Atoms
@@ -116,7 +117,6 @@ def twisted_multilayer(layers, m: int, n: int, *, rotated, stacking="AA", interl
                              "lists them)")
         # 60 degrees maps a hexagonal lattice onto itself: an untwisted bilayer in another stacking
         # (graphene: a sublattice swap; MoS2 and hBN: the inverted, 2H-like orientation)
-        import warnings
         warnings.warn(f"(m, n) = ({m}, {n}) turns the layers by {theta:g} degrees: an untwisted bilayer with the "
                       "upper layer inverted (2H-like for MoS2 and hBN), not a moire cell", UserWarning, stacklevel=2)
     target = moire_cell(layers[0], m, n)

@@ -1,7 +1,8 @@
 """``hotham dataset build|info``: training sets of DFT blocks in one HDF5 file."""
 from __future__ import annotations
 
-from .options import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, add_force_option, defaults_from, later
+from .options import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, add_compact_option, add_force_option, defaults_from,
+                      later)
 
 
 def register(subparsers) -> None:
@@ -24,8 +25,7 @@ def register(subparsers) -> None:
     b.add_argument("--spin", choices=("none", "collinear", "soc"),
                    help="take only structures of this spin treatment (default: that of the first one read)")
     b.add_argument("--strict", action="store_true", help="fail, writing nothing, if any structure cannot be used")
-    b.add_argument("--compact", action="store_true",
-                   help="store blocks as compressed float32 (~0.45x the size; read back as float64)")
+    add_compact_option(b)
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_force_option(b)
     later(b, _build_defaults)

@@ -2,8 +2,8 @@
 and a check of one run (parse, Hermiticity, bands against its own ``.Band``)."""
 from __future__ import annotations
 
-from .options import (OPENMX_DATA_INPUT_HELP, POSITIVE, POSITIVE_INT, add_basis_option, add_force_option,
-                      add_openmx_data_option, defaults_from, element_map, later, parse_basis)
+from .options import (OPENMX_DATA_INPUT_HELP, POSITIVE, POSITIVE_INT, add_basis_option, add_compact_option,
+                      add_force_option, add_openmx_data_option, defaults_from, element_map, later, parse_basis)
 
 
 def _write(args):
@@ -115,8 +115,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("collect", help="build a hotham dataset from converged runs")
     q.add_argument("folders", nargs="+", help="run folders, or folders of them")
     q.add_argument("-o", "--output", required=True)
-    q.add_argument("--compact", action="store_true",
-                   help="store blocks as compressed float32 (~0.45x the size; read back as float64)")
+    add_compact_option(q)
     add_force_option(q)
     q.set_defaults(func=_collect)
 
