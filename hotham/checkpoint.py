@@ -28,7 +28,7 @@ from .errors import FormatError
 from .files import atomic_path
 from .operator import BlockOperator
 
-__all__ = ["Predictor", "load_predictor", "predictor_from_dict", "stage1_from_dict", "resolve_device", "embed_basis", "pao_entry",
+__all__ = ["Predictor", "load_predictor", "predictor_from_dict", "stage1_from_dict", "resolve_device", "embed_basis", "pao_entry", "pao_record",
            "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_FORMAT = "hotham-model"
@@ -157,11 +157,13 @@ def pao_entry(labels, openmx_data=None) -> dict:
     ``openmx_data`` (else ``$HOTHAM_OPENMX_DATA``) and cut to the shells the label uses
     (:func:`hotham.parsers.openmx.pao.basis_paos`)."""
     from .parsers.openmx.pao import basis_paos
-    entry = {}
-    for sym, pao in basis_paos(labels, openmx_data).items():
-        d = pao.to_dict()
-        entry[sym] = {**d, "r_bohr": torch.from_numpy(d["r_bohr"]), "radial": torch.from_numpy(d["radial"])}
-    return entry
+    return {sym: pao_record(pao) for sym, pao in basis_paos(labels, openmx_data).items()}
+
+
+def pao_record(pao) -> dict:
+    """One species' entry of a checkpoint's ``pao``: the PAO's dict, its arrays as tensors."""
+    d = pao.to_dict()
+    return {**d, "r_bohr": torch.from_numpy(d["r_bohr"]), "radial": torch.from_numpy(d["radial"])}
 
 
 def embed_basis(path, openmx_data=None, output=None) -> dict:
@@ -218,12 +220,18 @@ def load_predictor(path, device: str = "auto") -> Predictor:
     return predictor_from_dict(_read_checkpoint(path), path, device)
 
 
-def stage1_from_dict(d: dict, device: str = "cpu", path=None):
+def stage1_from_dict(d: dict, device: str = "cpu", path=None, pao: dict | None = None):
     """The first stage stored in a cascade checkpoint (:mod:`hotham.cascade`):
-    :class:`~hotham.slater_koster.SlaterKosterH0` or a :class:`Predictor`."""
+    :class:`~hotham.slater_koster.SlaterKosterH0`, :class:`~hotham.kinetic.KineticH0` (which
+    computes T from ``pao``, the checkpoint's PAO entry, when given) or a :class:`Predictor`."""
     if d.get("kind") == "slater-koster":
         from .slater_koster import SlaterKosterH0
         return SlaterKosterH0.from_dict(d)
+    if d.get("kind") == "kinetic":
+        from .kinetic import KineticH0
+        from .parsers.openmx.pao import PAO
+        where = os.fspath(path) if path is not None else "checkpoint"
+        return KineticH0.from_dict(d, {s: PAO.from_dict(e, where) for s, e in pao.items()} if pao else None)
     return predictor_from_dict(d, path, device)
 
 
@@ -233,7 +241,7 @@ def predictor_from_dict(ckpt: dict, path=None, device: str = "auto") -> Predicto
     model = HotHam.from_checkpoint(ckpt["model"]).to(resolve_device(device))
     stage1 = None
     if "stage1" in ckpt:
-        stage1 = stage1_from_dict(ckpt["stage1"], device, path)
+        stage1 = stage1_from_dict(ckpt["stage1"], device, path, ckpt.get("pao"))
     info = {k: v for k, v in ckpt.items()
             if k not in ("model", "baseline", "format", "version", "target", "stage1")}
     if path is not None:

@@ -52,6 +52,34 @@ __all__ = ["build_dataset", "Dataset", "DatasetReport", "find_structures", "sele
 
 
 # ---------------------------------------------------------------------------------- finding inputs
+class SetMember:
+    """One structure of an existing hotham data set, as a source of :func:`build_dataset`
+    (``set.h5`` given as a source contributes every structure it holds)."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name = Path(path), name
+
+    def read(self) -> BlockOperator:
+        with Dataset(self.path) as ds:
+            return ds[self.name]
+
+    def resolve(self):
+        return (self.path.resolve(), self.name)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.name}"
+
+
+def _is_data_set(p: Path) -> bool:
+    if not p.is_file():
+        return False
+    try:
+        with h5py.File(p, "r") as f:
+            return "dataset_format" in f.attrs
+    except OSError:
+        return False
+
+
 def _is_structure(p: Path) -> bool:
     from .io import detect_format
     try:
@@ -74,8 +102,10 @@ def find_structures(sources: Iterable, *, skipped: list | None = None, held_out:
     """``[(name, path)]`` of every structure under ``sources`` (sorted by name).
 
     A path that :func:`hotham.io.detect_format` recognises is one structure (an OpenMX run
-    folder or ``.scfout``, a DeepH folder, a single-operator hotham file); any other folder is
-    searched recursively (hidden entries skipped). The name is the path relative to the
+    folder or ``.scfout``, a DeepH folder, a single-operator hotham file); a hotham data set given
+    as a source gives each of its structures (path a :class:`SetMember`, name
+    ``<set stem>__<name>``), so sets merge; any other folder is searched recursively (hidden
+    entries skipped). The name is the path relative to the
     source's parent with ``/`` replaced by ``__`` (``graphene_mono_2x2__000``); clashes get
     ``~2``, ``~3``. Sources that do not exist or hold no structure are appended to ``skipped``
     as ``(path, reason)``. A structure folder holding a file ``HELD_OUT`` (a structure kept for
@@ -93,6 +123,18 @@ def find_structures(sources: Iterable, *, skipped: list | None = None, held_out:
         root = Path(src)
         if not root.exists():
             skipped.append((str(root), "no such file or folder"))
+            continue
+        if _is_data_set(root):
+            with Dataset(root) as ds:
+                members = [SetMember(root, n) for n in ds.names]
+            if not members:
+                skipped.append((str(root), "a data set with no structure"))
+            for m in members:
+                if m.resolve() in taken:
+                    duplicates.append((str(m), str(taken[m.resolve()])))
+                    continue
+                taken[m.resolve()] = m
+                found.append((f"{root.name.removesuffix('.h5')}__{m.name}", m))
             continue
         here: list[Path] = []
         stack, visited = [root.absolute()], set()
@@ -246,12 +288,14 @@ def split_names(names: Sequence[str], ratios=(0.8, 0.1, 0.1), seed: int = 0) -> 
 
 def _split_per_source(names, paths, sources, ratios, seed) -> dict[str, list[str]]:
     """:func:`split_names` applied to the structures of each source (the first of ``sources``
-    whose folder holds the structure's ``path``), the parts merged and sorted."""
+    whose folder holds the structure's ``path``, or the data set of a ``set.h5:name``), the parts
+    merged and sorted."""
     roots = [Path(s).absolute() for s in sources]
     groups: dict[int, list[str]] = {}
     for name, path in zip(names, paths):
         p = Path(path).absolute()
-        i = next(i for i, r in enumerate(roots) if p == r or p.is_relative_to(r))
+        i = next(i for i, r in enumerate(roots)
+                 if p == r or p.is_relative_to(r) or str(p).startswith(f"{r}:"))
         groups.setdefault(i, []).append(name)
     parts = [split_names(g, ratios, seed) for g in groups.values()]
     return {s: sorted(n for part in parts for n in part[s]) for s in SPLIT_NAMES}
@@ -330,8 +374,9 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
 
     Parameters
     ----------
-    sources : path or list of paths: OpenMX run folders / ``.scfout`` files, DeepH folders, or
-        folders holding many of them (searched recursively, see :func:`find_structures`).
+    sources : path or list of paths: OpenMX run folders / ``.scfout`` files, DeepH folders,
+        folders holding many of them (searched recursively), or hotham data sets (merged; see
+        :func:`find_structures`).
     out_path : the HDF5 file to write (atomically: nothing appears under this name on failure).
     split : train / val / test ratios (see :func:`split_names`), seeded by ``seed``.
     split_by_source : split the structures of each of ``sources`` on its own (with the same
@@ -386,7 +431,7 @@ def build_dataset(sources, out_path, *, split=(0.8, 0.1, 0.1), seed: int = 0, cu
                 if interrupted():
                     raise KeyboardInterrupt
                 try:
-                    op = read(path)
+                    op = path.read() if isinstance(path, SetMember) else read(path)
                     if op.H is None or op.S is None:
                         raise FormatError(path, "needs both H and S for training")
                     op.check(h_tol=h_tol, s_tol=s_tol)   # on-site blocks, partners, finiteness, pairing

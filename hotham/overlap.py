@@ -24,6 +24,10 @@ quadrature agrees to 3.5e-7. OpenMX's own S (same method, 900-point transforms u
 differs by at most 4e-6 (C), 1e-5 (B, N) and 3.7e-5 (Mo, S): OpenMX's numerics, not a convention
 (a sign or order error shows up as 0.1-1). Measured on all 59 OpenMX reference structures.
 
+Kinetic energy: T_ij = <phi_i| -nabla^2/2 |phi_j> is the same sum with k^2/2 (Hartree Bohr^2) in
+the k integrand, I_L(d) = int k^2 (k^2/2) R~_1 R~_2 j_L(kd) dk (``OverlapCalculator(kinetic=True)``,
+eV). It is what carries H along S's near-null directions (:mod:`hotham.kinetic`).
+
 Neighbour list: OpenMX keeps the block (i, j, R) when |d| < r_c(i) + r_c(j) with r_c the PAO
 cutoff radius (``C6.0`` -> 6.0 Bohr); :func:`structure_operator` reproduces OpenMX's edge sets
 exactly. Lengths are Angstrom at the interface (Bohr inside the radial tables).
@@ -40,7 +44,7 @@ from typing import Mapping
 
 import numpy as np
 from ase import Atoms
-from ase.units import Bohr
+from ase.units import Bohr, Hartree
 from scipy.interpolate import CubicSpline
 from scipy.special import spherical_jn
 
@@ -49,7 +53,8 @@ from .errors import BasisError, StructureError
 from .operator import BlockOperator
 from .so3 import real_gaunt, spherical_harmonics_all
 
-__all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE"]
+__all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE",
+           "calculator"]
 
 #: atoms closer than this (Angstrom) are rejected as overlapping
 MIN_DISTANCE = 0.5     # no bond is shorter (H2: 0.74 A)
@@ -96,14 +101,18 @@ class OverlapCalculator:
         Points (odd) of the uniform k and r grids of the Bessel transforms (Simpson).
     dd : float
         Spacing (Bohr) of the |d| grid on which I_L(d) is tabulated for the cubic splines.
+    kinetic : bool
+        Kinetic-energy integrals <phi_a| -nabla^2/2 |phi_b> (eV) instead of overlaps: the k
+        integrand gains k^2/2.
 
     The defaults agree with a 4x finer, longer set of grids (kmax 60, nk 8001, nr 4001,
     dd 0.005) to 6e-8 on every block of MoS2 (Mo7.0-s3p2d2, S7.0-s2p2d1).
     """
 
     def __init__(self, basis_labels: Mapping[str, str], openmx_data=None, *, paos=None, kmax: float = 30.0,
-                 nk: int = 1501, nr: int = 1201, dd: float = 0.02):
+                 nk: int = 1501, nr: int = 1201, dd: float = 0.02, kinetic: bool = False):
         from .parsers.openmx.pao import basis_paos, pao_name
+        self.kinetic = bool(kinetic)
         self.labels = dict(basis_labels)
         self.basis = Basis.from_openmx(self.labels)
         self.kmax, self.nk, self.nr, self.dd = float(kmax), int(nk), int(nr), float(dd)
@@ -175,6 +184,8 @@ class OverlapCalculator:
                         Ls.append(L)
                     combos[(ia, ib)] = lst
             F = np.array(cols)                              # [ncol, nk]
+            if self.kinetic:                                # -nabla^2/2 -> k^2/2 Hartree Bohr^2, in eV
+                F = F * (0.5 * Hartree * self.k ** 2)
             Ls = np.array(Ls)
             I = np.empty((nd, len(cols)))
             w = _simpson_weights(self.nk, self.k[1] - self.k[0])
@@ -225,7 +236,8 @@ class OverlapCalculator:
         return out
 
     def fill(self, op: BlockOperator) -> np.ndarray:
-        """Flat S (float64 [op.nnz]) for the edges of ``op`` (its basis must be this one's)."""
+        """Flat S (or T, eV, when ``kinetic``; float64 [op.nnz]) for the edges of ``op`` (its basis
+        must be this one's)."""
         symbols = np.array(op.atoms.get_chemical_symbols())
         for s in set(symbols):
             if op.basis.shells.get(s) != self.basis.shells.get(s):
@@ -327,9 +339,10 @@ def structure_operator(atoms: Atoms, basis: Basis, radii: Mapping[str, float] | 
 _CALCULATORS: dict = {}
 
 
-def _calculator(labels: Mapping[str, str], openmx_data, paos=None) -> OverlapCalculator:
+def calculator(labels: Mapping[str, str], openmx_data=None, paos=None, *, kinetic: bool = False) -> OverlapCalculator:
     """The cached calculator of a basis: PAO files from ``openmx_data`` or ``$HOTHAM_OPENMX_DATA``
-    when either is given, else the PAO data ``paos`` (species -> PAO, what a model carries)."""
+    when either is given, else the PAO data ``paos`` (species -> PAO, what a model carries).
+    ``kinetic``: the kinetic-energy integrals instead of the overlaps."""
     from .parsers.openmx.pao import DATA_ENV, OpenMXDataNotFound, find_openmx_data
     if openmx_data is None and not os.environ.get(DATA_ENV) and paos is not None:
         missing = sorted(set(labels) - set(paos))
@@ -343,9 +356,9 @@ def _calculator(labels: Mapping[str, str], openmx_data, paos=None) -> OverlapCal
             digest.update(f"{s}:{p.name}:{p.cutoff!r}".encode())
             digest.update(np.ascontiguousarray(p.r).tobytes())
             digest.update(np.ascontiguousarray(p.radial).tobytes())
-        key = (tuple(sorted(labels.items())), "embedded:" + digest.hexdigest())
+        key = (tuple(sorted(labels.items())), "embedded:" + digest.hexdigest(), kinetic)
         if key not in _CALCULATORS:
-            _CALCULATORS[key] = OverlapCalculator(labels, paos=paos)
+            _CALCULATORS[key] = OverlapCalculator(labels, paos=paos, kinetic=kinetic)
         return _CALCULATORS[key]
     try:
         root = find_openmx_data(openmx_data)
@@ -354,9 +367,9 @@ def _calculator(labels: Mapping[str, str], openmx_data, paos=None) -> OverlapCal
             raise
         raise OpenMXDataNotFound(f"{exc}; a model checkpoint can carry them instead: "
                                  "hotham model embed-basis model.pt --openmx-data DFT_DATA19") from None
-    key = (tuple(sorted(labels.items())), str(root))
+    key = (tuple(sorted(labels.items())), str(root), kinetic)
     if key not in _CALCULATORS:
-        _CALCULATORS[key] = OverlapCalculator(labels, root)
+        _CALCULATORS[key] = OverlapCalculator(labels, root, kinetic=kinetic)
     return _CALCULATORS[key]
 
 
@@ -380,7 +393,7 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=
     labels = {s: labels[s] for s in sorted(set(atoms.get_chemical_symbols()))}
     for lab in labels.values():
         parse_openmx_basis(lab)
-    calc = _calculator(labels, openmx_data, paos)
+    calc = calculator(labels, openmx_data, paos)
     op = structure_operator(atoms, calc.basis, calc.radii())
     op.S = calc.fill(op)
     op.source = "overlap:" + ",".join(labels.values())

@@ -365,8 +365,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     validation pass of its limit. ``progress``: a bar over the steps of each epoch on stderr.
 
     ``stage1``: train the second stage of a cascade (:mod:`hotham.cascade`) on top of this frozen
-    first stage: a checkpoint path (or loaded Predictor), or ``"slater-koster"`` (the physical H0
-    fitted here to the training split). The network then learns H - H_stage1 (no on-site baseline
+    first stage: a checkpoint path (or loaded Predictor), ``"slater-koster"`` (the physical H0
+    fitted here to the training split) or ``"kinetic"`` (the kinetic energy of the PAOs,
+    :mod:`hotham.kinetic`). The network then learns H - H_stage1 (no on-site baseline
     of its own; its readout starts at zero, so the cascade starts as the first stage; its
     ``output_scale``, unless given, is the RMS of the training residual), and the checkpoint
     holds both stages.
@@ -439,11 +440,13 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     basis = ds.basis
     first = None
     if stage1 is not None:          # a cascade: the network learns what the frozen first stage leaves
-        from .cascade import load_stage1, residual_scale, stage1_check
+        from .cascade import load_stage1, residual_scale, second_stage_baseline, stage1_check
         first = load_stage1(stage1, [ops[n] for n in split["train"]], which, device=str(device), log=log)
         stage1_check(first, [ops[n] for n in split["train"]])
+        second_baseline = second_stage_baseline(first, [ops[n] for n in split["train"]], which)
         if "output_scale" not in (model or {}):
-            model = {**(model or {}), "output_scale": residual_scale(first, [ops[n] for n in split["train"]], which)}
+            model = {**(model or {}), "output_scale": residual_scale(first, [ops[n] for n in split["train"]], which,
+                                                                     second_baseline)}
             log(f"second stage: output_scale {model['output_scale']:g}, the RMS of the training residual")
     if first is not None and init is not None:
         raise TrainingError("a second stage (stage1) starts from a zero readout, not from another model's weights (init)")
@@ -466,8 +469,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         net.load_state_dict(start.model.state_dict())
         log(f"starting from the weights of {init}")
     if first is not None:
-        net.zero_readout()          # the cascade starts as the first stage alone
-        baseline = OnsiteBaseline()
+        net.zero_readout()          # the cascade starts as the first stage alone (and its baseline)
+        baseline = second_baseline
     elif init is None:
         baseline = OnsiteBaseline.fit([ops[n] for n in split["train"]], which)
     from .cascade import StageOffset
@@ -537,7 +540,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence, "fermi_levels": fermi_levels([ops[n] for n in split["train"]]),
             "domain": training_domain([ops[n] for n in split["train"]]), "validated_on": validated_on}
-    info.update(_embedded_basis(basis, log if lead else (lambda line: None)))
+    info.update(_embedded_basis(basis, log if lead else (lambda line: None), first))
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
         if epoch <= cfg.warmup_epochs:           # linear warm-up; the plateau schedule starts after it
@@ -740,11 +743,11 @@ def _write_metrics(out_path, history: list[dict]) -> None:
         w.writerows(history)
 
 
-def _embedded_basis(basis, log) -> dict:
+def _embedded_basis(basis, log, stage1=None) -> dict:
     """``{"pao": ...}``: the PAO data of the basis for the checkpoint
     (:func:`hotham.checkpoint.pao_entry`), when the basis has OpenMX labels and
-    ``$HOTHAM_OPENMX_DATA`` names OpenMX's files; else ``{}``, with a line to ``log`` saying how to
-    add it later."""
+    ``$HOTHAM_OPENMX_DATA`` names OpenMX's files, or those a kinetic first stage was given;
+    else ``{}``, with a line to ``log`` saying how to add it later."""
     from .checkpoint import pao_entry
     from .parsers.openmx.pao import OpenMXDataNotFound
     if not basis.labels or set(basis.labels) != set(basis.shells):
@@ -752,6 +755,10 @@ def _embedded_basis(basis, log) -> dict:
     try:
         return {"pao": pao_entry(basis.labels)}
     except (OpenMXDataNotFound, BasisError) as exc:
+        carried = getattr(stage1, "paos", None)
+        if carried and set(basis.shells) <= set(carried):
+            from .checkpoint import pao_record
+            return {"pao": {s: pao_record(carried[s]) for s in basis.shells}}
         log(f"note: the checkpoint carries no PAO data, so bare structures need OpenMX's files to predict ({exc}); "
             "add the data later with: hotham model embed-basis MODEL --openmx-data DFT_DATA19")
         return {}

@@ -31,8 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--stage2-of", dest="stage1", metavar="STAGE1", default=None,
                    help="train the second stage of a cascade on what this frozen first stage leaves: a checkpoint "
-                        "(.pt), or slater-koster (the on-site baseline plus two-centre hoppings fitted to the "
-                        "training split); -o then holds both stages")
+                        "(.pt), slater-koster (the on-site baseline plus two-centre hoppings fitted to the "
+                        "training split), or kinetic (the exact kinetic energy T of the PAOs: the network learns "
+                        "H - T, which keeps ghost states away off the training cells); -o then holds both stages")
     later(p, _options)
     p.set_defaults(func=_train)
 
