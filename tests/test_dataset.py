@@ -346,3 +346,23 @@ def test_compact_set_reads_back_in_double_precision_within_float32_rounding(tmp_
             np.testing.assert_allclose(y.H, x.H, rtol=2.0 ** -23, atol=0)
             np.testing.assert_allclose(y.S, x.S, rtol=2.0 ** -23, atol=0)
             assert not np.array_equal(y.H, x.H)          # it really is rounded
+
+
+def test_data_sets_merge_as_sources(tmp_path):
+    """A data set given to build_dataset contributes its structures (read back unchanged); the
+    same structure twice (a set and its run folder) is taken once; --split-by-source splits each
+    set on its own."""
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    build_dataset([MONO], a, progress=False)
+    build_dataset([BILAYER], b, progress=False, compact=True)
+    merged = tmp_path / "all.h5"
+    report = build_dataset([a, b], merged, progress=False, split_by_source=True, split=(1, 0, 0))
+    assert sorted(report.names) == ["a__" + Dataset(a).names[0], "b__" + Dataset(b).names[0]]
+    with Dataset(merged) as ds, Dataset(b) as src:
+        got, want = ds["b__" + src.names[0]], src[src.names[0]]
+        np.testing.assert_array_equal(got.H, want.H)
+        np.testing.assert_array_equal(got.edge_R, want.edge_R)
+        assert sorted(ds.split("train")) == sorted(report.names)
+    again = build_dataset([b, BILAYER], tmp_path / "twice.h5", progress=False)     # the same cell twice
+    assert len(again.names) == 1 and len(again.duplicates) == 1
+    assert main(["dataset", "build", str(a), str(b), "-o", str(tmp_path / "cli.h5")]) == 0
