@@ -15,12 +15,14 @@ atoms)``: blocks from the PAO radii, S from the PAO data) and compared with DFT:
   whose class name says "Ghost" (G).
 
     python benchmarks/robustness.py [--models data/models/*.pt] [--sets data/sets/*_test.h5] [--npoints 60]
+                                    [--section robustness]
 
 Needs the PAO data of the models' basis (``$HOTHAM_OPENMX_DATA`` or data carried by the checkpoint).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -65,8 +67,17 @@ def main(argv=None) -> None:
     ap.add_argument("--models", nargs="+", type=Path, default=sorted((ROOT / "data" / "models").glob("*.pt")))
     ap.add_argument("--sets", nargs="+", type=Path, default=sorted((ROOT / "data" / "sets").glob("*_test.h5")))
     ap.add_argument("--npoints", type=int, default=60, help="k-points on each cell's band path (default 60)")
+    ap.add_argument("--section", default="robustness",
+                    help="RESULTS.md section the figures go to (default robustness: the shipped models)")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from results import record, tee
+    with tee() as printed:
+        _table(args)
+    record(args.section, printed)
 
+
+def _table(args) -> None:
     from hotham.checkpoint import load_predictor
     from hotham.dataset import Dataset
 
@@ -98,7 +109,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
-    from results import record_run
-    record_run("robustness", main)
+    main()

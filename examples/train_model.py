@@ -78,7 +78,8 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         dataset = tmp / "set.h5"
         sets, split = recipe_dataset(name, dataset, root=QUICK_DATA if quick else args.data_root,
-                                     split=QUICK_SPLIT if quick else None, extra=QUICK_EXTRA.get(name, ()) if quick else ())
+                                     split=QUICK_SPLIT if quick else None, extra=QUICK_EXTRA.get(name, ()) if quick else (),
+                                     shipped_sets=not args.quick)
         if args.record_only:
             predictor = load_predictor(out)
             history, parameters = predictor.info["history"], predictor.model.n_parameters
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
                                      force=True, progress=False)
             history, parameters, wall = result["history"], result["parameters"], time.time() - t0
         predictor = load_predictor(out)
-        record = {"checkpoint": out.name, "recipe": f"examples/{recipe.name}", "data": [f"{s}/" for s in sets],
+        record = {"checkpoint": out.name, "recipe": f"examples/{recipe.name}", "data": [s if s.endswith(".h5") else f"{s}/" for s in sets],
                   "split": {"ratios": list(split), "seed": SPLIT_SEED},
                   "val_block_mae_meV": predictor.val_block_mae_meV,
                   **held_out_record(predictor, dataset, "test" if split[2] > 0 else "val")}

@@ -2,11 +2,13 @@
 its held-out error is measured (``examples/train_model.py``, ``benchmarks/accuracy.py``).
 
 A recipe is a hotham run file ``examples/<name>.yaml`` (model, training budget, seed);
-:data:`SOURCES` names its DFT sets (DeepH folders under a data root), split ratios and spin
-treatment, the split seeded with :data:`SPLIT_SEED`. The real OpenMX sets live outside the
-repository: the data root is an argument (``root``, ``--data-root``) or ``$HOTHAM_DATA``; with
-neither, :func:`default_data_root` says so (:class:`~hotham.errors.HothamError`). The demo's recipe
-trains on the cells shipped in ``data/``.
+:data:`SOURCES` names its DFT sets, split ratios and spin treatment, the split seeded with
+:data:`SPLIT_SEED`. A set is a DeepH folder under a data root, or a compact hotham data set
+shipped in ``data/sets/`` (a name ending in ``.h5``: the strained, uniaxial, thermal and 2H/3R
+sets of ``examples/dft_sets.py``). The real OpenMX folders live outside the repository: the data
+root is an argument (``root``, ``--data-root``) or ``$HOTHAM_DATA``; with neither,
+:func:`default_data_root` says so (:class:`~hotham.errors.HothamError`). The demo's recipe trains
+on cells shipped in ``data/`` only.
 
 Spin-orbit recipes (spin "soc") are measured as well by what SOC is for: the block MAE of the
 real and imaginary parts of the spinor elements and the SOC splitting of the top valence band at
@@ -26,8 +28,8 @@ _CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class Recipe(NamedTuple):
-    """The data of a recipe: DFT set folders under the data root, train/val/test ratios, and the
-    spin treatment of the data set ("none" or "soc")."""
+    """The data of a recipe: DFT set folders under the data root (or ``name.h5``: a set shipped in
+    ``data/sets/``), train/val/test ratios, and the spin treatment of the data set ("none" or "soc")."""
     sets: list
     split: tuple
     spin: str = "none"
@@ -55,24 +57,31 @@ def default_data_root() -> Path:
     return Path(root)
 
 
-def recipe_dataset(name: str, out, *, root=None, split=None, extra=()) -> tuple[list[str], tuple]:
+def recipe_dataset(name: str, out, *, root=None, split=None, extra=(), shipped_sets: bool = True
+                   ) -> tuple[list[str], tuple]:
     """Build the data set of recipe ``name`` into ``out`` (hotham HDF5) from its DFT sets under
     ``root`` (default :func:`default_data_root`: ``$HOTHAM_DATA``; ``data/`` for the demo's recipe) and the folders
     ``extra`` (more cells: the CI's small sets), split by its ratios or ``split``, with its spin
-    treatment; returns (the sets, the ratios used)."""
+    treatment; returns (the sets, the ratios used). ``shipped_sets=False`` leaves out the sets
+    of ``data/sets/`` (a quick check on a few cells)."""
     from .dataset import build_dataset
     if name not in SOURCES:
         raise HothamError(f"no data sources known for the recipe {name!r} (known: {', '.join(SOURCES)}); add it to "
                           "hotham.recipes.SOURCES")
     sets, ratios, spin = SOURCES[name]
-    root = Path(_CHECKOUT / "data" if name == "demo_model" else root or default_data_root())
-    missing = [s for s in sets if not (root / s).is_dir()]
+    sets = [s for s in sets if shipped_sets or not s.endswith(".h5")]
+    shipped = [_CHECKOUT / "data" / "sets" / s for s in sets if s.endswith(".h5")]
+    folders = [s for s in sets if not s.endswith(".h5")]
+    root = Path(_CHECKOUT / "data" if name == "demo_model" else root or default_data_root()) if folders else None
+    missing = [s for s in folders if not (root / s).is_dir()] + [p.name for p in shipped if not p.is_file()]
     if missing:
-        raise HothamError(f"{root}: no {', '.join(missing)} (give the folder holding the DFT sets: root=..., --data-root or $HOTHAM_DATA)")
+        raise HothamError(f"{root or _CHECKOUT / 'data' / 'sets'}: no {', '.join(missing)} (give the folder holding the "
+                          "DFT sets: root=..., --data-root or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
     # each set of a mixed recipe split on its own: it holds out the cells its single-set recipes
     # hold out (``extra`` cells, the CI's second cell of a one-cell set, join their set's split)
-    build_dataset([root / s for s in sets] + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
+    sources = [root / s if not s.endswith(".h5") else _CHECKOUT / "data" / "sets" / s for s in sets]
+    build_dataset(sources + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
                   spin=spin, progress=False, split_by_source=len(sets) > 1 and not extra)
     return sets, ratios
 

@@ -257,7 +257,8 @@ class RunConfig(BaseModel):
         model: {lmax: 4, channels: 16, layers: 2}     # fields of hotham.nn.HotHamConfig
         train: {epochs: 300, lr: 5.0e-3, ema_decay: 0.99}   # fields of TrainConfig
         stage1: model.pt            # optional: train a cascade's second stage on this first
-                                    # stage (a checkpoint, or slater-koster: hotham.cascade)
+                                    # stage (a checkpoint, slater-koster or kinetic: hotham.cascade)
+        init: shipped.pt            # optional: fine-tune, starting from this model's network
 
     Unknown or ill-typed keys are errors naming the key; what is not given takes the defaults of
     HotHamConfig and TrainConfig (the one place they are defined)."""
@@ -269,6 +270,7 @@ class RunConfig(BaseModel):
     model: dict = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
     stage1: str | None = None
+    init: str | None = None
 
     @field_validator("model")
     @classmethod
@@ -314,6 +316,8 @@ def train_from_file(path, *, output=None, model: dict | None = None, train_overr
     if kwargs.get("stage1") is None and run.stage1 is not None:
         from .cascade import H0_NAMES
         kwargs["stage1"] = run.stage1 if run.stage1.lower() in H0_NAMES else base / run.stage1
+    if kwargs.get("init") is None and run.init is not None:
+        kwargs["init"] = base / run.init
     return train(base / run.data, Path(output) if output else base / out, model={**run.model, **(model or {})},
                  config=cfg, **kwargs)
 
@@ -379,7 +383,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     writes files. When tensorboard is installed, the per-epoch metrics also go to ``<output>.tb/``.
 
     ``init``: a checkpoint (path) to start from, fine-tuning: its network (configuration and
-    weights, ``model`` ignored) and its on-site baseline; it must know the data set's species.
+    weights; of ``model`` only ``pair_envelope`` is taken, which switches on the parameter-free
+    hopping envelope of :mod:`hotham.nn.model` for an older model) and its on-site baseline; it
+    must know the data set's species.
     """
     from .dataset import Dataset
     from .nn.model import HotHam, HotHamConfig
@@ -459,6 +465,13 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             raise TrainingError(f"{init}: a {start.target} model of {', '.join(start.model.shells)}; the data set "
                                 f"needs {which} of {', '.join(basis.shells)}")
         mcfg, baseline = start.model.config, start.baseline
+        if (model or {}).get("pair_envelope") is not None:    # switch the parameter-free envelope on (or off)
+            from .overlap import label_cutoff
+            mcfg = mcfg.model_copy(update={
+                "pair_envelope": float(model["pair_envelope"]),
+                "pao_radii": mcfg.pao_radii or {s: label_cutoff(lab) for s, lab in basis.labels.items()
+                                                if s in basis.shells}})
+            log(f"pair envelope {mcfg.pair_envelope:g} A at the PAO cutoff sums")
     else:
         mcfg = HotHamConfig.from_basis(basis, **{"r_cut": math.ceil(max_edge * 10 + 1) / 10, **(model or {}),
                                                  "spin": spin or "none"})

@@ -414,3 +414,23 @@ def test_fine_tuning_with_a_band_stage_of_its_own_and_a_ghost_loss(dataset, trai
     # the first epoch starts from the trained weights: its validation error is the trained model's, not a fresh one's
     first = load_predictor(trained[0]).info["history"]
     assert float(rows[0]["val_mae_meV"]) < 2 * min(h["val_mae_meV"] for h in first)
+
+
+def test_fine_tuning_from_the_command_line_and_a_run_file_switches_the_envelope_on(dataset, trained, tmp_path):
+    """``hotham train --init MODEL`` and ``init:`` in a run file fine-tune; ``pair_envelope`` given
+    with it switches the parameter-free hopping envelope on for a model trained without it."""
+    from hotham.checkpoint import load_predictor
+    from hotham.cli import main
+    start = load_predictor(trained[0])
+    out = tmp_path / "cli.pt"
+    assert main(["train", str(dataset), "--init", str(trained[0]), "--epochs", "1", "-o", str(out), "--quiet"]) == 0
+    tuned = load_predictor(out)
+    assert tuned.model.config == start.model.config
+    run = tmp_path / "ft.yaml"
+    run.write_text(f"data: {dataset}\noutput: ft.pt\ninit: {trained[0]}\nmodel: {{pair_envelope: 0.5}}\n"
+                   "train: {epochs: 1}\n")
+    assert main(["train", str(run), "--quiet"]) == 0
+    env = load_predictor(tmp_path / "ft.pt").model.config
+    assert env.pair_envelope == 0.5 and env.pao_radii["C"] == pytest.approx(6.0 * 0.529177, rel=1e-4)
+    assert {k: v for k, v in env.model_dump().items() if k not in ("pair_envelope", "pao_radii")} == \
+        {k: v for k, v in start.model.config.model_dump().items() if k not in ("pair_envelope", "pao_radii")}

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                         "(.pt), slater-koster (the on-site baseline plus two-centre hoppings fitted to the "
                         "training split), or kinetic (the exact kinetic energy T of the PAOs: the network learns "
                         "H - T, which keeps ghost states away off the training cells); -o then holds both stages")
+    p.add_argument("--init", metavar="MODEL", default=None,
+                   help="fine-tune: start from this checkpoint's network (its configuration and on-site baseline "
+                        "are kept; the data set must hold only its species)")
     later(p, _options)
     p.set_defaults(func=_train)
 
@@ -75,7 +78,7 @@ def _train(args) -> int:
     from ..errors import HothamError
     from ..train import TrainConfig, train, train_from_file
     common = dict(model=model_kwargs(args, HotHamConfig), force=args.force, resume=args.resume,
-                  progress=not args.quiet, stage1=args.stage1)
+                  progress=not args.quiet, stage1=args.stage1, init=args.init)
     if str(args.dataset).endswith((".yaml", ".yml")):
         result = train_from_file(args.dataset, output=args.output, train_overrides=model_kwargs(args, TrainConfig),
                                  **common)
