@@ -113,13 +113,22 @@ def band_gap(energies, *, n_occupied: int | None = None, fermi: float | None = N
     return BandGap(float(val[kv]), float(con[kc]), float(con[kc] - val[kv]), kv, kc, float(con[kd] - val[kd]), kd)
 
 
+#: spinor levels closer than this (eV) are one (Kramers-)degenerate level
+DEGENERATE_EV = 1e-4
+
+
 def valence_splitting(op: BlockOperator, kpoint=(1 / 3, 1 / 3, 0)) -> float:
     """Spin-orbit splitting (eV) of the top valence band at ``kpoint`` (fractional; default K of
-    a hexagonal cell): the energy of the highest occupied spinor band minus the one below it,
-    the valence band count from the electron count (one electron per spinor band)."""
+    a hexagonal cell): the highest occupied spinor level minus the next distinct level below it,
+    the valence band count from the electron count (one electron per spinor band). Without
+    inversion (a monolayer) the two are single spinor bands; in a centrosymmetric cell (the 2H
+    bilayer) every level is a Kramers pair and the splitting is that of the top two pairs."""
     from .solve import eigenvalues
     if op.spin != "soc":
         raise HothamError(f"{op.source or 'operator'}: a spin-orbit splitting needs spinor H (spin soc, not {op.spin})")
     n = int(round(electron_count(op)))
-    e = np.asarray(eigenvalues(op, [kpoint])).reshape(-1)
-    return float(e[n - 1] - e[n - 2])
+    e = np.asarray(eigenvalues(op, [kpoint])).reshape(-1)[:n]
+    below = e[e < e[-1] - DEGENERATE_EV]
+    if not below.size:
+        raise HothamError(f"{op.source or 'operator'}: every occupied level at k = {tuple(kpoint)} is one degenerate level")
+    return float(e[-1] - below[-1])

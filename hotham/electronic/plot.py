@@ -40,7 +40,8 @@ def plot_bands(ax, bands, window=(-5.0, 5.0), color="k", label=None, shift=True,
     Collinear channels are drawn solid (up) and dashed (down); a partial spectrum (the n states
     nearest an energy, a different subset at each k) is drawn as points, since joining its
     columns would draw false band crossings. ``label`` names the first line of each channel
-    for a legend; ``kw`` goes to ``ax.plot``. Returns ``ax``.
+    for a legend; ``kw`` goes to ``ax.plot`` (a ``ls`` / ``linestyle`` there replaces the
+    default one). Returns ``ax``.
     """
     e0 = bands.fermi_level if (shift and np.isfinite(bands.fermi_level)) else 0.0
     E = bands.energies - e0
@@ -52,6 +53,8 @@ def plot_bands(ax, bands, window=(-5.0, 5.0), color="k", label=None, shift=True,
             style = dict(ls="none", marker="o" if gi == 0 else "x", ms=1.8)
         else:
             style = dict(lw=1.0, ls=styles[gi % 2])
+        if "linestyle" in kw or "ls" in kw:        # a style asked for (e.g. a dashed model over DFT) wins
+            style.pop("ls")
         lines = ax.plot(bands.path.x, E[:, cols], color=color, **style, **kw)
         if label is not None:
             lines[0].set_label(label if s is None else f"{label} ({'up' if s == 0 else 'down'})")
