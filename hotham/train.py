@@ -79,7 +79,7 @@ class TrainConfig(BaseModel):
         return data
 
     epochs: int = Field(100, ge=1, description="passes over the training split")
-    lr: float = Field(5e-3, gt=0, description="Adam learning rate")
+    lr: float = Field(5e-3, gt=0, le=1.0, description="Adam learning rate (at most 1: larger steps overflow)")
     batch_size: int = Field(1, ge=1, description="structures per step")
     target: Literal["H", "S"] = Field("H", description="learn H (eV) or the overlap S")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
@@ -102,7 +102,7 @@ class TrainConfig(BaseModel):
     band_half_width: float = Field(2.0, gt=0, description="half-width (eV) of the energy window around E_F of the band loss")
     band_align: Literal["none", "fermi"] = Field("fermi", description="band loss on energies relative to E_F "
                                                                        "(best constant shift) or absolute")
-    band_lr: float | None = Field(None, gt=0, description="learning rate at the start of a band stage (band_start > 1; "
+    band_lr: float | None = Field(None, gt=0, le=1.0, description="learning rate at the start of a band stage (band_start > 1; "
                                                           "default lr / 5)")
     ghost_loss: Literal["none", "spectrum", "projection"] = Field(
         "none", description="band-stage term on H where S is nearly singular: whole-spectrum eigenvalues, or H "

@@ -137,7 +137,7 @@ def test_mesh_without_k_is_warned_about(graphene_op):
 # ------------------------------------------------------------------ train, predict, demo
 @pytest.mark.parametrize("argv, words", [
     (["--lr", "nan"], ["--lr", "finite"]), (["--lr", "-0.01"], ["--lr", "greater than 0"]), (["--lr", "0"], ["--lr"]),
-    (["--lr", "inf"], ["--lr", "finite"]), (["--batch-size", "0"], ["--batch-size"]),
+    (["--lr", "inf"], ["--lr", "finite"]), (["--lr", "1e300"], ["--lr", "less than or equal to 1"]), (["--batch-size", "0"], ["--batch-size"]),
     (["--ema-decay", "1.5"], ["--ema-decay", "less than 1"]), (["--device", "tpu"], ["--device", "unknown device"]),
     (["--workers", "-1"], ["--workers"]), (["--cache-gb", "-1"], ["--cache-gb"]), (["--epochs", "0"], ["--epochs"]),
     (["--r-cut", "0"], ["--r-cut"]), (["--lmax", "0"], ["--lmax"])])

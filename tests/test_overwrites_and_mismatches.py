@@ -252,3 +252,17 @@ def test_examples_write_into_the_current_folder(tmp_path, monkeypatch):
     assert args.out.resolve() == tmp_path / "twisted_mos2"
     args = transfer.arguments("doc", "mos2_bilayer.pt", "twisted_mos2", argv=["--update-pictures", "--threads", "1"])
     assert args.out == root / "examples" / "pictures" / "twisted_mos2"
+
+
+def test_collinear_against_spinless_needs_a_channel():
+    """A spin-polarised operator against a spin-less one: refused without a channel, naming the
+    option; with one, compared."""
+    from hotham.electronic.compare import check_comparable
+    from hotham.io import read
+    col = read(DATA / "openmx" / "graphene_prim_spin")
+    plain = read(DATA / "openmx" / "graphene_prim")
+    if col.spin != "collinear":
+        raise AssertionError(f"expected a collinear run, got {col.spin}")
+    with pytest.raises(HothamError, match="--channel 0 for spin up"):
+        check_comparable(col, plain)
+    check_comparable(col, plain, channel=0)

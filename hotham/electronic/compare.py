@@ -80,12 +80,14 @@ def compare_bands(model: np.ndarray, reference: np.ndarray, *, model_fermi: floa
                           int(inside.sum()), special_x, labels)
 
 
-def check_comparable(model: BlockOperator, reference: BlockOperator, names=("model", "reference")) -> None:
+def check_comparable(model: BlockOperator, reference: BlockOperator, names=("model", "reference"),
+                     channel=None) -> None:
     """Raise :class:`~hotham.errors.HothamError` unless two operators describe one structure in
     one spin treatment: the same species, cell and positions
     (:func:`hotham.cell.structure_difference`, within :data:`hotham.cell.SAME_STRUCTURE_TOL`),
-    and both with spin-orbit coupling or both without. A band MAE between different
-    structures would be a number without meaning."""
+    and both with spin-orbit coupling or both without; a collinear operator against a spin-less
+    one only with a ``channel`` (0 up, 1 down). A band MAE between different structures would be
+    a number without meaning."""
     from ..cell import SAME_STRUCTURE_TOL, structure_difference
     na, nb = names
     why = structure_difference(model.atoms, reference.atoms, names=names)
@@ -98,6 +100,10 @@ def check_comparable(model: BlockOperator, reference: BlockOperator, names=("mod
                     f"no spin-orbit coupling (spin {op.spin!r})")
         raise HothamError(f"{na} has {spin(model)} but {nb} has {spin(reference)}: their bands cannot be matched; "
                           "compare SOC with SOC (a model trained on SOC data) or spin-less with spin-less")
+    if channel is None and (model.spin == "collinear") != (reference.spin == "collinear"):
+        col, other = (na, nb) if model.spin == "collinear" else (nb, na)
+        raise HothamError(f"{col} is spin-polarised (collinear: two spin channels) but {other} is spin-less: give "
+                          f"a channel to compare (--channel 0 for spin up, 1 for spin down; channel= in Python)")
 
 
 def common_fermi_levels(model: BlockOperator, reference: BlockOperator, mesh=None) -> tuple[float, float, tuple]:
@@ -117,7 +123,7 @@ def compare_operator_bands(model: BlockOperator, reference: BlockOperator, path=
     """Bands of two operators of the same structure on one path (auto path by default), each
     side at its Fermi level from :func:`common_fermi_levels` on ``mesh``; refused
     (:func:`check_comparable`) when they are not one structure in one spin treatment."""
-    check_comparable(model, reference)
+    check_comparable(model, reference, channel=channel)
     kp = band_path(reference.atoms, path, npoints)
     em = eigenvalues(model, kp.kpts, channel=channel)
     er = eigenvalues(reference, kp.kpts, channel=channel)

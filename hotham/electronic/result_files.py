@@ -333,7 +333,7 @@ def write_comparison(model, reference, prefix=None, *, path=None, npoints: int =
     pre = _prefix(prefix, source_name(model) + "_vs_" + source_name(reference))
     _claim(pre, (format, data, "json"), [model, reference], force)
     mod, ref = _read(model), _read(reference)
-    check_comparable(mod, ref, (f"the model blocks {model}", f"the reference {reference}"))
+    check_comparable(mod, ref, (f"the model blocks {model}", f"the reference {reference}"), channel=channel)
     out, lines = {}, []
     model_mae = mod.meta.get("model_val_block_mae_meV")
     if model_mae is not None:
