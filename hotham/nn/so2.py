@@ -95,6 +95,23 @@ def edge_frame_wigner(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     return out
 
 
+class EdgeFrames:
+    """The edge-frame Wigner matrices of :func:`edge_frame_wigner`, computed chunk by chunk when
+    sliced (``frames[sl]`` -> per-l list for the edges in ``sl``): inference on 10^6 edges holds
+    no [E, 165] array of them (0.6 GB in float32); each chunk costs a small matrix product."""
+
+    def __init__(self, vec: torch.Tensor, lmax: int):
+        self.vec, self.lmax = vec, lmax
+
+    def __getitem__(self, sl) -> list[torch.Tensor]:
+        return edge_frame_wigner(self.vec[sl], self.lmax)
+
+
+def frames_of(wigner, sl) -> list[torch.Tensor]:
+    """The per-l Wigner matrices of the edges in ``sl``, from a per-l list or an :class:`EdgeFrames`."""
+    return [D[sl] for D in wigner] if isinstance(wigner, (list, tuple)) else wigner[sl]
+
+
 def rotate(x: torch.Tensor, D: list[torch.Tensor], inverse: bool = False) -> torch.Tensor:
     """Apply D (or D^T if ``inverse``) per l to features x [E, C, (L+1)^2]."""
     parts = []
