@@ -202,16 +202,18 @@ class HotHam(nn.Module):
         soc_out = batch.edge_vec.new_zeros((3, batch.nnz), dtype=dtype) if soc else None
 
         def read_hopping(sl, even, odd):
-            """The hopping blocks of the edges in ``sl`` from their features even / odd [len, C, K]."""
+            """The hopping blocks of the edges in ``sl`` from their features even / odd [len, C, K]
+            (in place without gradients; with them the readout returns new tensors)."""
+            nonlocal out, soc_out
             groups = {}
             for key, (rows, pos) in batch.hopping.items():
                 inside = (rows >= sl.start) & (rows < sl.stop)
                 if bool(inside.any()):
                     groups[key] = (rows[inside] - sl.start, pos[inside])
-            self.hopping(even=even, odd=odd, groups=groups, out=out, scale=envelope[sl], chunk=edge_chunk)
+            out = self.hopping(even=even, odd=odd, groups=groups, out=out, scale=envelope[sl], chunk=edge_chunk)
             if soc:
-                self.soc_hopping(even=even, odd=odd, groups=groups, out=soc_out, scale=envelope[sl],
-                                 chunk=edge_chunk)
+                soc_out = self.soc_hopping(even=even, odd=odd, groups=groups, out=soc_out, scale=envelope[sl],
+                                           chunk=edge_chunk)
 
         # the last layer's input edge features are not needed afterwards: at inference its even
         # output overwrites them, or (chunked) each chunk's output is read out as it comes
