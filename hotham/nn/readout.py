@@ -188,7 +188,7 @@ class BlockReadout(nn.Module):
                 if scale is not None:
                     block = block * scale[rows][:, None]
                 if torch.is_grad_enabled():
-                    flat_out = flat_out.index_put((pos.reshape(-1),), block.reshape(-1))
+                    flat_out = flat_out.index_put((pos.reshape(-1),), block.reshape(-1).to(flat_out.dtype))
                 else:  # inference: write in place, no copy of the whole output per group
                     flat_out.index_put_((pos.reshape(-1),), block.reshape(-1).to(flat_out.dtype))
         return flat_out.view(out.shape)
