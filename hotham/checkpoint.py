@@ -131,7 +131,8 @@ class Predictor:
         network output plus baseline, plus the first stage of a cascade."""
         self.model.eval()
         with torch.no_grad():
-            out = self.model(self.model.graph([op])).detach().to("cpu", torch.float64).numpy()
+            # no [nnz] partner map: the output comes back float64 and Hermitian pair by pair
+            out = self.model(self.model.graph([op], partner=False)).detach().to("cpu", torch.float64).numpy()
         out = self.baseline.add_to(op, out)
         if self.stage1 is not None:
             out += self.stage1.predict_parts(op)

@@ -53,7 +53,7 @@ from .errors import BasisError, StructureError
 from .operator import BlockOperator
 from .so3 import real_gaunt, spherical_harmonics_all
 
-__all__ = ["structure_operator", "overlap_operator", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE",
+__all__ = ["structure_operator", "overlap_operator", "overlap_skeleton", "OverlapCalculator", "label_cutoff", "MIN_DISTANCE",
            "calculator"]
 
 #: atoms closer than this (Angstrom) are rejected as overlapping
@@ -386,6 +386,16 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=
     ready for a model's prediction (``op.with_blocks(H=...)``). The radial tables of a basis are
     cached for the session.
     """
+    op, calc = overlap_skeleton(atoms, basis_labels, openmx_data, paos=paos)
+    op.S = calc.fill(op)
+    return op
+
+
+def overlap_skeleton(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=None, *,
+                     paos: Mapping | None = None) -> tuple[BlockOperator, OverlapCalculator]:
+    """:func:`overlap_operator` in two steps: (the operator with OpenMX's blocks and no S, the
+    calculator whose ``fill(op)`` gives its S). :func:`hotham.predict` fills S after the network,
+    so that the two are not in memory at once."""
     labels = dict(basis_labels)
     missing = sorted(set(atoms.get_chemical_symbols()) - set(labels))
     if missing:
@@ -395,9 +405,8 @@ def overlap_operator(atoms: Atoms, basis_labels: Mapping[str, str], openmx_data=
         parse_openmx_basis(lab)
     calc = calculator(labels, openmx_data, paos)
     op = structure_operator(atoms, calc.basis, calc.radii())
-    op.S = calc.fill(op)
     op.source = "overlap:" + ",".join(labels.values())
-    return op
+    return op, calc
 
 
 def structure_file_overlap(path, basis_labels: Mapping[str, str] | None = None, openmx_data=None) -> BlockOperator:

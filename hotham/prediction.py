@@ -126,9 +126,11 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
                       f"prediction drops {'spin-orbit coupling (SOC)' if op.spin == 'soc' else 'the spin'} and is "
                       f"not comparable to the input's own blocks; use a model trained on {op.spin!r} data",
                       BasisWarning, stacklevel=2)
+    fill_overlap = None
     if atoms is not None:
-        with progress.stage(f"blocks and overlap S of {len(atoms)} atoms"):
-            op = _bare_structure(atoms, predictor, overlap_model=overlap_model, openmx_data=openmx_data)
+        with progress.stage(f"blocks of {len(atoms)} atoms"):
+            op, fill_overlap = _bare_structure(atoms, predictor, overlap_model=overlap_model,
+                                               openmx_data=openmx_data)
         if not isinstance(source, Atoms):
             op.source = os.fspath(source)
     model_mae = getattr(predictor, "val_block_mae_meV", None)
@@ -150,6 +152,12 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
                          if missing else ""), DomainWarning, stacklevel=2)
     with progress.stage(f"network on {op.n_edges} blocks ({op.nnz} elements)"):
         out = _with_prediction(predictor, op)
+    del op          # its cached layout maps (partner, reverse edges) go with it
+    if fill_overlap is not None and out.S is None:
+        # S after the network: the network's edge features and the two float64 [nnz] arrays
+        # are never in memory at once (a 10^4-atom bilayer: 1.5 + 2 x 1.3 GB)
+        with progress.stage("overlap S from the PAO radial functions"):
+            out.S = fill_overlap(out)
     if outside:
         out.meta["outside_training_domain"] = outside
     out.meta.pop("model_val_block_mae_meV", None)      # a previous model's, when op was a prediction
@@ -235,9 +243,11 @@ def _with_prediction(predictor, op: BlockOperator) -> BlockOperator:
     return out
 
 
-def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -> BlockOperator:
-    """Operator skeleton of a bare structure: blocks from the PAO radii, S from PAOs or a model."""
-    from .overlap import overlap_operator, structure_operator
+def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None):
+    """(operator skeleton of a bare structure, blocks from the PAO radii, S from a model or None;
+    None, or a function of an operator with these blocks returning its S from the PAOs, float64
+    [nnz]: called after the network, so that S and the network's features are not held at once)."""
+    from .overlap import overlap_skeleton, structure_operator
     basis = predictor.basis
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(basis.shells))
     if unknown:
@@ -247,8 +257,9 @@ def _bare_structure(atoms, predictor, *, overlap_model=None, openmx_data=None) -
         if set(basis.labels) != set(basis.shells):
             raise BasisError("the model carries no OpenMX basis labels (its data set had no OpenMX input), so the "
                              "PAO overlap cannot be computed: pass an S model (overlap_model / --overlap-model)")
-        return overlap_operator(atoms, basis.labels, openmx_data=openmx_data, paos=getattr(predictor, "paos", None))
-    return predict(overlap_model, structure_operator(atoms, basis), fermi_method=None)
+        op, calc = overlap_skeleton(atoms, basis.labels, openmx_data=openmx_data, paos=getattr(predictor, "paos", None))
+        return op, calc.fill
+    return predict(overlap_model, structure_operator(atoms, basis), fermi_method=None), None
 
 
 def _fermi_level(op: BlockOperator, method: str = "auto", progress=False,

@@ -80,7 +80,7 @@ def test_second_stage_on_a_network_sums_both_and_loads_from_one_file(dataset, st
     assert ckpt["version"] == 2 and ckpt["stage1"]["model"]["config"] == first.model.checkpoint()["config"]
     with Dataset(dataset) as ds:
         op = ds[ds.split("val")[0]]
-    net = both.model(both.model.graph([op])).detach().double().numpy()
+    net = both.model(both.model.graph([op], partner=False)).detach().double().numpy()
     np.testing.assert_allclose(both.predict_parts(op), first.predict_parts(op) + net, rtol=0, atol=1e-12)
     p = predict(both, op, fermi_method=None)
     assert p.hermiticity_error() == 0.0

@@ -30,7 +30,21 @@ from torch import nn
 from ..so3 import float64_default
 from .layers import (EquivariantLayerNorm, EquivariantLinear, Gate, edge_chunks, feature_irreps, from_e3nn, in_degree,
                      mlp, scalar_irreps, scatter_mean, scatter_sum, to_e3nn)
-from .so2 import SO2Convolution, rotate
+from .so2 import SO2Convolution, frames_of, rotate
+
+
+def node_ends(lin: EquivariantLinear, node: torch.Tensor, channels: int):
+    """The node parts (W_i v, W_j v) [N, C, K] of the input map ``lin`` (3C -> C) of edge
+    messages Linear(v_i || v_j || e_ij): mapped once per node, gathered per edge by
+    :func:`edge_input` (no [E, 3C, K] concatenation, a third of the per-edge products)."""
+    return lin.part(node, 0, channels), lin.part(node, channels, 2 * channels)
+
+
+def edge_input(lin: EquivariantLinear, ends, edge, dst, src, channels: int) -> torch.Tensor:
+    """Linear(v_i || v_j || e_ij) [E, C, K] of the edges i = dst <- j = src from their features
+    ``edge`` and the :func:`node_ends` of the nodes (the sum of the three parts of ``lin``;
+    equal to the map of the concatenation to rounding)."""
+    return lin.part(edge, 2 * channels, 3 * channels, bias=True) + ends[0][dst] + ends[1][src]
 
 
 def _e3nn_tp(channels: int, lmax: int):
@@ -77,9 +91,9 @@ class ConvLayer(nn.Module):
         self.norm_edge = EquivariantLayerNorm(C, L)
         self.norm_node = EquivariantLayerNorm(C, L)
 
-    def _messages(self, node, edge, dst, src, radial, sh):
+    def _messages(self, ends, edge, dst, src, radial, sh):
         """Messages g [E, C, K] and updated edge features of a set of edges."""
-        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        m = edge_input(self.lin_in, ends, edge, dst, src, self.channels)
         w = self.radial(radial)
         if self.kind == "gaunt":
             g = self.tp(m, sh[:, None, :], w2=w.unflatten(-1, (self.channels, self.lmax + 1)))
@@ -95,12 +109,15 @@ class ConvLayer(nn.Module):
 
         ``chunk``: process at most this many edges at a time (inference on large structures;
         the result is the same, the memory of the per-edge intermediates is bounded)."""
+        ends = node_ends(self.lin_in, node, self.channels)
         if chunk is None or edge.shape[0] <= chunk:
-            g, edge = self._messages(node, edge, dst, src, radial, sh)
+            g, edge = self._messages(ends, edge, dst, src, radial, sh)
             return self.norm_node(node + self.lin_node(scatter_mean(g, dst, node.shape[0]))), edge
-        edge_new, agg = torch.empty_like(edge), None
+        # without gradients the new edge features overwrite the old ones chunk by chunk (each
+        # chunk is read before it is written): no second [E, C, K] array
+        edge_new, agg = (edge if not torch.is_grad_enabled() else torch.empty_like(edge)), None
         for sl in edge_chunks(edge.shape[0], chunk):
-            g, edge_new[sl] = self._messages(node, edge[sl], dst[sl], src[sl], radial[sl], sh[sl])
+            g, edge_new[sl] = self._messages(ends, edge[sl], dst[sl], src[sl], radial[sl], sh[sl])
             agg = scatter_sum(g, dst[sl], node.shape[0], agg)
         return self.norm_node(node + self.lin_node(agg / in_degree(dst, node))), edge_new
 
@@ -135,34 +152,46 @@ class SO2Layer(nn.Module):
         self.norm = nn.ModuleDict({k: EquivariantLayerNorm(C, L, odd=k.endswith("odd"))
                                    for k in ("edge_even", "edge_odd", "node_even", "node_odd")})
 
-    def _messages(self, node, edge, dst, src, radial, wigner):
+    def _messages(self, ends, edge, dst, src, radial, wigner):
         """Even and odd messages [E, C, K] of a set of edges (wigner: their D_l matrices)."""
-        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        m = edge_input(self.lin_in, ends, edge, dst, src, self.channels)
         w = self.radial(radial).unflatten(-1, (self.channels, self.conv.n_weights))
         ye, yo = self.conv(rotate(m, wigner, inverse=True), w)
         ye, yo = self.lin_even(rotate(ye, wigner)), self.lin_odd(rotate(yo, wigner))
         scalars = ye[..., 0]
         return self.gate_even(ye), self.gate_odd(yo, scalars=scalars)
 
-    def forward(self, node, edge, dst, src, radial, wigner, chunk: int | None = None, reuse_input: bool = False):
+    def forward(self, node, edge, dst, src, radial, wigner, chunk: int | None = None, reuse_input: bool = False,
+                on_edges=None):
         """node [N, C, K], edge [E, C, K], dst / src [E], radial [E, n_radial], wigner: per-l
         edge-frame Wigner matrices [E, 2l+1, 2l+1] (:func:`hotham.nn.so2.edge_frame_wigner`).
         Returns (node_even, node_odd, edge_even, edge_odd), each [N or E, C, K]. ``chunk`` as in
         :meth:`ConvLayer.forward`. ``reuse_input`` (chunked, no gradients): edge_even is written
         into ``edge`` chunk by chunk (each chunk is read before it is overwritten), saving one
-        [E, C, K] array (1.5 GB for a 10^4-atom twisted bilayer); ``edge`` is overwritten."""
+        [E, C, K] array (1.5 GB for a 10^4-atom twisted bilayer); ``edge`` is overwritten.
+        ``on_edges(sl, edge_even, edge_odd)`` (chunked, no gradients): called with each chunk's
+        output edge features instead of storing them (the readout of a 10^4-atom structure reads
+        its blocks chunk by chunk; 3 GB less); edge_even and edge_odd are then returned as None."""
         n = node.shape[0]
+        ends = node_ends(self.lin_in, node, self.channels)
         if chunk is None or edge.shape[0] <= chunk:
-            ye, yo = self._messages(node, edge, dst, src, radial, wigner)
+            ye, yo = self._messages(ends, edge, dst, src, radial, wigner)
             edge_even, edge_odd = self.norm["edge_even"](edge + ye), self.norm["edge_odd"](yo)
             agg_e, agg_o = scatter_mean(ye, dst, n), scatter_mean(yo, dst, n)
         else:
-            edge_even = edge if (reuse_input and not torch.is_grad_enabled()) else torch.empty_like(edge)
-            edge_odd, agg_e, agg_o = torch.empty_like(edge), None, None
+            stream = on_edges is not None and not torch.is_grad_enabled()
+            edge_even = edge_odd = None
+            if not stream:
+                edge_even = edge if (reuse_input and not torch.is_grad_enabled()) else torch.empty_like(edge)
+                edge_odd = torch.empty_like(edge)
+            agg_e = agg_o = None
             for sl in edge_chunks(edge.shape[0], chunk):
-                wigner_sl = [d[sl] for d in wigner] if isinstance(wigner, (list, tuple)) else wigner[sl]
-                ye, yo = self._messages(node, edge[sl], dst[sl], src[sl], radial[sl], wigner_sl)
-                edge_even[sl], edge_odd[sl] = self.norm["edge_even"](edge[sl] + ye), self.norm["edge_odd"](yo)
+                ye, yo = self._messages(ends, edge[sl], dst[sl], src[sl], radial[sl], frames_of(wigner, sl))
+                even_sl, odd_sl = self.norm["edge_even"](edge[sl] + ye), self.norm["edge_odd"](yo)
+                if stream:
+                    on_edges(sl, even_sl, odd_sl)
+                else:
+                    edge_even[sl], edge_odd[sl] = even_sl, odd_sl
                 agg_e = scatter_sum(ye, dst[sl], n, agg_e)
                 agg_o = scatter_sum(yo, dst[sl], n, agg_o)
             deg = in_degree(dst, node)
@@ -233,9 +262,9 @@ class AttentionLayer(nn.Module):
         k = self.key(torch.cat([node[src, :, 0], edge[..., 0], radial], dim=-1)).unflatten(-1, (H, d))
         return segment_softmax((q * k).sum(-1) / d ** 0.5, dst, node.shape[0])
 
-    def _values(self, node, edge, dst, src, radial, wigner):
+    def _values(self, ends, edge, dst, src, radial, wigner):
         """Values u [E, C, K] and updated edge features of a set of edges."""
-        m = self.lin_in(torch.cat([node[dst], node[src], edge], dim=-2))
+        m = edge_input(self.lin_in, ends, edge, dst, src, self.channels)
         w = self.radial(radial).unflatten(-1, (self.channels, self.conv.n_weights))
         y, _ = self.conv(rotate(m, wigner, inverse=True), w)       # even paths only: parity kept
         u = self.gate(self.lin_out(rotate(y, wigner)))
@@ -252,11 +281,12 @@ class AttentionLayer(nn.Module):
         (the weights [E, heads] are computed for all edges at once: the softmax needs them)."""
         a = self.attention(node, edge, dst, src, radial)
         n = node.shape[0]
+        ends = node_ends(self.lin_in, node, self.channels)
         if chunk is None or edge.shape[0] <= chunk:
-            u, edge = self._values(node, edge, dst, src, radial, wigner)
+            u, edge = self._values(ends, edge, dst, src, radial, wigner)
             return self.norm_node(node + self.lin_node(scatter_sum(self._weighted(u, a), dst, n))), edge
-        edge_new, agg = torch.empty_like(edge), None
+        edge_new, agg = (edge if not torch.is_grad_enabled() else torch.empty_like(edge)), None
         for sl in edge_chunks(edge.shape[0], chunk):
-            u, edge_new[sl] = self._values(node, edge[sl], dst[sl], src[sl], radial[sl], [D[sl] for D in wigner])
+            u, edge_new[sl] = self._values(ends, edge[sl], dst[sl], src[sl], radial[sl], frames_of(wigner, sl))
             agg = scatter_sum(self._weighted(u, a[sl]), dst[sl], n, agg)
         return self.norm_node(node + self.lin_node(agg)), edge_new

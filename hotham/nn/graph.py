@@ -26,7 +26,8 @@ class GraphBatch:
     onsite: {species index: (atom indices [n] long, flat output start of each block [n] long)};
     hopping: {(species a, species b): (graph edge indices [m], flat output start of each block [m])}
     (blocks are contiguous and row-major in the flat output, so a start is all the readout needs);
-    partner [nnz] long: flat position of each element's Hermitian partner (X_ji(-R)^T);
+    partner [nnz] long: flat position of each element's Hermitian partner (X_ji(-R)^T), or None
+    (``build_graph(..., partner=False)``: ``ops`` holds the operators, whose layouts give it);
     nnz_per_graph: flat output length of every structure.
     """
 
@@ -40,6 +41,7 @@ class GraphBatch:
     partner: torch.Tensor | None = None
     nnz_per_graph: list = field(default_factory=list)
     cache: dict = field(default_factory=dict, repr=False)  # geometry tensors, filled by the model
+    ops: list = field(default_factory=list, repr=False)    # the operators, when partner is None
 
     @property
     def n_nodes(self) -> int:
@@ -57,11 +59,17 @@ class GraphBatch:
             edge_src=mv(self.edge_src), edge_vec=self.edge_vec.to(device=device, dtype=dtype or self.edge_vec.dtype),
             onsite={k: (mv(a), mv(b)) for k, (a, b) in self.onsite.items()},
             hopping={k: (mv(a), mv(b)) for k, (a, b) in self.hopping.items()},
-            partner=mv(self.partner), nnz_per_graph=list(self.nnz_per_graph))
+            partner=None if self.partner is None else mv(self.partner), nnz_per_graph=list(self.nnz_per_graph),
+            ops=self.ops)
 
 
-def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_dist: float = 1e-6) -> GraphBatch:
+def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_dist: float = 1e-6,
+                partner: bool = True) -> GraphBatch:
     """Concatenate BlockOperators into one :class:`GraphBatch`.
+
+    ``partner=False``: no [nnz] partner map (1.3 GB of int64 for a 10^4-atom twisted bilayer);
+    the batch keeps its operators instead and the model's inference makes its output Hermitian
+    from their layouts (:meth:`hotham.nn.model.HotHam.forward`).
 
     ``species`` is the model's ordered species list and ``shells`` its basis (symbol -> shell
     l's); an operator with an unknown species or a different basis raises BasisError. Blocks
@@ -118,7 +126,8 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
         vec_l.append(vec)
         # the operator's cached partner map itself when it is the only one (no second copy of
         # an int64 array as long as H: 1.3 GB for a 10^4-atom twisted bilayer)
-        partner_l.append(op.partner_index(1) + flat_off if flat_off else op.partner_index(1))
+        if partner:
+            partner_l.append(op.partner_index(1) + flat_off if flat_off else op.partner_index(1))
         node_off += len(sp)
         edge_off += len(hop)
         flat_off += op.nnz
@@ -127,5 +136,5 @@ def build_graph(ops, species: list[str], shells: dict, dtype=torch.float64, min_
     merge = lambda acc: {k: (cat([a for a, _ in v]), cat([p for _, p in v])) for k, v in acc.items()}
     return GraphBatch(species=cat(species_l), node_graph=cat(graph_l), edge_dst=cat(dst_l), edge_src=cat(src_l),
                       edge_vec=torch.as_tensor(np.concatenate(vec_l).reshape(-1, 3), dtype=dtype),
-                      onsite=merge(onsite_acc), hopping=merge(hop_acc), partner=cat(partner_l),
-                      nnz_per_graph=nnz_per_graph)
+                      onsite=merge(onsite_acc), hopping=merge(hop_acc), partner=cat(partner_l) if partner else None,
+                      nnz_per_graph=nnz_per_graph, ops=[] if partner else list(ops))

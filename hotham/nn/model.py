@@ -34,13 +34,14 @@ from .graph import GraphBatch, build_graph
 from .layers import feature_irreps
 from .radial import RadialBasis, cosine_cutoff, pair_switch, polynomial_envelope
 from .readout import BlockReadout, block_irreps
-from .so2 import edge_frame_wigner
+from .so2 import EdgeFrames, edge_frame_wigner
 
 
 LayerKind = Literal["conv", "attention"]
 
-#: edges per message-passing chunk at inference (~10^5 edges: ~2 GB of intermediates at L=4, C=16)
-INFERENCE_EDGE_CHUNK = 32768
+#: edges per message-passing chunk at inference (~0.3 GB of intermediates at L=4, C=16; as fast as
+#: 32768 edges on CPU, 0.5 GB less at the peak of a 10^4-atom bilayer)
+INFERENCE_EDGE_CHUNK = 8192
 
 
 class HotHamConfig(BaseModel):
@@ -169,10 +170,11 @@ class HotHam(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def graph(self, ops) -> GraphBatch:
-        """GraphBatch of one or several BlockOperators, on the model's device and dtype."""
+    def graph(self, ops, partner: bool = True) -> GraphBatch:
+        """GraphBatch of one or several BlockOperators, on the model's device and dtype
+        (``partner``: see :func:`~hotham.nn.graph.build_graph`)."""
         p = next(self.parameters())
-        return build_graph(ops, self.species, self.shells, dtype=p.dtype).to(p.device, p.dtype)
+        return build_graph(ops, self.species, self.shells, dtype=p.dtype, partner=partner).to(p.device, p.dtype)
 
     def forward(self, batch: GraphBatch, edge_chunk: int | None = None) -> torch.Tensor:
         """Flat predicted H [nnz] (eV) of the batch, operators concatenated in order; for
@@ -180,37 +182,64 @@ class HotHam(nn.Module):
 
         ``edge_chunk``: message passing over at most this many edges at a time (same result;
         bounds the memory of inference on structures of 10^4 atoms). Default: none while
-        gradients are recorded (training), ``INFERENCE_EDGE_CHUNK`` otherwise."""
+        gradients are recorded (training), ``INFERENCE_EDGE_CHUNK`` otherwise. Chunked without
+        gradients, the edge-frame rotations are made chunk by chunk and the hopping blocks are
+        read out of each chunk of the last layer as it is computed (no [E, C, K] feature array
+        of its output). A batch built with ``partner=False`` (:func:`~hotham.nn.graph.build_graph`:
+        inference on large structures) gives a float64 output, made Hermitian pair by pair of
+        blocks from its operators (no [nnz] index array)."""
         if edge_chunk is None and not torch.is_grad_enabled():
             edge_chunk = INFERENCE_EDGE_CHUNK
-        radial, cutoff, sh, wigner, envelope = self._geometry(batch)
+        stream = not torch.is_grad_enabled() and edge_chunk is not None and batch.edge_vec.shape[0] > edge_chunk
+        radial, cutoff, sh, wigner, envelope = self._geometry(batch, lazy_frames=stream)
         dst, src = batch.edge_dst, batch.edge_src
         _, node, edge = self.embedding(species=batch.species, dst=dst, src=src, radial=radial, cutoff=cutoff, sh=sh)
         for layer in self.layers:
             node, edge = layer(node=node, edge=edge, dst=dst, src=src, radial=radial, sh=sh, wigner=wigner,
                                chunk=edge_chunk)
+        soc = self.config.spin == "soc"
+        dtype = torch.float64 if batch.partner is None else batch.edge_vec.dtype
+        out = batch.edge_vec.new_zeros(batch.nnz, dtype=dtype)
+        soc_out = batch.edge_vec.new_zeros((3, batch.nnz), dtype=dtype) if soc else None
+
+        def read_hopping(sl, even, odd):
+            """The hopping blocks of the edges in ``sl`` from their features even / odd [len, C, K]
+            (in place without gradients; with them the readout returns new tensors)."""
+            nonlocal out, soc_out
+            groups = {}
+            for key, (rows, pos) in batch.hopping.items():
+                inside = (rows >= sl.start) & (rows < sl.stop)
+                if bool(inside.any()):
+                    groups[key] = (rows[inside] - sl.start, pos[inside])
+            out = self.hopping(even=even, odd=odd, groups=groups, out=out, scale=envelope[sl], chunk=edge_chunk)
+            if soc:
+                soc_out = self.soc_hopping(even=even, odd=odd, groups=groups, out=soc_out, scale=envelope[sl],
+                                           chunk=edge_chunk)
+
         # the last layer's input edge features are not needed afterwards: at inference its even
-        # output overwrites them
+        # output overwrites them, or (chunked) each chunk's output is read out as it comes
         node_even, node_odd, edge_even, edge_odd = self.last(node=node, edge=edge, dst=dst, src=src, radial=radial,
-                                                             wigner=wigner, chunk=edge_chunk, reuse_input=True)
-        out = batch.edge_vec.new_zeros(batch.nnz)
+                                                             wigner=wigner, chunk=edge_chunk, reuse_input=True,
+                                                             on_edges=read_hopping if stream else None)
+        del edge
+        if edge_even is not None:
+            read_hopping(slice(0, edge_even.shape[0]), edge_even, edge_odd)
+            del edge_even, edge_odd
         out = self.onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=out, chunk=edge_chunk)
-        out = self.hopping(even=edge_even, odd=edge_odd, groups=batch.hopping, out=out, scale=envelope,
-                           chunk=edge_chunk)
-        out = self._hermitian(out, batch.partner, 1.0, self.config.output_scale)
-        if self.config.spin != "soc":
+        out = self._hermitian(out, batch, 1.0, self.config.output_scale)
+        if not soc:
             return out
-        soc = batch.edge_vec.new_zeros((3, batch.nnz))
-        soc = self.soc_onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=soc, chunk=edge_chunk)
-        soc = self.soc_hopping(even=edge_even, odd=edge_odd, groups=batch.hopping, out=soc, scale=envelope,
-                               chunk=edge_chunk)
-        return torch.cat([out[None], self._hermitian(soc, batch.partner, -1.0, self.config.soc_scale)])
+        soc_out = self.soc_onsite(even=node_even, odd=node_odd, groups=batch.onsite, out=soc_out, chunk=edge_chunk)
+        return torch.cat([out[None], self._hermitian(soc_out, batch, -1.0, self.config.soc_scale)])
 
     @staticmethod
-    def _hermitian(out: torch.Tensor, partner: torch.Tensor, sign: float, scale: float) -> torch.Tensor:
+    def _hermitian(out: torch.Tensor, batch: GraphBatch, sign: float, scale: float) -> torch.Tensor:
         """(out + sign * out[partner]) / 2 times ``scale``: exactly Hermitian blocks (sign
         +1: X_ji(-R) = X_ij(R)^T) or the antisymmetric SOC parts (-1: M_ji(-R) = -M_ij(R)^T)."""
         # exact: a + b and b + a (and a - b, -(b - a)) are the same floating-point number
+        partner = batch.partner
+        if partner is None:
+            return HotHam._hermitian_pairs(out, batch.ops, sign, scale)
         if torch.is_grad_enabled():
             out = 0.5 * (out + sign * out[..., partner])
             return out * scale
@@ -220,7 +249,30 @@ class HotHam(nn.Module):
             out -= out[..., partner]
         return out.mul_(0.5 * scale)
 
-    def _geometry(self, batch: GraphBatch):
+    @staticmethod
+    def _hermitian_pairs(out: torch.Tensor, ops, sign: float, scale: float) -> torch.Tensor:
+        """:meth:`_hermitian` in place, without gradients, from the operators' layouts: each
+        pair of partner elements k <= p (k = p on the diagonal of on-site blocks) is set once,
+        out[k] = (out[k] + sign out[p]) scale / 2, out[p] = sign out[k]: the same numbers, in
+        chunks of ~LAYOUT_CHUNK elements instead of an index array as long as H."""
+        import numpy as np
+        flat = 0
+        for op in ops:
+            reverse = op.reverse_edges
+            for e, (ni, nj), _ in op.element_chunks(1):
+                a, b = np.divmod(np.arange(ni * nj), nj)
+                k = (op.offsets[e][:, None] + np.arange(ni * nj)).ravel()
+                p = (op.offsets[reverse[e]][:, None] + (b * ni + a)).ravel()    # element (b, a) of the partner
+                keep = k <= p
+                k = torch.from_numpy(k[keep] + flat).to(out.device)
+                p = torch.from_numpy(p[keep] + flat).to(out.device)
+                v = (out[..., k] + sign * out[..., p]) * (0.5 * scale)
+                out[..., k] = v
+                out[..., p] = sign * v
+            flat += op.nnz
+        return out
+
+    def _geometry(self, batch: GraphBatch, lazy_frames: bool = False):
         """(radial [E, n_radial], cutoff [E], sh [E, (L+1)^2], wigner [per l: E, 2l+1, 2l+1],
         envelope [E]): radial basis, cosine cutoff, edge harmonics, edge-frame Wigner matrices and
         the hopping envelope of a batch.
@@ -231,7 +283,8 @@ class HotHam(nn.Module):
         """
         vec = batch.edge_vec
         key = (self.config.lmax, self.config.r_cut, self.config.radial_basis, self.config.n_radial,
-               self.config.pair_envelope, tuple(sorted(self.config.pao_radii.items())), vec.dtype, vec.device)
+               self.config.pair_envelope, tuple(sorted(self.config.pao_radii.items())), vec.dtype, vec.device,
+               lazy_frames)
         hit = batch.cache.get("geometry")
         if hit is not None and hit[0] == key and not vec.requires_grad:
             return hit[1]
@@ -239,7 +292,7 @@ class HotHam(nn.Module):
         r = vec.norm(dim=-1)
         geo = (self.radial(r), cosine_cutoff(r, self.config.r_cut),
                so3.spherical_harmonics_all(L, vec),
-               edge_frame_wigner(vec, L), self._envelope(batch, r))
+               EdgeFrames(vec, L) if lazy_frames else edge_frame_wigner(vec, L), self._envelope(batch, r))
         if not vec.requires_grad:
             batch.cache["geometry"] = (key, geo)
         return geo

@@ -166,7 +166,7 @@ class BlockReadout(nn.Module):
         for key, (rows_all, start_all) in groups.items():
             a, b = (key, key) if self.kind == "onsite" else key
             name = f"{a}_{b}"
-            T = getattr(self, f"T_{name}").to(out.dtype)
+            T = getattr(self, f"T_{name}").to(even.dtype)
             # row-major n_a x n_b block (M_x, M_y, M_z blocks nnz apart for the SOC head)
             local = (torch.arange(n_vec, device=start_all.device)[:, None] * nnz
                      + torch.arange(T.shape[0] // n_vec, device=start_all.device)).reshape(-1)
@@ -188,7 +188,7 @@ class BlockReadout(nn.Module):
                 if scale is not None:
                     block = block * scale[rows][:, None]
                 if torch.is_grad_enabled():
-                    flat_out = flat_out.index_put((pos.reshape(-1),), block.reshape(-1))
+                    flat_out = flat_out.index_put((pos.reshape(-1),), block.reshape(-1).to(flat_out.dtype))
                 else:  # inference: write in place, no copy of the whole output per group
-                    flat_out.index_put_((pos.reshape(-1),), block.reshape(-1))
+                    flat_out.index_put_((pos.reshape(-1),), block.reshape(-1).to(flat_out.dtype))
         return flat_out.view(out.shape)
