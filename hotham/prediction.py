@@ -48,6 +48,10 @@ GHOST_CHECK_ALL_K = 600
 GHOST_CHECK_STATES = 16
 #: eV below E_F of the second slice of the sparse ghost check (graphene's lowest band: E_F - 20 eV)
 GHOST_CHECK_BELOW = 40.0
+#: orbitals above which predict makes no ghost check of its own: its two shift-invert
+#: factorisations would cost more than the prediction (the 1.05 deg bilayer, 154 804 orbitals: more
+#: memory than a 24 GB machine has); every later solve (bands, dos, states) still flags ghosts at its k
+GHOST_CHECK_MAX = 60000
 
 
 class BasisWarning(UserWarning):
@@ -80,7 +84,7 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     progress: report each stage and its time on stderr (a flag or a :class:`hotham.progress.Progress`).
     ghosts: check an H prediction for ghost states at Gamma and the cell's special points
     (:func:`ghost_check`; warns :class:`~hotham.electronic.ghosts.GhostStateWarning`, the count in
-    ``meta["ghost_states"]``).
+    ``meta["ghost_states"]``; no check, and no count, above :data:`GHOST_CHECK_MAX` orbitals).
     """
     from ase import Atoms
 
@@ -174,7 +178,9 @@ def predict(model, source, *, overlap_model=None, openmx_data=None, device: str 
     out.meta.pop("ghost_states", None)
     if ghosts and predictor.target == "H" and out.H is not None:
         with progress.stage("ghost-state check at Gamma and the special points"):
-            out.meta["ghost_states"] = ghost_check(out, stacklevel=3)
+            found = ghost_check(out, stacklevel=3)
+        if found is not None:
+            out.meta["ghost_states"] = found
     return out
 
 
@@ -197,7 +203,8 @@ def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
     dense solves of small cells. Without a
     Fermi level, states are placed against the atomic limit's (:func:`hotham.electronic.fermi_count._onsite_guess`). Warns
     (:class:`~hotham.electronic.ghosts.GhostStateWarning`, with k, energies and count) and returns
-    the number of ghost states found."""
+    the number of ghost states found; None, with no check, above :data:`GHOST_CHECK_MAX` orbitals
+    (the solves that follow a prediction flag ghosts where they solve)."""
     from .electronic.bands import band_path
     from .electronic.fermi_count import _onsite_guess
     from .electronic.ghosts import warn_ghosts
@@ -215,6 +222,8 @@ def ghost_check(op: BlockOperator, stacklevel: int = 2) -> int:
             ef = _onsite_guess(op, electron_count(op) / occupancy(op))
         except HothamError:
             return 0
+    if op.n_orbitals * op.spin_factor > GHOST_CHECK_MAX:      # (before the Assembler: its pattern is big)
+        return None
     size = Assembler(op).size
     if size <= DENSE_MAX:
         kpts = kpts if size <= GHOST_CHECK_ALL_K else kpts[:1]

@@ -46,8 +46,9 @@ SOURCES = {
     # its held-out checks: their test cells and the twisted bilayer data/tbg_21.79
     "demo_model": Recipe(["bilayer_graphene_strain.h5", "bilayer_graphene_uniaxial.h5", "bilayer_graphene_thermal.h5",
                           "bilayer_graphene_slid_1x1"], (0.8, 0.1, 0.1)),
-    # 12 strained and perturbed MoS2 monolayers, non-collinear with SOC: 8 train, 2 val, 2 held out
-    "mos2_soc": Recipe(["mos2_soc_1x1"], (0.7, 0.15, 0.15), "soc"),
+    # 12 strained and perturbed MoS2 monolayers, non-collinear with SOC: 8 train, 2 val, 2 held out;
+    # then (fine-tuning, examples/mos2_soc.yaml) the SOC bilayers of data/sets/mos2_soc_bilayer.h5
+    "mos2_soc": Recipe(["mos2_soc_1x1", "mos2_soc_bilayer.h5"], (0.7, 0.15, 0.15), "soc"),
 }
 SPLIT_SEED = 0
 

@@ -233,3 +233,15 @@ def test_predict_ghost_check_of_a_large_cell_is_sparse(shipped, monkeypatch):
     op, rec = _predict(shipped, scaled(io.read(CELL).atoms, 1.01).repeat((2, 2, 1)))
     ghost = [str(w.message) for w in rec if w.category is GhostStateWarning]
     assert op.meta["ghost_states"] > 0 and len(ghost) == 1 and "at 1 of 1 k-point(s)" in ghost[0]
+
+
+def test_no_ghost_check_of_its_own_above_the_size_limit(monkeypatch):
+    """Above GHOST_CHECK_MAX orbitals predict makes no ghost check (two factorisations of a moire
+    cell cost more than the prediction): no count in meta, no warning; below, the count."""
+    import hotham.prediction as prediction
+    op = io.read(CELL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert prediction.predict(MODEL, op.atoms, fermi_method=None).meta["ghost_states"] >= 0
+        monkeypatch.setattr(prediction, "GHOST_CHECK_MAX", op.n_orbitals - 1)
+        assert "ghost_states" not in prediction.predict(MODEL, op.atoms, fermi_method=None).meta
