@@ -37,9 +37,7 @@ class Recipe(NamedTuple):
 
 #: recipe name -> its :class:`Recipe`
 SOURCES = {
-    # the 20 slid graphene/hBN bilayers, then (fine-tuning, examples/graphene_hbn.yaml) the graphene sets of data/sets
-    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1", "bilayer_graphene_strain.h5", "bilayer_graphene_uniaxial.h5",
-                            "bilayer_graphene_thermal.h5"], (0.8, 0.1, 0.1)),
+    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1"], (0.8, 0.1, 0.1)),
     # the 16 slid bilayers, then (fine-tuning, examples/mos2_bilayer.yaml) 2H and parallel bilayers
     # under -4..+4 % strain and Mo-Mo 6.0-6.9 A
     "mos2_bilayer": Recipe(["mos2_bilayer_slid_1x1", "mos2_2h_strain.h5", "mos2_par_strain.h5"], (0.8, 0.1, 0.1)),

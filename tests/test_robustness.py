@@ -22,6 +22,9 @@ from conftest import DATA, REPO_DATA, shift_along
 
 CELL = REPO_DATA / "bilayer_graphene_slid_1x1" / "000"
 MODEL = REPO_DATA / "models" / "bilayer_graphene.pt"
+#: the demo's model before issue 25 retrained it (12 slid cells at one lattice constant, commit 36fe1ea): it
+#: puts ghost states among the bands at 0.7-1 % strain, the fixture of the ghost-state machinery's tests
+GHOSTY_MODEL = DATA / "models" / "bilayer_graphene_slid_only.pt"
 DFT_CELLS = [DATA / "openmx" / name for name in ("graphene_prim", "bilayer_graphene_ab_prim", "hbn_prim", "mos2_prim")]
 
 
@@ -37,6 +40,16 @@ def scaled(atoms, s: float, interlayer: float | None = None):
         top = z > z.mean()
         a.positions[top, 2] += interlayer - (z[top].mean() - z[~top].mean())
     return a
+
+
+@pytest.fixture(scope="module")
+def ghosty():
+    """The model of 12 slid cells (GHOSTY_MODEL), its training domain computed from those cells."""
+    from hotham.checkpoint import load_predictor
+    predictor = load_predictor(GHOSTY_MODEL, device="cpu")
+    ops = [io.read(p) for p in sorted((REPO_DATA / "bilayer_graphene_slid_1x1").iterdir())]
+    predictor.info["domain"] = training_domain(ops)
+    return predictor
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +94,24 @@ def _operator(atoms):
     return structure_operator(atoms, load_predictor(MODEL, device="cpu").basis)
 
 
-@pytest.mark.parametrize("s", [0.97, 0.99, 1.01, 1.02, 1.04])
+@pytest.mark.parametrize("s", [0.94, 0.95, 1.05, 1.06])
 def test_strain_leaves_the_training_domain(shipped, s):
-    """Strained (+1 .. +4 %) and compressed copies of a shipped training cell are outside the
-    domain of the model trained on it; no PAO files needed (the check is geometric)."""
+    """Copies of a training cell strained or compressed beyond the -4..+4 % of the shipped model's
+    training sets are outside its domain; no PAO files needed (the check is geometric)."""
     out = outside_domain(_operator(scaled(io.read(CELL).atoms, s)), shipped.info["domain"])
     assert any("in-plane lattice scale" in line and "strain" in line for line in out), out
-    assert f"{100 * (s - 1):+.2f} %" in " ".join(out)
+    assert ("+" if s > 1 else "-") in " ".join(out).split("in-plane lattice scale")[1]
+
+
+@pytest.mark.parametrize("s", [0.97, 1.03, 1.06])
+def test_strained_and_compressed_copies_predict_without_ghosts(shipped, s):
+    """Issue 25's check: the shipped model on a 3 % strained and a 3 % compressed copy of a shipped
+    cell: no ghost state, no DomainWarning (inside its training range); at 6 %, beyond it, a
+    DomainWarning."""
+    op, rec = _predict(shipped, scaled(io.read(CELL).atoms, s))
+    kinds = [w.category for w in rec]
+    assert GhostStateWarning not in kinds and op.meta["ghost_states"] == 0, [str(w.message) for w in rec]
+    assert (DomainWarning in kinds) == (s > 1.05), [str(w.message) for w in rec]
 
 
 def test_small_strain_and_the_unstrained_cell_stay_inside(shipped):
@@ -104,8 +128,9 @@ def test_interlayer_distance_leaves_the_training_domain(shipped):
 def test_a_stretched_bond_leaves_the_training_domain(shipped):
     atoms = io.read(CELL).atoms
     z = atoms.positions[:, 2]
-    # atom 0 pulled 0.6 A out of its layer, away from the other: its bonds 1.42 -> ~1.54 A, the cell unchanged
-    atoms.positions[0, 2] += 0.6 if z[0] > z.mean() else -0.6
+    # atom 0 pulled 0.9 A out of its layer, away from the other: its bonds 1.42 -> ~1.68 A (training: up to
+    # 1.49 A, the +4 % cells with noise), the cell unchanged
+    atoms.positions[0, 2] += 0.9 if z[0] > z.mean() else -0.9
     out = outside_domain(_operator(atoms), shipped.info["domain"])
     assert any("bond (nearest neighbour)" in line and "longer than any in training" in line for line in out), out
 
@@ -117,11 +142,11 @@ def test_older_checkpoint_domain_says_what_it_cannot_check():
 
 
 @pytest.mark.parametrize("s", [1.0, 1.007, 1.01, 1.03, 0.98])
-def test_predict_flags_strain_and_ghost_states(shipped, s):
-    """The shipped model on a strained copy of its own training cell: a DomainWarning once the
+def test_predict_flags_strain_and_ghost_states(ghosty, s):
+    """The slid-cells model on a strained copy of its own training cell: a DomainWarning once the
     strain leaves the training range; the ghost state it puts among the bands at 0.7-1 % strain
     (at 1 %: -66 eV at Gamma) is flagged; the unstrained cell has neither."""
-    op, rec = _predict(shipped, scaled(io.read(CELL).atoms, s))
+    op, rec = _predict(ghosty, scaled(io.read(CELL).atoms, s))
     kinds = [w.category for w in rec]
     if s == 1.0:
         assert DomainWarning not in kinds and GhostStateWarning not in kinds, [str(w.message) for w in rec]
@@ -136,10 +161,10 @@ def test_predict_flags_strain_and_ghost_states(shipped, s):
             assert " -6" in ghost[0]          # the state at -66 eV
 
 
-def test_canonical_orthogonalisation_removes_the_ghost(shipped):
+def test_canonical_orthogonalisation_removes_the_ghost(ghosty):
     """At 1 % strain the default threshold takes the -66 eV state out (a few flagged states stay
     3-8 eV above E_F); 5e-3 leaves none flagged."""
-    op, _ = _predict(shipped, scaled(io.read(CELL).atoms, 1.01))
+    op, _ = _predict(ghosty, scaled(io.read(CELL).atoms, 1.01))
     k = np.zeros((1, 3))
     ef = -3.72                                   # DFT's E_F of the unstrained cell
     plain = solve(op, k, ghosts=True)
@@ -225,12 +250,12 @@ def test_bands_repeat_the_stored_domain_warning_and_flag_ghosts(tmp_path, capsys
     assert "ghost state" not in out.err and "canonical orthogonalisation" in out.out
 
 
-def test_predict_ghost_check_of_a_large_cell_is_sparse(shipped, monkeypatch):
+def test_predict_ghost_check_of_a_large_cell_is_sparse(ghosty, monkeypatch):
     """Above the dense size the check solves two shift-invert slices at Gamma (near E_F and
     40 eV below) and still finds the ghost of the 1 % strained cell, here in a 2x2 supercell."""
     import sys
     monkeypatch.setattr(sys.modules["hotham.electronic.solve"], "DENSE_MAX", 100)
-    op, rec = _predict(shipped, scaled(io.read(CELL).atoms, 1.01).repeat((2, 2, 1)))
+    op, rec = _predict(ghosty, scaled(io.read(CELL).atoms, 1.01).repeat((2, 2, 1)))
     ghost = [str(w.message) for w in rec if w.category is GhostStateWarning]
     assert op.meta["ghost_states"] > 0 and len(ghost) == 1 and "at 1 of 1 k-point(s)" in ghost[0]
 
