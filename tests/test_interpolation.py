@@ -65,6 +65,33 @@ def test_gamma_alone_is_caught_then_refined_to_the_dense_bands(mos2_2x2):
     assert np.all(err <= b.bound + 1e-12) and err.max() < 1e-8
 
 
+def test_refine_on_measured_error_stops_and_never_solves_a_time_reversed_k(mos2_2x2):
+    """``on="solve"``: ranked by bound, stopped by the error the exact solves measure at the worst
+    k (the model's energies there before they join the basis, against the dense ones); no round
+    solves at the -k of a sample (time reversal gives it), and the model is then good elsewhere."""
+    from hotham.electronic.interpolation import _zone_distance
+    op = mos2_2x2
+    model = window_model(op, n_below=4, n_above=4, guard=3)           # Gamma, K, M: too few
+    cand = model.mesh(6)
+    b0 = model.bands(cand)
+    log = []
+    model.refine(cand, tol=1e-6, on="solve", per_round=3, max_samples=30, log=log)
+    assert len(model.samples) < 30 and log[-1][2] < 1e-6 and all(c >= log[-1][2] for _, _, c in log[:-1])
+    # the first round measured the model's error of the Gamma-only model at the k it took
+    first = np.flatnonzero(_zone_distance(cand, model.samples[3:6]).min(axis=1) < 1e-9)
+    assert 1e-4 < log[0][2] < 1.0
+    np.testing.assert_allclose(log[0][2], np.abs(b0.energies[first] - dense_window(op, cand[first], model)).max(),
+                               rtol=1e-6)
+    d = _zone_distance(model.samples, model.samples)
+    assert np.all(d[~np.eye(len(d), dtype=bool)] > 1e-6)       # no sample equals another or its -k
+    k = random_k(6, seed=11)
+    b = model.bands(k)
+    err = np.abs(b.energies - dense_window(op, k, model))
+    assert np.all(err <= b.bound + 1e-12) and err.max() < 1e-5
+    with pytest.raises(HothamError, match="refine on"):
+        model.refine(cand, on="residual")
+
+
 @pytest.mark.slow
 def test_sparse_sampling_is_caught_then_refined_to_the_dense_bands(mos2_3x3):
     """Three samples are too few away from them: the bounds say so (and hold); refining on the

@@ -34,8 +34,9 @@ below :data:`~hotham.electronic.dense.DENSE_MAX` orbitals, else at Gamma by shif
 overlap spectrum of a large cell hardly depends on k).
 
 Adaptive sampling (:meth:`WindowModel.refine`): on candidate k (a path, a mesh) the model
-evaluates its bounds, solves exactly at the worst k, adds its vectors, and repeats until every
-bound (or estimate) is below a tolerance.
+evaluates its bounds, solves exactly at the worst k (and not at the -k of a sample: time reversal
+gives those states), adds its vectors, and repeats until every bound (or estimate) is below a
+tolerance, or until the error the exact solves measure at the worst k is (``on="solve"``).
 
 Band indices. The model tracks the ``n_below`` bands just below a *count energy* c (default the
 operator's E_F) and the ``n_above`` from c up, as the sampled windows do. One inertia at Gamma
@@ -160,6 +161,35 @@ def _apply(W: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _support(A: sp.csr_matrix) -> np.ndarray:
     """Rows of a CSR matrix that hold a nonzero entry."""
     return np.flatnonzero(np.diff(A.indptr))
+
+
+def _zone_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance [len(a), len(b)] between fractional k-points modulo reciprocal lattice vectors and
+    time reversal (k ~ -k: the model holds both), in fractional units."""
+    out = np.full((len(a), len(b)), np.inf)
+    for sign in (1.0, -1.0):
+        d = a[:, None, :] - sign * b[None, :, :]
+        out = np.minimum(out, np.linalg.norm(d - np.round(d), axis=2))
+    return out
+
+
+def _equivalent(k: np.ndarray, samples: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """[nk] bool: k equal to a sample or to its -k, modulo reciprocal lattice vectors."""
+    if not len(samples):
+        return np.zeros(len(k), bool)
+    return _zone_distance(k, samples).min(axis=1) < tol
+
+
+def _spread(k: np.ndarray, value: np.ndarray, floor: float, n: int, apart: float = 0.125) -> list:
+    """Up to ``n`` indices into ``k`` with the largest ``value`` above ``floor``, each farther than
+    ``apart`` (fractional) from those taken and their -k."""
+    take = []
+    for q in np.argsort(-value, kind="stable"):
+        if len(take) >= n or value[q] <= floor:
+            break
+        if not take or _zone_distance(k[[q]], k[take]).min() > apart:
+            take.append(int(q))
+    return take
 
 
 @dataclass
@@ -466,27 +496,46 @@ class WindowModel:
     def refine(self, kpts, tol: float = 1e-4, on: str = "bound", max_samples: int = 64,
                per_round: int = 1, log=None) -> "WindowModel":
         """Add exact solves at the candidate k (``kpts`` [nk, 3], e.g. a path or a mesh) where the
-        tracked bands' ``on`` ("bound" or "estimate", eV) is largest, ``per_round`` at a time
-        (spread apart: the worst k, then the worst farther than 1/8 of the zone from those
-        taken), until every one is below ``tol`` or the model has ``max_samples`` samples.
-        ``log``: a list receiving (samples, worst eV) after each round."""
-        if on not in ("bound", "estimate"):
-            raise HothamError(f"refine on 'bound' or 'estimate', not {on!r}")
+        tracked bands' bound is largest, ``per_round`` at a time, until the model is good to ``tol``
+        (eV) or has ``max_samples`` samples.
+
+        ``on`` says what "good" means: "bound" or "estimate" (eV) below ``tol`` at every candidate
+        (those k are ranked by it), or "solve": the error the exact solves *measure* at the worst
+        k of a round (ranked by bound), the model's energies there before their vectors join the
+        basis, below ``tol``. The first order bound and the Kato-Temple estimate of a moire cell
+        are pessimistic by orders of magnitude (its residuals live mostly on states far from the
+        window, which move an eigenvalue little), so "solve" is the criterion that stops there;
+        those last solves are not lost, they join the basis.
+
+        The k of a round are spread apart: the worst, then the worst farther than 1/8 of the zone
+        from those taken *and from their time-reversed partners* (the model holds the states at -k
+        of every sample already); candidates equivalent to a sample or its -k are skipped.
+        ``log``: a list receiving (samples, worst ``on``-ranking value on the candidates eV,
+        largest error measured by that round's solves eV, NaN in the last entry) per round."""
+        if on not in ("bound", "estimate", "solve"):
+            raise HothamError(f"refine on 'bound', 'estimate' or 'solve', not {on!r}")
         k = as_kpoints(kpts)
+        rank = "bound" if on == "solve" else on
+        m = self.n_below + self.n_above
         while True:
-            b = getattr(self.bands(k), on).max(axis=1)
-            if log is not None:
-                log.append((len(self.samples), float(b.max())))
-            if b.max() < tol or len(self.samples) >= max_samples:
+            b = self.bands(k)
+            v = getattr(b, rank).max(axis=1)
+            v[_equivalent(k, self.samples)] = 0.0          # exact there already
+            if (on != "solve" and v.max() < tol) or len(self.samples) >= max_samples:
+                if log is not None:
+                    log.append((len(self.samples), float(v.max()), float("nan")))
                 return self
-            take = []
-            for q in np.argsort(-b):
-                if b[q] < tol or len(take) >= min(per_round, max_samples - len(self.samples)):
-                    break
-                d = k[take] - k[q]
-                if not take or np.min(np.linalg.norm(d - np.round(d), axis=1)) > 0.125:
-                    take.append(q)
+            take = _spread(k, v, 0.0 if on == "solve" else tol, min(per_round, max_samples - len(self.samples)))
+            if not take:                                   # every candidate is a sample
+                return self
+            before = b.energies[take]
             self.add(k[take])
+            exact = self.sample_energies[-len(take):, self.guard:self.guard + m]
+            measured = float(np.abs(before - exact).max())
+            if log is not None:
+                log.append((len(self.samples) - len(take), float(v.max()), measured))
+            if on == "solve" and measured < tol:
+                return self
 
     # ------------------------------------------------------------------ occupations
     def bands_below(self) -> int:
