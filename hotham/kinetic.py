@@ -1,20 +1,19 @@
 """The kinetic energy T of the PAO basis as a cascade's first stage: the network learns H - T.
 
-Why (measured, ``benchmarks/kinetic_stage.py``): OpenMX's PAO bases are nearly linearly
-dependent, and along the near-null eigenvectors u of S(k) (s = u^H S u ~ 1e-3) DFT's H is
-carried by the kinetic energy. On AB bilayer graphene at -3, 0, +3 % strain, uniaxial strain
-and 0.05 A noise, u^H H u / s = 118-168 eV, u^H T u / s = 142-187 eV, and the rest,
-u^H (H - T) u / s, lies between -27 and +4 eV. That is physics, not luck: H - T is the matrix of
-the (pseudo)potential, which for a local potential V(r) obeys |u^H V u| <= max|V| u^H S u, while
-T is unbounded on functions that nearly cancel. A network that learns H itself must rebuild the
-large, strain-sensitive value u^H T u from its blocks; a coherent error of ~1 eV there (blocks
-off by a few meV) makes a ghost state hundreds of eV below the bands (:mod:`hotham.electronic.ghosts`).
+Why: OpenMX's PAO bases are nearly linearly dependent, and along the near-null eigenvectors u of
+S(k) (s = u^H S u ~ 1e-3) DFT's H is carried by the kinetic energy: u^H H u / s and u^H T u / s
+are both of order 150 eV, the rest u^H (H - T) u / s tens of eV (``benchmarks/kinetic_stage.py``,
+RESULTS section ``kinetic-stage``). That is physics, not luck: H - T is the matrix of the
+(pseudo)potential, which for a local potential V(r) obeys |u^H V u| <= max|V| u^H S u, while T is
+unbounded on functions that nearly cancel. A network that learns H itself must rebuild the large,
+strain-sensitive value u^H T u from its blocks; a coherent error of ~1 eV there (blocks off by a
+few meV) makes a ghost state hundreds of eV below the bands (:mod:`hotham.electronic.ghosts`).
 With T computed exactly from the PAOs (pure geometry, as S), the network only learns the
 potential part, whose projection on the near-null space is small at every geometry.
 
 T_ij(R) = <phi_i| -nabla^2/2 |phi_j(. - R)> is a two-centre integral (:class:`hotham.overlap.OverlapCalculator`
-with ``kinetic=True``): converged to 2e-4 eV against 2x finer grids, and its on-site diagonal
-equals the radial (1/2) int (R'^2 + l(l+1) R^2 / r^2) r^2 dr to 1e-3 eV (``tests/test_kinetic.py``).
+with ``kinetic=True``); its on-site diagonal equals the radial integral
+(1/2) int (R'^2 + l(l+1) R^2 / r^2) r^2 dr (``tests/test_kinetic.py``).
 It vanishes where S does, at r_i + r_j.
 
     hotham train set.h5 --stage2-of kinetic -o model.pt

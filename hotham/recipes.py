@@ -25,6 +25,8 @@ from .errors import HothamError
 __all__ = ["Recipe", "SOURCES", "SPLIT_SEED", "default_data_root", "recipe_dataset", "held_out_record", "set_mae"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
+#: the compact data sets shipped with the checkout (``name.h5`` in a recipe)
+SHIPPED_SETS = _CHECKOUT / "data" / "sets"
 
 
 class Recipe(NamedTuple):
@@ -75,17 +77,16 @@ def recipe_dataset(name: str, out, *, root=None, split=None, extra=(), shipped_s
                           "hotham.recipes.SOURCES")
     sets, ratios, spin = SOURCES[name]
     sets = [s for s in sets if shipped_sets or not s.endswith(".h5")]
-    shipped = [_CHECKOUT / "data" / "sets" / s for s in sets if s.endswith(".h5")]
     folders = [s for s in sets if not s.endswith(".h5")]
     root = Path(_CHECKOUT / "data" if name == "demo_model" else root or default_data_root()) if folders else None
-    missing = [s for s in folders if not (root / s).is_dir()] + [p.name for p in shipped if not p.is_file()]
+    sources = [SHIPPED_SETS / s if s.endswith(".h5") else root / s for s in sets]
+    missing = [p.name for p in sources if not (p.is_file() if p.suffix == ".h5" else p.is_dir())]
     if missing:
-        raise HothamError(f"{root or _CHECKOUT / 'data' / 'sets'}: no {', '.join(missing)} (give the folder holding the "
+        raise HothamError(f"{root or SHIPPED_SETS}: no {', '.join(missing)} (give the folder holding the "
                           "DFT sets: root=..., --data-root or $HOTHAM_DATA)")
     ratios = tuple(split or ratios)
     # each set of a mixed recipe split on its own: it holds out the cells its single-set recipes
     # hold out (``extra`` cells, the CI's second cell of a one-cell set, join their set's split)
-    sources = [root / s if not s.endswith(".h5") else _CHECKOUT / "data" / "sets" / s for s in sets]
     build_dataset(sources + [Path(e) for e in extra], out, split=ratios, seed=SPLIT_SEED,
                   spin=spin, progress=False, split_by_source=len(sets) > 1 and not extra)
     return sets, ratios
