@@ -93,10 +93,14 @@ def main(argv=None) -> int:
             copy = tmp / recipe.name                # the run file's data (set.h5) is relative to it
             copy.write_text(recipe.read_text())
             t0 = time.time()
-            # a fine-tuning recipe's init is relative to the recipe, not to its copy
+            # a recipe's init (fine-tuning) and stage1 (a cascade) are relative to the recipe, not to its copy
             init = (recipe.parent / run.init).resolve() if run.init else None
+            stage1 = None
+            if run.stage1:
+                from hotham.cascade import H0_NAMES
+                stage1 = run.stage1 if run.stage1.lower() in H0_NAMES else (recipe.parent / run.stage1).resolve()
             result = train_from_file(copy, output=out, train_overrides={"epochs": 3} if args.quick else None,
-                                     force=True, progress=False, init=init)
+                                     force=True, progress=False, init=init, stage1=stage1)
             history, parameters, wall = result["history"], result["parameters"], time.time() - t0
         predictor = load_predictor(out)
         record = {"checkpoint": out.name, "recipe": f"examples/{recipe.name}", "data": [s if s.endswith(".h5") else f"{s}/" for s in sets],

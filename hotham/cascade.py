@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .baseline import OnsiteBaseline
-from .checkpoint import load_predictor, stage1_from_dict  # noqa: F401  (stage1_from_dict: re-exported)
+from .checkpoint import load_predictor, stage1_from_dict, stage1_parts  # noqa: F401  (stage1_from_dict: re-exported)
 from .errors import HothamError
 from .kinetic import KineticH0
 from .operator import BlockOperator
@@ -46,13 +46,13 @@ class StageOffset:
     def flat(self, op: BlockOperator) -> np.ndarray:
         out = self.baseline.flat(op)
         if self.stage1 is not None:
-            out = out + self.stage1.predict_parts(op)
+            out = out + stage1_parts(self.stage1, op)
         return out
 
 
 def residual_operator(op: BlockOperator, stage1) -> BlockOperator:
     """``op`` with H - H_stage1 as its H (a soc operator: its real parts minus the stage's)."""
-    parts = stage1.predict_parts(op)
+    parts = stage1_parts(stage1, op)
     if op.spin == "soc":
         from .soc import join_spinor, real_parts
         r = real_parts(op) - parts
@@ -76,7 +76,7 @@ def residual_scale(stage1, ops, which: str = "H", baseline: OnsiteBaseline | Non
     from .training_graphs import target_blocks
     sq, n = 0.0, 0
     for op in ops:
-        d = target_blocks(op, which) - stage1.predict_parts(op)
+        d = target_blocks(op, which) - stage1_parts(stage1, op)
         if baseline is not None:
             d = d - baseline.flat(op)
         sq, n = sq + float(np.sum(d * d)), n + d.size
@@ -111,7 +111,10 @@ def load_stage1(stage1, ops_train, which: str, device: str = "cpu", log=print):
 
 
 def stage1_check(stage1, ops) -> None:
-    """HothamError when the first stage cannot predict the operators (another basis)."""
+    """HothamError when the first stage cannot predict the operators (another basis, or a SOC
+    first stage under a spin-less second stage; a spin-less one under a SOC stage gives A)."""
+    if getattr(stage1, "spin", "none") == "soc" and any(op.spin != "soc" for op in ops):
+        raise HothamError("the first stage is a SOC model; the data set is spin-less")
     shells = getattr(stage1, "basis", None)
     if shells is None:
         return

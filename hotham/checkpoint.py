@@ -135,7 +135,7 @@ class Predictor:
             out = self.model(self.model.graph([op], partner=False)).detach().to("cpu", torch.float64).numpy()
         out = self.baseline.add_to(op, out)
         if self.stage1 is not None:
-            out += self.stage1.predict_parts(op)
+            out += stage1_parts(self.stage1, op, soc=out.ndim == 2)
         return out
 
     def to_dict(self, extra: dict | None = None) -> dict:
@@ -150,6 +150,18 @@ class Predictor:
 
     def save(self, path, extra: dict | None = None) -> None:
         _atomic_torch_save(self.to_dict(extra), path)
+
+
+def stage1_parts(stage1, op: BlockOperator, soc: bool | None = None) -> np.ndarray:
+    """A cascade's first-stage prediction in the layout of its second stage: float64 [nnz], or
+    [4, nnz] (A, M_x, M_y, M_z) for a SOC second stage (``soc``, default: ``op`` is a soc
+    operator; a bare structure's skeleton is not). A spin-less first stage under a SOC second
+    stage predicts the spin-less part A and no SOC part: the SOC model then learns the spin-orbit
+    term and what the scalar-relativistic first stage misses of A."""
+    parts = stage1.predict_parts(op)
+    if (op.spin == "soc" if soc is None else soc) and parts.ndim == 1:
+        parts = np.concatenate([parts[None], np.zeros((3, parts.size))])
+    return parts
 
 
 def pao_entry(labels, openmx_data=None) -> dict:

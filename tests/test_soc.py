@@ -153,6 +153,45 @@ def test_soc_model_trains_and_predicts_spinor_operators(tmp_path):
               config=TrainConfig(epochs=1, band_weight=0.1), log=lambda s: None)
 
 
+def test_soc_cascade_over_a_spinless_model(tmp_path):
+    """A SOC second stage over a spin-less first stage (how the shipped mos2_soc.pt is made): the
+    first stage gives the spin-less part A, the network the rest; a bare structure's prediction
+    equals the one on the DFT's blocks (no A leaks into the SOC part), and a SOC first stage under
+    a spin-less data set is refused."""
+    from hotham import predict
+    from hotham.checkpoint import load_predictor
+    from hotham.dataset import build_dataset
+    from hotham.errors import HothamError
+    from hotham.train import TrainConfig, train
+    tiny, quiet = {"lmax": 2, "channels": 4, "layers": 1}, (lambda s: None)
+    build_dataset([DATA / "openmx" / "mos2_prim"], tmp_path / "plain.h5", split=(1.0, 0.0, 0.0), progress=False)
+    build_dataset([SOC_DEEPH, SOC_OPENMX], tmp_path / "soc.h5", split=(0.5, 0.5, 0.0), seed=0, spin="soc",
+                  progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(tmp_path / "plain.h5", tmp_path / "s1.pt", model=tiny, config=TrainConfig(epochs=2, seed=0), log=quiet)
+        train(tmp_path / "soc.h5", tmp_path / "soc.pt", model=tiny, stage1=tmp_path / "s1.pt",
+              config=TrainConfig(epochs=1, seed=0), log=quiet)
+        both, first = load_predictor(tmp_path / "soc.pt"), load_predictor(tmp_path / "s1.pt")
+        op = io.read(SOC_OPENMX)
+        parts = both.predict_parts(op)                                   # [4, nnz]: A, M_x, M_y, M_z
+        assert both.spin == "soc" and parts.shape == (4, op.nnz)
+        alone = Predictor(both.model, both.baseline, "H", {}).predict_parts(op)
+        np.testing.assert_allclose(parts[0], alone[0] + first.predict_parts(op), atol=1e-10)
+        np.testing.assert_allclose(parts[1:], alone[1:], atol=1e-10)   # the first stage has no SOC part
+        pred = predict(tmp_path / "soc.pt", op.atoms.copy(), fermi_method=None)
+    A, B = split_spinor(pred)
+    ref = op.with_blocks(H=join_spinor(op, parts[0], parts[1:]))
+    from hotham.electronic.compare import block_mae
+    same = block_mae(pred, ref)
+    # the same blocks to float32 round-off (meV); the first stage's A added to M was tens of eV off
+    assert same["n_blocks"] == op.n_edges and same["max"] < 1.0
+    assert np.abs(B.imag).max() < 1.0 < np.abs(A.real).max()
+    with pytest.raises(HothamError, match="first stage is a SOC model"):
+        train(tmp_path / "plain.h5", tmp_path / "x.pt", model=tiny, stage1=tmp_path / "soc.pt",
+              config=TrainConfig(epochs=1), log=quiet)
+
+
 def test_spin_texture_of_mos2_at_k_is_out_of_plane_and_reversed_at_minus_k():
     """The spin-orbit split top valence bands of MoS2 at K are spin up and down along z (the
     mirror plane of the layer), and time reversal flips them at K' = -K."""
