@@ -63,6 +63,25 @@ SETS = {
          ["openmx", "write", "{tmp}/gr_test_m3.extxyz", "{tmp}/gr_test_p0.extxyz", "{tmp}/gr_test_p3.extxyz",
           "{tmp}/gr_test_uni.extxyz", *K9, "-o", "{out}"],
          ["openmx", "write", "{tmp}/t300/gr_test_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]),
+    "graphene_hbn_strain": (
+        "30 graphene/hBN cells, 4 atoms (graphene below, hBN above, AA start): random slides, common in-plane "
+        "lattice constant a ~ U[2.38, 2.58] A (-4..+4 % of 2.48), interlayer gap ~ U[3.2, 3.6] A, 0.03 A noise",
+        [["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AA", "-n", "30", "--lattice", "2.38",
+          "2.58", "--distance", "3.2", "3.6", "--displacement", "0.03", "--cell-height", "18.60", *K9,
+          "--seed", "20261214", "-o", "{out}/"]]),
+    "graphene_hbn_test": (
+        "held-out graphene/hBN (AB: a C over B; gap 3.35 A) at a = 2.48 A and -3, +3 % biaxial strain, one "
+        "random in-plane strain (sigma 0.02) and one 2x2 cell with 0.05 A noise (k 5x5x1)",
+        [*[["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AB", "--grid", "1", "1",
+            "--lattice", a, a, "--distance", "3.35", "--cell-height", "18.60", "-o", f"{{tmp}}/gr_hbn_test_{n}.extxyz"]
+           for n, a in (("m3", "2.4056"), ("p0", "2.48"), ("p3", "2.5544"))],
+         ["structure", "perturb", "{tmp}/gr_hbn_test_p0.extxyz", "-n", "1", "--displacement", "0.0", "--strain", "0.02",
+          "--seed", "7", "-o", "{tmp}/gr_hbn_test_uni.extxyz"],
+         ["structure", "perturb", "{tmp}/gr_hbn_test_p0.extxyz", "--supercell", "2", "2", "1", "-n", "1",
+          "--displacement", "0.05", "--seed", "99", "-o", "{tmp}/t300/gr_hbn_test_t300.extxyz"],
+         ["openmx", "write", "{tmp}/gr_hbn_test_m3.extxyz", "{tmp}/gr_hbn_test_p0.extxyz", "{tmp}/gr_hbn_test_p3.extxyz",
+          "{tmp}/gr_hbn_test_uni.extxyz", *K9, "-o", "{out}"],
+         ["openmx", "write", "{tmp}/t300/gr_hbn_test_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]),
     "mos2_2h_strain": (
         "20 MoS2 bilayers in the 2H orientation (top layer inverted), 6 atoms: random slides, Mo-Mo "
         "distance ~ U[6.0, 6.9] A, a ~ U[3.03, 3.29] A (-4..+4 % of 3.16), 0.03 A noise",

@@ -49,6 +49,21 @@ def test_fourier_components_sum_to_the_bloch_matrices(mos2):
     assert abs(sum(p * s for p, s in zip(ph, S)) - asm.S(k)).max() < 1e-12
 
 
+@pytest.mark.parametrize("backend", ["superlu", "pardiso"])
+def test_overlap_floor_by_shift_invert_equals_the_dense_one(graphene, monkeypatch, backend):
+    """The smallest eigenvalue of S(Gamma) of a large cell (the bounds' s_min) by shift-invert at 0
+    through hotham's factorisation equals the dense one."""
+    from hotham.electronic import dense, factor
+    from hotham.electronic.interpolation import overlap_floor
+    if backend == "pardiso" and not factor.have_pardiso():
+        pytest.skip("pypardiso (MKL) not installed: the optional extra")
+    op = tile(graphene, (3, 3, 1))
+    want = overlap_floor(op, [[0, 0, 0]])                        # dense
+    monkeypatch.setattr(dense, "DENSE_MAX", 10)
+    monkeypatch.setattr(factor, "PARDISO_MIN_SIZE", 0 if backend == "pardiso" else 10**9)
+    assert overlap_floor(op, [[0, 0, 0]]) == pytest.approx(want, rel=1e-8)
+
+
 def test_gamma_alone_is_caught_then_refined_to_the_dense_bands(mos2_2x2):
     """Gamma alone is too sparse a sampling of 2 x 2 MoS2: the bounds say so and hold; refined on
     the candidates, every tracked band at every k equals the dense one."""
@@ -174,6 +189,31 @@ def test_graphene_semimetal_fermi_level_at_the_dirac_point(graphene, reps):
     k = model.mesh(6)
     np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-8)
     assert abs(model.fermi_level(6) - find_fermi_level(op, (6, 6, 1), method="dense")) < 1e-6
+
+
+def test_band_indices_carried_from_gamma_when_the_count_energy_cuts_bands(graphene):
+    """A first guess of E_F 0.7 eV below the Dirac point cuts the bands, so the count below it
+    differs between k; the band index of the tracked bands, carried from the one inertia at
+    Gamma by continuity, equals the dense one at every k, E_F from it equals the dense E_F, and
+    the model recentred there tracks the bands around E_F without a new solve."""
+    op = tile(graphene, (2, 2, 1))
+    ef = find_fermi_level(op, (6, 6, 1), method="dense")
+    op.fermi_level = ef
+    model = window_model(op, n_below=3, n_above=3, guard=3, count_energy=ef - 0.7)
+    model.refine(model.mesh(6), tol=1e-6, per_round=4)
+    k = np.concatenate([random_k(6, seed=1), [[0.5, 0.5, 0.0], [-0.3, 0.7, 0.0]]])
+    first = model.first_bands(k)
+    assert len(set(first.tolist())) > 1                        # the count below the guess changes with k
+    e = solve(op, k).energies
+    np.testing.assert_allclose(model.bands(k).energies, np.take_along_axis(e, first[:, None] + np.arange(6), 1),
+                               atol=1e-8)
+    assert abs(model.fermi_level(6) - ef) < 1e-6
+    solves = model.solves
+    model.recentre(ef)
+    assert model.solves == solves and abs(model.fermi_level(6) - ef) < 1e-6
+    np.testing.assert_array_equal(model.first_bands(k), model.bands_below() - model.n_below)
+    with pytest.raises(HothamError, match="outside the sampled window"):
+        model.recentre(ef + 50.0)
 
 
 # ---------------------------------------------------------------------- Berry phases, Chern numbers

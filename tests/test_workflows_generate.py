@@ -155,6 +155,11 @@ def test_slide_between_centres_and_drawn_lattice():
         assert s.get_chemical_symbols() == ["C", "C", "B", "N"]
     with pytest.raises(Exception, match="different in-plane cells"):
         generate_slid("graphene", top="hbn", n=1)
+    # a grid takes one lattice constant (LO = HI; it was once dropped without a word), not a range
+    (g,) = generate_slid("graphene", top="hbn", stacking="AB", grid=(1, 1), lattice=(2.55, 2.55), distance=3.35)
+    assert np.linalg.norm(g.cell[0]) == pytest.approx(2.55, abs=1e-12)
+    with pytest.raises(Exception, match="one lattice constant"):
+        generate_slid("graphene", top="hbn", grid=(1, 1), lattice=(2.40, 2.60))
 
 
 def test_slide_inverted_top_layer_is_the_2h_orientation():

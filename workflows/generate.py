@@ -87,7 +87,8 @@ def generate_slid(structure, n: int = 10, *, top=None, grid=None, distance=(3.25
     base = bilayer(layer, top=upper, stacking=stacking, interlayer=gap, supercell=supercell, cell_height=cell_height)
     if grid:
         return slid_structures(base, grid=grid, distance=distance, between=between, displacement=displacement,
-                               seed=seed, slide_cell=layer.cell[:2])
+                               lattice=None if lattice is None else tuple(lattice), seed=seed,
+                               slide_cell=layer.cell[:2])
     return slid_structures(base, n=n, distance=distance[0] if len(distance) == 1 else tuple(distance),
                            between=between, lattice=None if lattice is None else tuple(lattice),
                            displacement=displacement, seed=seed, slide_cell=layer.cell[:2])

@@ -127,15 +127,18 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
     half = np.array([[z[tags == k].max() - z[tags == k].mean(), z[tags == k].mean() - z[tags == k].min()]
                      for k in range(nl)])
     to_gap = half[:-1, 0] + half[1:, 1] if between == "centres" else np.zeros(nl - 1)
-    if lattice is not None and grid is not None:
-        raise StructureError("a drawn lattice constant needs random slides (n), not a grid")
+    if lattice is not None and grid is not None and lattice[0] != lattice[1]:
+        raise StructureError("a drawn lattice constant needs random slides (n), not a grid (a grid takes one "
+                             "lattice constant: LO = HI)")
     rng = np.random.default_rng(seed)
     plan = []
     if grid is not None:
         nu, nv = grid
         ds = [None] if distance is None else (list(np.atleast_1d(distance)))
+        a = None if lattice is None else float(lattice[0])
         for (i, j), d in itertools.product(itertools.product(range(nu), range(nv)), ds):
-            plan.append(([(i / nu, j / nv)] * len(moving), None if d is None else [float(d)] * (nl - 1)))
+            noise = rng.normal(0.0, displacement, (len(atoms), 3)) if displacement > 0 else None
+            plan.append(([(i / nu, j / nv)] * len(moving), None if d is None else [float(d)] * (nl - 1), noise, a))
     elif n is not None:
         for _ in range(int(n)):
             a = float(rng.uniform(*lattice)) if lattice is not None else None
@@ -155,9 +158,7 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
     out = []
     for item in plan:
         uv, d = item[0], item[1]
-        noise = item[2] if len(item) > 2 else (rng.normal(0.0, displacement, (len(atoms), 3))
-                                               if displacement > 0 else None)
-        a = item[3] if len(item) > 3 else None
+        noise, a = item[2], item[3]
         base, slide2 = atoms, cell2
         if a is not None:       # homogeneous in-plane scaling: fractional coordinates kept
             base = atoms.copy()

@@ -43,8 +43,12 @@ operator's E_F) and the ``n_above`` from c up, as the sampled windows do. One in
 (real arithmetic) gives the number of bands below c there; for an insulator, a semimetal at
 charge neutrality or an isolated band group, c lies in a gap (or at band touchings, whose
 states within :data:`TOUCH_TOL` of it are split half below, half above c) at every k, so that
-count holds at every k and fixes the occupation of the tracked bands: E_F inside the window
-(:meth:`WindowModel.fermi_level`).
+count holds at every k. Where it does not (a metal, or a count energy that is only a first guess
+of E_F), the band index is carried from Gamma by continuity (:meth:`WindowModel.first_bands`:
+sorted Ritz values at neighbouring k match up to the bands that crossed the window's centre), and
+fixes the occupation of the tracked bands: E_F inside the window (:meth:`WindowModel.fermi_level`),
+with no inertia at a complex k (whose real embedding is what costs memory at 10^4 atoms); the
+model is then recentred there (:meth:`WindowModel.recentre`, no new solve).
 
 Why not Wannier interpolation: it needs a uniform mesh of samples, a disentanglement and a
 smooth gauge, its error has no a-posteriori bound at a new k, and a band group with a nonzero
@@ -114,8 +118,13 @@ def overlap_floor(op: BlockOperator, kpts) -> float:
         S = asm.dense(as_kpoints(kpts), "S")
         return float(np.linalg.eigvalsh(S)[:, 0].min())
     import scipy.sparse.linalg as spla
-    S0 = asm.S([0, 0, 0], real=op.spin != "soc")
-    return float(spla.eigsh(S0.tocsc(), k=1, sigma=0.0, which="LM", return_eigenvectors=False)[0])
+    from .factor import factorizer
+    S0 = asm.S([0, 0, 0], real=op.spin != "soc").tocsr()
+    # shift-invert at 0 through hotham's factorisation (PARDISO for large cells: scipy's own
+    # SuperLU fills a 10^5-orbital S far more), freed on return
+    f = factorizer("auto", size=S0.shape[0]).factor(S0)
+    inv = spla.LinearOperator(S0.shape, matvec=f.solve, dtype=S0.dtype)
+    return float(spla.eigsh(S0, k=1, sigma=0.0, which="LM", OPinv=inv, return_eigenvectors=False)[0])
 
 
 def count_below(op: BlockOperator, energy: float, k=(0.0, 0.0, 0.0), channel: int = 0) -> int:
@@ -537,7 +546,93 @@ class WindowModel:
             if on == "solve" and measured < tol:
                 return self
 
+    def recentre(self, count_energy: float) -> "WindowModel":
+        """Track the bands around another count energy (eV) with the samples solved so far (no
+        new solve): the ``n_below`` bands below it and the ``n_above`` from it up, e.g. around
+        the E_F that :meth:`fermi_level` found from a first guess. The energy must lie inside
+        every sampled window, with room for the tracked bands (else HothamError)."""
+        c = float(count_energy)
+        lo, hi = self.window
+        if not lo < c < hi:
+            raise HothamError(f"count energy {c:.4f} eV outside the sampled window ({lo:.4f}, {hi:.4f}) eV: "
+                              "build the model around it")
+        self.count_energy, self.sigma, self._count = c, c + SIGMA_OFFSET, None
+        self._project()
+        self._tracked(self.ritz(self.samples)[0])          # raises when the windows hold too few states there
+        return self
+
     # ------------------------------------------------------------------ occupations
+    def first_bands(self, kpts, step: float = 1 / 24, max_refinements: int = 5) -> np.ndarray:
+        """Band index (0-based, in the whole spectrum) of the first tracked band at fractional
+        ``kpts`` [nk, 3]: int [nk], with no count at those k.
+
+        Bands n(k) (the n-th eigenvalue) are continuous in k, so the index of a Ritz value
+        can be carried from Gamma, where one inertia fixes it (:meth:`bands_below`), along
+        straight lines (Gamma -> k1 b1 -> k1 b1 + k2 b2 -> k): between neighbouring points the
+        sorted Ritz values at the second point are those at the first shifted by the number of
+        bands that crossed the centre of the window, found by matching (the shift whose largest
+        energy change is smallest, and at most half the next best). Steps start at ``step``
+        (fractional) and are halved up to ``max_refinements`` times while a match is
+        ambiguous. Unlike the count below the count energy, this holds when that energy cuts
+        bands (a metal, or a first guess of E_F): the window then slides across the spectrum,
+        and the index follows it."""
+        k = as_kpoints(kpts)
+        e0 = self.ritz(np.zeros((1, 3)))[0][0]
+        offset = np.full(len(k), self.bands_below() - int(np.sum(e0 < self.count_energy)))  # of Ritz value 0
+        origin = np.zeros_like(k)
+        for axis in range(3):                                  # leg along b1, then b2, then b3
+            moving = np.abs(k[:, axis]) > 1e-12
+            if moving.any():
+                starts, line = np.unique(np.round(origin[moving], 12), axis=0, return_inverse=True)
+                offset[moving] += self._carried(starts, line.ravel(), k[moving, axis], axis, step, max_refinements)
+            origin[:, axis] = k[:, axis]
+        return offset + self._tracked(self.ritz(k)[0])
+
+    def _carried(self, starts, line, t, axis, step, max_refinements) -> np.ndarray:
+        """Change of the index of Ritz value 0 from ``starts[line]`` to ``starts[line] + t b_axis``
+        (int [n]), walking each line through its targets with steps of at most ``step``."""
+        g = self.guard
+
+        def energies(ts):                                  # Ritz values [n, p] on the points of each line
+            pts = np.concatenate([np.repeat(starts[i][None], len(x), 0) for i, x in enumerate(ts)])
+            pts[:, axis] = np.concatenate(ts)
+            e = np.concatenate([self.ritz(c)[0] for c in np.array_split(pts, max(1, len(pts) // 64))])
+            return np.split(e, np.cumsum([len(x) for x in ts])[:-1])
+
+        ts = []                                            # per line: sorted t, with 0 and the targets
+        for i in range(len(starts)):
+            u = np.unique(np.concatenate([[0.0], t[line == i]]))
+            n = np.maximum(1, np.ceil(np.diff(u) / step).astype(int))
+            ts.append(np.unique(np.concatenate([u] + [np.linspace(u[j], u[j + 1], n[j] + 1) for j in range(len(n))])))
+        es = energies(ts)
+        for _ in range(max_refinements + 1):
+            shifts, bad = [], []
+            for e in es:
+                inner = np.arange(g, e.shape[1] - g)
+                # cost[s]: largest change of the inner values when those at the second point are
+                # the first point's shifted by s (the bands that crossed the window's centre)
+                cost = np.stack([np.abs(e[1:, inner] - e[:-1, inner + s]).max(axis=1) for s in range(-g, g + 1)])
+                order = np.sort(cost, axis=0)
+                shifts.append(np.argmin(cost, axis=0) - g)
+                bad.append(order[0] > 0.5 * order[1])
+            if not any(b.any() for b in bad):
+                out = np.empty(len(t), dtype=np.int64)
+                for i, (x, sh) in enumerate(zip(ts, shifts)):
+                    cum = np.concatenate([[0], np.cumsum(sh)])
+                    sel = line == i
+                    out[sel] = (cum - cum[np.searchsorted(x, 0.0)])[np.searchsorted(x, t[sel])]
+                return out
+            # halve the ambiguous steps: new points only
+            mids = [0.5 * (x[:-1] + x[1:])[b] for x, b in zip(ts, bad)]
+            new = energies(mids)
+            for i, (m, e) in enumerate(zip(mids, new)):
+                if len(m):
+                    x = np.concatenate([ts[i], m])
+                    order = np.argsort(x)
+                    ts[i], es[i] = x[order], np.concatenate([es[i], e])[order]
+        raise HothamError("band indices cannot be carried between k-points (bands too dense for the window's "
+                          "guard): widen the guard or sample more k")
+
     def bands_below(self) -> int:
         """Bands below the count energy (one inertia at Gamma, cached): the count that holds at
         every k when the count energy lies in a gap or at band touchings."""
@@ -552,11 +647,12 @@ class WindowModel:
 
     def fermi_level(self, mesh=24, n_electrons: float | None = None, temperature: float = 300.0,
                     bands: InterpolatedBands | None = None) -> float:
-        """E_F (eV) from the tracked bands on a Gamma-centred ``mesh``: the bands below the count
-        energy are full (:meth:`bands_below`, one inertia), the tracked ones filled by Fermi-Dirac
-        at ``temperature`` (K) with ``n_electrons`` (default the operator's valence electrons;
-        give another to dope the window). Needs the count energy in a gap or at band touchings
-        at every k (insulators, semimetals at charge neutrality, isolated band groups).
+        """E_F (eV) from the tracked bands on a Gamma-centred ``mesh``: the bands below the
+        tracked ones are full (their number at every k from one inertia at Gamma, carried by
+        :meth:`first_bands`), the tracked ones filled by Fermi-Dirac at ``temperature`` (K) with
+        ``n_electrons`` (default the operator's valence electrons; give another to dope the
+        window). E_F must lie inside the tracked bands; the count energy need not be in a gap
+        (a metal, or a first guess: :meth:`recentre` the model there afterwards).
         ``bands``: the model's bands on that mesh, if already computed."""
         from .fermi_dirac import fermi_level
         from .occupation import electron_count, occupancy
@@ -564,9 +660,8 @@ class WindowModel:
             raise HothamError("E_F of a collinear operator needs both channels: use find_fermi_level")
         b = bands if bands is not None else self.bands(self.mesh(mesh))
         ne = electron_count(self.op) if n_electrons is None else float(n_electrons)
-        below = self.bands_below() - self.n_below
         return fermi_level(b.energies, ne, occ=occupancy(self.op), temperature=temperature,
-                           n_below=np.full(len(b.energies), below))
+                           n_below=self.first_bands(b.kpts))
 
     def dos(self, mesh=24, width: float = 0.005, kind: str = "gaussian", de: float | None = None,
             project=None, fermi: float | None = None) -> WindowDOS:
