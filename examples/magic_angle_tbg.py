@@ -9,16 +9,18 @@ atom); its H is predicted by the demo's model (data/models/bilayer_graphene.pt, 
 AB bilayers), S computed from the PAO data the model carries. Then, with the times of
 each stage:
 
-* E_F by counting (hotham.electronic.find_fermi_level: inertia of sparse LDL^T factors on a mesh
-  that holds the Dirac points at K (3 x 3 for large cells), the first shift at the E_F of the
-  28-atom 21.79 deg cell predicted by the same model);
 * a reduced-basis model of the 4 bands below and the 4 from E_F up (hotham.electronic.interpolation):
-  exact shift-invert solves at Gamma, K and M, then more where its error estimates on a coarse
-  set of candidates exceed 0.1 meV (``--max-samples`` at most);
+  exact shift-invert solves at Gamma, K and M around a first guess of E_F (that of the 28-atom
+  21.79 deg cell predicted by the same model);
+* E_F from the model on the DOS mesh, which holds the Dirac points at K: the band indices from one
+  inertia at Gamma (real arithmetic), carried to every k by continuity; no count at a complex k.
+  The model is recentred there, then refined where its error bounds on a coarse set of candidates
+  are largest, until the error the new exact solves measure is below 0.1 meV (``--max-samples``
+  at most); E_F again from the refined model;
 * the bands from the model on a dense path Gamma-K-M-Gamma (``--nk``, default 150 k), with their
   error bounds, and direct solves at 4 of the k drawn over them;
 * the DOS of the 8 bands on a dense mesh (``--dos-mesh``, 2 meV Gaussian), split by layer, with the
-  window where it is complete, and the model's own E_F (one inertia at Gamma) beside the counted one;
+  window where it is complete;
 * where the 4 bands nearest E_F live over a 4 x 4 mesh: their Mulliken weight per atom as a smooth
   field per layer with the moire cell and its AA / AB / BA regions, and the share of it near AA;
 * the flat-band width, and the Wilson loops (Berry phases, Chern number) of the 4 bands and of
@@ -83,32 +85,41 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
     log(f"== predicted H ({pred.n_orbitals} orbitals, {pred.n_edges} blocks; S from the PAO data)")
     stage("predict", t0)
 
-    t0 = time.perf_counter()
     guess = find_fermi_level(small, (6, 6, 1))
-    info = {}
     # a twisted bilayer is a Dirac semimetal whose Dirac points sit at the corners K, K' of the
-    # moire zone. A mesh without them (Gamma alone, the automatic mesh of a large cell) puts E_F
-    # in the middle of the gap at Gamma, off charge neutrality (+30 meV at 2.88 deg, where the
-    # four Dirac states at K then all lie below it); meshes of multiples of 3 hold K = (1/3, 1/3)
+    # moire zone: a mesh of E_F must hold them (multiples of 3 hold K = (1/3, 1/3)); a mesh without
+    # them puts E_F in the middle of the gap at Gamma, off charge neutrality
     mesh = tuple(3 * -(-m // 3) if i < 2 else 1 for i, m in enumerate(automatic_mesh(pred.atoms)))
-    pred.fermi_level = find_fermi_level(pred, mesh, method="count", guess=guess, info=info)
-    log(f"== E_F by counting on the {'x'.join(map(str, mesh))} mesh: {pred.fermi_level:.4f} eV "
-        f"({info['factorisations']} factorisations; first shift {guess:.4f} eV, the 21.79 deg cell's E_F)")
-    stage("fermi_level", t0)
-
+    info = {}
     if direct:
+        t0 = time.perf_counter()
+        pred.fermi_level = find_fermi_level(pred, mesh, method="count", guess=guess, info=info)
+        log(f"== E_F by counting on the {'x'.join(map(str, mesh))} mesh: {pred.fermi_level:.4f} eV "
+            f"({info['factorisations']} factorisations; first shift {guess:.4f} eV, the 21.79 deg cell's E_F)")
+        stage("fermi_level", t0)
         summary = _direct_bands(pred, atoms, mesh, info, out, nk=nk, n_window=n_window, times=times, t_all=t_all,
                                 log=log, threads=threads)
         return (summary, pred) if return_operator else summary
 
     t0 = time.perf_counter()
-    # a reduced-basis model of the 2 x n_window states around E_F (hotham.electronic.interpolation):
-    # exact solves at Gamma, K and M, then more where its error bounds on a coarse set of
-    # candidates (the path's corners and midpoints, a 6 x 6 mesh) exceed 0.1 meV
+    # a reduced-basis model of the states around E_F (hotham.electronic.interpolation): exact solves
+    # at Gamma, K and M around a first guess (the 21.79 deg cell's E_F); E_F from the model on the
+    # DOS mesh, the band indices from one inertia at Gamma carried by continuity (no count at a
+    # complex k, whose real embedding is what 10^4 atoms cannot afford); the model recentred there
+    pred.fermi_level = guess
     model = window_model(pred, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0]], n_below=n_window, n_above=n_window,
                          guard=4)
+    pred.fermi_level = model.fermi_level(dos_mesh)
+    model.recentre(pred.fermi_level)
+    log(f"== E_F from the window model on the {dos_mesh} x {dos_mesh} mesh: {pred.fermi_level:.5f} eV "
+        f"(first guess {guess:.4f} eV, the 21.79 deg cell's E_F; one inertia at Gamma)")
+    stage("fermi_level", t0)
+
+    t0 = time.perf_counter()
     kp = band_path(pred.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=nk,
                    labels=["Γ", "K", "M", "Γ"])
+    # more exact solves where the model's error bounds on a coarse set of candidates (the path's
+    # corners and midpoints, a 6 x 6 mesh) are largest, until the error they measure is below tol
     candidates = np.concatenate([kp.kpts[::max(1, len(kp.kpts) // 12)], model.mesh(6)])
     refine_log = []
     # stop on the error the exact solves measure (the residual bounds of a moire cell are far too pessimistic)
@@ -131,14 +142,15 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
 
     t0 = time.perf_counter()
     mesh_b = model.bands(model.mesh(dos_mesh), vectors=False)
-    ef_model = model.fermi_level(dos_mesh, bands=mesh_b)
+    ef_first, ef_model = pred.fermi_level, model.fermi_level(dos_mesh, bands=mesh_b)   # again, refined
+    pred.fermi_level = ef_model
     width = 2e-3
     dos = model.dos(dos_mesh, width=width, fermi=pred.fermi_level, project="layer")
     flat = list(range(n_window - 2, n_window + 2))                     # the 4 bands nearest E_F
     e_flat = mesh_b.energies[:, flat]
     flat_width = float(e_flat.max() - e_flat.min())
-    log(f"== DOS on the {dos_mesh} x {dos_mesh} mesh ({dos.label}); E_F of the model {ef_model:.5f} eV "
-        f"(counted: {pred.fermi_level:.5f} eV); the 4 bands nearest E_F span {1e3 * flat_width:.1f} meV")
+    log(f"== DOS on the {dos_mesh} x {dos_mesh} mesh ({dos.label}); E_F of the refined model {ef_model:.5f} eV "
+        f"(from the first 3 solves: {ef_first:.5f} eV); the 4 bands nearest E_F span {1e3 * flat_width:.1f} meV")
     stage("dos", t0)
 
     aa_share, topo = None, {}
@@ -199,14 +211,13 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
 
     times["total"] = time.perf_counter() - t_all
     summary = {"m": m, "n": n, "twist_angle_deg": atoms.info["twist_angle"], "atoms": len(atoms),
-               "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level, "fermi_info": {
-                   k: v for k, v in info.items() if k in ("factorisations", "window_kT", "band_edges", "rows")},
+               "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level,
                "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * flat_width,
                "model": {"samples": len(model.samples), "basis": int(model.basis.shape[1]), "refine": refine_log,
                          "path_bound_max_meV": 1e3 * float(bands.bound.max()),
                          "path_estimate_max_meV": 1e3 * float(bands.estimate.max()),
                          "direct_check_max_meV": 1e3 * float(dev.max()), "bounds_hold": holds,
-                         "fermi_level_eV": ef_model},
+                         "fermi_level_eV": ef_model, "fermi_level_first_eV": ef_first},
                "dos": {"mesh": dos_mesh, "width_eV": width, "window_eV": list(dos.window)},
                "topology": topo, "aa_weight_share": aa_share, "times_s": times, "peak_memory_GB": peak_memory_gb(), "threads": threads}
     from hotham.files import atomic_path
@@ -261,7 +272,7 @@ def main(argv=None) -> dict:
                     help="6.01 deg (364 atoms), 8 states at 7 k from sparse solves (the moire step of make demo)")
     ap.add_argument("--indices", type=int, nargs=2, metavar=("M", "N"), help="moire indices (default 31 32)")
     ap.add_argument("--nk", type=int, default=150, help="k-points on Gamma-K-M-Gamma from the window model (default 150)")
-    ap.add_argument("--dos-mesh", type=int, help="n x n mesh of the DOS (default 24; --quick 18)")
+    ap.add_argument("--dos-mesh", type=int, help="n x n mesh of E_F and the DOS, a multiple of 3 (default 24; --quick 18)")
     ap.add_argument("--max-samples", type=int, help="most exact solves of the window model (default 15; --demo 6)")
     ap.add_argument("--threads", type=int, help="threads (default: hotham's choice)")
     ap.add_argument("--out", default="magic_angle_out", help="output folder")
@@ -269,7 +280,8 @@ def main(argv=None) -> dict:
     m, n = args.indices or (DEMO if args.demo else QUICK if args.quick else FULL)
     return run(m, n, Path(args.out), nk=7 if args.demo else args.nk, threads=args.threads, direct=args.demo,
                max_samples=args.max_samples or (6 if args.demo else 15),
-               dos_mesh=args.dos_mesh or (18 if args.quick or args.demo else 24), weights=not args.demo)
+               # a multiple of 3: the mesh of E_F and the DOS holds the Dirac points at K
+               dos_mesh=3 * -(-(args.dos_mesh or (18 if args.quick or args.demo else 24)) // 3), weights=not args.demo)
 
 
 if __name__ == "__main__":

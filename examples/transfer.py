@@ -56,17 +56,20 @@ def folded_k(atoms, layer, k=(1 / 3, 1 / 3, 0.0)) -> np.ndarray:
 
 
 def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints: int, mesh, guess=None,
-                  fermi_mesh=None, k_gap=None, window=(-1.5, 1.5)) -> dict:
+                  fermi_mesh=None, k_gap=None, window=(-1.5, 1.5), dos_mesh: int = 12, max_samples: int = 9) -> dict:
     """Predict ``atoms`` with ``args.model`` (S from the PAO data), its Fermi level, its bands on the
-    in-plane path G-M-K-G (``npoints`` k-points) and its DOS on a ``mesh`` (0.03 eV Gaussians).
+    in-plane path G-M-K-G (``npoints`` k-points, at least 150 from a window model) and its DOS.
 
     E_F: from the electron count on ``fermi_mesh`` (default the automatic mesh) at any size
     (:func:`hotham.electronic.find_fermi_level`: all bands up to its threshold of 12 000 orbitals,
     counting bands by inertia above it, starting from ``guess``, eV, the E_F of a smaller cell
-    from the same model). Bands: all of them where LAPACK diagonalises the cell whole (the gap
-    between band electrons / 2 and the next), else the ``n_states`` / 2 just below E_F and as many
-    above it (sparse shift-invert, split at E_F by the inertia count: the gap across E_F); the DOS
-    of the ``n_states`` nearest E_F there. ``k_gap``: also the gap at this fractional k. Writes
+    from the same model). Cells LAPACK diagonalises whole: all bands (the gap between band
+    electrons / 2 and the next) and the DOS on ``mesh`` (0.03 eV Gaussians). Larger ones: a window
+    model (:mod:`hotham.electronic.interpolation`) of the ``n_states`` / 2 bands below E_F and as
+    many from it up, from exact solves at Gamma, M and K refined (at most ``max_samples`` solves)
+    until the error the new solves measure is below 0.1 meV: the bands as lines on the dense path,
+    the DOS of those bands on a ``dos_mesh`` x ``dos_mesh`` mesh (5 meV Gaussians, labelled with the
+    window where it is complete). ``k_gap``: also the gap at this fractional k. Writes
     ``<out>/<name>.png`` and returns the record (gaps in meV, atoms, orbitals, E_F and how it was
     found, seconds, peak memory in GB)."""
     from matplotlib.figure import Figure
@@ -74,6 +77,7 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
     import hotham
     import hotham.electronic as el
     from hotham.electronic.dense import DENSE_MAX
+    from hotham.electronic.plot import plot_window_bands, plot_window_dos
     from hotham.prediction import DomainWarning
     from hotham.progress import peak_memory_gb
     t0 = time.time()
@@ -89,33 +93,59 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
         f"counting by inertia, {info['factorisations']} factorisations from "
         + (f"{guess:.4f} eV (a smaller cell's E_F)" if guess is not None else "the on-site estimate"))
     t_fermi = time.time() - t0 - t_predict
-    # cells LAPACK diagonalises whole: all bands, valence = the lowest electrons / 2; larger ones:
-    # the states just below and above E_F (counted by inertia, so the two sides are exact)
     small = pred.n_orbitals <= DENSE_MAX
-    half = {} if small else {"n_below": n_states // 2, "n_above": n_states - n_states // 2}
-    split = {"n_occupied": el.occupied_bands(pred)} if small else {"fermi": ef}
-    bands = el.band_structure(pred, "GMKG", npoints=npoints, progress=not args.quick, **half)
-    gap = el.band_gap(bands.energies, **split)
-    d = el.dos(pred, mesh, width=0.03, n=None if small else n_states)
+    if small:
+        # cells LAPACK diagonalises whole: all bands, valence = the lowest electrons / 2
+        split = {"n_occupied": el.occupied_bands(pred)}
+        bands = el.band_structure(pred, "GMKG", npoints=npoints, progress=not args.quick)
+        path, energies, label = bands.path, bands.energies, "all bands (dense)"
+        d = el.dos(pred, mesh, width=0.03)
+    else:
+        # larger ones: a window model of the n_states / 2 bands below E_F and as many from E_F up
+        # (hotham.electronic.interpolation), from exact solves at Gamma, M and K and more where the
+        # error they measure is largest: bands on a dense path, the DOS on a dense mesh
+        from hotham.electronic.interpolation import window_model
+        split = {"fermi": ef}
+        path = el.band_path(pred.atoms, "GMKG", npoints=max(npoints, 150))    # a model's k cost little
+        model = window_model(pred, [[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]], n_below=n_states // 2,
+                             n_above=n_states - n_states // 2, guard=4)
+        refined = []
+        model.refine(np.concatenate([path.kpts[::max(1, len(path.kpts) // 12)], model.mesh(6)]), tol=1e-4,
+                     on="solve", max_samples=max_samples, per_round=3, log=refined)
+        bands = model.bands(path.kpts)
+        energies = bands.energies
+        label = f"window model ({len(model.samples)} exact solves)"
+        d = model.dos(dos_mesh, width=0.005, fermi=ef)
+    gap = el.band_gap(energies, **split)
     record = {"name": name, "atoms": len(atoms), "orbitals": pred.n_orbitals, "fermi_level_eV": float(ef),
               "fermi_level_method": f"electron count ({el.electron_count(pred):g}), "
                                     f"{'x'.join(map(str, el.mesh_shape(pred.atoms, fermi_mesh)))} mesh, {how}",
               "gap_meV": 1000 * gap.gap, "indirect": gap.indirect,
-              "vbm_k": bands.path.kpts[gap.k_vbm].round(4).tolist(),
-              "cbm_k": bands.path.kpts[gap.k_cbm].round(4).tolist(), "direct_gap_meV": 1000 * gap.direct_gap,
+              "vbm_k": path.kpts[gap.k_vbm].round(4).tolist(),
+              "cbm_k": path.kpts[gap.k_cbm].round(4).tolist(), "direct_gap_meV": 1000 * gap.direct_gap,
+              "bands": label,
               "outside_training_domain": [str(w.message).splitlines()[1:] for w in caught
                                           if issubclass(w.category, DomainWarning)]}
+    if not small:
+        record.update({"model_samples": len(model.samples), "model_measured_error_meV": 1e3 * refined[-1][2],
+                       "dos": d.label})
     if k_gap is not None:
         k = np.atleast_2d(k_gap)
-        kg = el.band_gap(el.eigenvalues(pred, k, **half), **split)
+        e_k = el.eigenvalues(pred, k) if small else model.bands(k).energies
+        kg = el.band_gap(e_k, **split)
         record.update({"k_gap": np.round(k[0], 6).tolist(), "gap_at_k_meV": 1000 * kg.gap})
     fig = Figure(figsize=(7.0, 3.6), layout="constrained")
     ax_b, ax_d = fig.subplots(1, 2, width_ratios=[1.6, 1.0])
-    el.plot_bands(ax_b, bands, window=window)
-    ax_b.set_ylabel("E - E_F (eV)")
-    el.plot_dos(ax_d, d, window=window)
-    ax_d.set_xlabel("E - E_F (eV)")
-    ax_d.set_ylabel("DOS (states/eV/cell)")
+    if small:
+        el.plot_bands(ax_b, bands, window=window)
+        ax_b.set_ylabel("E - E_F (eV)")
+        el.plot_dos(ax_d, d, window=window)
+        ax_d.set_xlabel("E - E_F (eV)")
+        ax_d.set_ylabel("DOS (states/eV/cell)")
+    else:
+        plot_window_bands(ax_b, path, bands, unit="eV", fermi=ef, label=label)
+        ax_b.legend(fontsize=7, loc="upper right")
+        plot_window_dos(ax_d, d, unit="eV")
     at_k = f", at K {record['gap_at_k_meV']:.1f} meV" if "gap_at_k_meV" in record else ""
     fig.suptitle(f"{title}: {len(atoms)} atoms, gap {record['gap_meV']:.0f} meV{at_k}", fontsize=10)
     el.save_figure(fig, args.out / f"{name}.png", dpi=90)

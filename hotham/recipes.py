@@ -39,7 +39,8 @@ class Recipe(NamedTuple):
 
 #: recipe name -> its :class:`Recipe`
 SOURCES = {
-    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1"], (0.8, 0.1, 0.1)),
+    # the 20 slid cells, then (fine-tuning, examples/graphene_hbn.yaml) 30 cells under -4..+4 % strain
+    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1", "graphene_hbn_strain.h5"], (0.8, 0.1, 0.1)),
     # the 16 slid bilayers, then (fine-tuning, examples/mos2_bilayer.yaml) 2H and parallel bilayers
     # under -4..+4 % strain and Mo-Mo 6.0-6.9 A
     "mos2_bilayer": Recipe(["mos2_bilayer_slid_1x1", "mos2_2h_strain.h5", "mos2_par_strain.h5"], (0.8, 0.1, 0.1)),
@@ -48,8 +49,8 @@ SOURCES = {
     # its held-out checks: their test cells and the twisted bilayer data/tbg_21.79
     "demo_model": Recipe(["bilayer_graphene_strain.h5", "bilayer_graphene_uniaxial.h5", "bilayer_graphene_thermal.h5",
                           "bilayer_graphene_slid_1x1"], (0.8, 0.1, 0.1)),
-    # 12 strained and perturbed MoS2 monolayers, non-collinear with SOC: 8 train, 2 val, 2 held out;
-    # then (fine-tuning, examples/mos2_soc.yaml) the SOC bilayers of data/sets/mos2_soc_bilayer.h5
+    # 12 strained and perturbed MoS2 monolayers, non-collinear with SOC, and the SOC bilayers of
+    # data/sets/mos2_soc_bilayer.h5: the second stage of a cascade over mos2_bilayer.pt (examples/mos2_soc.yaml)
     "mos2_soc": Recipe(["mos2_soc_1x1", "mos2_soc_bilayer.h5"], (0.7, 0.15, 0.15), "soc"),
 }
 SPLIT_SEED = 0

@@ -193,27 +193,46 @@ def test_graphene_semimetal_fermi_level_at_the_dirac_point(graphene, reps):
 
 def test_band_indices_carried_from_gamma_when_the_count_energy_cuts_bands(graphene):
     """A first guess of E_F 0.7 eV below the Dirac point cuts the bands, so the count below it
-    differs between k; the band index of the tracked bands, carried from the one inertia at
-    Gamma by continuity, equals the dense one at every k, E_F from it equals the dense E_F, and
-    the model recentred there tracks the bands around E_F without a new solve."""
+    differs between k; the index of the Ritz values, carried from the one inertia at Gamma by
+    continuity, equals the dense one at every k; the tracked bands are the same bands at every k,
+    E_F from them equals the dense E_F, and the model recentred there tracks the bands around E_F
+    without a new solve."""
     op = tile(graphene, (2, 2, 1))
     ef = find_fermi_level(op, (6, 6, 1), method="dense")
     op.fermi_level = ef
-    model = window_model(op, n_below=3, n_above=3, guard=3, count_energy=ef - 0.7)
+    c = ef - 0.7
+    model = window_model(op, n_below=3, n_above=3, guard=3, count_energy=c)
     model.refine(model.mesh(6), tol=1e-6, per_round=4)
     k = np.concatenate([random_k(6, seed=1), [[0.5, 0.5, 0.0], [-0.3, 0.7, 0.0]]])
-    first = model.first_bands(k)
-    assert len(set(first.tolist())) > 1                        # the count below the guess changes with k
     e = solve(op, k).energies
-    np.testing.assert_allclose(model.bands(k).energies, np.take_along_axis(e, first[:, None] + np.arange(6), 1),
+    assert len(set(np.sum(e < c, axis=1).tolist())) > 1            # the count below c changes with k
+    offsets = model.band_offsets(k)
+    ritz = model.ritz(k)[0]
+    inner = slice(model.guard, ritz.shape[1] - model.guard)
+    np.testing.assert_allclose(ritz[:, inner], np.take_along_axis(e, offsets[:, None] + np.arange(ritz.shape[1]), 1)[:, inner],
                                atol=1e-8)
+    np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-8)
     assert abs(model.fermi_level(6) - ef) < 1e-6
     solves = model.solves
     model.recentre(ef)
     assert model.solves == solves and abs(model.fermi_level(6) - ef) < 1e-6
-    np.testing.assert_array_equal(model.first_bands(k), model.bands_below() - model.n_below)
+    np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-8)
     with pytest.raises(HothamError, match="outside the sampled window"):
         model.recentre(ef + 50.0)
+
+
+def test_tracked_bands_near_a_dirac_point_do_not_jump(graphene):
+    """A count energy 3 meV below the Dirac point (a model's E_F is as close): near K one state of
+    the cone lies within TOUCH_TOL of it and the other not, where a split at the count energy
+    jumps by a band (6.5 eV off at some k). The tracked bands stay the same bands, the dense ones
+    of the same indices, on a fine path through K."""
+    op = tile(graphene, (2, 2, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1), method="dense")
+    model = window_model(op, n_below=2, n_above=2, guard=3, count_energy=op.fermi_level - 0.003)
+    model.refine(model.mesh(6), tol=1e-6, per_round=4)
+    K = np.array([1 / 3, 1 / 3, 0.0])
+    k = K + np.linspace(-0.001, 0.001, 21)[:, None] * np.array([1.0, 0.3, 0.0])
+    np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-6)
 
 
 # ---------------------------------------------------------------------- Berry phases, Chern numbers

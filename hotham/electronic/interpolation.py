@@ -38,17 +38,18 @@ evaluates its bounds, solves exactly at the worst k (and not at the -k of a samp
 gives those states), adds its vectors, and repeats until every bound (or estimate) is below a
 tolerance, or until the error the exact solves measure at the worst k is (``on="solve"``).
 
-Band indices. The model tracks the ``n_below`` bands just below a *count energy* c (default the
-operator's E_F) and the ``n_above`` from c up, as the sampled windows do. One inertia at Gamma
-(real arithmetic) gives the number of bands below c there; for an insulator, a semimetal at
-charge neutrality or an isolated band group, c lies in a gap (or at band touchings, whose
-states within :data:`TOUCH_TOL` of it are split half below, half above c) at every k, so that
-count holds at every k. Where it does not (a metal, or a count energy that is only a first guess
-of E_F), the band index is carried from Gamma by continuity (:meth:`WindowModel.first_bands`:
-sorted Ritz values at neighbouring k match up to the bands that crossed the window's centre), and
-fixes the occupation of the tracked bands: E_F inside the window (:meth:`WindowModel.fermi_level`),
-with no inertia at a complex k (whose real embedding is what costs memory at 10^4 atoms); the
-model is then recentred there (:meth:`WindowModel.recentre`, no new solve).
+Band indices. The model tracks the same bands at every k: the ``n_below`` bands just below a
+*count energy* c (default the operator's E_F) at Gamma and the ``n_above`` from c up, as the
+sampled windows do. One inertia at Gamma (real arithmetic) gives their index in the whole spectrum
+(states within :data:`TOUCH_TOL` of c there, a band touching split a little by a model's noise,
+counted half below). At other k no count is made: bands n(k) are continuous, so the index of the
+Ritz values is carried from Gamma along straight lines (:meth:`WindowModel.band_offsets`: sorted
+Ritz values at neighbouring k match up to the bands that crossed the window's centre). This holds
+where c cuts bands (a metal, a first guess of E_F, a Dirac cone near K, where a split at c would
+jump between bands) and needs no inertia at a complex k (whose real embedding is what costs memory
+at 10^4 atoms). It fixes the occupation of the tracked bands: E_F inside the window
+(:meth:`WindowModel.fermi_level`); the model is then recentred there (:meth:`WindowModel.recentre`,
+no new solve).
 
 Why not Wannier interpolation: it needs a uniform mesh of samples, a disentanglement and a
 smooth gauge, its error has no a-posteriori bound at a new k, and a band group with a nonzero
@@ -418,13 +419,21 @@ class WindowModel:
             out[q] = np.linalg.norm(r, axis=1)
         return out
 
-    def _tracked(self, e):
-        """First tracked index [nk] into the sorted Ritz values: the split at the count energy,
-        states within :data:`TOUCH_TOL` of it (a band touching, split a little by a model's
-        noise) shared half below, half above."""
-        c = self.count_energy
-        j = np.sum(e < c - TOUCH_TOL, axis=1) + np.sum(np.abs(e - c) <= TOUCH_TOL, axis=1) // 2
-        first = j - self.n_below
+    def _tracked(self, e, k):
+        """First tracked index [nk] into the sorted Ritz values ``e`` [nk, p] at ``k`` [nk, 3]: the
+        tracked bands are the same bands (indices in the whole spectrum) at every k, the
+        ``n_below`` below the count energy at Gamma and the ``n_above`` from it up
+        (:meth:`bands_below`), found among the Ritz values by :meth:`band_offsets` (where the
+        Ritz values cannot be followed, a model of too few samples: the split at the count
+        energy, right where it lies in a gap at every k)."""
+        try:
+            first = self.bands_below() - self.n_below - self.band_offsets(k)
+        except HothamError:
+            # Ritz values too far from the bands to be followed (a model of too few samples):
+            # the split at the count energy, right where it lies in a gap at every k
+            c = self.count_energy
+            first = (np.sum(e < c - TOUCH_TOL, axis=1) + np.sum(np.abs(e - c) <= TOUCH_TOL, axis=1) // 2
+                     - self.n_below)
         if first.min() < 0 or (first + self.n_below + self.n_above).max() > e.shape[1]:
             raise HothamError("the reduced basis holds too few states around the count energy: sample more k "
                               "or widen the guard")
@@ -446,7 +455,7 @@ class WindowModel:
 
     def _bands(self, k, vectors):
         e, y = self.ritz(k)
-        first = self._tracked(e)
+        first = self._tracked(e, k)
         m = self.n_below + self.n_above
         idx = first[:, None] + np.arange(m)
         et = np.take_along_axis(e, idx, 1)
@@ -558,12 +567,12 @@ class WindowModel:
                               "build the model around it")
         self.count_energy, self.sigma, self._count = c, c + SIGMA_OFFSET, None
         self._project()
-        self._tracked(self.ritz(self.samples)[0])          # raises when the windows hold too few states there
+        self._tracked(self.ritz(self.samples)[0], self.samples)   # raises when the windows hold too few states there
         return self
 
     # ------------------------------------------------------------------ occupations
-    def first_bands(self, kpts, step: float = 1 / 24, max_refinements: int = 5) -> np.ndarray:
-        """Band index (0-based, in the whole spectrum) of the first tracked band at fractional
+    def band_offsets(self, kpts, step: float = 1 / 24, max_refinements: int = 5) -> np.ndarray:
+        """Band index (0-based, in the whole spectrum) of the lowest Ritz value at fractional
         ``kpts`` [nk, 3]: int [nk], with no count at those k.
 
         Bands n(k) (the n-th eigenvalue) are continuous in k, so the index of a Ritz value
@@ -573,12 +582,11 @@ class WindowModel:
         bands that crossed the centre of the window, found by matching (the shift whose largest
         energy change is smallest, and at most half the next best). Steps start at ``step``
         (fractional) and are halved up to ``max_refinements`` times while a match is
-        ambiguous. Unlike the count below the count energy, this holds when that energy cuts
-        bands (a metal, or a first guess of E_F): the window then slides across the spectrum,
-        and the index follows it."""
+        ambiguous. It holds where the count energy cuts bands (a metal, a first guess of E_F, a
+        Dirac cone near K): the window slides across the spectrum, and the index follows it."""
         k = as_kpoints(kpts)
         e0 = self.ritz(np.zeros((1, 3)))[0][0]
-        offset = np.full(len(k), self.bands_below() - int(np.sum(e0 < self.count_energy)))  # of Ritz value 0
+        offset = np.full(len(k), self._count_at_gamma() - int(np.sum(e0 < self.count_energy - TOUCH_TOL)))
         origin = np.zeros_like(k)
         for axis in range(3):                                  # leg along b1, then b2, then b3
             moving = np.abs(k[:, axis]) > 1e-12
@@ -586,7 +594,7 @@ class WindowModel:
                 starts, line = np.unique(np.round(origin[moving], 12), axis=0, return_inverse=True)
                 offset[moving] += self._carried(starts, line.ravel(), k[moving, axis], axis, step, max_refinements)
             origin[:, axis] = k[:, axis]
-        return offset + self._tracked(self.ritz(k)[0])
+        return offset
 
     def _carried(self, starts, line, t, axis, step, max_refinements) -> np.ndarray:
         """Change of the index of Ritz value 0 from ``starts[line]`` to ``starts[line] + t b_axis``
@@ -634,10 +642,19 @@ class WindowModel:
                           "guard): widen the guard or sample more k")
 
     def bands_below(self) -> int:
-        """Bands below the count energy (one inertia at Gamma, cached): the count that holds at
-        every k when the count energy lies in a gap or at band touchings."""
+        """Bands below the count energy c, those of a band touching at c (within
+        :data:`TOUCH_TOL`: Dirac states, split a little by a model's noise) counted half below:
+        one inertia at Gamma (below c - TOUCH_TOL, cached) and the Ritz values at Gamma. The
+        tracked bands are the ``n_below`` bands below this index and the ``n_above`` from it up,
+        the same bands at every k."""
+        e0 = self.ritz(np.zeros((1, 3)))[0][0]
+        touching = int(np.sum(np.abs(e0 - self.count_energy) <= TOUCH_TOL))
+        return self._count_at_gamma() + touching // 2
+
+    def _count_at_gamma(self) -> int:
+        """Bands below c - TOUCH_TOL at Gamma: one exact inertia (cached)."""
         if self._count is None:
-            self._count = count_below(self.op, self.count_energy, channel=self.channel)
+            self._count = count_below(self.op, self.count_energy - TOUCH_TOL, channel=self.channel)
         return self._count
 
     def mesh(self, mesh) -> np.ndarray:
@@ -648,8 +665,8 @@ class WindowModel:
     def fermi_level(self, mesh=24, n_electrons: float | None = None, temperature: float = 300.0,
                     bands: InterpolatedBands | None = None) -> float:
         """E_F (eV) from the tracked bands on a Gamma-centred ``mesh``: the bands below the
-        tracked ones are full (their number at every k from one inertia at Gamma, carried by
-        :meth:`first_bands`), the tracked ones filled by Fermi-Dirac at ``temperature`` (K) with
+        tracked ones are full (:meth:`bands_below`: the tracked bands are the same bands at every
+        k, :meth:`band_offsets`), the tracked ones filled by Fermi-Dirac at ``temperature`` (K) with
         ``n_electrons`` (default the operator's valence electrons; give another to dope the
         window). E_F must lie inside the tracked bands; the count energy need not be in a gap
         (a metal, or a first guess: :meth:`recentre` the model there afterwards).
@@ -661,7 +678,7 @@ class WindowModel:
         b = bands if bands is not None else self.bands(self.mesh(mesh))
         ne = electron_count(self.op) if n_electrons is None else float(n_electrons)
         return fermi_level(b.energies, ne, occ=occupancy(self.op), temperature=temperature,
-                           n_below=self.first_bands(b.kpts))
+                           n_below=np.full(len(b.energies), self.bands_below() - self.n_below))
 
     def dos(self, mesh=24, width: float = 0.005, kind: str = "gaussian", de: float | None = None,
             project=None, fermi: float | None = None) -> WindowDOS:
