@@ -136,10 +136,11 @@ def _predict(args, gemm):
     print(f"load average at the end {os.getloadavg()[0]:.1f} (this machine is shared: timings are noisy)")
 
 
-def moire_job(m, n, nk, out, q):
+def moire_job(m, n, nk, out, max_samples, q):
+    """The example at (m, n) (``max_samples``: its window model's exact solves at most, None: the example's default)."""
     sys.path.insert(0, str(ROOT / "examples"))
     from magic_angle_tbg import run as example
-    s = example(m, n, Path(out), nk=nk, max_samples=MODEL_SAMPLES)
+    s = example(m, n, Path(out), nk=nk, **({} if max_samples is None else {"max_samples": max_samples}))
     q.put(s)
 
 
@@ -180,6 +181,8 @@ def main(argv=None):
     ap.add_argument("--interp-indices", type=int, nargs=2, default=(6, 7), metavar=("M", "N"),
                     help="the twisted bilayer of the interpolation part (default 6 7: 5.09 deg, 508 atoms)")
     ap.add_argument("--interp-k", type=int, default=12, help="random k of the interpolation part (default 12)")
+    ap.add_argument("--floor-only", action="store_true",
+                    help="moire part: the prediction and the factors' floor, not the whole example")
     ap.add_argument("--skip-ghost-check", action="store_true",
                     help="predict part: leave out the ghost check that predict runs by default")
     args = ap.parse_args(argv)
@@ -221,8 +224,10 @@ def _moire(args, gemm):
           f"(Gamma and M real, {MODEL_SAMPLES - 2} complex) = {total:.0f} s; memory at least "
           f"{need:.1f} GB (the operator after predict + the largest factor); this machine has "
           f"{available_memory_gb():.1f} GB available")
-    if need < 0.9 * available_memory_gb():
-        report_example(run(moire_job, *args.indices, args.nk, args.out))
+    if args.floor_only:
+        print("-> the whole example not run (--floor-only)")
+    elif need < 0.9 * available_memory_gb():
+        report_example(run(moire_job, *args.indices, args.nk, args.out, MODEL_SAMPLES))
     else:
         print(f"-> the whole example does not fit in this machine's memory: not run (targets < "
               f"{TARGET_MOIRE_S / 60:.0f} min, < {TARGET_MOIRE_GB:.0f} GB: NOT met; the floor above is what "
@@ -314,7 +319,7 @@ def _interpolation(args, gemm):
 
 
 def _example(args, gemm):
-    report_example(run(moire_job, *args.example, 150, args.out + f"_{args.example[0]}_{args.example[1]}"))
+    report_example(run(moire_job, *args.example, 150, args.out + f"_{args.example[0]}_{args.example[1]}", None))
 
 
 def _mos2(args, gemm):

@@ -273,6 +273,7 @@ class WindowModel:
         self.s_min = np.inf
         self.solves = 0
         self._count = None
+        self._offsets = {}
 
     # ------------------------------------------------------------------ building
     def add(self, kpts) -> "WindowModel":
@@ -303,6 +304,7 @@ class WindowModel:
         """B, h_R, s_R, K_R B, S_R B and the harmonic forms from the sparse H_R, S_R (one product each)."""
         B = _orthonormal_columns(np.concatenate(self._vectors, axis=1))
         self.basis = B
+        self._offsets = {}                                     # Ritz values change with the basis
         nR, nb = len(self.R), B.shape[1]
         rows, W, V = [], [], []
         for HR, SR in zip(self._HR, self._SR):
@@ -419,18 +421,24 @@ class WindowModel:
             out[q] = np.linalg.norm(r, axis=1)
         return out
 
-    def _tracked(self, e, k):
-        """First tracked index [nk] into the sorted Ritz values ``e`` [nk, p] at ``k`` [nk, 3]: the
-        tracked bands are the same bands (indices in the whole spectrum) at every k, the
-        ``n_below`` below the count energy at Gamma and the ``n_above`` from it up
-        (:meth:`bands_below`), found among the Ritz values by :meth:`band_offsets` (where the
-        Ritz values cannot be followed, a model of too few samples: the split at the count
-        energy, right where it lies in a gap at every k)."""
+    def _safe_offsets(self, k):
+        """:meth:`band_offsets` of ``k``, or None where the Ritz values cannot be followed (a model
+        of too few samples)."""
         try:
-            first = self.bands_below() - self.n_below - self.band_offsets(k)
+            return self.band_offsets(k)
         except HothamError:
-            # Ritz values too far from the bands to be followed (a model of too few samples):
-            # the split at the count energy, right where it lies in a gap at every k
+            return None
+
+    def _tracked(self, e, offsets):
+        """First tracked index [nk] into the sorted Ritz values ``e`` [nk, p]: the tracked bands
+        are the same bands (indices in the whole spectrum) at every k, the ``n_below`` below the
+        count energy at Gamma and the ``n_above`` from it up (:meth:`bands_below`), found among the
+        Ritz values by their index ``offsets`` [nk] (:meth:`band_offsets`). Where those are None
+        (Ritz values too far from the bands to be followed, a model of too few samples): the split
+        at the count energy, right where it lies in a gap at every k."""
+        if offsets is not None:
+            first = self.bands_below() - self.n_below - offsets
+        else:
             c = self.count_energy
             first = (np.sum(e < c - TOUCH_TOL, axis=1) + np.sum(np.abs(e - c) <= TOUCH_TOL, axis=1) // 2
                      - self.n_below)
@@ -444,18 +452,20 @@ class WindowModel:
         (:class:`InterpolatedBands`), batched over k."""
         k = as_kpoints(kpts)
         out = []
+        offsets = self._safe_offsets(k)                                   # one walk for every k
         step = max(1, int(4e8 // (16 * self.basis.shape[1] ** 2 * 8)))   # bound the batch's memory
         for q0 in range(0, len(k), step):
-            out.append(self._bands(k[q0:q0 + step], vectors))
+            q = slice(q0, q0 + step)
+            out.append(self._bands(k[q], vectors, None if offsets is None else offsets[q]))
         if len(out) == 1:
             return out[0]
         cat = lambda name: np.concatenate([getattr(o, name) for o in out])   # noqa: E731
         return InterpolatedBands(k, cat("energies"), cat("bound"), cat("estimate"), cat("ritz"), cat("first"),
                                  cat("coefficients") if vectors else None, out[0].fermi_level, self.window)
 
-    def _bands(self, k, vectors):
+    def _bands(self, k, vectors, offsets):
         e, y = self.ritz(k)
-        first = self._tracked(e, k)
+        first = self._tracked(e, offsets)
         m = self.n_below + self.n_above
         idx = first[:, None] + np.arange(m)
         et = np.take_along_axis(e, idx, 1)
@@ -567,7 +577,7 @@ class WindowModel:
                               "build the model around it")
         self.count_energy, self.sigma, self._count = c, c + SIGMA_OFFSET, None
         self._project()
-        self._tracked(self.ritz(self.samples)[0], self.samples)   # raises when the windows hold too few states there
+        self._tracked(self.ritz(self.samples)[0], self._safe_offsets(self.samples))   # raises when too few states there
         return self
 
     # ------------------------------------------------------------------ occupations
@@ -585,6 +595,9 @@ class WindowModel:
         ambiguous. It holds where the count energy cuts bands (a metal, a first guess of E_F, a
         Dirac cone near K): the window slides across the spectrum, and the index follows it."""
         k = as_kpoints(kpts)
+        key = (k.tobytes(), step, max_refinements)
+        if key in self._offsets:                               # the same k again (a mesh's bands, then its DOS)
+            return self._offsets[key].copy()
         e0 = self.ritz(np.zeros((1, 3)))[0][0]
         offset = np.full(len(k), self._count_at_gamma() - int(np.sum(e0 < self.count_energy - TOUCH_TOL)))
         origin = np.zeros_like(k)
@@ -594,6 +607,7 @@ class WindowModel:
                 starts, line = np.unique(np.round(origin[moving], 12), axis=0, return_inverse=True)
                 offset[moving] += self._carried(starts, line.ravel(), k[moving, axis], axis, step, max_refinements)
             origin[:, axis] = k[:, axis]
+        self._offsets = {key: offset.copy()}                   # one set of k kept (new samples clear it)
         return offset
 
     def _carried(self, starts, line, t, axis, step, max_refinements) -> np.ndarray:
@@ -703,11 +717,15 @@ class WindowModel:
         total = occ * broaden(grid, b.energies, np.full(b.energies.size, 1.0 / nk), width, kind)
         proj = {}
         if project is not None:
-            aw = atom_weights(self.op, self.orbital_weights(k, b.coefficients))     # [nk, m, N]
             labels, names = self.atom_groups(project)
-            g = np.zeros(aw.shape[:2] + (len(names),))
-            for i in range(len(names)):
-                g[..., i] = aw[..., labels == i].sum(-1)
+            g = np.zeros(b.energies.shape + (len(names),))
+            # in chunks of k: the states x = B y of a 10^5-orbital cell on a whole mesh do not fit
+            step = max(1, int(2e8 // (16 * self.basis.shape[0] * b.energies.shape[1])))
+            for q0 in range(0, len(k), step):
+                q = slice(q0, q0 + step)
+                aw = atom_weights(self.op, self.orbital_weights(k[q], b.coefficients[q]))     # [nq, m, N]
+                for i in range(len(names)):
+                    g[q, :, i] = aw[..., labels == i].sum(-1)
             pd = occ * broaden(grid, b.energies, g.reshape(b.energies.size, -1) / nk, width, kind)
             proj = {n: pd[:, i] for i, n in enumerate(names)}
         return WindowDOS(grid, total, ef, complete, float(width), kind, mesh_shape(self.op.atoms, mesh), proj)
@@ -736,8 +754,12 @@ class WindowModel:
         k = self.mesh(mesh)
         b = self.bands(k, vectors=True)
         sel = np.atleast_1d(bands)
-        w = atom_weights(self.op, self.orbital_weights(k, b.coefficients[:, :, sel]))
-        return w.sum(axis=(0, 1)) / (len(k) * len(sel))
+        w = np.zeros(self.op.n_atoms)
+        step = max(1, int(2e8 // (16 * self.basis.shape[0] * len(sel))))     # chunks of k, as in dos
+        for q0 in range(0, len(k), step):
+            q = slice(q0, q0 + step)
+            w += atom_weights(self.op, self.orbital_weights(k[q], b.coefficients[q][:, :, sel])).sum(axis=(0, 1))
+        return w / (len(k) * len(sel))
 
 
 def window_model(op: BlockOperator, kpts=None, *, n_below: int = 4, n_above: int = 4, guard: int = 4,

@@ -183,13 +183,14 @@ def save_figure(fig, path, dpi: int = 150) -> None:
 
 # ---------------------------------------------------------------------- moire pictures: a window model
 def plot_window_bands(ax, path, bands, reference=None, unit: str = "meV", color="C3", label="model",
-                      reference_label="DFT (direct solves)", fermi: float | None = None):
+                      reference_label="direct solves", fermi: float | None = None):
     """Bands of a :class:`~hotham.electronic.interpolation.WindowModel` along a dense path: lines
     through every k of ``path`` (:class:`~hotham.electronic.bands.KPath`) from ``bands``
     (:class:`~hotham.electronic.interpolation.InterpolatedBands` on ``path.kpts``), relative to
     E_F (``fermi`` eV, default ``bands.fermi_level``) in ``unit`` ("meV" or "eV").
     ``reference``: (x [nr] 1/Angstrom along the path, energies [nr, m] eV) of direct solves,
-    drawn as open circles over the lines (DFT vs model). Returns ``ax``."""
+    drawn as open circles over the lines, labelled ``reference_label`` (exact solves of the same H, or
+    DFT). Returns ``ax``."""
     scale = 1e3 if unit == "meV" else 1.0
     ef = bands.fermi_level if fermi is None else float(fermi)
     e0 = ef if np.isfinite(ef) else 0.0
