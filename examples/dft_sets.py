@@ -27,6 +27,21 @@ GR_CELL, MOS2_CELL = ["--cell-height", "18.80"], ["--cell-height", "25.20"]
 K9 = ["--kgrid", "9", "9", "1"]
 MOS2_AA = ["--stacking", "AA", "--between", "centres"]
 
+
+
+def _strained_and_noisy(prefix: str) -> list:
+    """The last steps of a held-out set of cells {prefix}_m3, _p0, _p3 (-3, 0, +3 % strain): a
+    copy of _p0 under a random in-plane strain (sigma 0.02), a noisy 2x2 copy (0.05 A, k 5x5x1),
+    and the OpenMX inputs of the five cells."""
+    return [["structure", "perturb", f"{{tmp}}/{prefix}_p0.extxyz", "-n", "1", "--displacement", "0.0", "--strain",
+             "0.02", "--seed", "7", "-o", f"{{tmp}}/{prefix}_uni.extxyz"],
+            ["structure", "perturb", f"{{tmp}}/{prefix}_p0.extxyz", "--supercell", "2", "2", "1", "-n", "1",
+             "--displacement", "0.05", "--seed", "99", "-o", f"{{tmp}}/t300/{prefix}_t300.extxyz"],
+            ["openmx", "write", *[f"{{tmp}}/{prefix}_{n}.extxyz" for n in ("m3", "p0", "p3", "uni")], *K9,
+             "-o", "{out}"],
+            ["openmx", "write", f"{{tmp}}/t300/{prefix}_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]
+
+
 #: set -> (what it holds, steps). A step is a hotham command line; "{out}" is the set's folder,
 #: "{tmp}" a scratch folder. A step ("for-each", glob, argv) runs argv once per structure file
 #: matching glob in {tmp}, with {file}, {stem} and {index} filled in.
@@ -56,13 +71,7 @@ SETS = {
         [*[["structure", "slide", f"graphene:a={a}", "--grid", "1", "1", "--distance", "3.35", "--cell-height",
             "18.40", "-o", f"{{tmp}}/gr_test_{n}.extxyz"] for n, a in (("m3", "2.3862"), ("p0", "2.46"),
                                                                        ("p3", "2.5338"))],
-         ["structure", "perturb", "{tmp}/gr_test_p0.extxyz", "-n", "1", "--displacement", "0.0", "--strain", "0.02",
-          "--seed", "7", "-o", "{tmp}/gr_test_uni.extxyz"],
-         ["structure", "perturb", "{tmp}/gr_test_p0.extxyz", "--supercell", "2", "2", "1", "-n", "1",
-          "--displacement", "0.05", "--seed", "99", "-o", "{tmp}/t300/gr_test_t300.extxyz"],
-         ["openmx", "write", "{tmp}/gr_test_m3.extxyz", "{tmp}/gr_test_p0.extxyz", "{tmp}/gr_test_p3.extxyz",
-          "{tmp}/gr_test_uni.extxyz", *K9, "-o", "{out}"],
-         ["openmx", "write", "{tmp}/t300/gr_test_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]),
+         *_strained_and_noisy("gr_test")]),
     "graphene_hbn_strain": (
         "30 graphene/hBN cells, 4 atoms (graphene below, hBN above, AA start): random slides, common in-plane "
         "lattice constant a ~ U[2.38, 2.58] A (-4..+4 % of 2.48), interlayer gap ~ U[3.2, 3.6] A, 0.03 A noise",
@@ -75,13 +84,7 @@ SETS = {
         [*[["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AB", "--grid", "1", "1",
             "--lattice", a, a, "--distance", "3.35", "--cell-height", "18.60", "-o", f"{{tmp}}/gr_hbn_test_{n}.extxyz"]
            for n, a in (("m3", "2.4056"), ("p0", "2.48"), ("p3", "2.5544"))],
-         ["structure", "perturb", "{tmp}/gr_hbn_test_p0.extxyz", "-n", "1", "--displacement", "0.0", "--strain", "0.02",
-          "--seed", "7", "-o", "{tmp}/gr_hbn_test_uni.extxyz"],
-         ["structure", "perturb", "{tmp}/gr_hbn_test_p0.extxyz", "--supercell", "2", "2", "1", "-n", "1",
-          "--displacement", "0.05", "--seed", "99", "-o", "{tmp}/t300/gr_hbn_test_t300.extxyz"],
-         ["openmx", "write", "{tmp}/gr_hbn_test_m3.extxyz", "{tmp}/gr_hbn_test_p0.extxyz", "{tmp}/gr_hbn_test_p3.extxyz",
-          "{tmp}/gr_hbn_test_uni.extxyz", *K9, "-o", "{out}"],
-         ["openmx", "write", "{tmp}/t300/gr_hbn_test_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]),
+         *_strained_and_noisy("gr_hbn_test")]),
     "mos2_2h_strain": (
         "20 MoS2 bilayers in the 2H orientation (top layer inverted), 6 atoms: random slides, Mo-Mo "
         "distance ~ U[6.0, 6.9] A, a ~ U[3.03, 3.29] A (-4..+4 % of 3.16), 0.03 A noise",
