@@ -61,7 +61,8 @@ def test_transfer_case_of_a_large_cell_draws_a_window_model_that_equals_the_dens
     atoms, _ = heterostructure(graphene, build_or_read("hbn:a=2.482", reference=True), twist_range=(21.7, 21.9),
                                max_strain=1e-9, max_atoms=100, interlayer=3.33)
     args = arguments("x", "graphene_hbn.pt", "x", argv=["--out", str(tmp_path), "--threads", "1", "--quick"])
-    kw = dict(title="t", n_states=8, npoints=150, mesh=(6, 6, 1), k_gap=folded_k(atoms, graphene))
+    kw = dict(title="t", n_states=8, npoints=150, mesh=(6, 6, 1), k_gap=folded_k(atoms, graphene), dos_mesh=6,
+              max_samples=6)
     want = transfer_case(args, "dense", atoms, **kw)
     monkeypatch.setattr(dense, "DENSE_MAX", 10)
     got = transfer_case(args, "window", atoms, **kw)
