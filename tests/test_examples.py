@@ -132,8 +132,8 @@ def test_dft_set_recipes_write_their_inputs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("HOTHAM_OPENMX_DATA", "HOTHAM_OPENMX")}
     script = str(ROOT / "examples" / "dft_sets.py")
     listed = subprocess.run([sys.executable, script, "--list"], capture_output=True, text=True, check=True).stdout
-    assert len(listed.splitlines()) == 9
-    expected = {"bilayer_graphene_uniaxial": 2, "mos2_test": 5, "mos2_soc_test": 2}
+    assert len(listed.splitlines()) == 11
+    expected = {"bilayer_graphene_uniaxial": 2, "mos2_test": 5, "mos2_soc_test": 2, "graphene_hbn_test": 5}
     subprocess.run([sys.executable, script, *expected, "--quick", "--out", str(tmp_path)],
                    capture_output=True, text=True, check=True, env=env)
     for name, n in expected.items():
@@ -148,3 +148,6 @@ def test_dft_set_recipes_write_their_inputs(tmp_path):
     a = read_structure(tmp_path / "mos2_test" / "mos2_test_2h_p0" / "mos2_test_2h_p0.dat")
     f = a.get_scaled_positions()[:, :2]
     assert np.allclose(f[3], f[1], atol=1e-9) and np.allclose(f[4], f[0], atol=1e-9)
+    # a held-out cell's lattice constant through --grid (it was once dropped)
+    g = read_structure(tmp_path / "graphene_hbn_test" / "gr_hbn_test_m3" / "gr_hbn_test_m3.dat")
+    assert np.linalg.norm(g.cell[0]) == pytest.approx(2.4056, abs=1e-9)

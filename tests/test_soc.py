@@ -155,9 +155,9 @@ def test_soc_model_trains_and_predicts_spinor_operators(tmp_path):
 
 def test_soc_cascade_over_a_spinless_model(tmp_path):
     """A SOC second stage over a spin-less first stage (how the shipped mos2_soc.pt is made): the
-    first stage gives the spin-less part A, the network the rest; a bare structure's prediction
-    equals the one on the DFT's blocks (no A leaks into the SOC part), and a SOC first stage under
-    a spin-less data set is refused."""
+    first stage gives the spin-less part A, the network the rest; a prediction on a spin-less
+    operator (as a bare structure's skeleton is) equals the one on the DFT's spinor blocks (no A
+    leaks into the SOC part), and a SOC first stage under a spin-less data set is refused."""
     from hotham import predict
     from hotham.checkpoint import load_predictor
     from hotham.dataset import build_dataset
@@ -179,7 +179,9 @@ def test_soc_cascade_over_a_spinless_model(tmp_path):
         alone = Predictor(both.model, both.baseline, "H", {}).predict_parts(op)
         np.testing.assert_allclose(parts[0], alone[0] + first.predict_parts(op), atol=1e-10)
         np.testing.assert_allclose(parts[1:], alone[1:], atol=1e-10)   # the first stage has no SOC part
-        pred = predict(tmp_path / "soc.pt", op.atoms.copy(), fermi_method=None)
+        # the spin-less DFT run of the same cell: a spin-less operator under the SOC model, as the
+        # skeleton of a bare structure is (its S from the run, so no PAO files are needed)
+        pred = predict(tmp_path / "soc.pt", io.read(DATA / "openmx" / "mos2_prim"), fermi_method=None)
     A, B = split_spinor(pred)
     ref = op.with_blocks(H=join_spinor(op, parts[0], parts[1:]))
     from hotham.electronic.compare import block_mae
