@@ -89,9 +89,9 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
     # a twisted bilayer is a Dirac semimetal whose Dirac points sit at the corners K, K' of the
     # moire zone: a mesh of E_F must hold them (multiples of 3 hold K = (1/3, 1/3)); a mesh without
     # them puts E_F in the middle of the gap at Gamma, off charge neutrality
-    mesh = tuple(3 * -(-m // 3) if i < 2 else 1 for i, m in enumerate(automatic_mesh(pred.atoms)))
-    info = {}
     if direct:
+        mesh = tuple(3 * -(-m // 3) if i < 2 else 1 for i, m in enumerate(automatic_mesh(pred.atoms)))
+        info = {}
         t0 = time.perf_counter()
         pred.fermi_level = find_fermi_level(pred, mesh, method="count", guess=guess, info=info)
         log(f"== E_F by counting on the {'x'.join(map(str, mesh))} mesh: {pred.fermi_level:.4f} eV "
@@ -211,8 +211,7 @@ def run(m: int, n: int, out: Path, *, nk: int = 150, threads: int | None = None,
 
     times["total"] = time.perf_counter() - t_all
     summary = {"m": m, "n": n, "twist_angle_deg": atoms.info["twist_angle"], "atoms": len(atoms),
-               "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level,
-               "mesh": list(mesh), "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * flat_width,
+               "orbitals": pred.n_orbitals, "fermi_level_eV": pred.fermi_level, "kpoints": len(kp.kpts), "flat_band_width_meV": 1e3 * flat_width,
                "model": {"samples": len(model.samples), "basis": int(model.basis.shape[1]), "refine": refine_log,
                          "path_bound_max_meV": 1e3 * float(bands.bound.max()),
                          "path_estimate_max_meV": 1e3 * float(bands.estimate.max()),

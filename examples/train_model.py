@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     from hotham.checkpoint import load_predictor
     from hotham.recipes import SPLIT_SEED, held_out_record, recipe_dataset
     from hotham.threads import set_threads
-    from hotham.train import load_run_config, train_from_file, write_model_record
+    from hotham.train import load_run_config, run_file_models, train_from_file, write_model_record
 
     recipe = Path(args.recipe)
     name = recipe.stem
@@ -94,13 +94,8 @@ def main(argv=None) -> int:
             copy.write_text(recipe.read_text())
             t0 = time.time()
             # a recipe's init (fine-tuning) and stage1 (a cascade) are relative to the recipe, not to its copy
-            init = (recipe.parent / run.init).resolve() if run.init else None
-            stage1 = None
-            if run.stage1:
-                from hotham.cascade import H0_NAMES
-                stage1 = run.stage1 if run.stage1.lower() in H0_NAMES else (recipe.parent / run.stage1).resolve()
             result = train_from_file(copy, output=out, train_overrides={"epochs": 3} if args.quick else None,
-                                     force=True, progress=False, init=init, stage1=stage1)
+                                     force=True, progress=False, **run_file_models(run, recipe.parent.resolve()))
             history, parameters, wall = result["history"], result["parameters"], time.time() - t0
         predictor = load_predictor(out)
         record = {"checkpoint": out.name, "recipe": f"examples/{recipe.name}", "data": [s if s.endswith(".h5") else f"{s}/" for s in sets],

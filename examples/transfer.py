@@ -109,8 +109,8 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
         path = el.band_path(pred.atoms, "GMKG", npoints=max(npoints, 150))    # a model's k cost little
         model = window_model(pred, [[0, 0, 0], [0.5, 0, 0], [1 / 3, 1 / 3, 0]], n_below=n_states // 2,
                              n_above=n_states - n_states // 2, guard=4)
-        refined = []
-        model.refine(np.concatenate([path.kpts[::max(1, len(path.kpts) // 12)], model.mesh(6)]), tol=1e-4,
+        refined, tol = [], 1e-4                                        # eV
+        model.refine(np.concatenate([path.kpts[::max(1, len(path.kpts) // 12)], model.mesh(6)]), tol=tol,
                      on="solve", max_samples=max_samples, per_round=3, log=refined)
         bands = model.bands(path.kpts)
         energies = bands.energies
@@ -132,9 +132,9 @@ def transfer_case(args, name: str, atoms, *, title: str, n_states: int, npoints:
         # converge within max_samples solves (its lines then jump where it is wrong: say so)
         record.update({"model_samples": len(model.samples), "dos": d.label,
                        "model_measured_error_meV": 1e3 * measured[-1] if measured else float("nan"),
-                       "model_converged": bool(measured and measured[-1] < 1e-4)})
+                       "model_converged": bool(measured and measured[-1] < tol)})
         if not record["model_converged"]:
-            print(f"{name}: the window model did not reach 0.1 meV in {len(model.samples)} exact solves (last measured "
+            print(f"{name}: the window model did not reach {1e3 * tol:g} meV in {len(model.samples)} exact solves (last measured "
                   f"{record['model_measured_error_meV']:.3g} meV): its bands are not converged; raise max_samples",
                   flush=True)
     if k_gap is not None:

@@ -302,6 +302,18 @@ def load_run_config(path) -> RunConfig:
         raise HothamError(f"{path}: " + "; ".join(lines)) from None
 
 
+def run_file_models(run: RunConfig, base) -> dict:
+    """The models a run file names, its ``init`` (fine-tuning) and ``stage1`` (a cascade's first
+    stage: a checkpoint, or one of :data:`hotham.cascade.H0_NAMES`), their paths relative to the
+    folder ``base``: {"init": Path | None, "stage1": Path | str | None}."""
+    from .cascade import H0_NAMES
+    base = Path(base)
+    stage1 = run.stage1
+    if stage1 is not None and stage1.lower() not in H0_NAMES:
+        stage1 = base / stage1
+    return {"init": None if run.init is None else base / run.init, "stage1": stage1}
+
+
 def train_from_file(path, *, output=None, model: dict | None = None, train_overrides: dict | None = None,
                     **kwargs) -> dict:
     """:func:`train` from a YAML run file; ``output``, ``model`` and ``train_overrides`` (e.g.
@@ -313,11 +325,9 @@ def train_from_file(path, *, output=None, model: dict | None = None, train_overr
     if out is None:
         raise HothamError(f"{path}: no output checkpoint (give 'output:' or -o)")
     cfg = TrainConfig(**{**run.train.model_dump(), **(train_overrides or {})})
-    if kwargs.get("stage1") is None and run.stage1 is not None:
-        from .cascade import H0_NAMES
-        kwargs["stage1"] = run.stage1 if run.stage1.lower() in H0_NAMES else base / run.stage1
-    if kwargs.get("init") is None and run.init is not None:
-        kwargs["init"] = base / run.init
+    for key, value in run_file_models(run, base).items():
+        if kwargs.get(key) is None:
+            kwargs[key] = value
     return train(base / run.data, Path(output) if output else base / out, model={**run.model, **(model or {})},
                  config=cfg, **kwargs)
 

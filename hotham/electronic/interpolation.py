@@ -273,6 +273,7 @@ class WindowModel:
         self.s_min = np.inf
         self.solves = 0
         self._count = None
+        self._gamma = None
         self._offsets = {}
 
     # ------------------------------------------------------------------ building
@@ -304,7 +305,7 @@ class WindowModel:
         """B, h_R, s_R, K_R B, S_R B and the harmonic forms from the sparse H_R, S_R (one product each)."""
         B = _orthonormal_columns(np.concatenate(self._vectors, axis=1))
         self.basis = B
-        self._offsets = {}                                     # Ritz values change with the basis
+        self._offsets, self._gamma = {}, None                 # Ritz values change with the basis (and sigma)
         nR, nb = len(self.R), B.shape[1]
         rows, W, V = [], [], []
         for HR, SR in zip(self._HR, self._SR):
@@ -506,6 +507,19 @@ class WindowModel:
             w = w[:, :n] + w[:, n:]
         return np.swapaxes(w, 1, 2)
 
+    def atom_weights(self, kpts, coefficients: np.ndarray) -> np.ndarray:
+        """Mulliken weights per atom [nk, m, n_atoms] of the states x = B y (``coefficients``
+        [nk, nb, m]), in chunks of k: the states of a 10^5-orbital cell on a whole mesh do not fit
+        at once."""
+        from .states import atom_weights
+        k = as_kpoints(kpts)
+        out = np.empty(coefficients.shape[:1] + coefficients.shape[2:] + (self.op.n_atoms,))
+        step = max(1, int(2e8 // (16 * self.basis.shape[0] * coefficients.shape[2])))
+        for q0 in range(0, len(k), step):
+            q = slice(q0, q0 + step)
+            out[q] = atom_weights(self.op, self.orbital_weights(k[q], coefficients[q]))
+        return out
+
     def position_overlaps(self, delta) -> np.ndarray:
         """[nR, nb, nb]: B^H E S_R B with E = diag(exp(-2 pi i delta.tau)) (tau the fractional
         positions of the orbitals' atoms): the Fourier components of the links of
@@ -598,7 +612,7 @@ class WindowModel:
         key = (k.tobytes(), step, max_refinements)
         if key in self._offsets:                               # the same k again (a mesh's bands, then its DOS)
             return self._offsets[key].copy()
-        e0 = self.ritz(np.zeros((1, 3)))[0][0]
+        e0 = self._ritz_at_gamma()
         offset = np.full(len(k), self._count_at_gamma() - int(np.sum(e0 < self.count_energy - TOUCH_TOL)))
         origin = np.zeros_like(k)
         for axis in range(3):                                  # leg along b1, then b2, then b3
@@ -661,9 +675,14 @@ class WindowModel:
         one inertia at Gamma (below c - TOUCH_TOL, cached) and the Ritz values at Gamma. The
         tracked bands are the ``n_below`` bands below this index and the ``n_above`` from it up,
         the same bands at every k."""
-        e0 = self.ritz(np.zeros((1, 3)))[0][0]
-        touching = int(np.sum(np.abs(e0 - self.count_energy) <= TOUCH_TOL))
+        touching = int(np.sum(np.abs(self._ritz_at_gamma() - self.count_energy) <= TOUCH_TOL))
         return self._count_at_gamma() + touching // 2
+
+    def _ritz_at_gamma(self) -> np.ndarray:
+        """The Ritz values at Gamma [p] (cached until the basis or the count energy changes)."""
+        if self._gamma is None:
+            self._gamma = self.ritz(np.zeros((1, 3)))[0][0]
+        return self._gamma
 
     def _count_at_gamma(self) -> int:
         """Bands below c - TOUCH_TOL at Gamma: one exact inertia (cached)."""
@@ -703,7 +722,6 @@ class WindowModel:
         from .dos import broaden
         from .kmesh import mesh_shape
         from .occupation import occupancy
-        from .states import atom_weights
         k = self.mesh(mesh)
         b = self.bands(k, vectors=project is not None)
         ef = self.fermi_level(bands=b) if fermi is None else float(fermi)
@@ -717,15 +735,11 @@ class WindowModel:
         total = occ * broaden(grid, b.energies, np.full(b.energies.size, 1.0 / nk), width, kind)
         proj = {}
         if project is not None:
+            aw = self.atom_weights(k, b.coefficients)                   # [nk, m, N]
             labels, names = self.atom_groups(project)
-            g = np.zeros(b.energies.shape + (len(names),))
-            # in chunks of k: the states x = B y of a 10^5-orbital cell on a whole mesh do not fit
-            step = max(1, int(2e8 // (16 * self.basis.shape[0] * b.energies.shape[1])))
-            for q0 in range(0, len(k), step):
-                q = slice(q0, q0 + step)
-                aw = atom_weights(self.op, self.orbital_weights(k[q], b.coefficients[q]))     # [nq, m, N]
-                for i in range(len(names)):
-                    g[q, :, i] = aw[..., labels == i].sum(-1)
+            g = np.zeros(aw.shape[:2] + (len(names),))
+            for i in range(len(names)):
+                g[..., i] = aw[..., labels == i].sum(-1)
             pd = occ * broaden(grid, b.energies, g.reshape(b.energies.size, -1) / nk, width, kind)
             proj = {n: pd[:, i] for i, n in enumerate(names)}
         return WindowDOS(grid, total, ef, complete, float(width), kind, mesh_shape(self.op.atoms, mesh), proj)
@@ -750,16 +764,11 @@ class WindowModel:
         """Where a band group lives: the Mulliken weight per atom [n_atoms] of the tracked bands
         ``bands`` (indices into the tracked set), averaged over the Gamma-centred ``mesh``;
         sums to 1."""
-        from .states import atom_weights
         k = self.mesh(mesh)
         b = self.bands(k, vectors=True)
         sel = np.atleast_1d(bands)
-        w = np.zeros(self.op.n_atoms)
-        step = max(1, int(2e8 // (16 * self.basis.shape[0] * len(sel))))     # chunks of k, as in dos
-        for q0 in range(0, len(k), step):
-            q = slice(q0, q0 + step)
-            w += atom_weights(self.op, self.orbital_weights(k[q], b.coefficients[q][:, :, sel])).sum(axis=(0, 1))
-        return w / (len(k) * len(sel))
+        w = self.atom_weights(k, b.coefficients[:, :, sel])
+        return w.sum(axis=(0, 1)) / (len(k) * len(sel))
 
 
 def window_model(op: BlockOperator, kpts=None, *, n_below: int = 4, n_above: int = 4, guard: int = 4,
