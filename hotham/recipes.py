@@ -44,7 +44,11 @@ SOURCES = {
     # the 16 slid bilayers, then (fine-tuning, examples/mos2_bilayer.yaml) 2H and parallel bilayers
     # under -4..+4 % strain and Mo-Mo 6.0-6.9 A
     "mos2_bilayer": Recipe(["mos2_bilayer_slid_1x1", "mos2_2h_strain.h5", "mos2_par_strain.h5"], (0.8, 0.1, 0.1)),
-    "mixed": Recipe(["bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1", "mos2_bilayer_slid_1x1"], (0.8, 0.1, 0.1)),
+    # the slid cells of the three chemistries, then (fine-tuning, examples/mixed.yaml) every strained,
+    # uniaxial, thermal, 2H and parallel set of the three
+    "mixed": Recipe(["bilayer_graphene_slid_1x1", "graphene_hbn_slid_1x1", "mos2_bilayer_slid_1x1",
+                     "bilayer_graphene_strain.h5", "bilayer_graphene_uniaxial.h5", "bilayer_graphene_thermal.h5",
+                     "graphene_hbn_strain.h5", "mos2_2h_strain.h5", "mos2_par_strain.h5"], (0.8, 0.1, 0.1)),
     # the demo's 12 slid bilayers (data/) and the strained, uniaxial and thermal sets of data/sets;
     # its held-out checks: their test cells and the twisted bilayer data/tbg_21.79
     "demo_model": Recipe(["bilayer_graphene_strain.h5", "bilayer_graphene_uniaxial.h5", "bilayer_graphene_thermal.h5",

@@ -74,11 +74,15 @@ def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
         T = torch.sparse_csr_tensor(torch.from_numpy(A.indptr), torch.from_numpy(A.indices),
                                     torch.from_numpy(A.data), size=A.shape, check_invariants=False)
 
+    def product(B):
+        return (T @ torch.from_numpy(np.ascontiguousarray(B, dtype=A.dtype))).numpy()
+
     def mul(B):
-        B = np.ascontiguousarray(B, dtype=np.result_type(A.dtype, B.dtype))
-        if B.dtype != A.dtype:                   # real matrix on complex vectors: two real products
-            return mul(B.real) + 1j * mul(B.imag)
-        return (T @ torch.from_numpy(B)).numpy()
+        # (mul must not call itself: a closure that refers to itself is a reference cycle, which
+        # kept A, gigabytes at 10^5 orbitals, alive after the solve until the garbage collector ran)
+        if np.iscomplexobj(B) and not np.iscomplexobj(A.data):   # real matrix on complex vectors
+            return product(B.real) + 1j * product(B.imag)
+        return product(B)
     return mul
 
 
@@ -87,9 +91,11 @@ class _Space:
     and the projected matrices G_h = V^H H V, G_qq = Q^H Q, G_qs = Q^H S V (V^H S V = 1)."""
 
     def __init__(self, size: int, cap: int, dtype, shift: float):
-        self.V = np.empty((size, cap), dtype)
-        self.SV = np.empty((size, cap), dtype)
-        self.Q = np.empty((size, cap), dtype)
+        # column-major: the memory of a column is only committed when it is written (row-major
+        # buffers of 420 columns touch every page with their first column: 3 GB at 10^5 orbitals)
+        self.V = np.empty((size, cap), dtype, order="F")
+        self.SV = np.empty((size, cap), dtype, order="F")
+        self.Q = np.empty((size, cap), dtype, order="F")
         self.Gh = np.empty((cap, cap), dtype)
         self.Gqq = np.empty((cap, cap), dtype)
         self.Gqs = np.empty((cap, cap), dtype)

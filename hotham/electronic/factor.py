@@ -74,6 +74,10 @@ class SuperLUFactor:
             self.permuted = True
         return self
 
+    def release(self) -> None:
+        """Free the numerical factor (its ordering is kept for the next matrix)."""
+        self.lu = None
+
     def solve(self, b):
         if not self.permuted:
             return self.lu.solve(b)
@@ -125,14 +129,16 @@ class PardisoFactor:
         self._cls = pypardiso.PyPardisoSolver
         self.solver = None
         self.mtype = None
-        self.U = self.K = None
+        self.n = 0                  # rows of the matrix given (half of those factorised for a real embedding)
+        self.out_dtype = None       # dtype of the matrix given: that of the solutions
+        self.data = None            # the values factorised, in the factor's precision
         self.embedded = False
 
     def factor(self, A, upper: bool = False):
         """Factorise the symmetric / Hermitian CSR matrix ``A`` (``upper=True``: A holds only its
         upper triangle, with sorted column indices)."""
         K = self._analyse(A, upper)
-        self._call(np.zeros(K.shape[0], dtype=K.dtype), phase=22)       # numerical factorisation
+        self._call(np.zeros(K.shape[0], dtype=self.dtype), phase=22)    # numerical factorisation
         return self
 
     def analyse(self, A, upper: bool = False) -> dict:
@@ -152,6 +158,7 @@ class PardisoFactor:
         U = A if upper else sp.triu(A, format="csr")
         U.sort_indices()
         complex_ = np.iscomplexobj(U.data)
+        self.n, self.out_dtype = U.shape[0], np.result_type(U.dtype, np.float64)
         # MKL's complex Hermitian LDL^H (mtype -4) reports a wrong inertia, with every pivoting
         # and matching setting (MKL 2026.2: 977 negative pivots where 637 bands lie below the
         # shift, 150-atom MoS2 at K). A Hermitian A = R + iI (R symmetric, I antisymmetric) has
@@ -161,11 +168,11 @@ class PardisoFactor:
         self.embedded = complex_ and self.want_inertia
         K = _real_embedding(U) if self.embedded else U
         mtype = -4 if complex_ and not self.embedded else -2
-        same = (self.solver is not None and mtype == self.mtype and K.nnz == self.K.nnz
-                and np.array_equal(K.indices, self.K.indices) and np.array_equal(K.indptr, self.K.indptr))
-        self.U, self.K = U, K
-        real = not np.iscomplexobj(K.data)
-        self.dtype = K.dtype if self.precision == "double" else (np.float32 if real else np.complex64)
+        # the pattern is compared with PARDISO's own 1-based copy of it (no reference to A is
+        # kept: at 10^5 orbitals its values are gigabytes beside the factor's own copy)
+        same = (self.solver is not None and mtype == self.mtype and K.nnz == len(self.ja)
+                and np.array_equal(K.indptr + 1, self.ia) and np.array_equal(K.indices + 1, self.ja))
+        self.dtype = self.data_dtype(np.iscomplexobj(K.data))     # K is real for an embedding
         self.data = np.ascontiguousarray(K.data, dtype=self.dtype)
         if not same:
             if self.solver is not None:
@@ -176,8 +183,25 @@ class PardisoFactor:
             # 1-based CSR index arrays, kept for every later call (pypardiso rebuilds them per call)
             self.ia = (K.indptr + 1).astype(np.int32)
             self.ja = (K.indices + 1).astype(np.int32)
-            self._call(np.zeros(K.shape[0], dtype=K.dtype), phase=11)   # ordering + symbolic, once
+            self._call(np.zeros(K.shape[0], dtype=self.dtype), phase=11)   # ordering + symbolic, once
         return K
+
+    def data_dtype(self, complex_: bool):
+        """dtype of the values PARDISO factorises for a real or complex matrix (float32 /
+        complex64 for a single-precision factor): a caller that builds the matrix in it saves
+        a copy. (A complex matrix whose inertia is wanted is given complex and factorised as
+        its real embedding, in the real dtype of the same precision.)"""
+        if complex_:
+            return np.complex128 if self.precision == "double" else np.complex64
+        return np.float64 if self.precision == "double" else np.float32
+
+    def release(self) -> None:
+        """Free the numerical factor (PARDISO phase 0); the ordering and symbolic analysis stay
+        for the next matrix of the same pattern. For a caller that alternates between a real and
+        a complex factor and must not hold both (10^5 orbitals: gigabytes each)."""
+        if self.solver is not None and self.data is not None:
+            self._call(np.zeros(len(self.ia) - 1, dtype=self.dtype), phase=0)
+        self.data = None
 
     def _set_iparm(self):
         """Explicit PARDISO settings (1-based iparm numbers as in MKL's manual)."""
@@ -198,13 +222,15 @@ class PardisoFactor:
         import ctypes
         s = self.solver
         s.set_iparm(12, 0)      # CSR, not transposed
+        if self.data is None and phase > 0:
+            raise RuntimeError("this PARDISO factor was released: factorise a matrix first")
         b = np.asfortranarray(b, dtype=self.dtype)
         x = np.zeros_like(b)
         err = ctypes.c_int32(0)
         i32 = ctypes.POINTER(ctypes.c_int32)
         s._mkl_pardiso(s.pt.ctypes.data_as(ctypes.POINTER(s._pt_type[0])), ctypes.byref(ctypes.c_int32(1)),
                        ctypes.byref(ctypes.c_int32(1)), ctypes.byref(ctypes.c_int32(self.mtype)),
-                       ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(self.K.shape[0])),
+                       ctypes.byref(ctypes.c_int32(phase)), ctypes.byref(ctypes.c_int32(len(self.ia) - 1)),
                        self.data.ctypes.data_as(ctypes.c_void_p), self.ia.ctypes.data_as(i32),
                        self.ja.ctypes.data_as(i32), s.perm.ctypes.data_as(i32),
                        ctypes.byref(ctypes.c_int32(1 if b.ndim == 1 else b.shape[1])), s.iparm.ctypes.data_as(i32),
@@ -218,10 +244,10 @@ class PardisoFactor:
         """x with A x = b (b [n] or [n, m]) from the last factor."""
         b = np.asarray(b)
         if not self.embedded:
-            return self._call(b, phase=33).astype(self.U.dtype, copy=False)
-        n = self.U.shape[0]
+            return self._call(b, phase=33).astype(self.out_dtype, copy=False)
+        n = self.n
         x = self._call(np.concatenate([b.real, b.imag]), phase=33)
-        return (x[:n] + 1j * x[n:]).astype(self.U.dtype, copy=False)
+        return (x[:n] + 1j * x[n:]).astype(self.out_dtype, copy=False)
 
     def inertia(self) -> tuple[int, int]:
         """(positive, negative) eigenvalues of the last matrix factorised: PARDISO's iparm 22

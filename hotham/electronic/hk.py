@@ -212,20 +212,31 @@ class Assembler:
         pp = self.pattern
         slots = pp.element_slots()
         dtype = np.float64 if real else np.complex128
+        if not vals:                                         # e.g. the spin-flip part of S
+            return np.zeros(pp.nnz, dtype=dtype)
+        ones = real and np.all(phase == 1.0)                 # Gamma: every phase is 1
+        if len(slots) == pp.nnz:                             # a bijection elements -> slots
+            # edge chunk by edge chunk: no temporary of all elements (at 10^5 orbitals each
+            # complex [nnz] array is 2.6 GB, and H and S are scattered side by side)
+            data = np.empty(pp.nnz, dtype=dtype)
+            offsets = self.op.offsets
+            step = max(1, CHUNK_ELEMENTS // max(1, int(np.diff(offsets).max(initial=1))))
+            for e0 in range(0, self.op.n_edges, step):
+                e1 = min(e0 + step, self.op.n_edges)
+                a, b = offsets[e0], offsets[e1]
+                acc = sum(X[a:b] if c == 1.0 else c * X[a:b] for X, c in vals)
+                if not ones:
+                    acc = acc * np.repeat(phase[e0:e1], np.diff(offsets[e0:e1 + 1]))
+                data[slots[a:b]] = acc.real if real and np.iscomplexobj(acc) else acc
+            return data
         acc = None
         for X, c in vals:
             x = X if c == 1.0 else c * X
             acc = x if acc is None else acc + x
-        if acc is None:                                      # e.g. the spin-flip part of S
-            return np.zeros(pp.nnz, dtype=dtype)
-        if not (real and np.all(phase == 1.0)):              # Gamma: every phase is 1
+        if not ones:
             acc = acc * np.repeat(phase, np.diff(self.op.offsets))
         if real and np.iscomplexobj(acc):
             acc = acc.real
-        if len(slots) == pp.nnz:                             # a bijection elements -> slots
-            data = np.empty(pp.nnz, dtype=dtype)
-            data[slots] = acc
-            return data
         if real:
             return np.bincount(slots, weights=acc, minlength=pp.nnz)
         acc = acc.astype(np.complex128, copy=False)
@@ -402,9 +413,18 @@ class SlotSelection:
         """The selected entries of a matrix of the pattern, given its full data array [nnz]."""
         return sp.csr_matrix((data[self.keep], self.indices, self.indptr), shape=self.shape, copy=False)
 
-    def combination(self, a: sp.csr_matrix, b: sp.csr_matrix, beta: float) -> sp.csr_matrix:
-        """The selected entries of a + beta b (a, b of the pattern), without forming a + beta b."""
-        x = b.data[self.keep]
-        x *= beta
-        x += a.data[self.keep]
+    def combination(self, a: sp.csr_matrix, b: sp.csr_matrix, beta: float, dtype=None) -> sp.csr_matrix:
+        """The selected entries of a + beta b (a, b of the pattern), without forming a + beta b;
+        in ``dtype`` (default that of a and b: a single-precision factor takes float32 /
+        complex64 values), computed in a's precision chunk by chunk (no temporary of all entries)."""
+        dtype = np.result_type(a.dtype, b.dtype) if dtype is None else np.dtype(dtype)
+        x = np.empty(self.nnz, dtype=dtype)
+        at = 0
+        for s in range(0, len(self.keep), CHUNK_ELEMENTS):
+            keep = self.keep[s:s + CHUNK_ELEMENTS]
+            y = b.data[s:s + CHUNK_ELEMENTS][keep]
+            y *= beta
+            y += a.data[s:s + CHUNK_ELEMENTS][keep]
+            x[at:at + len(y)] = y
+            at += len(y)
         return sp.csr_matrix((x, self.indices, self.indptr), shape=self.shape, copy=False)

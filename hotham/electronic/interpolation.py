@@ -66,7 +66,7 @@ import scipy.sparse as sp
 
 from ..errors import HothamError
 from ..operator import BlockOperator
-from .hk import Assembler, as_kpoints
+from .hk import Assembler, SlotSelection, as_kpoints
 
 __all__ = ["WindowModel", "InterpolatedBands", "WindowDOS", "window_model", "fourier_components",
            "overlap_floor", "count_below"]
@@ -88,15 +88,21 @@ def fourier_components(op: BlockOperator, channel: int = 0):
     """(R int [nR, 3], H_R list of CSR [size, size], S_R list of CSR) with
     H(k) = sum_R exp(2 pi i k.R) H_R (lattice gauge; spin-orbit: 2n x 2n spinor matrices, S_R (x) 1).
     One pass over the blocks per R, through the cached element slots of :class:`Assembler`."""
+    terms = list(fourier_terms(op, channel))
+    return np.array([t[0] for t in terms]).reshape(-1, 3), [t[1] for t in terms], [t[2] for t in terms]
+
+
+def fourier_terms(op: BlockOperator, channel: int = 0):
+    """(R [3], H_R, S_R) for each lattice vector R of the blocks in ``np.unique`` order, one at a
+    time (see :func:`fourier_components`; a caller that uses each once holds one R's matrices)."""
     asm = Assembler(op)
-    Rs = np.unique(op.edge_R, axis=0)
     real = op.spin != "soc"
     dtype = np.float64 if real else np.complex128
     spinor = [(0, 0), (0, 1), (1, 0), (1, 1)] if op.spin == "soc" else [(0, 0)]
-    H, S = [], []
-    for R in Rs:
+    for R in np.unique(op.edge_R, axis=0):
         ind = np.all(op.edge_R == R, axis=1).astype(np.float64)     # the blocks of this R, phase 1
-        for which, out in (("H", H), ("S", S)):
+        pair = []
+        for which in ("H", "S"):
             datas = []
             for st in spinor:
                 if which == "S" and st[0] != st[1]:
@@ -104,10 +110,14 @@ def fourier_components(op: BlockOperator, channel: int = 0):
                     continue
                 comp = asm._component(which, channel if which == "H" else 0, st)
                 datas.append(asm._scatter([(comp, 1.0)], ind, real))
-            M = asm._csr(datas, dtype).copy()    # its own index arrays: the pattern's are shared
-            M.eliminate_zeros()
-            out.append(M.tocsr())
-    return Rs, H, S
+            if len(datas) == 1:                  # the entries of this R alone, with their own index arrays
+                pair.append(SlotSelection(asm.pattern, datas[0] != 0).matrix(datas[0]))
+            else:
+                M = asm._csr(datas, dtype).copy()    # its own index arrays: the pattern's are shared
+                M.eliminate_zeros()
+                pair.append(M.tocsr())
+            del datas
+        yield R, pair[0], pair[1]
 
 
 def overlap_floor(op: BlockOperator, kpts) -> float:
@@ -122,10 +132,14 @@ def overlap_floor(op: BlockOperator, kpts) -> float:
     from .factor import factorizer
     S0 = asm.S([0, 0, 0], real=op.spin != "soc").tocsr()
     # shift-invert at 0 through hotham's factorisation (PARDISO for large cells: scipy's own
-    # SuperLU fills a 10^5-orbital S far more), freed on return
-    f = factorizer("auto", size=S0.shape[0]).factor(S0)
+    # SuperLU fills a 10^5-orbital S far more), in single precision (half the memory: 4 GB at
+    # 1.05 deg), freed on return; the Rayleigh quotient of the vector with the exact S is
+    # accurate to second order in the vector's error
+    f = factorizer("auto", size=S0.shape[0], precision="single").factor(S0)
     inv = spla.LinearOperator(S0.shape, matvec=f.solve, dtype=S0.dtype)
-    return float(spla.eigsh(S0, k=1, sigma=0.0, which="LM", OPinv=inv, return_eigenvectors=False)[0])
+    _, x = spla.eigsh(S0, k=1, sigma=0.0, which="LM", OPinv=inv, tol=1e-6)
+    x = x[:, 0]
+    return float(np.real(np.vdot(x, S0 @ x)) / np.real(np.vdot(x, x)))
 
 
 def count_below(op: BlockOperator, energy: float, k=(0.0, 0.0, 0.0), channel: int = 0) -> int:
@@ -266,7 +280,9 @@ class WindowModel:
         self.n_below, self.n_above, self.guard = int(n_below), int(n_above), int(guard)
         self.sigma = float(sigma)
         self.solver_kw = dict(solver_kw)
-        self.R, self._HR, self._SR = fourier_components(op, channel)
+        # the lattice vectors of the blocks; their components H_R, S_R are built for each
+        # projection and freed (at 10^5 orbitals they are 4 GB, beside an exact solve's factor)
+        self.R = np.unique(op.edge_R, axis=0)
         self.samples = np.zeros((0, 3))
         self.sample_energies = np.zeros((0, self.n_below + self.n_above + 2 * self.guard))
         self._vectors = []
@@ -308,12 +324,15 @@ class WindowModel:
         self._offsets, self._gamma = {}, None                 # Ritz values change with the basis (and sigma)
         nR, nb = len(self.R), B.shape[1]
         rows, W, V = [], [], []
-        for HR, SR in zip(self._HR, self._SR):
+        # H_R and S_R one R at a time (never all at once: 4 GB at 10^5 orbitals)
+        for _, HR, SR in fourier_terms(self.op, self.channel):
             KR = (HR - self.sigma * SR).tocsr()
+            del HR
             r = np.union1d(_support(KR), _support(SR))
             rows.append(r)
             W.append((KR @ B)[r])                         # K_R B on its nonzero rows
             V.append((SR @ B)[r])
+            del KR, SR
         self.h = np.empty((nR, nb, nb), complex)
         self.s = np.empty((nR, nb, nb), complex)
         for i in range(nR):

@@ -247,6 +247,10 @@ class ShiftInvert:
     def _assemble(self, k):
         """H(k), S(k), the matrix to factorise, whether it is real, nnz(K) and the start clock."""
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
+        # one numerical factor in memory at a time (the 1.05 deg bilayer's real factor at Gamma
+        # and complex one at K are 5 and 9 GB); the other keeps its ordering
+        if hasattr(self._factors[not real], "release"):
+            self._factors[not real].release()
         self.factor = self._factors[real]
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
@@ -294,7 +298,9 @@ class ShiftInvert:
         if self._sel is None:
             self._sel = self._selection(ref)
         if A is None:
-            return self._sel.combination(H, S, -self.shift)
+            # in the factor's own precision (a single-precision factor: half the memory)
+            dtype = getattr(self.factor, "data_dtype", None)
+            return self._sel.combination(H, S, -self.shift, None if dtype is None else dtype(np.iscomplexobj(H.data)))
         return self._sel.matrix(A.data)
 
     def _davidson_tol(self, vectors: bool) -> float:
