@@ -59,6 +59,9 @@ TARGET_MOIRE_S, TARGET_MOIRE_GB, TARGET_EDGES_S = 30 * 60.0, 20.0, 90.0
 TARGET_PREDICT_S, TARGET_PREDICT_GB = 60.0, 4.0
 #: exact solves of the example's window model at most (examples/magic_angle_tbg.py --max-samples)
 MODEL_SAMPLES = 6
+#: memory of an exact solve at a complex k beside its factor, bytes per entry of H - E S: H(k) and
+#: S(k) complex128 (32), the pattern's column indices and element slots (int32, 8)
+BYTES_PER_ENTRY = 40
 
 
 def analysis_job(m, n, q):
@@ -216,13 +219,18 @@ def _moire(args, gemm):
         print(f"factor {what[name]}: nnz(H - E S) {f['nnz'] / 1e6:.0f} M, factorised {f['factored_nnz'] / 1e6:.0f} M, "
               f"nnz(L) {f['factor_nnz'] / 1e6:.0f} M, {f['factor_mflop'] / 1e6:.1f} TFLOP, PARDISO memory "
               f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
-    need = a["peak_predict_gb"] + max(a[name]["memory_gb"] for name in floor)
+    # beside the factor, an exact solve at a complex k holds the operator (the prediction's peak
+    # bounds it), H(k) and S(k) in complex128 sharing the pattern's int32 indices, and the
+    # element slots (int32): 40 bytes per entry of H - E S (the 1.05 deg bilayer: 23.9 GB used when
+    # its first complex factorisation was stopped, 2026-12-07, against 22.8 GB by this sum)
+    need = a["peak_predict_gb"] + BYTES_PER_ENTRY * a["K"]["nnz"] / 2**30 + max(a[name]["memory_gb"] for name in floor)
     # bands: the window model's exact solves (at most the example's max_samples), not one per path k
     # the window model's solves: Gamma and M real, the others complex; one count at Gamma
     total = a["t_predict"] + 3 * floor["gamma"] + (MODEL_SAMPLES - 2) * floor["K"]
     print(f"the example's floor: predict + one count at Gamma + {MODEL_SAMPLES} exact solves of the window model "
           f"(Gamma and M real, {MODEL_SAMPLES - 2} complex) = {total:.0f} s; memory at least "
-          f"{need:.1f} GB (the operator after predict + the largest factor); this machine has "
+          f"{need:.1f} GB (the operator after predict, H(k) and S(k) at a complex k with their pattern, "
+          f"and the largest factor); this machine has "
           f"{available_memory_gb():.1f} GB available")
     if args.floor_only:
         print("-> the whole example not run (--floor-only)")
