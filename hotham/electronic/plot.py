@@ -14,6 +14,8 @@ paths is the cumulative path length (1/Angstrom, 2 pi included), positions Angst
 """
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +232,8 @@ def plot_window_dos(ax, dos, unit: str = "meV", color="C0"):
     ax.set_ylim(0, 1.05 * max(float(dos.total[inside].max(initial=0.0)), 1e-12))
     ax.set_xlabel(f"E − E_F ({unit})")
     ax.set_ylabel("DOS (states / eV / cell)")
-    ax.set_title(dos.label, fontsize=8)
+    # the label (mesh, broadening, window) wrapped to the width of a side panel
+    ax.set_title(textwrap.fill(dos.label, 42), fontsize=8)
     ax.legend(fontsize=8)
     return ax
 
