@@ -78,6 +78,11 @@ class SuperLUFactor:
         """Free the numerical factor (its ordering is kept for the next matrix)."""
         self.lu = None
 
+    @staticmethod
+    def data_dtype(complex_: bool):
+        """dtype of the values SuperLU factorises: always double precision."""
+        return np.complex128 if complex_ else np.float64
+
     def solve(self, b):
         if not self.permuted:
             return self.lu.solve(b)

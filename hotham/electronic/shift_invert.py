@@ -249,8 +249,7 @@ class ShiftInvert:
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         # one numerical factor in memory at a time (the 1.05 deg bilayer's real factor at Gamma
         # and complex one at K are 5 and 9 GB); the other keeps its ordering
-        if hasattr(self._factors[not real], "release"):
-            self._factors[not real].release()
+        self._factors[not real].release()
         self.factor = self._factors[real]
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
@@ -299,8 +298,7 @@ class ShiftInvert:
             self._sel = self._selection(ref)
         if A is None:
             # in the factor's own precision (a single-precision factor: half the memory)
-            dtype = getattr(self.factor, "data_dtype", None)
-            return self._sel.combination(H, S, -self.shift, None if dtype is None else dtype(np.iscomplexobj(H.data)))
+            return self._sel.combination(H, S, -self.shift, self.factor.data_dtype(np.iscomplexobj(H.data)))
         return self._sel.matrix(A.data)
 
     def _davidson_tol(self, vectors: bool) -> float:
