@@ -241,6 +241,40 @@ def test_preconditioner_without_far_tails_keeps_exact_eigenvalues(backend):
     assert np.abs(e0 - ed[1]).max() < 1e-8
 
 
+@pytest.mark.parametrize("reps", [(1, 1, 1), (7, 7, 1)])
+def test_hermitian_half_equals_the_full_matrices(reps, monkeypatch):
+    """H(k), S(k) stored by their upper triangles (what the shift-invert solver keeps) equal the
+    full matrices: entries, products with real and complex blocks, the thinned-pair mask; on a
+    primitive cell (pairs repeat over R: summed, not scattered) and on a supercell assembled in
+    many row and element chunks."""
+    import hotham.electronic.hk as hk
+    from hotham.electronic.davidson import sparse_product
+    monkeypatch.setattr(hk, "CHUNK_ELEMENTS", 2000)            # many chunks on a small cell
+    sup = tile(hio.read(DATA / "graphene_prim"), reps)
+    asm = Assembler(sup)
+    rng = np.random.default_rng(1)
+    for k, real in [([0, 0, 0], True), ([0.5, 0, 0], True), ([0.21, -0.13, 0], False)]:
+        H, S, _ = asm.pencil(k, None, real=real)
+        Hh, Sh = asm.pencil_half(k, real=real)
+        assert Hh.upper.nnz < 0.52 * H.nnz and Hh.nnz == H.nnz
+        for full, half in ((H, Hh), (S, Sh)):
+            ref = full.toarray()
+            ref = 0.5 * (ref + ref.conj().T)        # OpenMX's blocks are Hermitian to ~1e-8 eV
+            assert np.abs(half.full().toarray() - ref).max() < 1e-7
+            assert np.abs(np.triu(half.full().toarray()) - np.triu(full.toarray())).max() < 1e-12
+            B = rng.standard_normal((H.shape[0], 3)) + (0 if real else 1j * rng.standard_normal((H.shape[0], 3)))
+            np.testing.assert_allclose(sparse_product(half)(B), ref @ B, atol=1e-7)
+            np.testing.assert_allclose(half @ B[:, 0], ref @ B[:, 0], atol=1e-7)
+    shift = sup.fermi_level
+    drop, drop_half = asm.small_pair_mask(shift, 1e-4), asm.small_pair_mask(shift, 1e-4, half=True)
+    if reps == (1, 1, 1):
+        assert drop is None and drop_half is None
+    else:
+        rows = np.repeat(np.arange(asm.pattern.n), np.diff(asm.pattern.indptr))
+        upper = asm.pattern.indices >= rows
+        assert drop.any() and np.array_equal(drop[upper], drop_half)
+
+
 def test_slot_selection_and_sparse_product():
     """Upper-triangle selection of H - shift S equals scipy's triu; the threaded CSR product
     equals scipy's for real and complex blocks of vectors."""

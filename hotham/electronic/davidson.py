@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .hk import HermitianHalf
+
 #: default residual tolerance, eV, when only eigenvalues are wanted: ||H x - e S x|| / ||S x||.
 #: The eigenvalue error is about residual^2 / (distance to the nearest eigenvalue outside the
 #: carried vectors): measured 1e-9 eV on tiled graphene and MoS2 (benchmarks/eigensolver.py checks it
@@ -65,7 +67,12 @@ def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
 
     scipy's CSR times a dense matrix runs on one thread; torch's CSR kernel (MKL sparse BLAS on
     x86 builds) uses all of torch's threads, so it gains from every core.
-    The CSR arrays are shared with A, not copied. Falls back to scipy for other formats."""
+    The CSR arrays are shared with A, not copied. A :class:`hotham.electronic.hk.HermitianHalf`
+    multiplies its upper triangle so, and the rest by scipy on the transposed view. Falls back
+    to scipy for other formats."""
+    if isinstance(A, HermitianHalf):
+        upper = sparse_product(A.upper)
+        return lambda B: _add(upper(B), A.transposed_product(B))
     if not sp.isspmatrix_csr(A) or A.indices.dtype != A.indptr.dtype:
         return lambda B: A @ B
     import warnings
@@ -84,6 +91,11 @@ def sparse_product(A) -> Callable[[np.ndarray], np.ndarray]:
             return product(B.real) + 1j * product(B.imag)
         return product(B)
     return mul
+
+
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a += b
+    return a
 
 
 class _Space:

@@ -116,6 +116,106 @@ class _PairPattern:
         return self._element_slots
 
 
+class _HalfPattern:
+    """CSR pattern of the upper triangle (diagonal included) of the spin-less pattern ``pp``,
+    and the slot there of every spin-less block element on or above the diagonal (-1 below):
+    a Hermitian H(k) or S(k) is stored by it at half the memory (:class:`HermitianHalf`).
+
+    Row r = orbital a of atom i keeps the columns >= r of its full row, which are its last ones
+    (columns ascend along a row): ``lower[r]`` of them lie below the diagonal, the widths of the
+    pairs (i, j < i) plus a, so every map here is per row, never per stored entry."""
+
+    def __init__(self, pp: "_PairPattern"):
+        op = self.op = pp.op
+        N = op.n_atoms
+        nor = op.orbital_counts
+        pairs = np.unique(op.edge_i * N + op.edge_j)
+        pi, pj = np.divmod(pairs, N)
+        below = pj < pi
+        lower_width = np.bincount(pi[below], weights=nor[pj[below]], minlength=N).astype(np.int64)
+        has_diag = np.zeros(N, bool)
+        has_diag[pi[pi == pj]] = True
+        atom_of_row = np.repeat(np.arange(N), nor)
+        a = np.arange(pp.n) - op.orbital_offsets[atom_of_row]
+        self.lower = lower_width[atom_of_row] + np.where(has_diag[atom_of_row], a, 0)
+        row_len = np.diff(pp.indptr) - self.lower
+        self.indptr = np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64)
+        self.nnz = int(self.indptr[-1])
+        idx_dtype = pp.indices.dtype
+        self.indices = np.empty(self.nnz, dtype=idx_dtype)
+        step = max(1, CHUNK_ELEMENTS // max(1, int(row_len.max(initial=1))))
+        for r0 in range(0, pp.n, step):                      # chunked only to bound temporaries
+            r = np.arange(r0, min(r0 + step, pp.n))
+            lens = row_len[r]
+            start = self.indptr[r0]
+            # full slot of half slot t of row r: pp.indptr[r] + lower[r] + (t - indptr[r])
+            pos = np.arange(start, self.indptr[r[-1] + 1]) + np.repeat(
+                pp.indptr[r] + self.lower[r] - self.indptr[r], lens)
+            self.indices[start:start + len(pos)] = pp.indices[pos]
+        self.n = pp.n
+        self.shape = pp.shape
+        self.csr_indptr = self.indptr.astype(idx_dtype, copy=False)
+        self.pp = pp
+        self._element_slots = None
+        self.bijection = None            # set by element_slots()
+
+    def element_slots(self) -> np.ndarray:
+        """Slot in the upper-triangle pattern of every spin-less block element, -1 for those
+        below the diagonal (their Hermitian partners carry them): int [n_elements], cached."""
+        if self._element_slots is None:
+            op, pp = self.op, self.pp
+            out = np.empty(int(op.offsets[-1]), dtype=self.indices.dtype)
+            for e, (ni, nj), where in op.element_chunks(1):
+                rows = op.orbital_offsets[op.edge_i[e]][:, None] + np.arange(ni)
+                cols = op.orbital_offsets[op.edge_j[e]][:, None] + np.arange(nj)
+                base = self.indptr[rows] + pp.pair_colstart[pp.pair_of_edge[e]][:, None] - self.lower[rows]
+                slot = base[:, :, None] + np.arange(nj)
+                slot[cols[:, None, :] < rows[:, :, None]] = -1
+                out[where] = slot.ravel()
+            self._element_slots = out
+            # each upper slot receives one element (no pair repeats with different R): a scatter
+            self.bijection = int(np.count_nonzero(out >= 0)) == self.nnz
+        return self._element_slots
+
+
+class HermitianHalf:
+    """A Hermitian (real symmetric) sparse matrix A stored by its upper triangle U, diagonal
+    included: A = U + U^H - diag(U). Half the memory of the full CSR matrix (at 10^5 orbitals
+    H(k) and S(k) are 2.6 GB each in full); ``A @ B`` costs two sparse products, U B and
+    (U^T B*)*, on the CSR arrays of U and their transposed (CSC) view, without copies.
+
+    upper : CSR [n, n], the entries on and above the diagonal (sorted indices).
+    """
+
+    def __init__(self, upper: sp.csr_matrix):
+        self.upper = upper
+        self.shape = upper.shape
+        self.dtype = upper.dtype
+        self.diag = upper.diagonal().real.copy()          # [n], real (A is Hermitian)
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries of the full matrix A."""
+        return 2 * self.upper.nnz - int(np.count_nonzero(self.diag))
+
+    def transposed_product(self, B: np.ndarray) -> np.ndarray:
+        """(U^H - diag U) @ B, [n] or [n, m]: the strictly lower part of A times B."""
+        U = self.upper
+        out = (U.T @ B.conj()).conj() if np.iscomplexobj(U.data) else U.T @ B
+        out -= (self.diag[:, None] if out.ndim == 2 else self.diag) * B
+        return out
+
+    def __matmul__(self, B):
+        out = self.upper @ B
+        out += self.transposed_product(B)
+        return out
+
+    def full(self) -> sp.csr_matrix:
+        """A as a full CSR matrix (small matrices: SuperLU, tests)."""
+        U = self.upper
+        return (U + U.conj().T - sp.diags(self.diag)).tocsr()
+
+
 class Assembler:
     """Cached sparsity pattern of H(k) and S(k) for one operator.
 
@@ -133,6 +233,7 @@ class Assembler:
     def __init__(self, op: BlockOperator):
         self.op = op
         self._pp = None
+        self._hp = None
 
     @property
     def size(self) -> int:
@@ -144,6 +245,13 @@ class Assembler:
         if self._pp is None:
             self._pp = _PairPattern(self.op)
         return self._pp
+
+    @property
+    def half_pattern(self) -> _HalfPattern:
+        """The upper triangle of :attr:`pattern` (:class:`HermitianHalf` storage), cached."""
+        if self._hp is None:
+            self._hp = _HalfPattern(self.pattern)
+        return self._hp
 
     # ------------------------------------------------------------------ values
     def _values(self, which: str, channel: int):
@@ -164,9 +272,9 @@ class Assembler:
         ``terms`` is a list of (which, channel, coefficient)."""
         return self._assemble_many(k, [terms], real, st)[0]
 
-    def _assemble_many(self, k, term_sets, real: bool, st=(0, 0)):
+    def _assemble_many(self, k, term_sets, real: bool, st=(0, 0), half: bool = False):
         """CSR data arrays (one per entry of ``term_sets``) in a single pass over the blocks: the
-        slot computation, which dominates, is shared."""
+        slot computation, which dominates, is shared. ``half``: of the upper-triangle pattern."""
         op = self.op
         k = np.asarray(k, dtype=np.float64).reshape(3)
         theta = 2 * np.pi * (op.edge_R @ k)
@@ -181,8 +289,8 @@ class Assembler:
         if len(val_sets) > 1 and op.offsets[-1] >= PARALLEL_ELEMENTS:
             # numpy releases the GIL in these passes: H and S are scattered side by side
             with ThreadPoolExecutor(len(val_sets)) as pool:
-                return list(pool.map(lambda v: self._scatter(v, phase, real), val_sets))
-        return [self._scatter(vals, phase, real) for vals in val_sets]
+                return list(pool.map(lambda v: self._scatter(v, phase, real, half), val_sets))
+        return [self._scatter(vals, phase, real, half) for vals in val_sets]
 
     def _component(self, which: str, channel: int, st=(0, 0)) -> np.ndarray:
         """Values of ``which`` in the spin-less flat element order (edge by edge, n_i x n_j
@@ -204,18 +312,20 @@ class Assembler:
             out[op.offsets[e0]:op.offsets[e1]] = X[4 * op.offsets[e] + (s * ni + a) * (2 * nj) + t * nj + b]
         return out
 
-    def _scatter(self, vals, phase, real: bool) -> np.ndarray:
+    def _scatter(self, vals, phase, real: bool, half: bool = False) -> np.ndarray:
         """CSR data of sum_c coef_c X_c(k) (spin-less blocks) from the cached element slots:
         one pass over the elements. Where every slot receives exactly one element (no atom pair
         repeats with different R, as in any cell larger than twice the cutoff) it is a
-        scatter; otherwise the R images of a pair are summed by bincount."""
-        pp = self.pattern
+        scatter; otherwise the R images of a pair are summed by bincount. ``half``: the data of
+        the upper-triangle pattern (the elements below the diagonal are left out)."""
+        pp = self.half_pattern if half else self.pattern
         slots = pp.element_slots()
+        bijection = pp.bijection if half else len(slots) == pp.nnz
         dtype = np.float64 if real else np.complex128
         if not vals:                                         # e.g. the spin-flip part of S
             return np.zeros(pp.nnz, dtype=dtype)
         ones = real and np.all(phase == 1.0)                 # Gamma: every phase is 1
-        if len(slots) == pp.nnz:                             # a bijection elements -> slots
+        if bijection:                                        # a bijection elements -> slots
             # edge chunk by edge chunk: no temporary of all elements (at 10^5 orbitals each
             # complex [nnz] array is 2.6 GB, and H and S are scattered side by side)
             data = np.empty(pp.nnz, dtype=dtype)
@@ -227,7 +337,13 @@ class Assembler:
                 acc = sum(X[a:b] if c == 1.0 else c * X[a:b] for X, c in vals)
                 if not ones:
                     acc = acc * np.repeat(phase[e0:e1], np.diff(offsets[e0:e1 + 1]))
-                data[slots[a:b]] = acc.real if real and np.iscomplexobj(acc) else acc
+                if real and np.iscomplexobj(acc):
+                    acc = acc.real
+                sl = slots[a:b]
+                if half:
+                    up = sl >= 0
+                    sl, acc = sl[up], acc[up]
+                data[sl] = acc
             return data
         acc = None
         for X, c in vals:
@@ -237,6 +353,9 @@ class Assembler:
             acc = acc * np.repeat(phase, np.diff(self.op.offsets))
         if real and np.iscomplexobj(acc):
             acc = acc.real
+        if half:
+            up = slots >= 0
+            slots, acc = slots[up], acc[up]
         if real:
             return np.bincount(slots, weights=acc, minlength=pp.nnz)
         acc = acc.astype(np.complex128, copy=False)
@@ -293,10 +412,24 @@ class Assembler:
         mats = [sp.csr_matrix((d, pp.indices, pp.csr_indptr), shape=pp.shape, copy=False) for d in datas]
         return tuple(mats) if shift is not None else (mats[0], mats[1], None)
 
-    def small_pair_mask(self, shift: float, tol: float, channel: int = 0) -> np.ndarray | None:
-        """bool [nnz]: CSR slots of the spin-less pattern that belong to atom pairs whose real-space
-        blocks of H - shift S are all below ``tol`` (eV) in magnitude, over every R; None when
-        no pair qualifies or ``tol`` <= 0.
+    def pencil_half(self, k, channel: int = 0, real: bool = False):
+        """(H(k), S(k)) as :class:`HermitianHalf` matrices sharing the index arrays of
+        :attr:`half_pattern`: half the memory of :meth:`pencil` (spin-less operators only).
+        Scattered one after the other, so that only one value array is written at a time."""
+        if self.op.spin == "soc":
+            raise ValueError("pencil_half is for spin-less operators (spin-orbit H(k) has spinor blocks)")
+        hp = self.half_pattern
+        out = []
+        for terms in ([("H", channel, 1.0)], [("S", 0, 1.0)]):
+            d = self._assemble_many(k, [terms], real, half=True)[0]
+            out.append(HermitianHalf(sp.csr_matrix((d, hp.indices, hp.csr_indptr), shape=hp.shape, copy=False)))
+        return tuple(out)
+
+    def small_pair_mask(self, shift: float, tol: float, channel: int = 0, half: bool = False) -> np.ndarray | None:
+        """bool [nnz]: CSR slots of the spin-less pattern (``half``: of its upper triangle,
+        :attr:`half_pattern`) that belong to atom pairs whose real-space blocks of H - shift S
+        are all below ``tol`` (eV) in magnitude, over every R; None when no pair qualifies or
+        ``tol`` <= 0.
 
         These are the far tails of the basis functions (e.g. 1e-5 eV at the 6.2 A edge of
         OpenMX's C6.0 orbitals). Dropping them changes H(k) - shift S(k) by at most
@@ -322,8 +455,14 @@ class Assembler:
         small = pair_max < tol
         if not small.any():
             return None
-        drop = np.zeros(pp.nnz, dtype=bool)
-        drop[pp.element_slots()] = np.repeat(small[pp.pair_of_edge], np.diff(op.offsets))
+        target = self.half_pattern if half else pp
+        slots = target.element_slots()
+        drop = np.zeros(target.nnz, dtype=bool)
+        per_element = np.repeat(small[pp.pair_of_edge], np.diff(op.offsets))
+        if half:
+            up = slots >= 0
+            slots, per_element = slots[up], per_element[up]
+        drop[slots] = per_element
         return drop
 
     def shifted(self, k, shift: float, channel: int = 0, real: bool = False) -> sp.csr_matrix:

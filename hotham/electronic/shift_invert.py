@@ -29,7 +29,7 @@ from ..operator import BlockOperator
 from .davidson import TOL, TOL_VECTORS, DavidsonNoConvergence, davidson_shift_invert
 from .factor import factorizer
 from .ghosts import s_quotient
-from .hk import Assembler, SlotSelection, is_real_kpoint
+from .hk import Assembler, HermitianHalf, SlotSelection, is_real_kpoint
 
 __all__ = ["ShiftInvert", "SolverError", "DROP_TOL", "INERTIA_MARGIN", "EIGENSOLVERS"]
 
@@ -90,7 +90,10 @@ class ShiftInvert:
     eigenvalues nearest the shift). Counts are made in double precision ("auto"): a
     single-precision factor's inertia can be wrong far from every eigenvalue (MoS2 36 x 36 at
     mid-gap: 9 bands too many; 24 x 24 was right).
-    Memory: H, S and H - shift S in CSR sharing one index array, and the factor (which dominates).
+    Memory: H(k) and S(k) by their upper triangles (:class:`hotham.electronic.hk.HermitianHalf`,
+    spin-less operators; spin-orbit ones in full CSR), the matrix factorised in the factor's
+    precision, and one numerical factor (which dominates): the factor of the last k is freed
+    before the next k is assembled.
     A solve at the k and shift of the last factorisation (a wider slice) reuses that factor and
     starts from the last slice's vectors (``info["factorised"]`` False).
     """
@@ -228,7 +231,7 @@ class ShiftInvert:
             _, real, nnz, factored_nnz = self._last
             self.factor = self._factors[real]
             t0 = time.perf_counter()
-            H, S, _ = self.asm.pencil(k, None, self.channel, real=real)
+            H, S = self._pencil(k, real)
             t1 = time.perf_counter()
             return H, S, real, nnz, factored_nnz, t0, t1, t1
         self._last = None
@@ -247,23 +250,32 @@ class ShiftInvert:
     def _assemble(self, k):
         """H(k), S(k), the matrix to factorise, whether it is real, nnz(K) and the start clock."""
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
-        # one numerical factor in memory at a time (the 1.05 deg bilayer's real factor at Gamma
-        # and complex one at K are 5 and 9 GB); the other keeps its ordering
-        self._factors[not real].release()
+        # no numerical factor in memory while the next k is assembled (the 1.05 deg bilayer's
+        # real factor at Gamma and complex one at K are 5 and 9 GB); both keep their ordering
+        for fac in self._factors.values():
+            fac.release()
         self.factor = self._factors[real]
         t0 = time.perf_counter()
         soc = self.op.spin == "soc"
-        if not soc:
-            self.asm.pattern.element_slots()    # shared by both threads below: built once, first
+        if soc:
+            H, S, A = self.asm.pencil(k, self.shift, self.channel, real=real)
+            return H, S, self._factor_matrix(H, S, A), real, A.nnz, t0
+        self.asm.half_pattern.element_slots()   # shared by both threads below: built once, first
         with ThreadPoolExecutor(1) as pool:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
-            sel = pool.submit(self._selection, self.asm.pattern) if not soc and self._sel is None else None
-            H, S, A = self.asm.pencil(k, self.shift if soc else None, self.channel, real=real)
+            sel = pool.submit(self._selection, self.asm.half_pattern) if self._sel is None else None
+            H, S = self._pencil(k, real)
             if sel is not None:
                 self._sel = sel.result()
-        nnz = H.nnz if A is None else A.nnz
-        return H, S, self._factor_matrix(H, S, A), real, nnz, t0
+        return H, S, self._factor_matrix(H, S, None), real, H.nnz, t0
+
+    def _pencil(self, k, real: bool):
+        """H(k), S(k): :class:`HermitianHalf` (spin-less) or full CSR (spin-orbit)."""
+        if self.op.spin == "soc":
+            H, S, _ = self.asm.pencil(k, None, self.channel, real=real)
+            return H, S
+        return self.asm.pencil_half(k, self.channel, real=real)
 
     def analyse(self, k) -> dict:
         """What the factorisation at fractional k would cost, without doing it (PARDISO only:
@@ -279,27 +291,31 @@ class ShiftInvert:
         return dict(out, nnz=nnz, factored_nnz=A.nnz, t_assemble=t1 - t0, t_analyse=time.perf_counter() - t1)
 
     def _selection(self, ref) -> SlotSelection:
-        """Which stored entries of K (pattern ``ref``: a CSR matrix or the assembler's pattern)
-        are factorised: the upper triangle for PARDISO; for the Davidson solver without the atom
-        pairs below ``drop_tol`` (the factor only preconditions an iteration with exact
-        residuals). Built once, reused at every k."""
-        keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
-        if self.eigensolver == "davidson" and self.drop_tol > 0 and self.op.spin != "soc":
-            drop = self.asm.small_pair_mask(self.shift, self.drop_tol, self.channel)
+        """Which stored entries of K (pattern ``ref``: the spin-orbit CSR matrix, or the
+        assembler's upper-triangle pattern) are factorised: the upper triangle; for the
+        Davidson solver without the atom pairs below ``drop_tol`` (the factor only
+        preconditions an iteration with exact residuals). Built once, reused at every k."""
+        if self.op.spin == "soc":
+            keep = SlotSelection.upper(ref) if self.factor.name == "pardiso" else np.ones(ref.nnz, bool)
+            return SlotSelection(ref, keep)
+        keep = np.ones(ref.nnz, bool)
+        if self.eigensolver == "davidson" and self.drop_tol > 0:
+            drop = self.asm.small_pair_mask(self.shift, self.drop_tol, self.channel, half=True)
             if drop is not None:
                 keep &= ~drop
         return SlotSelection(ref, keep)
 
     def _factor_matrix(self, H, S, A):
-        """What is factorised (see :meth:`_selection`): built from H and S without forming all
-        of K = H - shift S, or taken from ``A`` = K (spin-orbit)."""
-        ref = H if A is None else A
+        """What is factorised (see :meth:`_selection`): the upper triangle of K = H - shift S
+        from the halves H, S (spin-less), or taken from ``A`` = K (spin-orbit); the whole
+        matrix for SuperLU."""
         if self._sel is None:
-            self._sel = self._selection(ref)
-        if A is None:
-            # in the factor's own precision (a single-precision factor: half the memory)
-            return self._sel.combination(H, S, -self.shift, self.factor.data_dtype(np.iscomplexobj(H.data)))
-        return self._sel.matrix(A.data)
+            self._sel = self._selection(self.asm.half_pattern if A is None else A)
+        if A is not None:
+            return self._sel.matrix(A.data)
+        # in the factor's own precision (a single-precision factor: half the memory)
+        K = self._sel.combination(H.upper, S.upper, -self.shift, self.factor.data_dtype(np.iscomplexobj(H.upper.data)))
+        return K if self.factor.name == "pardiso" else HermitianHalf(K).full()
 
     def _davidson_tol(self, vectors: bool) -> float:
         """Residual tolerance of the Davidson iteration, eV: the user's, else looser when only
@@ -321,10 +337,12 @@ class ShiftInvert:
         v0 = np.random.default_rng(0).standard_normal(size).astype(dtype)
         tol = self.tol or 0.0
         try:
+            Hl, Sl = (spla.LinearOperator((size, size), matvec=X.__matmul__, matmat=X.__matmul__, dtype=X.dtype)
+                      if isinstance(X, HermitianHalf) else X for X in (H, S))
             if real:
-                e, c = spla.eigsh(H, k=n, M=S, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
+                e, c = spla.eigsh(Hl, k=n, M=Sl, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
             else:
-                e, c = spla.eigs(H, k=n, M=S, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
+                e, c = spla.eigs(Hl, k=n, M=Sl, sigma=self.shift, which="LM", OPinv=OPinv, v0=v0, tol=tol)
         except spla.ArpackNoConvergence as exc:
             raise SolverError(f"shift-invert around {self.shift:.4f} eV did not converge at k = {k}: {exc}") from None
         info = {"inverse_columns": calls[0], "inverse_calls": calls[0], "arpack_calls": calls[0]}
