@@ -60,8 +60,10 @@ TARGET_PREDICT_S, TARGET_PREDICT_GB = 60.0, 4.0
 #: exact solves of the example's window model at most (examples/magic_angle_tbg.py --max-samples)
 MODEL_SAMPLES = 6
 #: memory of an exact solve at a complex k beside its factor, bytes per entry of H - E S: H(k) and
-#: S(k) complex128 (32), the pattern's column indices and element slots (int32, 8)
-BYTES_PER_ENTRY = 40
+#: S(k) by their upper triangles in complex128 (16), the upper triangle's column indices and
+#: element slots (int32, 2 + 4), the selection of what is factorised (2.5), the matrix
+#: factorised in complex64 and PARDISO's copy of its indices (4 + 2)
+BYTES_PER_ENTRY = 31
 
 
 def analysis_job(m, n, q):
@@ -71,7 +73,7 @@ def analysis_job(m, n, q):
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
     from hotham.electronic import ShiftInvert, find_fermi_level
-    from hotham.progress import peak_memory_gb
+    from hotham.progress import peak_memory_gb, resident_memory_gb
     from hotham.workflows.generate import generate_twisted
     t0 = time.perf_counter()
     atoms = generate_twisted("graphene", m=m, n=n)
@@ -84,8 +86,10 @@ def analysis_job(m, n, q):
         small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
     after_predict = peak_memory_gb()
     shift = find_fermi_level(small, (6, 6, 1)) + 0.013
+    del small
     out = dict(angle=atoms.info["twist_angle"], atoms=len(atoms), orbitals=pred.n_orbitals, blocks=pred.n_edges,
-               t_structure=t_structure, t_predict=t_predict, peak_predict_gb=after_predict)
+               t_structure=t_structure, t_predict=t_predict, peak_predict_gb=after_predict,
+               held_gb=resident_memory_gb())
     # one count, at Gamma (real LDL^T); the solves at complex k need none: complex LDL^H (a count
     # there would factorise the real embedding of twice the size, MKL's complex inertia being wrong)
     for name, k, inertia in (("gamma", [0, 0, 0], True), ("K", [1 / 3, 1 / 3, 0], False)):
@@ -219,17 +223,18 @@ def _moire(args, gemm):
         print(f"factor {what[name]}: nnz(H - E S) {f['nnz'] / 1e6:.0f} M, factorised {f['factored_nnz'] / 1e6:.0f} M, "
               f"nnz(L) {f['factor_nnz'] / 1e6:.0f} M, {f['factor_mflop'] / 1e6:.1f} TFLOP, PARDISO memory "
               f"{f['memory_gb']:.1f} GB; floor {floor[name]:.0f} s at the GEMM rate (analysis {f['t_analyse']:.0f} s)")
-    # beside the factor, an exact solve at a complex k holds the operator (the prediction's peak
-    # bounds it), H(k) and S(k) in complex128 sharing the pattern's int32 indices, and the
-    # element slots (int32): 40 bytes per entry of H - E S (the 1.05 deg bilayer: 23.9 GB used when
-    # its first complex factorisation was stopped, 2026-12-07, against 22.8 GB by this sum)
-    need = a["peak_predict_gb"] + BYTES_PER_ENTRY * a["K"]["nnz"] / 2**30 + max(a[name]["memory_gb"] for name in floor)
+    # beside the factor, an exact solve at a complex k holds what the process held after the
+    # prediction (the operator, the model) and BYTES_PER_ENTRY per entry of H - E S (the 1.05 deg
+    # bilayer, before H(k) and S(k) were stored by halves: 23.9 GB used when its first complex
+    # factorisation was stopped, 2026-12-07); the Davidson space (3 x 16 bytes per orbital and
+    # column written) comes on top, hence the margin below
+    need = a["held_gb"] + BYTES_PER_ENTRY * a["K"]["nnz"] / 2**30 + max(a[name]["memory_gb"] for name in floor)
     # bands: the window model's exact solves (at most the example's max_samples), not one per path k
     # the window model's solves: Gamma and M real, the others complex; one count at Gamma
     total = a["t_predict"] + 3 * floor["gamma"] + (MODEL_SAMPLES - 2) * floor["K"]
     print(f"the example's floor: predict + one count at Gamma + {MODEL_SAMPLES} exact solves of the window model "
           f"(Gamma and M real, {MODEL_SAMPLES - 2} complex) = {total:.0f} s; memory at least "
-          f"{need:.1f} GB (the operator after predict, H(k) and S(k) at a complex k with their pattern, "
+          f"{need:.1f} GB (what predict leaves ({a['held_gb']:.2f} GB), H(k) and S(k) at a complex k with their pattern, "
           f"and the largest factor); this machine has "
           f"{available_memory_gb():.1f} GB available")
     if args.floor_only:

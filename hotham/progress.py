@@ -26,6 +26,18 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
+def resident_memory_gb() -> float:
+    """Resident memory of this process now, GB (Linux's /proc/self/status; elsewhere the peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return peak_memory_gb()
+
+
 class Progress:
     """Stage lines and loop bars of one command, on ``stream`` (stderr), or nothing."""
 

@@ -75,3 +75,16 @@ def test_thread_choice_is_in_the_progress_output(monkeypatch, capsys):
         pass
     err = capsys.readouterr().err
     assert err.splitlines()[0] == "predict: 3 thread(s), as given (--threads)"
+
+
+def test_resident_memory_follows_an_allocation_and_stays_below_the_peak():
+    import numpy as np
+
+    from hotham.progress import peak_memory_gb, resident_memory_gb
+    before = resident_memory_gb()
+    x = np.ones(2**27 // 8)                      # 128 MiB, every page written
+    during = resident_memory_gb()
+    assert 0 < before and during - before > 0.1
+    assert during <= peak_memory_gb() + 0.01     # (the two counters differ by a few pages)
+    del x
+    assert resident_memory_gb() < during - 0.1   # numpy returns large blocks to the system
