@@ -265,6 +265,14 @@ def test_hermitian_half_equals_the_full_matrices(reps, monkeypatch):
             B = rng.standard_normal((H.shape[0], 3)) + (0 if real else 1j * rng.standard_normal((H.shape[0], 3)))
             np.testing.assert_allclose(sparse_product(half)(B), ref @ B, atol=1e-7)
             np.testing.assert_allclose(half @ B[:, 0], ref @ B[:, 0], atol=1e-7)
+        # H - shift S straight from the blocks (what is factorised), and its selection in single precision
+        from hotham.electronic.hk import SlotSelection
+        K = asm.half_data(k, [("H", 0, 1.0), ("S", 0, -0.7)], real=real)
+        np.testing.assert_allclose(K, Hh.upper.data - 0.7 * Sh.upper.data, atol=1e-12)
+        keep = np.random.default_rng(2).random(len(K)) < 0.8
+        Ks = SlotSelection(asm.half_pattern, keep).matrix(K, np.complex64 if not real else np.float32)
+        assert Ks.dtype == (np.float32 if real else np.complex64) and Ks.nnz == keep.sum()
+        np.testing.assert_allclose(Ks.data, K[keep], rtol=1e-6)
     shift = sup.fermi_level
     drop, drop_half = asm.small_pair_mask(shift, 1e-4), asm.small_pair_mask(shift, 1e-4, half=True)
     if reps == (1, 1, 1):

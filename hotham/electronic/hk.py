@@ -136,6 +136,8 @@ class _HalfPattern:
         has_diag = np.zeros(N, bool)
         has_diag[pi[pi == pj]] = True
         atom_of_row = np.repeat(np.arange(N), nor)
+        #: stored entries of the full pattern (its diagonal once)
+        self.full_nnz = int(pp.nnz)
         a = np.arange(pp.n) - op.orbital_offsets[atom_of_row]
         self.lower = lower_width[atom_of_row] + np.where(has_diag[atom_of_row], a, 0)
         row_len = np.diff(pp.indptr) - self.lower
@@ -415,6 +417,12 @@ class Assembler:
         mats = [sp.csr_matrix((d, pp.indices, pp.csr_indptr), shape=pp.shape, copy=False) for d in datas]
         return tuple(mats) if shift is not None else (mats[0], mats[1], None)
 
+    def half_data(self, k, terms, real: bool = False) -> np.ndarray:
+        """Data [nnz of :attr:`half_pattern`] of the upper triangle of sum_c coef_c X_c(k) over
+        ``terms`` [(which "H"/"S", channel, coefficient)], spin-less operators: e.g. H - shift S
+        straight from the blocks, without H(k) and S(k)."""
+        return self._assemble_many(k, [terms], real, half=True)[0]
+
     def pencil_half(self, k, channel: int = 0, real: bool = False):
         """(H(k), S(k)) as :class:`HermitianHalf` matrices sharing the index arrays of
         :attr:`half_pattern`: half the memory of :meth:`pencil` (spin-less operators only).
@@ -424,7 +432,7 @@ class Assembler:
         hp = self.half_pattern
         out = []
         for terms in ([("H", channel, 1.0)], [("S", 0, 1.0)]):
-            d = self._assemble_many(k, [terms], real, half=True)[0]
+            d = self.half_data(k, terms, real)
             out.append(HermitianHalf(sp.csr_matrix((d, hp.indices, hp.csr_indptr), shape=hp.shape, copy=False)))
         return tuple(out)
 
@@ -551,9 +559,16 @@ class SlotSelection:
         rows = np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
         return A.indices >= rows
 
-    def matrix(self, data: np.ndarray) -> sp.csr_matrix:
-        """The selected entries of a matrix of the pattern, given its full data array [nnz]."""
-        return sp.csr_matrix((data[self.keep], self.indices, self.indptr), shape=self.shape, copy=False)
+    def matrix(self, data: np.ndarray, dtype=None) -> sp.csr_matrix:
+        """The selected entries of a matrix of the pattern, given its full data array [nnz], in
+        ``dtype`` (default the data's; gathered chunk by chunk, no temporary of all entries)."""
+        x = np.empty(self.nnz, dtype=data.dtype if dtype is None else dtype)
+        at = 0
+        for s in range(0, len(self.keep), CHUNK_ELEMENTS):
+            y = data[s:s + CHUNK_ELEMENTS][self.keep[s:s + CHUNK_ELEMENTS]]
+            x[at:at + len(y)] = y
+            at += len(y)
+        return sp.csr_matrix((x, self.indices, self.indptr), shape=self.shape, copy=False)
 
     def combination(self, a: sp.csr_matrix, b: sp.csr_matrix, beta: float, dtype=None) -> sp.csr_matrix:
         """The selected entries of a + beta b (a, b of the pattern), without forming a + beta b;

@@ -244,11 +244,18 @@ class ShiftInvert:
                               f"{exc}; move `around` slightly") from None
         factored_nnz = A.nnz
         del A
+        t2 = time.perf_counter()
+        if H is None:
+            # H(k), S(k) for the iteration only now: during the factorisation (PARDISO's peak)
+            # they would add 2.6 GB at the 1.05 deg bilayer's complex k
+            H, S = self._pencil(k, real)
+            t1 += time.perf_counter() - t2                  # counted as assembly
         self._last = ((tuple(k), self.shift), real, nnz, factored_nnz)
         return H, S, real, nnz, factored_nnz, t0, t1, time.perf_counter()
 
     def _assemble(self, k):
-        """H(k), S(k), the matrix to factorise, whether it is real, nnz(K) and the start clock."""
+        """(H(k), S(k), the matrix to factorise, whether it is real, nnz(K), the start clock).
+        Spin-less: H and S are None, the matrix is assembled straight from the blocks."""
         real = is_real_kpoint(self.op, k) and self.op.spin != "soc"
         # no numerical factor in memory while the next k is assembled (the 1.05 deg bilayer's
         # real factor at Gamma and complex one at K are 5 and 9 GB); both keep their ordering
@@ -260,15 +267,16 @@ class ShiftInvert:
         if soc:
             H, S, A = self.asm.pencil(k, self.shift, self.channel, real=real)
             return H, S, self._factor_matrix(H, S, A), real, A.nnz, t0
-        self.asm.half_pattern.element_slots()   # shared by both threads below: built once, first
+        hp = self.asm.half_pattern
+        hp.element_slots()                      # shared by both threads below: built once, first
         with ThreadPoolExecutor(1) as pool:
             # the k-independent selection of what is factorised (a pattern pass) runs beside
             # the assembly of the values at the first k
-            sel = pool.submit(self._selection, self.asm.half_pattern) if self._sel is None else None
-            H, S = self._pencil(k, real)
+            sel = pool.submit(self._selection, hp) if self._sel is None else None
+            K = self.asm.half_data(k, [("H", self.channel, 1.0), ("S", 0, -self.shift)], real)
             if sel is not None:
                 self._sel = sel.result()
-        return H, S, self._factor_matrix(H, S, None), real, H.nnz, t0
+        return None, None, self._factor_matrix(K, None, None), real, hp.full_nnz, t0
 
     def _pencil(self, k, real: bool):
         """H(k), S(k): :class:`HermitianHalf` (spin-less) or full CSR (spin-orbit)."""
@@ -282,8 +290,7 @@ class ShiftInvert:
         its symbolic analysis): ``factor_nnz``, ``factor_mflop``, ``memory_gb`` (see
         :meth:`hotham.electronic.factor.PardisoFactor.analyse`), the matrix's ``nnz`` and
         ``t_assemble`` / ``t_analyse`` (s)."""
-        H, S, A, real, nnz, t0 = self._assemble(np.asarray(k, dtype=np.float64).reshape(3))
-        del H, S
+        _, _, A, real, nnz, t0 = self._assemble(np.asarray(k, dtype=np.float64).reshape(3))
         if not hasattr(self.factor, "analyse"):
             raise SolverError(f"the {self.factor.name} backend predicts no factorisation cost (install pypardiso)")
         t1 = time.perf_counter()
@@ -305,16 +312,16 @@ class ShiftInvert:
                 keep &= ~drop
         return SlotSelection(ref, keep)
 
-    def _factor_matrix(self, H, S, A):
+    def _factor_matrix(self, K, S, A):
         """What is factorised (see :meth:`_selection`): the upper triangle of K = H - shift S
-        from the halves H, S (spin-less), or taken from ``A`` = K (spin-orbit); the whole
-        matrix for SuperLU."""
+        from its data on the upper-triangle pattern ``K`` [nnz/2] (spin-less), or taken from
+        ``A`` = K (spin-orbit); the whole matrix for SuperLU."""
         if self._sel is None:
             self._sel = self._selection(self.asm.half_pattern if A is None else A)
         if A is not None:
             return self._sel.matrix(A.data)
         # in the factor's own precision (a single-precision factor: half the memory)
-        K = self._sel.combination(H.upper, S.upper, -self.shift, self.factor.data_dtype(np.iscomplexobj(H.upper.data)))
+        K = self._sel.matrix(K, self.factor.data_dtype(np.iscomplexobj(K)))
         return K if self.factor.name == "pardiso" else HermitianHalf(K).full()
 
     def _davidson_tol(self, vectors: bool) -> float:
