@@ -163,7 +163,7 @@ class ShiftInvert:
     def factorise(self, k) -> dict:
         """Assemble and factorise H(k) - shift S(k) at fractional k, nothing more; returns
         :attr:`info` (times in s, sizes; ``factor_bytes``: the memory the factor holds)."""
-        _, _, _, nnz, factored, t0, t1, t2 = self._factorise(np.asarray(k, dtype=np.float64).reshape(3))
+        _, _, _, nnz, factored, t0, t1, t2 = self._factorise(np.asarray(k, dtype=np.float64).reshape(3), pencil=False)
         fac = self.factor
         self.info = dict(t_assemble=t1 - t0, t_factor=t2 - t1, nnz=nnz, factored_nnz=factored,
                          factor_nnz=getattr(fac, "factor_nnz", None), factor_mflop=getattr(fac, "factor_mflop", None),
@@ -221,17 +221,17 @@ class ShiftInvert:
         """Whether the last factorisation was at fractional ``k`` [3] and the present shift."""
         return self._last is not None and self._last[0] == (tuple(k), self.shift)
 
-    def _factorise(self, k):
-        """Assemble H(k), S(k) and factorise (the selected part of) H(k) - shift S(k): returns
-        (H, S, real, nnz(K), factorised nnz, and the clock at the start, after the assembly and
-        after the factorisation). At the k and shift of the last call, that factor again (no
-        time spent)."""
+    def _factorise(self, k, pencil: bool = True):
+        """Factorise (the selected part of) H(k) - shift S(k) and assemble H(k), S(k) (not
+        with ``pencil=False``: a count needs the factor only): returns (H, S, real, nnz(K),
+        factorised nnz, and the clock at the start, after the assembly and after the
+        factorisation). At the k and shift of the last call, that factor again (no time spent)."""
         if self._holds_factor(k):
             # H(k) and S(k) again (seconds; keeping them between calls would hold their memory)
             _, real, nnz, factored_nnz = self._last
             self.factor = self._factors[real]
             t0 = time.perf_counter()
-            H, S = self._pencil(k, real)
+            H, S = self._pencil(k, real) if pencil else (None, None)
             t1 = time.perf_counter()
             return H, S, real, nnz, factored_nnz, t0, t1, t1
         self._last = None
@@ -245,7 +245,7 @@ class ShiftInvert:
         factored_nnz = A.nnz
         del A
         t2 = time.perf_counter()
-        if H is None:
+        if H is None and pencil:
             # H(k), S(k) for the iteration only now: during the factorisation (PARDISO's peak)
             # they would add 2.6 GB at the 1.05 deg bilayer's complex k
             H, S = self._pencil(k, real)
