@@ -42,6 +42,11 @@ TOL_VECTORS = 1e-7
 #: (10 + 10 states among folded clusters 0.9 eV away) the iteration took 42 steps with 3, 65 with 1
 RESTART_KEEP = 3
 
+#: the default search space is also bounded so that its three column buffers (V, S V and
+#: K V) stay within this many bytes (never below 5 n_ritz columns): at 10^5 orbitals 400
+#: complex columns are 3 GB, beside a factor of 11 GB (the 1.05 deg bilayer at K)
+SPACE_BYTES = 1 << 30
+
 
 class DavidsonNoConvergence(RuntimeError):
     """The Davidson iteration did not reach the residual tolerance."""
@@ -203,7 +208,7 @@ def davidson_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.nd
         more cost more right-hand sides than they save, measured on tiled graphene).
     maxdim : largest search space before a thick restart on the :data:`RESTART_KEEP` x n_ritz Ritz vectors (default
         max(13 n_ritz, 400), about the size where the O(size maxdim n_ritz) dense work per step
-        starts to cost as much as the solve).
+        starts to cost as much as the solve; fewer where the buffers would pass :data:`SPACE_BYTES`).
     tol : residual tolerance, eV (see :data:`TOL`, :data:`TOL_VECTORS`).
     X0 : optional starting vectors [size, <= n_ritz] (e.g. approximate eigenvectors from another
         solver, which are then refined); default: one shift-invert step on random vectors.
@@ -231,7 +236,10 @@ def davidson_shift_invert(H, S, shift: float, n: int, apply_inv: Callable[[np.nd
         if g >= 2:
             g_lo = min(max(g_lo, int(below > 0)), g - int(below < n))
         carried = (below + g_lo, m - below - g_lo)
-    maxdim = min(max(maxdim or max(13 * m, 400), 2 * m), size)
+    if maxdim is None:
+        itemsize = np.dtype(dtype).itemsize
+        maxdim = min(max(13 * m, 400), max(5 * m, SPACE_BYTES // (3 * size * itemsize) - m))
+    maxdim = min(max(maxdim, 2 * m), size)
     Hmul, Smul = sparse_product(H), sparse_product(S)
     rng = np.random.default_rng(seed)
     n_cols, n_calls = 0, 0
