@@ -69,14 +69,15 @@ MODEL_SAMPLES = 6
 BYTES_PER_ENTRY = 31
 
 
-def analysis_job(m, n, q):
-    """Predict the (m, n) bilayer, then PARDISO's analysis at Gamma and K (no factorisation)."""
+def _predicted_bilayer(m, n):
+    """(atoms, predicted operator, structure time s, prediction time s, E_F guess eV) of the
+    (m, n) twisted bilayer: H from the demo model, S from the PAO files; the guess is the
+    21.79 deg cell's E_F on a 6 x 6 mesh."""
     import warnings
 
     import hotham
     from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
-    from hotham.electronic import ShiftInvert, find_fermi_level
-    from hotham.progress import peak_memory_gb, resident_memory_gb
+    from hotham.electronic import find_fermi_level
     from hotham.workflows.generate import generate_twisted
     t0 = time.perf_counter()
     atoms = generate_twisted("graphene", m=m, n=n)
@@ -87,9 +88,16 @@ def analysis_job(m, n, q):
         pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_method=None)
         t_predict = time.perf_counter() - t0
         small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
+    return atoms, pred, t_structure, t_predict, find_fermi_level(small, (6, 6, 1))
+
+
+def analysis_job(m, n, q):
+    """Predict the (m, n) bilayer, then PARDISO's analysis at Gamma and K (no factorisation)."""
+    from hotham.electronic import ShiftInvert
+    from hotham.progress import peak_memory_gb, resident_memory_gb
+    atoms, pred, t_structure, t_predict, guess = _predicted_bilayer(m, n)
     after_predict = peak_memory_gb()
-    shift = find_fermi_level(small, (6, 6, 1)) + 0.013
-    del small
+    shift = guess + 0.013
     out = dict(angle=atoms.info["twist_angle"], atoms=len(atoms), orbitals=pred.n_orbitals, blocks=pred.n_edges,
                t_structure=t_structure, t_predict=t_predict, peak_predict_gb=after_predict,
                held_gb=resident_memory_gb())
@@ -106,25 +114,12 @@ def ksolve_job(m, n, q):
     states with 4 guards each side, vectors, around the 21.79 deg cell's E_F): the step of the
     example with the largest peak. Peak memory of the solve alone (Linux: the peak is reset
     after the prediction), its time and Davidson's statistics."""
-    import warnings
-
     import numpy as np
 
-    import hotham
-    from hotham.demo import DEFAULT_DATA, SHIPPED_MODEL
-    from hotham.electronic import ShiftInvert, find_fermi_level
+    from hotham.electronic import ShiftInvert
     from hotham.electronic.band_edge_states import band_edge_states
-    from hotham.progress import peak_memory_gb, resident_memory_gb
-    from hotham.workflows.generate import generate_twisted
-    atoms = generate_twisted("graphene", m=m, n=n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        pred = hotham.predict(SHIPPED_MODEL, atoms, fermi_method=None)
-        t_predict = time.perf_counter() - t0
-        small = hotham.predict(SHIPPED_MODEL, hotham.io.read(DEFAULT_DATA / "tbg_21.79").atoms, fermi_method=None)
-    guess = find_fermi_level(small, (6, 6, 1))
-    del small
+    from hotham.progress import peak_memory_gb, proc_field_gb, resident_memory_gb
+    atoms, pred, _, t_predict, guess = _predicted_bilayer(m, n)
     out = dict(angle=atoms.info["twist_angle"], atoms=len(atoms), orbitals=pred.n_orbitals, t_predict=t_predict,
                peak_predict_gb=peak_memory_gb(), held_gb=resident_memory_gb())
     try:
@@ -136,20 +131,11 @@ def ksolve_job(m, n, q):
     t0 = time.perf_counter()
     si = ShiftInvert(pred, guess)
     e, _, _ = band_edge_states(si, np.array([1 / 3, 1 / 3, 0.0]), guess, 8, 8, vectors=True)
-    out.update(t_solve=time.perf_counter() - t0, peak_solve_gb=_vm_hwm_gb() if reset else peak_memory_gb(),
+    out.update(t_solve=time.perf_counter() - t0, peak_solve_gb=proc_field_gb("/proc/self/status", "VmHWM") if reset else peak_memory_gb(),
                peak_is_the_solve=reset, energies=e.tolist(),
                **{key: si.info.get(key) for key in ("t_assemble", "t_factor", "t_iterate", "iterations",
                                                     "inverse_columns", "restarts", "factor_nnz")})
     q.put(out)
-
-
-def _vm_hwm_gb() -> float:
-    """Peak resident memory (VmHWM) of this process since its last reset, GB (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024 ** 2
-    return float("nan")
 
 
 def predict_job(m, n, ghosts, q):

@@ -26,16 +26,23 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def resident_memory_gb() -> float:
-    """Resident memory of this process now, GB (Linux's /proc/self/status; elsewhere the peak)."""
+def proc_field_gb(path: str, key: str) -> float | None:
+    """A "key: value kB" field of a Linux /proc file (e.g. /proc/self/status VmRSS, /proc/meminfo
+    MemAvailable), GB; None where the file or the field is missing (not Linux)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024 ** 2
     except OSError:
         pass
-    return peak_memory_gb()
+    return None
+
+
+def resident_memory_gb() -> float:
+    """Resident memory of this process now, GB (Linux's /proc/self/status; elsewhere the peak)."""
+    rss = proc_field_gb("/proc/self/status", "VmRSS")
+    return peak_memory_gb() if rss is None else rss
 
 
 class Progress:

@@ -97,13 +97,10 @@ def chunk_bounds(nk: int, chunks: int) -> list[tuple[int, int]]:
 def available_memory_gb() -> float:
     """Memory available to new processes, GB: /proc/meminfo's MemAvailable (what can be
     allocated without swapping, page cache included), else the free physical pages."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024 ** 2
-    except OSError:
-        pass
+    from ..progress import proc_field_gb
+    available = proc_field_gb("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1024 ** 3
 
 
