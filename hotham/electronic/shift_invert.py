@@ -1,7 +1,8 @@
 """Sparse shift-invert: the eigenpairs of H(k) c = e S(k) c nearest a target energy ``shift`` (eV).
 
-H(k), S(k) and K = H(k) - shift S(k) are assembled in one pass (one shared index array) and K is
-factorised (MKL PARDISO LDL^T or SuperLU, :mod:`hotham.electronic.factor`); the fill-reducing
+The upper triangle of K = H(k) - shift S(k) is assembled straight from the blocks and factorised
+(MKL PARDISO LDL^T or SuperLU, :mod:`hotham.electronic.factor`); H(k) and S(k), by their upper
+triangles (:class:`hotham.electronic.hk.HermitianHalf`), only after it; the fill-reducing
 ordering of the first k is reused at every later k (the sparsity pattern does not depend on k).
 At k-points with real phases (Gamma, 2k integer) the matrices are real symmetric and the
 factorisation is real. Two iterations on top of the factor: ``"davidson"`` (the default,
