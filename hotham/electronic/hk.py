@@ -136,13 +136,12 @@ class _HalfPattern:
         has_diag = np.zeros(N, bool)
         has_diag[pi[pi == pj]] = True
         atom_of_row = np.repeat(np.arange(N), nor)
-        #: stored entries of the full pattern (its diagonal once)
-        self.full_nnz = int(pp.nnz)
         a = np.arange(pp.n) - op.orbital_offsets[atom_of_row]
         self.lower = lower_width[atom_of_row] + np.where(has_diag[atom_of_row], a, 0)
         row_len = np.diff(pp.indptr) - self.lower
         self.indptr = np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64)
         self.nnz = int(self.indptr[-1])
+        self.full_nnz = int(pp.nnz)                     # stored entries of the full pattern
         idx_dtype = pp.indices.dtype
         self.indices = np.empty(self.nnz, dtype=idx_dtype)
         step = max(1, CHUNK_ELEMENTS // max(1, int(row_len.max(initial=1))))
@@ -566,22 +565,6 @@ class SlotSelection:
         at = 0
         for s in range(0, len(self.keep), CHUNK_ELEMENTS):
             y = data[s:s + CHUNK_ELEMENTS][self.keep[s:s + CHUNK_ELEMENTS]]
-            x[at:at + len(y)] = y
-            at += len(y)
-        return sp.csr_matrix((x, self.indices, self.indptr), shape=self.shape, copy=False)
-
-    def combination(self, a: sp.csr_matrix, b: sp.csr_matrix, beta: float, dtype=None) -> sp.csr_matrix:
-        """The selected entries of a + beta b (a, b of the pattern), without forming a + beta b;
-        in ``dtype`` (default that of a and b: a single-precision factor takes float32 /
-        complex64 values), computed in a's precision chunk by chunk (no temporary of all entries)."""
-        dtype = np.result_type(a.dtype, b.dtype) if dtype is None else np.dtype(dtype)
-        x = np.empty(self.nnz, dtype=dtype)
-        at = 0
-        for s in range(0, len(self.keep), CHUNK_ELEMENTS):
-            keep = self.keep[s:s + CHUNK_ELEMENTS]
-            y = b.data[s:s + CHUNK_ELEMENTS][keep]
-            y *= beta
-            y += a.data[s:s + CHUNK_ELEMENTS][keep]
             x[at:at + len(y)] = y
             at += len(y)
         return sp.csr_matrix((x, self.indices, self.indptr), shape=self.shape, copy=False)

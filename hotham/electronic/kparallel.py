@@ -45,7 +45,7 @@ import pickle
 import numpy as np
 
 from ..errors import HothamError
-from ..progress import Progress
+from ..progress import Progress, proc_field_gb
 from .band_edge_states import band_edge_slice
 from .dense import DENSE_MAX, choose_method, dense_batch
 from .hk import Assembler, as_kpoints, is_real_kpoint
@@ -97,7 +97,6 @@ def chunk_bounds(nk: int, chunks: int) -> list[tuple[int, int]]:
 def available_memory_gb() -> float:
     """Memory available to new processes, GB: /proc/meminfo's MemAvailable (what can be
     allocated without swapping, page cache included), else the free physical pages."""
-    from ..progress import proc_field_gb
     available = proc_field_gb("/proc/meminfo", "MemAvailable")
     if available is not None:
         return available

@@ -267,7 +267,7 @@ class ShiftInvert:
         soc = self.op.spin == "soc"
         if soc:
             H, S, A = self.asm.pencil(k, self.shift, self.channel, real=real)
-            return H, S, self._factor_matrix(H, S, A), real, A.nnz, t0
+            return H, S, self._factor_matrix(A=A), real, A.nnz, t0
         hp = self.asm.half_pattern
         hp.element_slots()                      # shared by both threads below: built once, first
         with ThreadPoolExecutor(1) as pool:
@@ -277,7 +277,7 @@ class ShiftInvert:
             K = self.asm.half_data(k, [("H", self.channel, 1.0), ("S", 0, -self.shift)], real)
             if sel is not None:
                 self._sel = sel.result()
-        return None, None, self._factor_matrix(K, None, None), real, hp.full_nnz, t0
+        return None, None, self._factor_matrix(K), real, hp.full_nnz, t0
 
     def _pencil(self, k, real: bool):
         """H(k), S(k): :class:`HermitianHalf` (spin-less) or full CSR (spin-orbit)."""
@@ -313,10 +313,10 @@ class ShiftInvert:
                 keep &= ~drop
         return SlotSelection(ref, keep)
 
-    def _factor_matrix(self, K, S, A):
+    def _factor_matrix(self, K=None, A=None):
         """What is factorised (see :meth:`_selection`): the upper triangle of K = H - shift S
         from its data on the upper-triangle pattern ``K`` [nnz/2] (spin-less), or taken from
-        ``A`` = K (spin-orbit); the whole matrix for SuperLU."""
+        the CSR matrix ``A`` = K (spin-orbit); the whole matrix for SuperLU."""
         if self._sel is None:
             self._sel = self._selection(self.asm.half_pattern if A is None else A)
         if A is not None:
