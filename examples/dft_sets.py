@@ -78,6 +78,21 @@ SETS = {
         [["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AA", "-n", "30", "--lattice", "2.38",
           "2.58", "--distance", "3.2", "3.6", "--displacement", "0.03", "--cell-height", "18.60", *K9,
           "--seed", "20261214", "-o", "{out}/"]]),
+    "graphene_hbn_uniaxial": (
+        "16 graphene/hBN cells (graphene below, hBN above, a = 2.48 A): random slides and gaps ~ U[3.2, 3.6] A, then a "
+        "random symmetric in-plane strain (entries ~ N(0, 0.02^2): uniaxial, biaxial and shear) and 0.03 A noise",
+        [["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AA", "-n", "16", "--lattice", "2.48", "2.48",
+          "--distance", "3.2", "3.6", "--cell-height", "18.60", "--seed", "20261215", "-o", "{tmp}/base.extxyz"],
+         ("for-each", "base_*.extxyz",
+          ["structure", "perturb", "{file}", "-n", "1", "--displacement", "0.03", "--strain", "0.02",
+           "--seed", "{seed}", "-o", "{tmp}/uni/gr_hbn_uni_{index}.extxyz"]),
+         ["openmx", "write", "{tmp}/uni/*.extxyz", *K9, "-o", "{out}"]]),
+    "graphene_hbn_thermal": (
+        "8 2x2 graphene/hBN cells (16 atoms, a = 2.48 A): random slides, gaps ~ U[3.25, 3.55] A, Gaussian displacements "
+        "of 0.05 A per coordinate (room temperature), k 5x5x1",
+        [["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AA", "--supercell", "2", "2", "-n", "8",
+          "--lattice", "2.48", "2.48", "--distance", "3.25", "3.55", "--displacement", "0.05", "--cell-height", "18.60", "--kgrid", "5", "5",
+          "1", "--seed", "20261216", "-o", "{out}/"]]),
     "graphene_hbn_test": (
         "held-out graphene/hBN (AB: a C over B; gap 3.35 A) at a = 2.48 A and -3, +3 % biaxial strain, one "
         "random in-plane strain (sigma 0.02) and one 2x2 cell with 0.05 A noise (k 5x5x1)",

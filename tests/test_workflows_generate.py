@@ -160,6 +160,12 @@ def test_slide_between_centres_and_drawn_lattice():
     assert np.linalg.norm(g.cell[0]) == pytest.approx(2.55, abs=1e-12)
     with pytest.raises(Exception, match="one lattice constant"):
         generate_slid("graphene", top="hbn", grid=(1, 1), lattice=(2.40, 2.60))
+    # the drawn constant is the primitive cell's, also for a supercell (it once scaled the 2x2 cell's
+    # |a1| to a, halving every bond: overlapping atoms)
+    (s2,) = generate_slid("graphene", top="hbn", stacking="AA", supercell=(2, 2), lattice=(2.48, 2.48), n=1,
+                          distance=3.4, seed=1)
+    assert np.linalg.norm(s2.cell[0]) == pytest.approx(2 * 2.48, abs=1e-12) and s2.info["a"] == 2.48
+    assert 1.4 < np.sort(s2.get_all_distances(mic=True)[0])[1] < 1.45       # the C-C bond of a = 2.48
 
 
 def test_slide_inverted_top_layer_is_the_2h_orientation():

@@ -85,7 +85,8 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
         upper one) or "centres" (between the layers' mean heights: Mo-Mo for MoS2).
     lattice: (lo, hi): an in-plane lattice constant a ~ U[lo, hi] (Angstrom) drawn first for each
         random structure; the whole structure (cell, positions, ``slide_cell``) is scaled in-plane
-        from |a1| to it, fractional coordinates kept.
+        by a / |slide_cell[0]| (the primitive cell's constant, also for a supercell), fractional
+        coordinates kept.
     displacement: standard deviation (Angstrom, per Cartesian coordinate) of Gaussian
         displacements added after sliding.
     slide_cell: [2, 3] in-plane vectors the slide fractions refer to (default: atoms' cell;
@@ -154,7 +155,7 @@ def slid_structures(atoms: Atoms, *, n: int | None = None, grid=None, moving=Non
             plan.append((uv, d, noise, a))
     else:
         raise StructureError("give n (random slides) or grid=(nu, nv)")
-    a0 = float(np.linalg.norm(atoms.cell[0]))
+    a0 = float(np.linalg.norm(cell2[0]))       # the lattice constant of the slide (primitive) cell
     out = []
     for item in plan:
         uv, d = item[0], item[1]
