@@ -195,7 +195,7 @@ def report_example(s):
     t = s["times_s"]
     print(f"\n== the whole example, twisted bilayer graphene {s['twist_angle_deg']:.3f} deg: {s['atoms']} atoms, "
           f"{s['orbitals']} orbitals, {s['threads']} threads")
-    for k in ("structure", "predict", "fermi_level", "model", "bands", "dos", "weights", "berry"):
+    for k in ("structure", "predict", "fermi_level", "model", "bands", "dos", "weights", "berry", "checks"):
         print(f"{k:12s} {t.get(k, float('nan')):8.1f} s")
     print(f"E_F = {s['fermi_level_eV']:.5f} eV from the window model (from its first 3 solves: "
           f"{s['model']['fermi_level_first_eV']:.5f} eV)")

@@ -98,6 +98,10 @@ def test_magic_angle_example_small(tmp_path):
     dense = find_fermi_level(pred, (6, 6, 1), method="dense")
     assert abs(s["fermi_level_eV"] - dense) < 1e-6 and abs(s["model"]["fermi_level_first_eV"] - dense) < 1e-5
     assert s["model"]["bounds_hold"] and s["model"]["direct_check_max_meV"] < 0.1
+    # the direct checks are made off the samples (at a sample or its -k the model is exact by construction)
+    from hotham.electronic.interpolation import _zone_distance
+    assert len(s["model"]["check_k"]) == 2
+    assert _zone_distance(np.array(s["model"]["check_k"]), np.array(s["model"]["sample_k"])).min() > 1e-3
     assert 0 < s["aa_weight_share"] <= 1 and s["flat_band_width_meV"] > 0
     for name in ("bands", "dos", "weights"):
         assert (tmp_path / f"magic_angle_{name}.png").stat().st_size > 1000
@@ -132,7 +136,7 @@ def test_dft_set_recipes_write_their_inputs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("HOTHAM_OPENMX_DATA", "HOTHAM_OPENMX")}
     script = str(ROOT / "examples" / "dft_sets.py")
     listed = subprocess.run([sys.executable, script, "--list"], capture_output=True, text=True, check=True).stdout
-    assert len(listed.splitlines()) == 11
+    assert len(listed.splitlines()) == 13
     expected = {"bilayer_graphene_uniaxial": 2, "mos2_test": 5, "mos2_soc_test": 2, "graphene_hbn_test": 5}
     subprocess.run([sys.executable, script, *expected, "--quick", "--out", str(tmp_path)],
                    capture_output=True, text=True, check=True, env=env)

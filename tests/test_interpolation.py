@@ -10,10 +10,10 @@ import pytest
 from ase import Atoms
 
 from hotham.basis import Basis
-from hotham.electronic import Assembler, find_fermi_level, solve, tile
+from hotham.electronic import Assembler, band_path, find_fermi_level, solve, tile
 from hotham.electronic.berry import link_matrices, loops_from_links, orbital_positions
 from hotham.electronic.dos import broaden
-from hotham.electronic.interpolation import count_below, fourier_components, window_model
+from hotham.electronic.interpolation import TOUCH_TOL, count_below, fourier_components, window_model
 from hotham.errors import HothamError
 from hotham.operator import BlockOperator
 
@@ -215,9 +215,23 @@ def test_band_indices_carried_from_gamma_when_the_count_energy_cuts_bands(graphe
     np.testing.assert_allclose(ritz[:, inner], np.take_along_axis(e, offsets[:, None] + np.arange(ritz.shape[1]), 1)[:, inner],
                                atol=1e-8)
     np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-8)
+    # a band path is walked through its own k (a mesh, above, along b1 then b2): the same indices
+    from hotham.electronic.interpolation import _axis_lines, _subdivide
+    path = band_path(op.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=60).kpts
+    assert len(_subdivide(np.vstack([np.zeros((1, 3)), path]), 1 / 24)[0]) < sum(len(x[0]) for x in _axis_lines(path, 1 / 24))
+    ep = solve(op, path).energies
+    np.testing.assert_allclose(model.ritz(path)[0][:, inner],
+                               np.take_along_axis(ep, model.band_offsets(path)[:, None] + np.arange(ritz.shape[1]), 1)[:, inner],
+                               atol=1e-8)
     assert abs(model.fermi_level(6) - ef) < 1e-6
     solves = model.solves
     model.recentre(ef)
+    # the count at Gamma below a new energy comes from the Gamma sample's exact states, no inertia
+    assert model._count == count_below(op, ef - TOUCH_TOL)
+    eg = model.sample_energies[0] + TOUCH_TOL                          # Gamma: the first sample
+    for x in 0.5 * (eg[1:] + eg[:-1]):
+        assert model._count_moved(x) == count_below(op, x - TOUCH_TOL)
+    assert model._count_moved(eg[-1] + 1.0) is None                    # outside the sampled window: count again
     assert model.solves == solves and abs(model.fermi_level(6) - ef) < 1e-6
     np.testing.assert_allclose(model.bands(k).energies, dense_window(op, k, model), atol=1e-8)
     with pytest.raises(HothamError, match="outside the sampled window"):
@@ -366,3 +380,56 @@ def test_pictures_of_a_window_model(mos2_2x2, mos2_model, tmp_path):
     assert (tmp_path / "window.png").stat().st_size > 10_000
     sites = moire_sites(op.atoms.cell)
     assert set(sites) == {"AA", "AB", "BA"} and np.allclose(sites["AA"], 0)
+
+
+def test_projections_are_not_held_during_an_exact_solve(graphene, monkeypatch):
+    """A new sample's exact solve runs without the model's projections (rebuilt after it: at 10^5
+    orbitals they would sit beside the factor); a solve that fails leaves the model as it was."""
+    import importlib
+    solve_module = importlib.import_module("hotham.electronic.solve")   # the module (the package exports the function)
+    from hotham.electronic.shift_invert import SolverError
+    op = tile(graphene, (2, 2, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1), method="dense")
+    model = window_model(op, n_below=2, n_above=2, guard=2)
+    real, held = solve_module.solve, []
+
+    def spy(*args, **kw):
+        held.append(any(x is not None for x in (model._KB, model._SB, model._A, model._C, model.h)))
+        return real(*args, **kw)
+    monkeypatch.setattr(solve_module, "solve", spy)
+    model.add([[0.25, 0.1, 0.0]])
+    assert held and not any(held)
+    before = model.bands(model.mesh(3)).energies
+
+    def fail(*args, **kw):
+        raise SolverError("the factorisation ran out of memory")
+    monkeypatch.setattr(solve_module, "solve", fail)
+    with pytest.raises(SolverError, match="out of memory"):
+        model.add([[0.1, 0.2, 0.0]])
+    np.testing.assert_allclose(model.bands(model.mesh(3)).energies, before, atol=1e-12)
+
+
+def test_bands_of_the_same_k_again_are_not_recomputed(graphene, monkeypatch):
+    """The model keeps its last bands: the same k again (E_F on a mesh, then its DOS; the Wilson
+    loops of several groups) costs no Ritz step and gives the same numbers; a new sample drops them."""
+    op = tile(graphene, (2, 2, 1))
+    op.fermi_level = find_fermi_level(op, (6, 6, 1), method="dense")
+    model = window_model(op, n_below=2, n_above=2, guard=2)
+    k = model.mesh(4)
+    first = model.bands(k, vectors=True)
+    calls = []
+    ritz = model.ritz
+    monkeypatch.setattr(model, "ritz", lambda *a: calls.append(1) or ritz(*a))
+    again = model.bands(k)
+    assert not calls and again.coefficients is None
+    np.testing.assert_array_equal(again.energies, first.energies)
+    np.testing.assert_array_equal(again.bound, first.bound)
+    again.energies[:] = 0.0                                            # a caller's copy: the kept one is intact
+    kept = model.bands(k, vectors=True)
+    np.testing.assert_array_equal(kept.energies, first.energies)
+    np.testing.assert_array_equal(kept.coefficients, first.coefficients)
+    assert not calls
+    model.add([[0.25, 0.1, 0.0]])
+    calls.clear()
+    model.bands(k)
+    assert calls

@@ -59,6 +59,7 @@ every k (docs/moire_interpolation.md: the measurements).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,6 +224,40 @@ def _spread(k: np.ndarray, value: np.ndarray, floor: float, n: int, apart: float
     return take
 
 
+def _subdivide(points: np.ndarray, step: float):
+    """(route [M, 3], at [m]): the straight segments between consecutive ``points`` [m, 3]
+    (fractional) cut into steps of at most ``step`` (largest component); ``at`` indexes the given
+    points in the route."""
+    n = np.maximum(1, np.ceil(np.abs(np.diff(points, axis=0)).max(axis=1, initial=0.0) / step - 1e-9).astype(int))
+    pieces = [points[:1]] + [a + (np.arange(1, m + 1)[:, None] / m) * (b - a)
+                             for a, b, m in zip(points[:-1], points[1:], n)]
+    return np.concatenate(pieces), np.concatenate([[0], np.cumsum(n)])
+
+
+def _axis_lines(k: np.ndarray, step: float) -> list:
+    """Routes from Gamma to each of ``k`` [nk, 3] along b1, then b2, then b3, legs shared: a list
+    of (route [M, 3] starting at the end of the previous leg, at [n] indices into it, which [n]
+    indices into k). The route of k is the sum of its legs."""
+    out = []
+    origin = np.zeros_like(k)
+    for axis in range(3):
+        moving = np.flatnonzero(np.abs(k[:, axis]) > 1e-12)
+        if len(moving):
+            starts, line = np.unique(np.round(origin[moving], 12), axis=0, return_inverse=True)
+            line = line.ravel()
+            for i, start in enumerate(starts):
+                sel = moving[line == i]
+                t = k[sel, axis]
+                u = np.unique(np.concatenate([[0.0], t]))
+                n = np.maximum(1, np.ceil(np.diff(u) / step - 1e-9).astype(int))
+                ts = np.unique(np.concatenate([u] + [np.linspace(u[j], u[j + 1], n[j] + 1) for j in range(len(n))]))
+                route = np.repeat(start[None], len(ts), 0)
+                route[:, axis] = ts
+                out.append((route, np.searchsorted(ts, t), int(np.searchsorted(ts, 0.0)), sel))
+        origin[:, axis] = k[:, axis]
+    return out
+
+
 @dataclass
 class InterpolatedBands:
     """Tracked bands of a :class:`WindowModel` at ``kpts`` [nk, 3] (fractional).
@@ -300,6 +335,7 @@ class WindowModel:
         self._count = None
         self._gamma = None
         self._offsets = {}
+        self._last_bands = None
 
     # ------------------------------------------------------------------ building
     def add(self, kpts) -> "WindowModel":
@@ -308,8 +344,16 @@ class WindowModel:
         from .solve import solve
         k = as_kpoints(kpts)
         nb, na = self.n_below + self.guard, self.n_above + self.guard
-        eig = solve(self.op, k, n_below=nb, n_above=na, around=self.count_energy, vectors=True,
-                    channel=self.channel if self.op.spin == "collinear" else None, **self.solver_kw)
+        # the projections are rebuilt after the solve: not held beside its factor (at 10^5
+        # orbitals K_R B and S_R B are 1.5 GB at 6 samples, the factor ~17 GB)
+        self.h = self.s = self._A = self._C = self._rows = self._KB = self._SB = None
+        try:
+            eig = solve(self.op, k, n_below=nb, n_above=na, around=self.count_energy, vectors=True,
+                        channel=self.channel if self.op.spin == "collinear" else None, **self.solver_kw)
+        except Exception:
+            if self.basis is not None:
+                self._project()                       # the model as it was
+            raise
         self.solves += len(k)
         new = np.concatenate([x for q in range(len(k)) for x in (eig.vectors[q], _time_reversed(self.op, eig.vectors[q]))],
                              axis=1)
@@ -323,6 +367,12 @@ class WindowModel:
         self._project()
         return self
 
+    def sampled(self, kpts) -> np.ndarray:
+        """[nk] bool: fractional ``kpts`` equal to a sample or its -k (modulo reciprocal lattice
+        vectors), where the model is exact by construction (a check against direct solves there
+        proves nothing)."""
+        return _equivalent(as_kpoints(kpts), self.samples)
+
     def basis_size_dense(self) -> bool:
         """True when the operator is small enough for dense overlap spectra at every sample."""
         from .dense import DENSE_MAX
@@ -331,7 +381,8 @@ class WindowModel:
     def _project(self):
         """B, h_R, s_R, K_R B, S_R B and the harmonic forms from the sparse H_R, S_R (one product each)."""
         B = self.basis
-        self._offsets, self._gamma = {}, None                 # Ritz values change with the basis (and sigma)
+        # Ritz values change with the basis (and sigma)
+        self._offsets, self._gamma, self._last_bands = {}, None, None
         nR, nb = len(self.R), B.shape[1]
         rows, W, V = [], [], []
         # H_R and S_R one R at a time (never all at once: 4 GB at 10^5 orbitals)
@@ -481,6 +532,19 @@ class WindowModel:
         """The tracked bands at fractional ``kpts`` [nk, 3] with their bounds and estimates
         (:class:`InterpolatedBands`), batched over k."""
         k = as_kpoints(kpts)
+        last = self._last_bands
+        if last is not None and last[0] == k.tobytes() and (last[1].coefficients is not None or not vectors):
+            # the same k again (E_F on a mesh, then its DOS; the Wilson loops of several groups)
+            hit = copy.deepcopy(last[1])
+            hit.fermi_level = float(self.op.fermi_level)
+            if not vectors:
+                hit.coefficients = None
+            return hit
+        result = self._bands_batched(k, vectors)
+        self._last_bands = (k.tobytes(), copy.deepcopy(result))           # one set of k kept
+        return result
+
+    def _bands_batched(self, k, vectors):
         out = []
         offsets = self._safe_offsets(k)                                   # one walk for every k
         step = max(1, int(4e8 // (16 * self.basis.shape[1] ** 2 * 8)))   # bound the batch's memory
@@ -618,7 +682,8 @@ class WindowModel:
         if not lo < c < hi:
             raise HothamError(f"count energy {c:.4f} eV outside the sampled window ({lo:.4f}, {hi:.4f}) eV: "
                               "build the model around it")
-        self.count_energy, self.sigma, self._count = c, c + SIGMA_OFFSET, None
+        self._count = self._count_moved(c)
+        self.count_energy, self.sigma = c, c + SIGMA_OFFSET
         self._project()
         self._tracked(self.ritz(self.samples)[0], self._safe_offsets(self.samples))   # raises when too few states there
         return self
@@ -630,50 +695,52 @@ class WindowModel:
 
         Bands n(k) (the n-th eigenvalue) are continuous in k, so the index of a Ritz value
         can be carried from Gamma, where one inertia fixes it (:meth:`bands_below`), along
-        straight lines (Gamma -> k1 b1 -> k1 b1 + k2 b2 -> k): between neighbouring points the
-        sorted Ritz values at the second point are those at the first shifted by the number of
-        bands that crossed the centre of the window, found by matching (the shift whose largest
-        energy change is smallest, and at most half the next best). Steps start at ``step``
-        (fractional) and are halved up to ``max_refinements`` times while a match is
-        ambiguous. It holds where the count energy cuts bands (a metal, a first guess of E_F, a
-        Dirac cone near K): the window slides across the spectrum, and the index follows it."""
+        a route of short straight steps: between neighbouring points the sorted Ritz values at
+        the second point are those at the first shifted by the number of bands that crossed the
+        centre of the window, found by matching (the shift whose largest energy change is
+        smallest, and at most half the next best). Steps are at most ``step`` (fractional,
+        largest component) and are halved up to ``max_refinements`` times while a match is
+        ambiguous. The route is whichever needs fewer Ritz evaluations: through the k in their
+        order from Gamma (a band path), or from Gamma along b1, then b2, then b3 to each k (a
+        mesh: lines shared by its rows). It holds where the count energy cuts bands (a metal, a
+        first guess of E_F, a Dirac cone near K): the window slides across the spectrum, and
+        the index follows it."""
         k = as_kpoints(kpts)
         key = (k.tobytes(), step, max_refinements)
         if key in self._offsets:                               # the same k again (a mesh's bands, then its DOS)
             return self._offsets[key].copy()
         e0 = self._ritz_at_gamma()
         offset = np.full(len(k), self._count_at_gamma() - int(np.sum(e0 < self.count_energy - TOUCH_TOL)))
-        origin = np.zeros_like(k)
-        for axis in range(3):                                  # leg along b1, then b2, then b3
-            moving = np.abs(k[:, axis]) > 1e-12
-            if moving.any():
-                starts, line = np.unique(np.round(origin[moving], 12), axis=0, return_inverse=True)
-                offset[moving] += self._carried(starts, line.ravel(), k[moving, axis], axis, step, max_refinements)
-            origin[:, axis] = k[:, axis]
+        along = _subdivide(np.vstack([np.zeros((1, 3)), k]), step)
+        lines = _axis_lines(k, step)
+        if len(along[0]) <= sum(len(line[0]) for line in lines):
+            offset += self._walk([along[0]], max_refinements)[0][along[1][1:]]
+        else:
+            change = self._walk([line[0] for line in lines], max_refinements)
+            for (_, at, zero, which), c in zip(lines, change):  # legs add up: the change along each leg
+                offset[which] += c[at] - c[zero]
         self._offsets = {key: offset.copy()}                   # one set of k kept (new samples clear it)
         return offset
 
-    def _carried(self, starts, line, t, axis, step, max_refinements) -> np.ndarray:
-        """Change of the index of Ritz value 0 from ``starts[line]`` to ``starts[line] + t b_axis``
-        (int [n]), walking each line through its targets with steps of at most ``step``."""
+    def _walk(self, routes, max_refinements) -> list:
+        """Change of the index of Ritz value 0 along each route (k-points [m, 3], consecutive
+        ones close), from its first point: int [m] per route. Ambiguous steps are halved."""
         g = self.guard
 
-        def energies(ts):                                  # Ritz values [n, p] on the points of each line
-            pts = np.concatenate([np.repeat(starts[i][None], len(x), 0) for i, x in enumerate(ts)])
-            pts[:, axis] = np.concatenate(ts)
+        def energies(points):                              # Ritz values [n, p] at the points of each route
+            pts = np.concatenate(points)
+            if not len(pts):
+                return [np.zeros((0, 0)) for _ in points]
             e = np.concatenate([self.ritz(c)[0] for c in np.array_split(pts, max(1, len(pts) // 64))])
-            return np.split(e, np.cumsum([len(x) for x in ts])[:-1])
+            return np.split(e, np.cumsum([len(x) for x in points])[:-1])
 
-        ts = []                                            # per line: sorted t, with 0 and the targets
-        for i in range(len(starts)):
-            u = np.unique(np.concatenate([[0.0], t[line == i]]))
-            n = np.maximum(1, np.ceil(np.diff(u) / step).astype(int))
-            ts.append(np.unique(np.concatenate([u] + [np.linspace(u[j], u[j + 1], n[j] + 1) for j in range(len(n))])))
-        es = energies(ts)
+        routes = [np.asarray(r, float) for r in routes]
+        where = [np.arange(len(r), dtype=float) for r in routes]   # a point's place: its index, halves between
+        es = energies(routes)
+        inner = np.arange(g, es[0].shape[1] - g)
         for _ in range(max_refinements + 1):
             shifts, bad = [], []
             for e in es:
-                inner = np.arange(g, e.shape[1] - g)
                 # cost[s]: largest change of the inner values when those at the second point are
                 # the first point's shifted by s (the bands that crossed the window's centre)
                 cost = np.stack([np.abs(e[1:, inner] - e[:-1, inner + s]).max(axis=1) for s in range(-g, g + 1)])
@@ -681,20 +748,21 @@ class WindowModel:
                 shifts.append(np.argmin(cost, axis=0) - g)
                 bad.append(order[0] > 0.5 * order[1])
             if not any(b.any() for b in bad):
-                out = np.empty(len(t), dtype=np.int64)
-                for i, (x, sh) in enumerate(zip(ts, shifts)):
+                out = []
+                for w, sh in zip(where, shifts):
                     cum = np.concatenate([[0], np.cumsum(sh)])
-                    sel = line == i
-                    out[sel] = (cum - cum[np.searchsorted(x, 0.0)])[np.searchsorted(x, t[sel])]
+                    out.append(cum[w == np.round(w)])     # at the route's own points, in order
                 return out
             # halve the ambiguous steps: new points only
-            mids = [0.5 * (x[:-1] + x[1:])[b] for x, b in zip(ts, bad)]
+            mids = [0.5 * (r[:-1] + r[1:])[b] for r, b in zip(routes, bad)]
             new = energies(mids)
-            for i, (m, e) in enumerate(zip(mids, new)):
-                if len(m):
-                    x = np.concatenate([ts[i], m])
-                    order = np.argsort(x)
-                    ts[i], es[i] = x[order], np.concatenate([es[i], e])[order]
+            for i, b in enumerate(bad):
+                if b.any():
+                    w = np.concatenate([where[i], 0.5 * (where[i][:-1] + where[i][1:])[b]])
+                    order = np.argsort(w, kind="stable")
+                    where[i] = w[order]
+                    routes[i] = np.concatenate([routes[i], mids[i]])[order]
+                    es[i] = np.concatenate([es[i], new[i]])[order]
         raise HothamError("band indices cannot be carried between k-points (bands too dense for the window's "
                           "guard): widen the guard or sample more k")
 
@@ -712,6 +780,24 @@ class WindowModel:
         if self._gamma is None:
             self._gamma = self.ritz(np.zeros((1, 3)))[0][0]
         return self._gamma
+
+    def _count_moved(self, new: float):
+        """The inertia count at Gamma below ``new`` - TOUCH_TOL from the cached one below the
+        count energy - TOUCH_TOL and the exact eigenvalues of the Gamma sample between the two (no
+        factorisation); None (count again) without a cached count, a Gamma sample, or a sampled
+        window there that holds both energies (its states are all those between its ends)."""
+        if self._count is None or not len(self.samples):
+            return None
+        at = np.flatnonzero(_zone_distance(self.samples, np.zeros((1, 3)))[:, 0] < 1e-9)
+        if not len(at):
+            return None
+        e = self.sample_energies[at[0]]
+        old = self.count_energy
+        lo, hi = sorted((old - TOUCH_TOL, new - TOUCH_TOL))
+        if not e[0] < lo <= hi < e[-1]:
+            return None
+        between = int(np.sum((e >= lo) & (e < hi)))
+        return self._count + between if new > old else self._count - between
 
     def _count_at_gamma(self) -> int:
         """Bands below c - TOUCH_TOL at Gamma: one exact inertia (cached)."""
