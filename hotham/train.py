@@ -108,6 +108,8 @@ class TrainConfig(BaseModel):
         "none", description="band-stage term on H where S is nearly singular: whole-spectrum eigenvalues, or H "
                             "projected on S's near-null space")
     ghost_weight: float = Field(0.1, ge=0, description="weight of the ghost_loss term (eV)")
+    soc_weight: float = Field(1.0, gt=0, description="spin-orbit data: weight of the SOC parts M_x, M_y, M_z of the "
+                                                     "spinor blocks in the block loss (the spin-less part A has 1)")
     ghost_threshold: float = Field(1e-2, gt=0, description="S eigenvalues below this span the near-null space "
                                                            "(ghost_loss projection)")
     cache_gb: float | None = Field(None, ge=0, description="memory (GB) for cached graphs; beyond it structures are read "
@@ -153,9 +155,12 @@ def fermi_levels(ops) -> dict:
 
 
 # ---------------------------------------------------------------------------------- training
-def _loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Hot-Ham loss: MAE + RMSE over all elements (eV)."""
+def _loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Hot-Ham loss: MAE + RMSE over all elements (eV); ``weight`` [4, 1] scales the rows of
+    spin-orbit real parts [4, nnz] (A, M_x, M_y, M_z: ``soc_weight``)."""
     d = pred - target
+    if weight is not None:
+        d = d * weight
     return d.abs().mean() + torch.sqrt((d * d).mean() + 1e-30)
 
 
@@ -197,7 +202,8 @@ def _share(batch: list[str], world: int, rank: int) -> list[str]:
     return batch[start:start + k + (rank < r)]
 
 
-def _ddp_loss(pred: torch.Tensor, target: torch.Tensor, world: int, empty: bool = False):
+def _ddp_loss(pred: torch.Tensor, target: torch.Tensor, world: int, empty: bool = False,
+              weight: torch.Tensor | None = None):
     """This process's share of the Hot-Ham loss of a global batch split across ``world`` processes.
 
     ``pred``, ``target``: this process's flat elements [n_r] (eV); ``empty``: the process holds no
@@ -205,19 +211,22 @@ def _ddp_loss(pred: torch.Tensor, target: torch.Tensor, world: int, empty: bool 
     element count N, sum |d| and sum d^2 (d = pred - target) all-reduced and detached, the loss
     returned is ``world * sum_r |d| / N + world * sum_r d^2 / (2 N rmse)`` (rmse the global one):
     DDP's mean over processes of its gradient is the gradient of the global MAE + RMSE, exactly.
-    Returns ``(loss to back-propagate, global MAE + RMSE (eV), N, global sum |d| (eV))``.
+    Returns ``(loss to back-propagate, global MAE + RMSE (eV), N, global sum |d| (eV))``;
+    ``weight`` as in :func:`_loss` (the sum |d| returned is of the unweighted d).
     """
     import torch.distributed as dist
-    d = pred - target
+    plain = pred - target
+    d = plain if weight is None else plain * weight
     if empty:
         d = d * 0.0
     a, s = d.abs().sum(), (d * d).sum()
     stats = torch.stack([torch.tensor(0.0 if empty else d.numel(), dtype=torch.float64, device=d.device),
-                         a.detach().to(torch.float64), s.detach().to(torch.float64)])
+                         a.detach().to(torch.float64), s.detach().to(torch.float64),
+                         (plain * (0.0 if empty else 1.0)).abs().sum().detach().to(torch.float64)])
     dist.all_reduce(stats)
-    n, a_all, s_all = stats.tolist()
+    n, a_all, s_all, plain_all = stats.tolist()
     rmse = math.sqrt(s_all / n + 1e-30)
-    return world * a / n + world * s / (2 * n * rmse), a_all / n + rmse, int(n), a_all
+    return world * a / n + world * s / (2 * n * rmse), a_all / n + rmse, int(n), plain_all
 
 
 def _all_sum(x: torch.Tensor) -> torch.Tensor:
@@ -531,6 +540,12 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     band_losses = (_band_losses(ops, sorted({n for m in mine.values() for n in m}), cfg, device, offset)
                    if cfg.band_weight > 0 or cfg.ghost_loss != "none" else {})
     k_gen = torch.Generator().manual_seed(cfg.seed + 1)     # random k-points of the band loss
+    # the rows A, M_x, M_y, M_z of spin-orbit targets: the SOC parts are ~100x smaller than A, so
+    # a plain loss spends the network on A; soc_weight scales them
+    soc_rows = (torch.tensor([1.0] + [cfg.soc_weight] * 3, device=device, dtype=dtype)[:, None]
+                if spin == "soc" and cfg.soc_weight != 1.0 else None)
+    if spin != "soc" and cfg.soc_weight != 1.0:
+        raise TrainingError(f"{ds.path}: soc_weight weighs the spin-orbit parts of SOC data; this data set has none")
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
         state = _load_state(last_path, mcfg, cfg)
@@ -588,7 +603,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                 break
             pred = stepper(g)
             if world == 1:
-                loss = _loss(pred, y)
+                loss = _loss(pred, y, soc_rows)
                 if with_bands:
                     bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
                     band, ghost = torch.stack(bands).mean(), torch.stack(ghosts).mean()
@@ -597,7 +612,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
                     tr_ghost += ghost.item() * len(b)
                 value = loss.item()
             else:
-                loss, value, n_y, mae_sum = _ddp_loss(pred, y, world, b in empty)
+                loss, value, n_y, mae_sum = _ddp_loss(pred, y, world, b in empty, soc_rows)
                 if with_bands:          # the mean over the global batch's structures, rescaled likewise
                     bands, ghosts = _band_terms(band_losses, ops, b, pred, cfg, k_gen)
                     band = torch.stack(bands).sum() if bands else pred.sum() * 0.0
@@ -630,7 +645,7 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             for b in val_batches:
                 g, y = store[tuple(b)]
                 pred = evaluated(g)
-                v_loss += _loss(pred, y).item() * y.numel()
+                v_loss += _loss(pred, y, soc_rows).item() * y.numel()
                 v_mae += (pred - y).abs().sum().item()
                 v_n += y.numel()
         v_loss /= v_n

@@ -153,6 +153,34 @@ def test_soc_model_trains_and_predicts_spinor_operators(tmp_path):
               config=TrainConfig(epochs=1, band_weight=0.1), log=lambda s: None)
 
 
+def test_soc_weight_scales_the_spin_orbit_rows_of_the_loss(tmp_path):
+    """soc_weight multiplies the errors of the rows M_x, M_y, M_z (not A) in the block loss, the
+    one that is trained and validated; the reported MAE stays unweighted; spin-less data refuse it."""
+    from hotham.dataset import build_dataset
+    from hotham.train import TrainConfig, TrainingError, _loss, train
+    target = torch.zeros(4, 6)
+    target[1:] = 0.01                                                   # errors on the SOC rows only
+    w = torch.tensor([1.0, 10.0, 10.0, 10.0])[:, None]
+    assert _loss(torch.zeros(4, 6), target, w).item() == pytest.approx(10 * _loss(torch.zeros(4, 6), target).item())
+    target[:] = 0.0
+    target[0] = 0.01                                                    # errors on A only: unchanged
+    assert _loss(torch.zeros(4, 6), target, w).item() == pytest.approx(_loss(torch.zeros(4, 6), target).item())
+    build_dataset([SOC_DEEPH, SOC_OPENMX], tmp_path / "set.h5", split=(0.5, 0.5, 0.0), seed=0, spin="soc",
+                  progress=False)
+    tiny, runs = {"lmax": 2, "channels": 4, "layers": 1}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for weight in (1.0, 30.0):
+            runs[weight] = train(tmp_path / "set.h5", tmp_path / f"m{weight:g}.pt", model=tiny,
+                                 config=TrainConfig(epochs=1, seed=0, soc_weight=weight), log=lambda s: None)
+    assert runs[30.0]["history"][0]["val_loss"] > runs[1.0]["history"][0]["val_loss"]
+    assert torch.load(tmp_path / "m30.pt", weights_only=False)["train_config"]["soc_weight"] == 30.0
+    build_dataset([DATA / "openmx" / "mos2_prim"], tmp_path / "plain.h5", split=(1.0, 0.0, 0.0), progress=False)
+    with pytest.raises(TrainingError, match="soc_weight"):
+        train(tmp_path / "plain.h5", tmp_path / "p.pt", model=tiny, config=TrainConfig(epochs=1, soc_weight=10.0),
+              log=lambda s: None)
+
+
 def test_soc_cascade_over_a_spinless_model(tmp_path):
     """A SOC second stage over a spin-less first stage (how the shipped mos2_soc.pt is made): the
     first stage gives the spin-less part A, the network the rest; a prediction on a spin-less

@@ -236,8 +236,9 @@ def _subdivide(points: np.ndarray, step: float):
 
 def _axis_lines(k: np.ndarray, step: float) -> list:
     """Routes from Gamma to each of ``k`` [nk, 3] along b1, then b2, then b3, legs shared: a list
-    of (route [M, 3] starting at the end of the previous leg, at [n] indices into it, which [n]
-    indices into k). The route of k is the sum of its legs."""
+    of (route [M, 3] through the end of the previous leg, ``at`` [n] the targets' indices in it,
+    ``zero`` the index of the previous leg's end in it, ``which`` [n] the targets' indices into k).
+    The route of k is the sum of its legs."""
     out = []
     origin = np.zeros_like(k)
     for axis in range(3):
