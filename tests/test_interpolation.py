@@ -220,6 +220,12 @@ def test_band_indices_carried_from_gamma_when_the_count_energy_cuts_bands(graphe
     path = band_path(op.atoms, [[0, 0, 0], [1 / 3, 1 / 3, 0], [0.5, 0, 0], [0, 0, 0]], npoints=60).kpts
     assert len(_subdivide(np.vstack([np.zeros((1, 3)), path]), 1 / 24)[0]) < sum(len(x[0]) for x in _axis_lines(path, 1 / 24))
     ep = solve(op, path).energies
+    # the walk reuses the Ritz values bands() has at the path's k: about one evaluation per k
+    evaluated, plain_ritz = [], model.ritz
+    model.ritz = lambda kk: evaluated.append(len(kk)) or plain_ritz(kk)
+    model.bands(path)
+    del model.ritz
+    assert sum(evaluated) <= len(path) + 2
     np.testing.assert_allclose(model.ritz(path)[0][:, inner],
                                np.take_along_axis(ep, model.band_offsets(path)[:, None] + np.arange(ritz.shape[1]), 1)[:, inner],
                                atol=1e-8)

@@ -503,11 +503,11 @@ class WindowModel:
             out[q] = np.linalg.norm(r, axis=1)
         return out
 
-    def _safe_offsets(self, k):
+    def _safe_offsets(self, k, ritz_values=None):
         """:meth:`band_offsets` of ``k``, or None where the Ritz values cannot be followed (a model
         of too few samples)."""
         try:
-            return self.band_offsets(k)
+            return self.band_offsets(k, ritz_values=ritz_values)
         except HothamError:
             return None
 
@@ -546,20 +546,21 @@ class WindowModel:
         return result
 
     def _bands_batched(self, k, vectors):
-        out = []
-        offsets = self._safe_offsets(k)                                   # one walk for every k
         step = max(1, int(4e8 // (16 * self.basis.shape[1] ** 2 * 8)))   # bound the batch's memory
-        for q0 in range(0, len(k), step):
-            q = slice(q0, q0 + step)
-            out.append(self._bands(k[q], vectors, None if offsets is None else offsets[q]))
+        batches = [slice(q0, q0 + step) for q0 in range(0, len(k), step)]
+        parts = [self.ritz(k[q]) for q in batches]
+        e, y = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+        del parts
+        offsets = self._safe_offsets(k, e)                                # one walk for every k, through these
+        out = [self._bands(k[q], e[q], y[q], vectors, None if offsets is None else offsets[q]) for q in batches]
         if len(out) == 1:
             return out[0]
         cat = lambda name: np.concatenate([getattr(o, name) for o in out])   # noqa: E731
         return InterpolatedBands(k, cat("energies"), cat("bound"), cat("estimate"), cat("ritz"), cat("first"),
                                  cat("coefficients") if vectors else None, out[0].fermi_level, self.window)
 
-    def _bands(self, k, vectors, offsets):
-        e, y = self.ritz(k)
+    def _bands(self, k, e, y, vectors, offsets):
+        """The tracked bands at ``k`` from their Ritz pairs (e, y) of :meth:`ritz`."""
         first = self._tracked(e, offsets)
         m = self.n_below + self.n_above
         idx = first[:, None] + np.arange(m)
@@ -690,7 +691,7 @@ class WindowModel:
         return self
 
     # ------------------------------------------------------------------ occupations
-    def band_offsets(self, kpts, step: float = 1 / 24, max_refinements: int = 5) -> np.ndarray:
+    def band_offsets(self, kpts, step: float = 1 / 24, max_refinements: int = 5, ritz_values=None) -> np.ndarray:
         """Band index (0-based, in the whole spectrum) of the lowest Ritz value at fractional
         ``kpts`` [nk, 3]: int [nk], with no count at those k.
 
@@ -705,7 +706,8 @@ class WindowModel:
         order from Gamma (a band path), or from Gamma along b1, then b2, then b3 to each k (a
         mesh: lines shared by its rows). It holds where the count energy cuts bands (a metal, a
         first guess of E_F, a Dirac cone near K): the window slides across the spectrum, and
-        the index follows it."""
+        the index follows it. ``ritz_values``: the Ritz values at ``kpts`` [nk, p] if known
+        (:meth:`bands` has them), not evaluated again on the route."""
         k = as_kpoints(kpts)
         key = (k.tobytes(), step, max_refinements)
         if key in self._offsets:                               # the same k again (a mesh's bands, then its DOS)
@@ -714,30 +716,47 @@ class WindowModel:
         offset = np.full(len(k), self._count_at_gamma() - int(np.sum(e0 < self.count_energy - TOUCH_TOL)))
         along = _subdivide(np.vstack([np.zeros((1, 3)), k]), step)
         lines = _axis_lines(k, step)
+        known = ritz_values is not None
         if len(along[0]) <= sum(len(line[0]) for line in lines):
-            offset += self._walk([along[0]], max_refinements)[0][along[1][1:]]
+            have = [(np.concatenate([[0], along[1][1:]]), np.vstack([e0[None], ritz_values]))] if known else None
+            offset += self._walk([along[0]], max_refinements, have)[0][along[1][1:]]
         else:
-            change = self._walk([line[0] for line in lines], max_refinements)
+            # a leg ends at its target's k only on its last leg (before, it ends on the way there)
+            ends = [np.all(np.abs(line[0][line[1]] - k[line[3]]) < 1e-12, axis=1) for line in lines]
+            have = [(line[1][e], ritz_values[line[3][e]]) for line, e in zip(lines, ends)] if known else None
+            change = self._walk([line[0] for line in lines], max_refinements, have)
             for (_, at, zero, which), c in zip(lines, change):  # legs add up: the change along each leg
                 offset[which] += c[at] - c[zero]
         self._offsets = {key: offset.copy()}                   # one set of k kept (new samples clear it)
         return offset
 
-    def _walk(self, routes, max_refinements) -> list:
+    def _walk(self, routes, max_refinements, known=None) -> list:
         """Change of the index of Ritz value 0 along each route (k-points [m, 3], consecutive
-        ones close), from its first point: int [m] per route. Ambiguous steps are halved."""
+        ones close), from its first point: int [m] per route. Ambiguous steps are halved.
+        ``known``: per route (indices, Ritz values [n, p]) of points whose values are known."""
         g = self.guard
+        p = self.n_below + self.n_above + 2 * g
 
         def energies(points):                              # Ritz values [n, p] at the points of each route
             pts = np.concatenate(points)
             if not len(pts):
-                return [np.zeros((0, 0)) for _ in points]
+                return [np.zeros((0, p)) for _ in points]
             e = np.concatenate([self.ritz(c)[0] for c in np.array_split(pts, max(1, len(pts) // 64))])
             return np.split(e, np.cumsum([len(x) for x in points])[:-1])
 
         routes = [np.asarray(r, float) for r in routes]
         where = [np.arange(len(r), dtype=float) for r in routes]   # a point's place: its index, halves between
-        es = energies(routes)
+        have = [np.zeros(len(r), bool) for r in routes]
+        for h, kn in zip(have, known or []):
+            h[kn[0]] = True
+        new = energies([r[~h] for r, h in zip(routes, have)])
+        es = []
+        for i, (r, h) in enumerate(zip(routes, have)):
+            e = np.empty((len(r), p))
+            e[~h] = new[i]
+            if known is not None:
+                e[known[i][0]] = known[i][1]
+            es.append(e)
         inner = np.arange(g, es[0].shape[1] - g)
         for _ in range(max_refinements + 1):
             shifts, bad = [], []
