@@ -39,8 +39,10 @@ class Recipe(NamedTuple):
 
 #: recipe name -> its :class:`Recipe`
 SOURCES = {
-    # the 20 slid cells, then (fine-tuning, examples/graphene_hbn.yaml) 30 cells under -4..+4 % strain
-    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1", "graphene_hbn_strain.h5"], (0.8, 0.1, 0.1)),
+    # the 20 slid cells, then (fine-tuning, examples/graphene_hbn.yaml) 30 cells under -4..+4 % strain,
+    # then those with 16 uniaxially strained cells and 8 noisy 2x2 cells
+    "graphene_hbn": Recipe(["graphene_hbn_slid_1x1", "graphene_hbn_strain.h5", "graphene_hbn_uniaxial.h5",
+                            "graphene_hbn_thermal.h5"], (0.8, 0.1, 0.1)),
     # the 16 slid bilayers, then (fine-tuning, examples/mos2_bilayer.yaml) 2H and parallel bilayers
     # under -4..+4 % strain and Mo-Mo 6.0-6.9 A
     "mos2_bilayer": Recipe(["mos2_bilayer_slid_1x1", "mos2_2h_strain.h5", "mos2_par_strain.h5"], (0.8, 0.1, 0.1)),
