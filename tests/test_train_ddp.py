@@ -23,9 +23,9 @@ set_threads(1)
 import hotham.train as T
 if sys.argv[3] == "plain":
     rescaled = T._ddp_loss
-    def plain(pred, target, world, empty=False):
-        _, value, n, mae_sum = rescaled(pred, target, world, empty)
-        return T._loss(pred, target) * (0.0 if empty else 1.0), value, n, mae_sum
+    def plain(pred, target, world, empty=False, weight=None):
+        _, value, n, mae_sum = rescaled(pred, target, world, empty, weight)
+        return T._loss(pred, target, weight) * (0.0 if empty else 1.0), value, n, mae_sum
     T._ddp_loss = plain
 T.train(sys.argv[1], sys.argv[2], model=%r, config=T.TrainConfig(**%r), log=print)
 """ % (MODEL, CONFIG)
