@@ -42,6 +42,17 @@ def _strained_and_noisy(prefix: str) -> list:
             ["openmx", "write", f"{{tmp}}/t300/{prefix}_t300.extxyz", "--kgrid", "5", "5", "1", "-o", "{out}"]]
 
 
+def _uniaxial(slide: list, prefix: str) -> list:
+    """Steps of a uniaxial set: ``hotham structure slide`` with the arguments ``slide``, then each
+    structure under a random symmetric in-plane strain (sigma 0.02) with 0.03 A noise (seed 300 +
+    its index), written as {prefix}_{index}, and the OpenMX inputs (k 9x9x1)."""
+    return [["structure", "slide", *slide, "-o", "{tmp}/base.extxyz"],
+            ("for-each", "base_*.extxyz",
+             ["structure", "perturb", "{file}", "-n", "1", "--displacement", "0.03", "--strain", "0.02",
+              "--seed", "{seed}", "-o", f"{{tmp}}/uni/{prefix}_{{index}}.extxyz"]),
+            ["openmx", "write", "{tmp}/uni/*.extxyz", *K9, "-o", "{out}"]]
+
+
 #: set -> (what it holds, steps). A step is a hotham command line; "{out}" is the set's folder,
 #: "{tmp}" a scratch folder. A step ("for-each", glob, argv) runs argv once per structure file
 #: matching glob in {tmp}, with {file}, {stem} and {index} filled in.
@@ -54,12 +65,7 @@ SETS = {
     "bilayer_graphene_uniaxial": (
         "30 bilayer graphene cells: random slides and gaps ~ U[3.2, 3.7] A, then a random symmetric "
         "in-plane strain (entries ~ N(0, 0.02^2): uniaxial, biaxial and shear) and 0.03 A noise",
-        [["structure", "slide", "graphene", "-n", "30", "--distance", "3.2", "3.7", *GR_CELL,
-          "--seed", "20261208", "-o", "{tmp}/base.extxyz"],
-         ("for-each", "base_*.extxyz",
-          ["structure", "perturb", "{file}", "-n", "1", "--displacement", "0.03", "--strain", "0.02",
-           "--seed", "{seed}", "-o", "{tmp}/uni/gr_uni_{index}.extxyz"]),
-         ["openmx", "write", "{tmp}/uni/*.extxyz", *K9, "-o", "{out}"]]),
+        _uniaxial(["graphene", "-n", "30", "--distance", "3.2", "3.7", *GR_CELL, "--seed", "20261208"], "gr_uni")),
     "bilayer_graphene_thermal": (
         "12 2x2 bilayer graphene cells (16 atoms): random slides, gaps ~ U[3.25, 3.6] A, Gaussian "
         "displacements of 0.05 A per coordinate (the room-temperature amplitude of graphene), k 5x5x1",
@@ -81,12 +87,8 @@ SETS = {
     "graphene_hbn_uniaxial": (
         "16 graphene/hBN cells (graphene below, hBN above, a = 2.48 A): random slides and gaps ~ U[3.2, 3.6] A, then a "
         "random symmetric in-plane strain (entries ~ N(0, 0.02^2): uniaxial, biaxial and shear) and 0.03 A noise",
-        [["structure", "slide", "graphene", "--top", "hbn", "--stacking", "AA", "-n", "16", "--lattice", "2.48", "2.48",
-          "--distance", "3.2", "3.6", "--cell-height", "18.60", "--seed", "20261215", "-o", "{tmp}/base.extxyz"],
-         ("for-each", "base_*.extxyz",
-          ["structure", "perturb", "{file}", "-n", "1", "--displacement", "0.03", "--strain", "0.02",
-           "--seed", "{seed}", "-o", "{tmp}/uni/gr_hbn_uni_{index}.extxyz"]),
-         ["openmx", "write", "{tmp}/uni/*.extxyz", *K9, "-o", "{out}"]]),
+        _uniaxial(["graphene", "--top", "hbn", "--stacking", "AA", "-n", "16", "--lattice", "2.48", "2.48",
+                   "--distance", "3.2", "3.6", "--cell-height", "18.60", "--seed", "20261215"], "gr_hbn_uni")),
     "graphene_hbn_thermal": (
         "8 2x2 graphene/hBN cells (16 atoms, a = 2.48 A): random slides, gaps ~ U[3.25, 3.55] A, Gaussian displacements "
         "of 0.05 A per coordinate (room temperature), k 5x5x1",
