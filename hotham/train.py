@@ -578,7 +578,9 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
             "dataset": os.fspath(ds.path), "r_max": max_edge,
             "valence_electrons": valence, "fermi_levels": fermi_levels([ops[n] for n in split["train"]]),
             "domain": training_domain([ops[n] for n in split["train"]]), "validated_on": validated_on}
-    info.update(_embedded_basis(basis, log if lead else (lambda line: None), first))
+    # the PAO data from OpenMX's files, else from the first stage or the model fine-tuned (init)
+    carrier = first if first is not None else (start if init is not None else None)
+    info.update(_embedded_basis(basis, log if lead else (lambda line: None), carrier))
     for epoch in range(first_epoch, cfg.epochs + 1):
         net.train()
         if epoch <= cfg.warmup_epochs:           # linear warm-up; the plateau schedule starts after it
@@ -781,11 +783,12 @@ def _write_metrics(out_path, history: list[dict]) -> None:
         w.writerows(history)
 
 
-def _embedded_basis(basis, log, stage1=None) -> dict:
+def _embedded_basis(basis, log, carrier=None) -> dict:
     """``{"pao": ...}``: the PAO data of the basis for the checkpoint
     (:func:`hotham.checkpoint.pao_entry`), when the basis has OpenMX labels and
-    ``$HOTHAM_OPENMX_DATA`` names OpenMX's files, or those a kinetic first stage was given;
-    else ``{}``, with a line to ``log`` saying how to add it later."""
+    ``$HOTHAM_OPENMX_DATA`` names OpenMX's files, or those ``carrier`` has (a first stage, or the
+    model a fine-tuning starts from: ``.paos``); else ``{}``, with a line to ``log`` saying how
+    to add it later."""
     from .checkpoint import pao_entry
     from .parsers.openmx.pao import OpenMXDataNotFound
     if not basis.labels or set(basis.labels) != set(basis.shells):
@@ -793,7 +796,7 @@ def _embedded_basis(basis, log, stage1=None) -> dict:
     try:
         return {"pao": pao_entry(basis.labels)}
     except (OpenMXDataNotFound, BasisError) as exc:
-        carried = getattr(stage1, "paos", None)
+        carried = getattr(carrier, "paos", None)
         if carried and set(basis.shells) <= set(carried):
             from .checkpoint import pao_record
             return {"pao": {s: pao_record(carried[s]) for s in basis.shells}}

@@ -107,3 +107,17 @@ def test_malformed_embedded_data_names_the_checkpoint(tmp_path):
     torch.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(FormatError, match=r"bad\.pt.*C6\.0"):
         load_predictor(tmp_path / "bad.pt", device="cpu").paos
+
+
+def test_fine_tuning_carries_the_pao_data_of_the_model_it_starts_from(dataset, no_openmx_data, tmp_path):
+    """Without OpenMX's files a fine-tuned model takes the PAO data of the model it starts from
+    (init), so it still predicts bare structures; a model trained from scratch there has none."""
+    from hotham.train import TrainConfig, train
+    quiet = lambda line: None                                           # noqa: E731
+    train(dataset, tmp_path / "ft.pt", init=MODELS / "bilayer_graphene.pt", config=TrainConfig(epochs=1), log=quiet)
+    carried = torch.load(tmp_path / "ft.pt", weights_only=False)["pao"]
+    shipped = torch.load(MODELS / "bilayer_graphene.pt", weights_only=False)["pao"]
+    assert sorted(carried) == ["C"] and torch.equal(carried["C"]["radial"], shipped["C"]["radial"])
+    train(dataset, tmp_path / "new.pt", model={"lmax": 1, "channels": 2, "layers": 1}, config=TrainConfig(epochs=1),
+          log=quiet)
+    assert "pao" not in torch.load(tmp_path / "new.pt", weights_only=False)
