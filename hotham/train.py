@@ -216,13 +216,13 @@ def _ddp_loss(pred: torch.Tensor, target: torch.Tensor, world: int, empty: bool 
     """
     import torch.distributed as dist
     plain = pred - target
-    d = plain if weight is None else plain * weight
     if empty:
-        d = d * 0.0
+        plain = plain * 0.0
+    d = plain if weight is None else plain * weight
     a, s = d.abs().sum(), (d * d).sum()
     stats = torch.stack([torch.tensor(0.0 if empty else d.numel(), dtype=torch.float64, device=d.device),
                          a.detach().to(torch.float64), s.detach().to(torch.float64),
-                         (plain * (0.0 if empty else 1.0)).abs().sum().detach().to(torch.float64)])
+                         plain.abs().sum().detach().to(torch.float64)])
     dist.all_reduce(stats)
     n, a_all, s_all, plain_all = stats.tolist()
     rmse = math.sqrt(s_all / n + 1e-30)
@@ -477,6 +477,8 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
         raise TrainingError("a second stage (stage1) starts from a zero readout, not from another model's weights (init)")
     if spin == "soc" and (cfg.band_weight > 0 or cfg.ghost_loss != "none"):
         raise TrainingError(f"{ds.path}: the band-energy loss takes spin-less H; train the SOC model with band_weight 0")
+    if spin != "soc" and cfg.soc_weight != 1.0:
+        raise TrainingError(f"{ds.path}: soc_weight weighs the spin-orbit parts of SOC data; this data set has none")
     if init is not None:
         from .checkpoint import load_predictor
         start = load_predictor(init, device="cpu")
@@ -544,8 +546,6 @@ def train(dataset, out_path, *, model: dict | None = None, config: TrainConfig |
     # a plain loss spends the network on A; soc_weight scales them
     soc_rows = (torch.tensor([1.0] + [cfg.soc_weight] * 3, device=device, dtype=dtype)[:, None]
                 if spin == "soc" and cfg.soc_weight != 1.0 else None)
-    if spin != "soc" and cfg.soc_weight != 1.0:
-        raise TrainingError(f"{ds.path}: soc_weight weighs the spin-orbit parts of SOC data; this data set has none")
     history, best, best_state, first_epoch, t_before, stale = [], math.inf, None, 1, 0.0, 0
     if resume:
         state = _load_state(last_path, mcfg, cfg)

@@ -657,7 +657,7 @@ class WindowModel:
         while True:
             b = self.bands(k)
             v = getattr(b, rank).max(axis=1)
-            v[_equivalent(k, self.samples)] = 0.0          # exact there already
+            v[self.sampled(k)] = 0.0                       # exact there already
             if (on != "solve" and v.max() < tol) or len(self.samples) >= max_samples:
                 if log is not None:
                     log.append((len(self.samples), float(v.max()), float("nan")))
@@ -808,7 +808,7 @@ class WindowModel:
         window there that holds both energies (its states are all those between its ends)."""
         if self._count is None or not len(self.samples):
             return None
-        at = np.flatnonzero(_zone_distance(self.samples, np.zeros((1, 3)))[:, 0] < 1e-9)
+        at = np.flatnonzero(_equivalent(self.samples, np.zeros((1, 3))))
         if not len(at):
             return None
         e = self.sample_energies[at[0]]
